@@ -1,0 +1,1 @@
+"""Kosmos: many Kubernetes clusters that behave like one."""

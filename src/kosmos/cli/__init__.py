@@ -1,0 +1,1 @@
+"""kosmosctl: install Kosmos, join clusters, inspect them, and run the local environment."""

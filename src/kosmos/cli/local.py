@@ -1,0 +1,123 @@
+"""``kosmosctl local``: the local multi-cluster environment (real control planes + kwok)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import click
+
+from kosmos.cli.output import FORMATS, Progress, emit
+from kosmos.local import environment, paths, toolchain
+from kosmos.local.kubectl import KubectlError
+from kosmos.local.kwokctl import KwokctlError
+from kosmos.local.topology import Options, PlanError
+
+FAILURES = (
+    toolchain.ToolchainError,
+    KwokctlError,
+    KubectlError,
+    PlanError,
+    environment.LocalEnvError,
+)
+
+
+@click.group()
+def local() -> None:
+    """Run a host cluster and member clusters as local processes.
+
+    State lives in $KOSMOS_LOCAL_DIR (default ~/.kosmos/local); built binaries are cached in
+    $KOSMOS_CACHE_DIR (default ~/.cache/kosmos).
+    """
+
+
+@local.command()
+@click.option("--rebuild", is_flag=True, help="Rebuild even if the cache has the binaries.")
+def toolchain_cmd(rebuild: bool) -> None:
+    """Build (or reuse) kube-apiserver, kcm, scheduler, kubectl, etcd, kwok and kwokctl."""
+    try:
+        tools = toolchain.ensure(Progress(), rebuild=rebuild)
+    except toolchain.ToolchainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for built in tools.groups.values():
+        state = "cached" if built.reused else "built"
+        click.echo(
+            f"{built.group.name:5} {built.version:9} {state:6} "
+            f"build {built.build_seconds:6.0f}s  peak RSS {built.peak_rss_mib:5.0f} MiB  "
+            f"{built.directory}"
+        )
+    click.echo(f"binaries linked in {paths.bin_dir()}")
+
+
+toolchain_cmd.name = "toolchain"
+
+
+@local.command()
+@click.option("--members", default=2, show_default=True, help="Number of member clusters.")
+@click.option("--nodes", default=3, show_default=True, help="kwok nodes per cluster.")
+@click.option(
+    "--overlap",
+    is_flag=True,
+    help="Give cluster1 and cluster2 the same pod and service CIDRs (global-IP scenarios).",
+)
+@click.option(
+    "--port-base", default=16400, show_default=True, help="First port; 10 ports per cluster."
+)
+def up(members: int, nodes: int, overlap: bool, port_base: int) -> None:
+    """Start the host and member clusters (idempotent)."""
+    options = Options(members=members, nodes=nodes, overlap=overlap, port_base=port_base)
+    progress = Progress()
+    try:
+        clusters = environment.up(options, progress)
+    except FAILURES as exc:
+        raise click.ClickException(str(exc)) from exc
+    progress(f"environment up: {', '.join(c.name for c in clusters)}")
+    click.echo(f"export KUBECONFIG={environment.merged_kubeconfig()}")
+    click.echo(f"export PATH={paths.bin_dir()}:$PATH")
+
+
+@local.command()
+def down() -> None:
+    """Stop every process of the environment and free its ports."""
+    report = environment.down(Progress())
+    if report.killed:
+        click.echo(f"killed {len(report.killed)} processes kwokctl left behind", err=True)
+    if report.ports_still_bound:
+        ports = ", ".join(str(p) for p in sorted(report.ports_still_bound))
+        raise click.ClickException(f"ports still bound after down: {ports}")
+    click.echo(f"deleted clusters: {', '.join(report.deleted) or 'none'}")
+
+
+@local.command()
+@click.option("-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True)
+def status(output: str) -> None:
+    """Show each cluster, its health, nodes and resident memory."""
+    clusters = environment.status()
+    if not clusters:
+        raise click.ClickException("the local environment is not up: run `kosmosctl local up`")
+    headers = ["name", "role", "server", "version", "healthy", "nodes", "processes", "rss"]
+    rows = [
+        [
+            c.name,
+            c.role,
+            c.server,
+            c.version,
+            "yes" if c.healthy else "NO",
+            f"{c.nodes_ready}/{c.nodes_total}",
+            c.processes,
+            f"{c.rss_mib:.0f}Mi",
+        ]
+        for c in clusters
+    ]
+    emit(output, headers, rows, [asdict(c) for c in clusters])
+    if not all(c.healthy for c in clusters):
+        raise SystemExit(1)
+
+
+@local.command()
+def env() -> None:
+    """Print shell exports for the pinned kubectl and the merged kubeconfig."""
+    click.echo(f"export KUBECONFIG={environment.merged_kubeconfig()}")
+    path = os.environ.get("PATH", "")
+    if str(paths.bin_dir()) not in path.split(os.pathsep):
+        click.echo(f"export PATH={paths.bin_dir()}:$PATH")

@@ -1,0 +1,1 @@
+"""ClusterLink: cross-cluster pod and service networking (planner, agent, elector)."""

@@ -1,0 +1,266 @@
+"""``up``, ``down`` and ``status`` of the local environment.
+
+``up`` is idempotent: a running cluster is left alone, a stopped one is started, a missing one
+is created; nodes are created only where absent. ``down`` deletes every cluster, then checks
+/proc and kills whatever survived, and reports any port still bound, so a test can rely on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kosmos.local import kwokctl, paths, procs, toolchain
+from kosmos.local.kubectl import Kubectl, KubectlError
+from kosmos.local.topology import KWOK_NODE_SELECTOR, ClusterPlan, Options, node_manifest, plan
+
+Progress = Callable[[str], None]
+
+
+class LocalEnvError(RuntimeError):
+    """The environment cannot be brought to the asked state; the message says what to do."""
+
+
+def state_file() -> Path:
+    return paths.local_dir() / "env.json"
+
+
+def kubeconfig_dir() -> Path:
+    """Per-cluster kubeconfigs ``<name>-kubeconfig`` and the merged ``config``."""
+    return paths.local_dir() / "kubeconfig"
+
+
+def merged_kubeconfig() -> Path:
+    return kubeconfig_dir() / "config"
+
+
+def cluster_kubeconfig(name: str) -> Path:
+    return kubeconfig_dir() / f"{name}-kubeconfig"
+
+
+@dataclass
+class ClusterStatus:
+    name: str
+    role: str
+    server: str
+    version: str
+    healthy: bool
+    nodes_ready: int
+    nodes_total: int
+    processes: int
+    rss_mib: float
+
+
+def load_options() -> Options | None:
+    if not state_file().exists():
+        return None
+    return Options(**json.loads(state_file().read_text())["options"])
+
+
+def up(options: Options, progress: Progress) -> list[ClusterPlan]:
+    """Bring the environment to ``options``; safe to re-run."""
+    clusters = plan(options)
+    previous = load_options()
+    if previous is not None and previous != options and _running_clusters():
+        raise LocalEnvError(
+            f"an environment with other options is up ({previous}); "
+            "run `kosmosctl local down` first"
+        )
+    tools = toolchain.ensure(progress)
+    kwok = kwokctl.Kwokctl(tools.path("kwokctl"))
+    _save_state(options, tools.k8s_version)
+    for cluster in clusters:
+        started = time.monotonic()
+        _ensure_cluster(kwok, cluster, tools, progress)
+        _write_kubeconfig(cluster, kwok.kubeconfig(cluster.name))
+        _ensure_nodes(cluster, tools, progress)
+        progress(f"{cluster.name}: ready in {time.monotonic() - started:.1f}s")
+    _write_merged_kubeconfig(clusters)
+    return clusters
+
+
+def _ensure_cluster(
+    kwok: kwokctl.Kwokctl, cluster: ClusterPlan, tools: toolchain.Toolchain, progress: Progress
+) -> None:
+    if not kwok.exists(cluster.name):
+        progress(f"{cluster.name}: creating ({cluster.role}, apiserver :{cluster.apiserver_port})")
+        kwok.create(cluster, tools)
+        return
+    if _healthy(_kubectl(cluster.name, tools.path("kubectl"), kwok.kubeconfig(cluster.name))):
+        progress(f"{cluster.name}: already running")
+        return
+    progress(f"{cluster.name}: starting stopped cluster")
+    kwok.start(cluster.name)
+
+
+def _kubectl(name: str, binary: Path, kubeconfig: Path) -> Kubectl:
+    return Kubectl(binary, kubeconfig, name)
+
+
+def _healthy(kubectl: Kubectl) -> bool:
+    return kubectl.kubeconfig.exists() and kubectl.ok("get", "--raw", "/readyz")
+
+
+def _ensure_nodes(cluster: ClusterPlan, tools: toolchain.Toolchain, progress: Progress) -> None:
+    """Create the simulated nodes that are missing, then wait until kwok marks them Ready."""
+    kubectl = _kubectl(cluster.name, tools.path("kubectl"), cluster_kubeconfig(cluster.name))
+    existing = set(kubectl.run("get", "nodes", "-o", "name").split())
+    missing = [n for n in cluster.nodes if f"node/{n.name}" not in existing]
+    if missing:
+        items = [node_manifest(n, tools.k8s_version) for n in missing]
+        body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        kubectl.run("create", "-f", "-", stdin=body)
+        progress(f"{cluster.name}: created {len(missing)} kwok nodes")
+    kubectl.run(
+        "wait",
+        "--for=condition=Ready",
+        "node",
+        "-l",
+        KWOK_NODE_SELECTOR,
+        "--timeout=120s",
+        timeout=150,
+    )
+
+
+def _inline_files(kubeconfig: dict[str, Any], section: str) -> None:
+    """Inline file references so the kubeconfig is portable (it is what `join` stores)."""
+    for entry in kubeconfig.get(section + "s", []):
+        body = entry[section]
+        for field_name in ("certificate-authority", "client-certificate", "client-key"):
+            if field_name in body:
+                data = Path(body.pop(field_name)).read_bytes()
+                body[field_name + "-data"] = base64.b64encode(data).decode()
+
+
+def _write_kubeconfig(cluster: ClusterPlan, source: Path) -> None:
+    """Rewrite kwokctl's kubeconfig: names = the cluster name, certificates inlined."""
+    raw = yaml.safe_load(source.read_text())
+    _inline_files(raw, "cluster")
+    _inline_files(raw, "user")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster.name, "cluster": raw["clusters"][0]["cluster"]}],
+        "users": [{"name": cluster.name, "user": raw["users"][0]["user"]}],
+        "contexts": [
+            {"name": cluster.name, "context": {"cluster": cluster.name, "user": cluster.name}}
+        ],
+        "current-context": cluster.name,
+        "preferences": {},
+    }
+    kubeconfig_dir().mkdir(parents=True, exist_ok=True)
+    target = cluster_kubeconfig(cluster.name)
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+    target.chmod(0o600)
+
+
+def _write_merged_kubeconfig(clusters: list[ClusterPlan]) -> None:
+    merged: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "preferences": {}}
+    for key in ("clusters", "users", "contexts"):
+        merged[key] = []
+    for cluster in clusters:
+        one = yaml.safe_load(cluster_kubeconfig(cluster.name).read_text())
+        for key in ("clusters", "users", "contexts"):
+            merged[key] += one[key]
+    merged["current-context"] = clusters[0].name
+    merged_kubeconfig().write_text(yaml.safe_dump(merged, sort_keys=False))
+    merged_kubeconfig().chmod(0o600)
+
+
+def _save_state(options: Options, k8s_version: str) -> None:
+    paths.local_dir().mkdir(parents=True, exist_ok=True)
+    state = {"options": asdict(options), "kubernetes": k8s_version}
+    state_file().write_text(json.dumps(state, indent=2))
+
+
+def _running_clusters() -> list[str]:
+    clusters = kwokctl.workdir() / "clusters"
+    if not clusters.exists():
+        return []
+    return [d.name for d in clusters.iterdir() if procs.processes_under(d)]
+
+
+@dataclass
+class DownReport:
+    deleted: list[str]
+    killed: list[procs.Process]
+    ports_still_bound: dict[int, int]
+
+
+def down(progress: Progress) -> DownReport:
+    """Delete every cluster of the environment and prove nothing is left running."""
+    root = kwokctl.workdir()
+    clusters_dir = root / "clusters"
+    names = sorted(d.name for d in clusters_dir.iterdir()) if clusters_dir.exists() else []
+    before = procs.processes_under(paths.local_dir())
+    ports = procs.listening_ports([p.pid for p in before])
+    kwokctl_bin = paths.bin_dir() / "kwokctl"
+    for name in names:
+        progress(f"{name}: deleting")
+        try:
+            kwokctl.Kwokctl(kwokctl_bin).delete(name)
+        except (kwokctl.KwokctlError, OSError) as exc:
+            progress(f"{name}: kwokctl delete failed ({exc}); stopping its processes directly")
+    # kwokctl signals its processes and returns; give them time to exit on their own.
+    procs.wait_exit([p.pid for p in before], timeout=20.0)
+    leftovers = procs.processes_under(paths.local_dir())
+    if leftovers:
+        progress(f"stopping {len(leftovers)} leftover processes")
+        procs.terminate([p.pid for p in leftovers])
+    still_bound = procs.wait_ports_free(sorted(ports), timeout=5.0)
+    still = {port: ports[port] for port in still_bound}
+    for path in (merged_kubeconfig(), state_file(), *kubeconfig_dir().glob("*-kubeconfig")):
+        path.unlink(missing_ok=True)
+    return DownReport(names, leftovers, still)
+
+
+def status() -> list[ClusterStatus]:
+    """Health of every planned cluster; an environment that is not up yields an empty list."""
+    options = load_options()
+    if options is None:
+        return []
+    kubectl_bin = paths.bin_dir() / "kubectl"
+    result = []
+    for cluster in plan(options):
+        pids = [p.pid for p in procs.processes_under(kwokctl.cluster_dir(cluster.name))]
+        kubectl = _kubectl(cluster.name, kubectl_bin, cluster_kubeconfig(cluster.name))
+        healthy = bool(pids) and _healthy(kubectl)
+        version, ready, total = "-", 0, 0
+        if healthy:
+            version, ready, total = _version_and_nodes(kubectl)
+        result.append(
+            ClusterStatus(
+                name=cluster.name,
+                role=cluster.role,
+                server=f"https://127.0.0.1:{cluster.apiserver_port}",
+                version=version,
+                healthy=healthy,
+                nodes_ready=ready,
+                nodes_total=total,
+                processes=len(pids),
+                rss_mib=procs.rss_bytes(pids) / 2**20,
+            )
+        )
+    return result
+
+
+def _version_and_nodes(kubectl: Kubectl) -> tuple[str, int, int]:
+    try:
+        version = json.loads(kubectl.run("version", "-o", "json"))["serverVersion"]["gitVersion"]
+        nodes = json.loads(kubectl.run("get", "nodes", "-o", "json"))["items"]
+    except (KubectlError, KeyError, ValueError):
+        return "-", 0, 0
+    ready = sum(
+        1
+        for node in nodes
+        for cond in node.get("status", {}).get("conditions", [])
+        if cond["type"] == "Ready" and cond["status"] == "True"
+    )
+    return version, ready, len(nodes)

@@ -1,0 +1,1 @@
+"""The only code that touches the kernel: links, routes, FDB/ARP, nftables, ipsets, tunnels."""

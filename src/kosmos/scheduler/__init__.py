@@ -1,0 +1,1 @@
+"""kosmos-scheduler extender: distribution policies, per-cluster placement, true capacity."""

@@ -1,0 +1,1 @@
+"""Admission webhooks for Kosmos resources."""
