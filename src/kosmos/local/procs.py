@@ -28,7 +28,7 @@ class Process:
 
 def processes_under(directory: Path) -> list[Process]:
     """Processes whose command line mentions ``directory`` (our own process excluded)."""
-    needle = str(directory)
+    needle = str(directory).rstrip("/") + "/"  # so ~/.kosmos/local never matches local2
     found = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
