@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import threading
@@ -224,7 +223,7 @@ def _build_group(go: str, group: Group, directory: Path, progress: Progress) -> 
     log_path = directory.with_name(directory.name + ".log")
     started = time.monotonic()
     with log_path.open("w") as log:
-        _run_step(
+        peak = _run_step(
             f"download {group.name} modules",
             [go, "mod", "download"],
             group=group,
@@ -238,17 +237,19 @@ def _build_group(go: str, group: Group, directory: Path, progress: Progress) -> 
         output = str(staging / group.binaries[0].name) if single else f"{staging}/"
         build = [go, "build", "-v", "-p", str(os.cpu_count() or 2), "-trimpath"]
         build += ["-tags", BUILD_TAGS, "-ldflags", ldflags(group, version), "-o", output]
-        _run_step(
-            f"compile {group.name} {version}",
-            build + packages,
-            group=group,
-            env=env,
-            log=log,
-            progress=progress,
+        peak = max(
+            peak,
+            _run_step(
+                f"compile {group.name} {version}",
+                build + packages,
+                group=group,
+                env=env,
+                log=log,
+                progress=progress,
+            ),
         )
     _verify(group, staging, version)
     elapsed = time.monotonic() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     meta = {"version": version, "build_seconds": round(elapsed, 1), "peak_rss_mib": round(peak)}
@@ -265,8 +266,11 @@ def _run_step(
     env: dict[str, str],
     log: TextIO,
     progress: Progress,
-) -> None:
-    """Run one Go command, streaming its output to the log and a heartbeat to ``progress``."""
+) -> float:
+    """Run one Go command, streaming output to the log and a heartbeat to ``progress``.
+
+    Returns the peak RSS in MiB of the command and its children (compilers, linker).
+    """
     progress(f"{step} ...")
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -294,7 +298,9 @@ def _run_step(
     for line in proc.stdout:
         lines.append(line.rstrip())
         log.write(line)
-    code = proc.wait()
+    # wait4 reports the largest RSS among the command and the children it waited for.
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
     stop.set()
     if code != 0:
         tail = "\n".join(f"    {line}" for line in lines[-15:])
@@ -304,6 +310,7 @@ def _run_step(
             "Retry with `kosmosctl local toolchain`: downloaded modules and compiled packages "
             "are reused. Check `go env GOPROXY GOSUMDB` if the failure is a download."
         )
+    return usage.ru_maxrss / 1024
 
 
 def _verify(group: Group, staging: Path, version: str) -> None:
