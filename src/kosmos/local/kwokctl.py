@@ -148,6 +148,9 @@ class Kwokctl:
     def start(self, cluster: str) -> None:
         self._run(cluster, "start", "cluster", "--wait", "3m")
 
+    def stop(self, cluster: str) -> None:
+        self._run(cluster, "stop", "cluster", timeout=120)
+
     def delete(self, cluster: str) -> None:
         self._run(cluster, "delete", "cluster", timeout=120)
 

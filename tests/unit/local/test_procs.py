@@ -2,6 +2,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 from kosmos.local import procs
 
@@ -19,7 +20,11 @@ def test_processes_under_finds_by_command_line_and_terminate_stops_them(tmp_path
     marker = tmp_path / "marker"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(marker)])
     try:
+        deadline = time.monotonic() + 5
         found = procs.processes_under(tmp_path)
+        while not found and time.monotonic() < deadline:  # until the child has exec'd
+            time.sleep(0.01)
+            found = procs.processes_under(tmp_path)
         assert [p.pid for p in found] == [child.pid]
         procs.terminate([child.pid], grace=5)
         child.wait(timeout=5)
