@@ -157,7 +157,7 @@ class Informer:
 
     def _replace(self, fresh: dict[str, Obj]) -> None:
         """Apply a full list: deletes for vanished keys, adds and real updates for the rest."""
-        for key in self.store.keys():  # noqa: SIM118 (Store is not a dict)
+        for key in self.store.keys():
             if key not in fresh:
                 old = self.store.delete(key)
                 if old is not None:

@@ -7,6 +7,7 @@ member copies that drift or vanish (it watches both sides) — the shape of Clus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 
@@ -34,10 +35,8 @@ def build(manager: Manager, host: str) -> Controller:
             except ClusterNotFound:
                 continue
             if obj is None:
-                try:
+                with contextlib.suppress(NotFound):
                     await client.delete(CONFIGMAPS, request.name, request.namespace)
-                except NotFound:
-                    pass
                 continue
             copy = {
                 "apiVersion": "v1",

@@ -1,0 +1,125 @@
+"""Shared set-up for benchmarks: the local environment, a client, bulk pod creation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from kosmos.api.resources import NAMESPACES, NODES, PODS
+from kosmos.kube.client import Client
+from kosmos.kube.config import from_kubeconfig
+from kosmos.kube.errors import AlreadyExists, NotFound
+from kosmos.local import environment
+from kosmos.local.topology import KWOK_NODE_KEY, KWOK_NODE_VALUE, Options
+import contextlib
+
+BENCH_NODE = "bench-node"
+
+
+def ensure_environment() -> str:
+    """Bring the local environment up if needed; return the first member's name."""
+    options = environment.load_options() or Options()
+    clusters = environment.up(options, logging.info)
+    return clusters[1].name
+
+
+async def client_for(cluster: str, qps: float = 2000, burst: int = 2000) -> Client:
+    config = await from_kubeconfig(cluster, environment.cluster_kubeconfig(cluster))
+    config.qps, config.burst = qps, burst
+    return Client(config)
+
+
+async def ensure_namespace(client: Client, name: str) -> None:
+    with contextlib.suppress(AlreadyExists):
+        await client.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+    for _ in range(100):  # the namespace's default ServiceAccount is created by kcm
+        try:
+            await client.get_raw(f"/api/v1/namespaces/{name}/serviceaccounts/default")
+            return
+        except NotFound:
+            await asyncio.sleep(0.1)
+
+
+async def ensure_bench_node(client: Client, pods: int) -> None:
+    """One kwok node big enough for every bench pod (its own /16 of pod IPs)."""
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": BENCH_NODE,
+            "labels": {KWOK_NODE_KEY: KWOK_NODE_VALUE, "kubernetes.io/hostname": BENCH_NODE},
+            "annotations": {KWOK_NODE_KEY: KWOK_NODE_VALUE},
+        },
+        "spec": {
+            "podCIDR": "10.250.0.0/16",
+            "podCIDRs": ["10.250.0.0/16"],
+            "taints": [{"key": "bench", "value": "true", "effect": "NoSchedule"}],
+        },
+        "status": {
+            "allocatable": {"cpu": "10k", "memory": "10Ti", "pods": str(pods + 100)},
+            "capacity": {"cpu": "10k", "memory": "10Ti", "pods": str(pods + 100)},
+        },
+    }
+    with contextlib.suppress(AlreadyExists):
+        await client.create(NODES, node)
+
+
+def pod(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A pod of typical size: labels, annotations, one container with env, ports, requests."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app": "bench", "tier": "web", "release": "v1"},
+            "annotations": {"kosmos.io/bench": "true"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "registry.example/bench/app:1.0",
+                    "env": [{"name": f"VAR_{i}", "value": f"value-{i}"} for i in range(5)],
+                    "ports": [{"containerPort": 8080, "name": "http"}],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                }
+            ],
+            "tolerations": [{"key": "bench", "operator": "Exists"}],
+            **spec,
+        },
+    }
+
+
+async def create_pods(
+    client: Client, namespace: str, count: int, concurrency: int = 24, **spec: Any
+) -> float:
+    """Create pods ``p0..p{count-1}`` that do not exist yet; returns seconds spent."""
+    existing = {o["metadata"]["name"] for o in (await client.list(PODS, namespace)).items}
+    todo = [f"p{i}" for i in range(count) if f"p{i}" not in existing]
+    started = time.monotonic()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for name in todo:
+        queue.put_nowait(name)
+
+    async def worker() -> None:
+        while not queue.empty():
+            name = queue.get_nowait()
+            with contextlib.suppress(AlreadyExists):
+                await client.create(PODS, pod(name, namespace, **spec))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.monotonic() - started
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    print(f"\n{title}")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+    print(json.dumps(dict(rows)))
