@@ -45,6 +45,20 @@ async def ensure_namespace(client: Client, name: str) -> None:
             await asyncio.sleep(0.1)
 
 
+async def delete_namespace(client: Client, name: str, timeout: float = 600) -> None:
+    """Delete a namespace and wait until it is gone (its pods finalized)."""
+    with contextlib.suppress(NotFound):
+        await client.delete(NAMESPACES, name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            await client.get(NAMESPACES, name)
+        except NotFound:
+            return
+        await asyncio.sleep(2)
+    raise SystemExit(f"namespace {name} still terminating after {timeout}s")
+
+
 async def ensure_bench_node(client: Client, pods: int) -> None:
     """One kwok node big enough for every bench pod (its own /16 of pod IPs)."""
     node = {

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _cluster import (
     BENCH_NODE,
     client_for,
+    delete_namespace,
     create_pods,
     ensure_bench_node,
     ensure_environment,
@@ -36,7 +37,7 @@ from _cluster import (
     report,
 )
 
-from kosmos.api.resources import NAMESPACES, NODES, PODS
+from kosmos.api.resources import NODES, PODS
 from kosmos.kube.informer import Informer
 from kosmos.local import environment, paths
 
@@ -125,8 +126,8 @@ async def main(args: argparse.Namespace) -> None:
             ),
         ],
     )
-    if args.cleanup:
-        await client.delete(NAMESPACES, NAMESPACE)
+    if args.cleanup:  # pods first (kwok finalizes them on the node), then the node
+        await delete_namespace(client, NAMESPACE)
         await client.delete(NODES, BENCH_NODE)
     await client.close()
 

@@ -23,9 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _cluster import client_for, create_pods, ensure_environment, ensure_namespace, report
+from _cluster import (
+    client_for,
+    create_pods,
+    delete_namespace,
+    ensure_environment,
+    ensure_namespace,
+    report,
+)
 
-from kosmos.api.resources import NAMESPACES, PODS
+from kosmos.api.resources import PODS
 from kosmos.kube.informer import Informer
 from kosmos.kube.workqueue import WorkQueue
 
@@ -120,7 +127,7 @@ async def main(args: argparse.Namespace) -> None:
         ],
     )
     if args.cleanup:
-        await client.delete(NAMESPACES, NAMESPACE)
+        await delete_namespace(client, NAMESPACE)
     await client.close()
 
 

@@ -36,7 +36,7 @@ def two_nodes():
         ip("netns", "add", ns)
     try:
         ip("link", "add", "ul0", "netns", a, "type", "veth", "peer", "name", "ul0", "netns", b)
-        for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
+        for ns, addr in ((a, "198.51.100.1/24"), (b, "198.51.100.2/24")):
             ip("addr", "add", addr, "dev", "ul0", ns=ns)
             ip("link", "set", "ul0", "up", ns=ns)
             ip("link", "set", "lo", "up", ns=ns)
@@ -48,7 +48,7 @@ def two_nodes():
 
 def test_vxlan_overlay_carries_a_ping_between_namespaces(two_nodes):
     a, b = two_nodes
-    nodes = {a: ("192.0.2.1", "10.244.0.1"), b: ("192.0.2.2", "10.244.0.2")}
+    nodes = {a: ("198.51.100.1", "10.244.0.1"), b: ("198.51.100.2", "10.244.0.2")}
     for ns, (underlay, overlay) in nodes.items():
         ip(
             "link",

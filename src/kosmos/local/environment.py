@@ -96,7 +96,10 @@ def _ensure_cluster(
     if _healthy(_kubectl(cluster.name, tools.path("kubectl"), kwok.kubeconfig(cluster.name))):
         progress(f"{cluster.name}: already running")
         return
-    progress(f"{cluster.name}: starting stopped cluster")
+    # Stopped, crashed or half-running (e.g. processes killed with the last session):
+    # stop whatever is left so ports are free, then start every component again.
+    progress(f"{cluster.name}: not healthy; restarting its components")
+    kwok.stop(cluster.name)
     kwok.start(cluster.name)
 
 

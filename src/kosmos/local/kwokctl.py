@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from kosmos.local import paths
+from kosmos.local import paths, procs
 from kosmos.local.toolchain import Toolchain
 from kosmos.local.topology import KWOK_NODE_SELECTOR, ClusterPlan
 
@@ -149,7 +149,19 @@ class Kwokctl:
         self._run(cluster, "start", "cluster", "--wait", "3m")
 
     def stop(self, cluster: str) -> None:
+        """Stop a cluster and wait until its processes are gone and its ports free.
+
+        kwokctl only signals the components; a loaded apiserver can take seconds to exit,
+        and a ``start`` racing it fails on "address already in use".
+        """
+        running = procs.processes_under(cluster_dir(cluster))
+        ports = sorted(procs.listening_ports([p.pid for p in running]))
         self._run(cluster, "stop", "cluster", timeout=120)
+        stubborn = procs.wait_exit([p.pid for p in running], timeout=60.0)
+        if stubborn:
+            procs.terminate(stubborn)
+        if procs.wait_ports_free(ports, timeout=10.0):
+            raise KwokctlError(f"cluster {cluster}: ports still bound after stop: {ports}")
 
     def delete(self, cluster: str) -> None:
         self._run(cluster, "delete", "cluster", timeout=120)
