@@ -6,19 +6,32 @@ import logging
 
 import click
 
+from kosmos.cli.context import CliContext
+from kosmos.cli.join import join, unjoin
 from kosmos.cli.local import local
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--kubeconfig",
+    envvar="KUBECONFIG",
+    type=click.Path(dir_okay=False),
+    help="Kubeconfig of the host cluster [default: $KUBECONFIG or ~/.kube/config].",
+)
+@click.option("--context", "context_name", help="Context of that kubeconfig to use.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.version_option(package_name="kosmos", prog_name="kosmosctl")
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, kubeconfig: str | None, context_name: str | None, verbose: int) -> None:
     """Make many Kubernetes clusters behave like one."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliContext(kubeconfig=kubeconfig, context=context_name, verbose=verbose)
 
 
 cli.add_command(local)
+cli.add_command(join)
+cli.add_command(unjoin)
 
 
 def main() -> None:

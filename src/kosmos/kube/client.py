@@ -31,6 +31,7 @@ _PATCH_CONTENT_TYPES = {
     "json": "application/json-patch+json",
     "strategic": "application/strategic-merge-patch+json",
 }
+_TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -92,11 +93,14 @@ class Client:
         body: Any = None,
         content_type: str | None = None,
         timeout: float = 60.0,
+        accept: str | None = None,
     ) -> Any:
         """One rate-limited request; returns the decoded JSON body (None if empty)."""
         await self._bucket.acquire()
         data = orjson.dumps(body) if body is not None else None
         headers = await self._headers(content_type or ("application/json" if data else None))
+        if accept:
+            headers["Accept"] = accept
         started = time.monotonic()
         code = "error"
         try:
@@ -112,7 +116,7 @@ class Client:
                 code = str(response.status)
         except _TRANSPORT_ERRORS as exc:
             raise ConnectError(
-                self.cluster, f"{what}: cannot reach {self.config.server}: {exc!r}"
+                self.cluster, f"{what}: cannot reach {self.config.server}: {_describe(exc)}"
             ) from exc
         finally:
             elapsed = time.monotonic() - started
@@ -140,10 +144,40 @@ class Client:
             async with self._http().get(path, headers=await self._headers(None)) as response:
                 text = await response.text()
         except _TRANSPORT_ERRORS as exc:
-            raise ConnectError(self.cluster, f"get {path}: {exc!r}") from exc
+            raise ConnectError(self.cluster, f"get {path}: {_describe(exc)}") from exc
         if response.status >= 400:
             raise from_status(self.cluster, response.status, {"message": text}, f"get {path}")
         return text
+
+    async def table(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        name: str | None = None,
+        *,
+        limit: int = 500,
+    ) -> Obj:
+        """The apiserver's own ``meta.k8s.io/v1`` Table of ``resource`` (as kubectl prints it).
+
+        The server renders the columns (a CRD's printer columns, a built-in's printer), so a
+        CLI shows exactly what ``kubectl get`` shows without re-implementing column logic.
+        Pages of a list are merged into one Table; ``name`` asks for one object's row.
+        """
+        what = _what("get" if name else "list", resource, namespace, name)
+        path = resource.path(namespace, name)
+        merged: Obj | None = None
+        cont: str | None = None
+        while True:
+            params = None if name else {"limit": limit, "continue": cont}
+            page: Obj = await self.request("GET", path, what=what, params=params, accept=_TABLE)
+            if merged is None:
+                merged = page
+            else:
+                merged["rows"].extend(page.get("rows") or [])
+            cont = (page.get("metadata") or {}).get("continue")
+            if name or not cont:
+                merged["rows"] = merged.get("rows") or []
+                return merged
 
     async def list_pages(
         self,
@@ -241,7 +275,7 @@ class Client:
                 async for event in self._events(response, what):
                     yield event
         except _TRANSPORT_ERRORS as exc:
-            raise ConnectError(self.cluster, f"{what}: stream broken: {exc!r}") from exc
+            raise ConnectError(self.cluster, f"{what}: stream broken: {_describe(exc)}") from exc
 
     async def _events(self, response: aiohttp.ClientResponse, what: str) -> AsyncIterator[Obj]:
         buffer = bytearray()
@@ -386,6 +420,20 @@ class Client:
             if key not in self._discovered:
                 raise KubeError(self.cluster, f"kind {kind} is not served by {api_version}")
         return self._discovered[key]
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, human cause for a transport failure (no reprs of connection keys)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate not trusted ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        cause = exc.os_error
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        return str(cause.strerror or cause)
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return "timed out"
+    return str(exc) or type(exc).__name__
 
 
 def _status_body(raw: bytes) -> dict[str, Any] | None:
