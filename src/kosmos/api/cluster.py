@@ -40,9 +40,7 @@ class ClusterLinkOptions:
     network_type: Literal["p2p", "gateway"] = prop(default="p2p")
     ip_family: Literal["all", "ipv4", "ipv6"] = prop("ipFamily", default="all")
     use_ip_pool: bool = prop("useIPPool", default=False)
-    local_cidrs: VxlanCIDRs = prop(
-        "localCIDRs", default={"ip": "210.0.0.0/8", "ip6": "9480::/16"}
-    )
+    local_cidrs: VxlanCIDRs = prop("localCIDRs", default={"ip": "210.0.0.0/8", "ip6": "9480::/16"})
     bridge_cidrs: VxlanCIDRs = prop(
         "bridgeCIDRs", default={"ip": "220.0.0.0/8", "ip6": "9470::/16"}
     )

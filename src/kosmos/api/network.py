@@ -136,8 +136,12 @@ class Tunnel:
     type: Literal["ipsec", "wireguard"] = prop(default="ipsec")
     local_address: str = _ip(required=True)
     remote_address: str = _ip(required=True)
-    local_subnets: list[str] = prop(required=True, min_items=1, max_items=32, items={"maxLength": CIDR_MAX})
-    remote_subnets: list[str] = prop(required=True, min_items=1, max_items=32, items={"maxLength": CIDR_MAX})
+    local_subnets: list[str] = prop(
+        required=True, min_items=1, max_items=32, items={"maxLength": CIDR_MAX}
+    )
+    remote_subnets: list[str] = prop(
+        required=True, min_items=1, max_items=32, items={"maxLength": CIDR_MAX}
+    )
     key_secret_ref: KeySecretRef = prop(required=True)
     remote_public_key: str = prop(max_length=64, description="WireGuard peer public key")
 

@@ -188,7 +188,10 @@ def schema_of(cls: type[Any]) -> dict[str, Any]:
     for f in dataclasses.fields(cls):
         name = json_name(f)
         if f.metadata.get(_EMBEDDED_MARK):
-            prop_schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            prop_schema: dict[str, Any] = {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+            }
         else:
             prop_schema = _type_schema(hints[f.name])
         prop_schema.update(f.metadata.get("schema", {}))
