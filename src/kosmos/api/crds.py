@@ -13,8 +13,16 @@ from typing import Any
 import yaml
 
 from kosmos.api.cluster import Cluster
+from kosmos.api.kubenest import GlobalNode, VirtualCluster
 from kosmos.api.mcs import ServiceExport, ServiceImport
+from kosmos.api.migration import PromotePolicy
 from kosmos.api.network import ClusterNode, NodeConfig
+from kosmos.api.policy import (
+    ClusterDistributionPolicy,
+    ClusterPodConvertPolicy,
+    DistributionPolicy,
+    PodConvertPolicy,
+)
 from kosmos.api.schema import crd, kind_info
 
 KINDS: tuple[type[Any], ...] = (
@@ -23,6 +31,13 @@ KINDS: tuple[type[Any], ...] = (
     NodeConfig,
     ServiceExport,
     ServiceImport,
+    DistributionPolicy,
+    ClusterDistributionPolicy,
+    PodConvertPolicy,
+    ClusterPodConvertPolicy,
+    VirtualCluster,
+    GlobalNode,
+    PromotePolicy,
 )
 
 
