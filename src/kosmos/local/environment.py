@@ -96,11 +96,27 @@ def _ensure_cluster(
     if _healthy(_kubectl(cluster.name, tools.path("kubectl"), kwok.kubeconfig(cluster.name))):
         progress(f"{cluster.name}: already running")
         return
-    # Stopped, crashed or half-running (e.g. processes killed with the last session):
-    # stop whatever is left so ports are free, then start every component again.
+    # Stopped, crashed or half-running (e.g. processes killed with the last session).
     progress(f"{cluster.name}: not healthy; restarting its components")
-    kwok.stop(cluster.name)
-    kwok.start(cluster.name)
+    restart_cluster(cluster.name, tools)
+
+
+def restart_cluster(name: str, tools: toolchain.Toolchain | None = None) -> None:
+    """Stop whatever runs of a cluster (freeing its ports), start it, hand nodes to kwok.
+
+    kwok only simulates nodes whose Lease it holds, and the previous kwok instance's leases
+    outlive it (lease duration x heartbeat factor, 200 s): without releasing them, pods on
+    existing nodes would stay Pending for minutes after a restart.
+    """
+    kwok = kwokctl.Kwokctl(tools.path("kwokctl") if tools else paths.bin_dir() / "kwokctl")
+    kwok.stop(name)
+    kwok.start(name)
+    binary = tools.path("kubectl") if tools else paths.bin_dir() / "kubectl"
+    kubectl = _kubectl(name, binary, kwok.kubeconfig(name))
+    nodes = kubectl.run("get", "nodes", "-l", KWOK_NODE_SELECTOR, "-o", "name").split()
+    leases = [n.removeprefix("node/") for n in nodes]
+    if leases:
+        kubectl.run("delete", "lease", "-n", "kube-node-lease", "--ignore-not-found", *leases)
 
 
 def _kubectl(name: str, binary: Path, kubeconfig: Path) -> Kubectl:
