@@ -6,9 +6,14 @@ import logging
 
 import click
 
+from kosmos.cli.completion import completion
 from kosmos.cli.context import CliContext
+from kosmos.cli.get import get
+from kosmos.cli.install import install
 from kosmos.cli.join import join, unjoin
 from kosmos.cli.local import local
+from kosmos.cli.uninstall import uninstall
+from kosmos.cli.version import version
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +37,11 @@ def cli(ctx: click.Context, kubeconfig: str | None, context_name: str | None, ve
 cli.add_command(local)
 cli.add_command(join)
 cli.add_command(unjoin)
+cli.add_command(install)
+cli.add_command(uninstall)
+cli.add_command(get)
+cli.add_command(version)
+cli.add_command(completion)
 
 
 def main() -> None:

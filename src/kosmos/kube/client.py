@@ -170,13 +170,13 @@ class Client:
         while True:
             params = None if name else {"limit": limit, "continue": cont}
             page: Obj = await self.request("GET", path, what=what, params=params, accept=_TABLE)
+            rows = page.get("rows") or []
             if merged is None:
-                merged = page
+                merged = {**page, "rows": rows}
             else:
-                merged["rows"].extend(page.get("rows") or [])
+                merged["rows"].extend(rows)
             cont = (page.get("metadata") or {}).get("continue")
             if name or not cont:
-                merged["rows"] = merged.get("rows") or []
                 return merged
 
     async def list_pages(

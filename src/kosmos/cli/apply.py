@@ -1,0 +1,218 @@
+"""Applying and removing a list of objects the way install/uninstall need it.
+
+Server-side apply with one field manager makes every run converge to the same objects
+(re-running is a no-op), and a server-side dry run of the whole list before the first write
+catches invalid objects and missing permissions while nothing is changed yet. Waits poll with
+a deadline so a stuck rollout or finalizer becomes one clear error, not a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
+from kosmos.cli.manifests import display_name
+from kosmos.kube.client import Client
+from kosmos.kube.errors import NotFound
+
+Obj = dict[str, Any]
+FIELD_MANAGER = "kosmosctl"
+POLL_SECONDS = 0.5
+
+
+class WaitTimeout(Exception):
+    """A wait ran past its deadline; the message says what was still pending."""
+
+
+@dataclass
+class Step:
+    """One object of a plan and what applying it did (or would do)."""
+
+    resource: Resource
+    body: Obj
+    action: str = "created"  # created | configured | unchanged
+    result: Obj | None = None  # the server's answer (dry run or real)
+    unchecked: str = ""  # why a dry run could not check it yet
+
+    @property
+    def name(self) -> str:
+        return display_name(self.resource, self.body)
+
+    def line(self, dry_run: bool) -> str:
+        """A kubectl-like result line: ``namespace/kosmos-system created (server dry run)``."""
+        if self.unchecked:
+            return f"{self.name} {self.action} (not checked: {self.unchecked})"
+        if not dry_run:
+            return f"{self.name} {self.action}"
+        return (
+            f"{self.name} {self.action} ({'dry run' if self.result is None else 'server dry run'})"
+        )
+
+
+def strip(obj: Obj) -> Obj:
+    """An object as users want to read it: without managedFields."""
+    obj.get("metadata", {}).pop("managedFields", None)
+    return obj
+
+
+def _comparable(obj: Obj) -> Obj:
+    meta = {
+        k: v
+        for k, v in obj.get("metadata", {}).items()
+        if k not in {"resourceVersion", "managedFields", "generation"}
+    }
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+async def get_or_none(
+    client: Client, resource: Resource, name: str, namespace: str | None = None
+) -> Obj | None:
+    try:
+        return await client.get(resource, name, namespace)
+    except NotFound:
+        return None
+
+
+async def apply(client: Client, resource: Resource, body: Obj, *, dry_run: bool) -> Step:
+    """Server-side apply one object (forcing ownership: install is the authority on it)."""
+    meta = body["metadata"]
+    existing = await get_or_none(client, resource, meta["name"], meta.get("namespace"))
+    result = await client.apply(
+        resource, body, field_manager=FIELD_MANAGER, force=True, dry_run=dry_run
+    )
+    if existing is None:
+        action = "created"
+    elif _comparable(existing) == _comparable(result):
+        action = "unchanged"
+    else:
+        action = "configured"
+    return Step(resource, body, action, result)
+
+
+async def preflight(client: Client, objects: Iterable[tuple[Resource, Obj]]) -> list[Step]:
+    """Dry-run every object whose prerequisites exist; the rest are marked unchecked.
+
+    A namespaced object cannot be dry-run before its namespace exists, nor a custom object
+    before its CRD is established: those are reported, everything else is checked.
+    """
+    objects = list(objects)
+    namespaces = {b["metadata"]["namespace"] for _, b in objects if "namespace" in b["metadata"]}
+    missing_ns = {ns for ns in namespaces if await get_or_none(client, NAMESPACES, ns) is None}
+    crd_of = {
+        (c["spec"]["group"], c["spec"]["names"]["plural"]): c["metadata"]["name"]
+        for r, c in objects
+        if r == CUSTOMRESOURCEDEFINITIONS
+    }
+    steps = []
+    for resource, body in objects:
+        namespace = body["metadata"].get("namespace")
+        crd = crd_of.get((resource.group, resource.plural))
+        if namespace in missing_ns:
+            steps.append(
+                Step(resource, body, unchecked=f"namespace {namespace} does not exist yet")
+            )
+        elif crd and not await established(client, crd):
+            steps.append(Step(resource, body, unchecked=f"CRD {crd} is not installed yet"))
+        else:
+            steps.append(await apply(client, resource, body, dry_run=True))
+    return steps
+
+
+def _conditions(obj: Obj) -> dict[str, str]:
+    return {
+        c.get("type", ""): c.get("status", "")
+        for c in (obj.get("status") or {}).get("conditions") or []
+    }
+
+
+async def established(client: Client, crd_name: str) -> bool:
+    crd = await get_or_none(client, CUSTOMRESOURCEDEFINITIONS, crd_name)
+    if crd is None or crd["metadata"].get("deletionTimestamp"):
+        return False
+    return _conditions(crd).get("Established") == "True"
+
+
+async def _poll(what: str, timeout: float, pending: Callable[[], Awaitable[str]]) -> None:
+    """Call ``pending()`` (async; returns a description of what is pending, or "") until done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = await pending()
+        if not left:
+            return
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}: {left}")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def wait_established(client: Client, crd_names: list[str], timeout: float) -> None:
+    async def pending() -> str:
+        waiting = [n for n in crd_names if not await established(client, n)]
+        return ", ".join(waiting) + (" not Established" if waiting else "")
+
+    await _poll("CRDs to be Established", timeout, pending)
+
+
+def unavailable(deployment: Obj) -> str:
+    """Why a Deployment is not (yet) fully rolled out and Available; "" when it is."""
+    spec, status = deployment.get("spec", {}), deployment.get("status") or {}
+    want = spec.get("replicas", 1)
+    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+        return "rollout not observed yet"
+    for key in ("updatedReplicas", "availableReplicas"):
+        if status.get(key, 0) < want:
+            return f"{status.get(key, 0)}/{want} {key[: -len('Replicas')]}"
+    if _conditions(deployment).get("Available") != "True":
+        return "not Available"
+    return ""
+
+
+async def wait_available(
+    client: Client, resource: Resource, deployments: list[tuple[str, str]], timeout: float
+) -> None:
+    """Wait until every (namespace, name) Deployment is rolled out and Available."""
+
+    async def pending() -> str:
+        out = []
+        for namespace, name in deployments:
+            current = await get_or_none(client, resource, name, namespace)
+            why = "not found" if current is None else unavailable(current)
+            if why:
+                out.append(f"{name} ({why})")
+        return ", ".join(out)
+
+    await _poll("Deployments to be Available", timeout, pending)
+
+
+async def delete(client: Client, resource: Resource, name: str, namespace: str | None) -> bool:
+    """Delete if present; False when it was already gone (uninstall is idempotent)."""
+    try:
+        await client.delete(resource, name, namespace, propagation="Background")
+    except NotFound:
+        return False
+    return True
+
+
+Target = tuple[Resource, str, str | None]
+
+
+def target_name(target: Target) -> str:
+    return f"{target[0].kind.lower()}/{target[1]}"
+
+
+async def wait_gone(client: Client, items: list[Target], timeout: float) -> list[Target]:
+    """Wait until none of ``items`` exists; returns those still present at the deadline."""
+    left: list[Target] = []
+
+    async def pending() -> str:
+        left[:] = [t for t in items if await get_or_none(client, *t) is not None]
+        return ", ".join(target_name(t) for t in left)
+
+    try:
+        await _poll("deletion", timeout, pending)
+    except WaitTimeout:
+        return left
+    return []

@@ -1,0 +1,150 @@
+"""``kosmosctl get``: list or show Kosmos objects of the host, as kubectl prints them.
+
+Tables come from the apiserver (``as=Table``): it renders a CRD's printer columns exactly as
+``kubectl get`` shows them, so the two never disagree and no column logic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import yaml
+
+from kosmos.api import crds
+from kosmos.api.schema import kind_info
+from kosmos.cli.apply import strip
+from kosmos.cli.context import CliContext, output_option, pass_cli
+from kosmos.cli.manifests import resource_of
+from kosmos.cli.output import table
+from kosmos.kube.client import Client
+from kosmos.kube.errors import NotFound
+
+Obj = dict[str, Any]
+
+
+def valid_kinds() -> str:
+    """``clusters (cluster, Cluster), ...``: every name ``get`` accepts, for error messages."""
+    out = []
+    for k in crds.KINDS:
+        info = kind_info(k)
+        aliases = [info.singular, *info.short_names]
+        out.append(f"{info.plural} ({', '.join(aliases)})")
+    return ", ".join(out)
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("name", required=False)
+@output_option
+@click.option(
+    "-n", "--namespace", default="default", show_default=True, help="Namespace (namespaced kinds)."
+)
+@click.option(
+    "-A", "--all-namespaces", is_flag=True, help="List across all namespaces (namespaced kinds)."
+)
+@pass_cli
+def get(
+    cli_ctx: CliContext,
+    *,
+    kind: str,
+    name: str | None,
+    output: str,
+    namespace: str,
+    all_namespaces: bool,
+) -> None:
+    """Show Kosmos objects of the host, as kubectl prints them.
+
+    KIND is a kind, plural, singular or short name (clusters, cluster, ...).
+
+    Tables are rendered by the apiserver, exactly as kubectl shows them; -o wide adds the
+    lower-priority columns, -o json/yaml prints the objects.
+    """
+    try:
+        model = crds.kind_by_name(kind)
+    except KeyError:
+        raise click.ClickException(f"unknown kind {kind!r}; valid kinds: {valid_kinds()}") from None
+    if name and all_namespaces:
+        raise click.UsageError("a resource cannot be retrieved by name across all namespaces")
+    resource = resource_of(model)
+    ns = namespace if resource.namespaced and not all_namespaces else None
+    if output in ("json", "yaml"):
+        data = cli_ctx.run(_objects(cli_ctx, model, name, ns))
+        if output == "json":
+            click.echo(json.dumps(data, indent=2))
+        else:
+            click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+        return
+    result = cli_ctx.run(_table(cli_ctx, model, name, ns))
+    show_namespace = resource.namespaced and ns is None
+    headers, rows = render_table(result, wide=output == "wide", show_namespace=show_namespace)
+    if not rows:
+        where = f" in {ns} namespace" if resource.namespaced and ns else ""
+        click.echo(f"No resources found{where}.", err=True)
+        return
+    click.echo(table(headers, rows))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render_table(
+    result: Obj, *, wide: bool, show_namespace: bool
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of a meta.k8s.io Table as kubectl prints them.
+
+    kubectl hides priority>0 columns unless -o wide, and prefixes NAMESPACE when listing
+    across namespaces (from each row's object metadata, which the server includes).
+    """
+    columns = result.get("columnDefinitions") or []
+    keep = [i for i, c in enumerate(columns) if wide or not c.get("priority")]
+    headers = [columns[i]["name"] for i in keep]
+    rows = []
+    for row in result.get("rows") or []:
+        cells = row.get("cells") or []
+        out = [_cell(cells[i]) if i < len(cells) else "" for i in keep]
+        if show_namespace:
+            meta = (row.get("object") or {}).get("metadata") or {}
+            out.insert(0, str(meta.get("namespace", "")))
+        rows.append(out)
+    if show_namespace:
+        headers.insert(0, "namespace")
+    return headers, rows
+
+
+async def _table(cli_ctx: CliContext, model: type[Any], name: str | None, ns: str | None) -> Obj:
+    client = await cli_ctx.host()
+    resource = resource_of(model)
+    try:
+        return await client.table(resource, ns, name)
+    except NotFound as exc:
+        raise _not_found(client, model, name, exc) from exc
+
+
+async def _objects(cli_ctx: CliContext, model: type[Any], name: str | None, ns: str | None) -> Obj:
+    client = await cli_ctx.host()
+    resource = resource_of(model)
+    try:
+        if name:
+            return strip(await client.get(resource, name, ns))
+        items = (await client.list(resource, ns)).items
+    except NotFound as exc:
+        raise _not_found(client, model, name, exc) from exc
+    return {"apiVersion": "v1", "kind": "List", "items": [strip(i) for i in items]}
+
+
+def _not_found(client: Client, model: type[Any], name: str | None, exc: NotFound) -> Exception:
+    """A missing object is the apiserver's message; a missing kind means no CRD installed."""
+    info = kind_info(model)
+    if name and exc.reason == "NotFound" and exc.details.get("name") == name:
+        return exc
+    return click.ClickException(
+        f"cluster {client.cluster}: {info.plural}.{info.group} is not served: "
+        "the Kosmos CRDs are not installed (run kosmosctl install)"
+    )

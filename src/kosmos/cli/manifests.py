@@ -1,0 +1,274 @@
+"""What ``kosmosctl install`` puts into the host cluster, as pure data.
+
+Pure functions of the install options (no I/O), so the objects can be unit-tested for labels,
+least privilege and hardening, checked by a server-side dry run, and applied in order by
+``install``; ``uninstall`` uses the same list to know what to remove. RBAC rules live in
+``kosmos.cli.rbac``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kosmos.api import crds, names
+from kosmos.api.cluster import (
+    Cluster,
+    ClusterLinkOptions,
+    ClusterSpec,
+    ClusterTreeOptions,
+)
+from kosmos.api.resources import (
+    CUSTOMRESOURCEDEFINITIONS,
+    DEPLOYMENTS,
+    NAMESPACES,
+    SERVICEACCOUNTS,
+    Resource,
+)
+from kosmos.api.schema import kind_info, manifest
+from kosmos.cli import rbac
+from kosmos.cli.rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, RBAC_GROUP, ROLEBINDINGS, ROLES
+
+Obj = dict[str, Any]
+Planned = tuple[Resource, Obj]
+
+DEFAULT_IMAGE_REPOSITORY = "ghcr.io/kosmos-io"
+MANAGED_BY = "kosmosctl"
+PART_OF = "kosmos"
+HEALTH_PORT = 8080
+#: UID/GID of the "nonroot" user of distroless-style images; any non-zero id would do.
+NONROOT_ID = 65532
+
+
+def default_version() -> str:
+    """Images are tagged like the release: ``v`` + this package's version."""
+    try:
+        return "v" + importlib.metadata.version("kosmos")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return "latest"
+
+
+@dataclass(frozen=True)
+class Component:
+    """A long-running Kosmos controller install deploys into the host."""
+
+    name: str  # the ``kosmos <name>`` launcher command
+    module: Literal["tree", "link"]  # which --enable-*/--disable-* flag controls it
+    rules: tuple[Obj, ...]
+    node_lease_rules: tuple[Obj, ...] = ()
+    env: tuple[Obj, ...] = ()
+
+    @property
+    def object_name(self) -> str:
+        """Deployment, ServiceAccount and ClusterRole(Binding) name; Roles add a suffix."""
+        return f"kosmos-{self.name}"
+
+    @property
+    def lease(self) -> str:
+        """The leader-election Lease (spec §2.5: same name as the component)."""
+        return self.name
+
+
+_POD_ENV = (
+    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+)
+
+CLUSTER_MANAGER = Component(
+    name="cluster-manager",
+    module="tree",
+    rules=rbac.CLUSTER_MANAGER_RULES,
+    node_lease_rules=rbac.NODE_LEASE_RULES,
+    # The apiserver reaches leaf nodes' logs/exec server at the cluster-manager pod's IP.
+    env=({"name": "LEAF_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},),
+)
+NETWORK_MANAGER = Component(name="network-manager", module="link", rules=rbac.NETWORK_MANAGER_RULES)
+COMPONENTS = (CLUSTER_MANAGER, NETWORK_MANAGER)
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    namespace: str = names.SYSTEM_NAMESPACE
+    image_repository: str = DEFAULT_IMAGE_REPOSITORY
+    version: str = field(default_factory=default_version)
+    enable_tree: bool = True
+    enable_link: bool = True
+    cni: str = "calico"
+    default_nic: str = "*"
+
+    @property
+    def image(self) -> str:
+        """One image holds every component; the command picks which one runs."""
+        return f"{self.image_repository.rstrip('/')}/kosmos:{self.version}"
+
+    def enabled(self, component: Component) -> bool:
+        return self.enable_tree if component.module == "tree" else self.enable_link
+
+
+def labels(app: str) -> dict[str, str]:
+    """The labels every installed object carries (``app`` is app.kubernetes.io/name)."""
+    return {
+        "app.kubernetes.io/name": app,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def resource_of(kind: type[Any]) -> Resource:
+    """The REST resource of a kosmos.io kind model."""
+    info = kind_info(kind)
+    return Resource(info.group, info.version, info.plural, info.kind, info.scope == "Namespaced")
+
+
+def _meta(name: str, app: str, namespace: str | None = None) -> Obj:
+    meta: Obj = {"name": name, "labels": labels(app)}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def crd_objects() -> list[Planned]:
+    out = []
+    for crd in crds.crd_manifests():
+        body = copy.deepcopy(crd)
+        body["metadata"]["labels"] = labels(PART_OF)
+        out.append((CUSTOMRESOURCEDEFINITIONS, body))
+    return out
+
+
+def namespace_object(options: InstallOptions) -> Planned:
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(options.namespace, PART_OF)}
+    return NAMESPACES, body
+
+
+def component_objects(options: InstallOptions, component: Component) -> list[Planned]:
+    """ServiceAccount, RBAC and Deployment of one component, in apply order."""
+    ns, name = options.namespace, component.object_name
+    subject = [{"kind": "ServiceAccount", "name": name, "namespace": ns}]
+    rbac_api = f"{RBAC_GROUP}/v1"
+
+    def binding(kind: str, role_name: str, namespace: str | None = None) -> Obj:
+        role_kind = "Role" if namespace else "ClusterRole"
+        return {
+            "apiVersion": rbac_api,
+            "kind": kind,
+            "metadata": _meta(role_name, name, namespace),
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": role_kind, "name": role_name},
+            "subjects": copy.deepcopy(subject),
+        }
+
+    def role(
+        kind: str, role_name: str, rules: tuple[Obj, ...], namespace: str | None = None
+    ) -> Obj:
+        return {
+            "apiVersion": rbac_api,
+            "kind": kind,
+            "metadata": _meta(role_name, name, namespace),
+            "rules": copy.deepcopy(list(rules)),
+        }
+
+    election = f"{name}-leader-election"
+    out: list[Planned] = [
+        (
+            SERVICEACCOUNTS,
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, name, ns)},
+        ),
+        (CLUSTERROLES, role("ClusterRole", name, component.rules)),
+        (CLUSTERROLEBINDINGS, binding("ClusterRoleBinding", name)),
+        (ROLES, role("Role", election, rbac.leader_election_rules(component.lease), ns)),
+        (ROLEBINDINGS, binding("RoleBinding", election, ns)),
+    ]
+    if component.node_lease_rules:
+        leases, lease_ns = f"{name}-node-leases", "kube-node-lease"
+        out.append((ROLES, role("Role", leases, component.node_lease_rules, lease_ns)))
+        out.append((ROLEBINDINGS, binding("RoleBinding", leases, lease_ns)))
+    out.append((DEPLOYMENTS, deployment(options, component)))
+    return out
+
+
+def deployment(options: InstallOptions, component: Component) -> Obj:
+    """The component's Deployment: non-root, read-only root filesystem, probes on /healthz."""
+    name = component.object_name
+    selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
+    probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
+    container = {
+        "name": component.name,
+        "image": options.image,
+        "command": ["kosmos", component.name],
+        "args": ["--leader-elect"],
+        "env": copy.deepcopy([*_POD_ENV, *component.env]),
+        "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
+        "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 3},
+        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "health"}},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        # Python and the kubeconfig loader need a writable temp dir; the root fs is read-only.
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, name, options.namespace),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels(name)},
+                "spec": {
+                    "serviceAccountName": name,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": NONROOT_ID,
+                        "runAsGroup": NONROOT_ID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def root_cluster(options: InstallOptions) -> Planned:
+    """The host's own Cluster, annotated root: ClusterTree makes no leaf node for it."""
+    spec = ClusterSpec(
+        namespace=options.namespace,
+        image_repository=options.image_repository,
+        cluster_link_options=ClusterLinkOptions(
+            enable=options.enable_link, cni=options.cni, default_nic_name=options.default_nic
+        ),
+        cluster_tree_options=ClusterTreeOptions(enable=options.enable_tree),
+    )
+    body = manifest(Cluster, names.ROOT_CLUSTER_NAME, spec=spec)
+    body["metadata"]["labels"] = labels(PART_OF)
+    body["metadata"]["annotations"] = {names.ANNOTATION_CLUSTER_ROLE: "root"}
+    return resource_of(Cluster), body
+
+
+def install_objects(options: InstallOptions) -> list[Planned]:
+    """Everything install applies, in order: CRDs, namespace, enabled components, root Cluster."""
+    out = [*crd_objects(), namespace_object(options)]
+    for component in COMPONENTS:
+        if options.enabled(component):
+            out.extend(component_objects(options, component))
+    out.append(root_cluster(options))
+    return out
+
+
+def all_component_objects(options: InstallOptions) -> list[Planned]:
+    """Every component's objects whatever the flags: what uninstall removes."""
+    return [planned for c in COMPONENTS for planned in component_objects(options, c)]
+
+
+def display_name(resource: Resource, body: Obj) -> str:
+    """``kind.group/name`` as kubectl prints it (``deployment.apps/kosmos-cluster-manager``)."""
+    kind = resource.kind.lower() + (f".{resource.group}" if resource.group else "")
+    return f"{kind}/{body['metadata']['name']}"

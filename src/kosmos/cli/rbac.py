@@ -1,0 +1,102 @@
+"""Least-privilege RBAC rules of the components ``kosmosctl install`` deploys in the host.
+
+The Go original bound every component to ``*`` on everything. Here each rule names the
+resources and verbs a controller of the spec actually uses, with the reason next to it, so a
+reviewer can check a grant against behaviour and a compromised pod cannot, for example,
+create pods, bind them, or edit RBAC. No wildcard appears anywhere (a unit test checks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kosmos.api import names
+from kosmos.api.resources import Resource
+
+Obj = dict[str, Any]
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+CLUSTERROLES = Resource(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", namespaced=False)
+CLUSTERROLEBINDINGS = Resource(
+    RBAC_GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
+)
+ROLES = Resource(RBAC_GROUP, "v1", "roles", "Role")
+ROLEBINDINGS = Resource(RBAC_GROUP, "v1", "rolebindings", "RoleBinding")
+
+READ = ("get", "list", "watch")
+
+
+def rule(group: str, resources: tuple[str, ...], verbs: tuple[str, ...], *names_: str) -> Obj:
+    out: Obj = {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+    if names_:
+        out["resourceNames"] = list(names_)
+    return out
+
+
+CLUSTER_MANAGER_RULES: tuple[Obj, ...] = (
+    # Leaf nodes: created per member (or member node), patched with capacity, labels and
+    # taints, deleted when a cluster is unjoined.
+    rule("", ("nodes",), (*READ, "create", "update", "patch", "delete")),
+    # Leaf node conditions, capacity and addresses are status writes.
+    rule("", ("nodes/status",), ("get", "update", "patch")),
+    # Root pods are watched and copied to members; a root pod whose member copy is gone is
+    # force-deleted. No create, no pods/binding: the scheduler binds pods to leaf nodes,
+    # the cluster-manager only follows that decision.
+    rule("", ("pods",), (*READ, "delete")),
+    # Member pod status is mirrored into the root pod.
+    rule("", ("pods/status",), ("get", "update", "patch")),
+    # What pods mount follows them to members; the root object records which members hold
+    # a copy (annotation kosmos-io/cluster-owners). Secrets also hold member kubeconfigs.
+    # Nothing creates root ConfigMaps or Secrets: service-account tokens use TokenRequest.
+    rule("", ("configmaps", "secrets"), (*READ, "update", "patch")),
+    # Projected service-account tokens of pods sent to members are minted by TokenRequest.
+    rule("", ("serviceaccounts",), READ),
+    rule("", ("serviceaccounts/token",), ("create",)),
+    # Service-link environment variables and the root DNS service address are resolved in
+    # the host before a pod is copied to a member.
+    rule("", ("services",), READ),
+    # Claims bound in a member are mirrored back (metadata patch + status); their volumes
+    # appear in the root (created, updated, deleted with the member's PV).
+    rule("", ("persistentvolumeclaims",), (*READ, "update", "patch")),
+    rule("", ("persistentvolumeclaims/status",), ("update", "patch")),
+    rule("", ("persistentvolumes",), (*READ, "create", "update", "patch", "delete")),
+    rule("", ("persistentvolumes/status",), ("update", "patch")),
+    # The event recorder creates events and aggregates repeats with a patch (count).
+    rule("", ("events",), ("create", "patch")),
+    # Clusters: the finalizer kosmos.io/cluster-manager is added and removed (update/patch),
+    # leaf node items go to status; clusters/finalizers lets objects it owns (leaf nodes)
+    # block the Cluster's deletion under OwnerReferencesPermissionEnforcement.
+    rule(names.GROUP, ("clusters",), (*READ, "update", "patch")),
+    rule(names.GROUP, ("clusters/status",), ("get", "update", "patch")),
+    rule(names.GROUP, ("clusters/finalizers",), ("update",)),
+    # Pod convert policies are read to rewrite pods sent to members.
+    rule(names.GROUP, ("podconvertpolicies", "clusterpodconvertpolicies"), READ),
+)
+
+#: A Role in kube-node-lease (not cluster-wide): each leaf node's heartbeat Lease. No delete:
+#: a node Lease is owned by its Node and garbage-collected with it.
+NODE_LEASE_RULES: tuple[Obj, ...] = (
+    rule("coordination.k8s.io", ("leases",), (*READ, "create", "update", "patch")),
+)
+
+NETWORK_MANAGER_RULES: tuple[Obj, ...] = (
+    # Inputs of the NodeConfig computation (spec §6.5): Clusters and ClusterNodes, read-only.
+    rule(names.GROUP, ("clusters", "clusternodes"), READ),
+    # Outputs: one NodeConfig per ClusterNode, deleted when its ClusterNode is gone.
+    rule(names.GROUP, ("nodeconfigs",), (*READ, "create", "update", "patch", "delete")),
+    rule(names.GROUP, ("nodeconfigs/status",), ("get", "update", "patch")),
+    rule("", ("events",), ("create", "patch")),
+)
+
+
+def leader_election_rules(lease: str) -> tuple[Obj, ...]:
+    """A namespaced Role for one leader-election Lease: read and renew only that Lease.
+
+    ``create`` cannot be limited to a name (the name is not known before the object exists),
+    so it is a separate rule; get/update are limited to the component's own Lease.
+    """
+    group = "coordination.k8s.io"
+    return (
+        rule(group, ("leases",), ("create",)),
+        rule(group, ("leases",), ("get", "update", "patch"), lease),
+    )

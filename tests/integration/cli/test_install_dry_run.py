@@ -1,0 +1,66 @@
+"""Every object install would create passes the real apiserver's validation (server dry run)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import yaml
+
+from kosmos.api.resources import DEPLOYMENTS
+from kosmos.cli import apply, manifests
+from kosmos.cli.manifests import InstallOptions
+from tests.fixtures.clusters import LocalEnv
+from tests.integration.cli.conftest import kosmosctl, ok
+
+
+async def _dry_run_each(local_env: LocalEnv, namespace: str) -> list[str]:
+    client = await local_env.client(local_env.host)
+    try:
+        before = {
+            manifests.display_name(r, b): await apply.get_or_none(
+                client, r, b["metadata"]["name"], b["metadata"].get("namespace")
+            )
+            for r, b in manifests.install_objects(InstallOptions(namespace=namespace))
+        }
+        checked = []
+        for resource, body in manifests.install_objects(InstallOptions(namespace=namespace)):
+            result = await client.apply(
+                resource, body, field_manager="kosmosctl", force=True, dry_run=True
+            )
+            assert result["metadata"]["name"] == body["metadata"]["name"]
+            checked.append(manifests.display_name(resource, body))
+        for resource, body in manifests.install_objects(InstallOptions(namespace=namespace)):
+            meta = body["metadata"]
+            after = await apply.get_or_none(client, resource, meta["name"], meta.get("namespace"))
+            if before[manifests.display_name(resource, body)] is None:
+                assert after is None, f"dry run persisted {manifests.display_name(resource, body)}"
+        return checked
+    finally:
+        await client.close()
+
+
+def test_every_install_manifest_passes_a_server_side_dry_run(
+    local_env: LocalEnv, kosmos_crds: list[str], namespace: str
+):
+    checked = asyncio.run(_dry_run_each(local_env, namespace))
+    assert "deployment.apps/kosmos-cluster-manager" in checked
+    assert "cluster.kosmos.io/kosmos-control-cluster" in checked
+
+
+def test_install_dry_run_checks_everything_and_changes_nothing(
+    local_env: LocalEnv, kosmos_crds: list[str], namespace: str
+):
+    result = ok(kosmosctl(local_env, "install", "-n", namespace, "--dry-run"))
+    lines = result.stdout.splitlines()
+    expected = len(manifests.install_objects(InstallOptions(namespace=namespace)))
+    assert len(lines) == expected
+    assert all(line.endswith("(server dry run)") for line in lines), lines
+    host = local_env.kubectl(local_env.host)
+    assert host.run("get", "deployments", "-n", namespace, "-o", "name").strip() == ""
+    # -o yaml prints the objects the server would store.
+    result = ok(kosmosctl(local_env, "install", "-n", namespace, "--dry-run", "-o", "yaml"))
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert len(docs) == expected
+    deployment = next(d for d in docs if d["kind"] == DEPLOYMENTS.kind)
+    assert deployment["metadata"]["namespace"] == namespace
+    assert "managedFields" not in deployment["metadata"]

@@ -1,0 +1,218 @@
+"""The objects ``kosmosctl install`` creates: labelled, least-privilege, hardened, valid."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import pytest
+
+from kosmos.api import crds, names
+from kosmos.api.cluster import Cluster
+from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, NAMESPACES
+from kosmos.api.schema import crd
+from kosmos.cli import manifests
+from kosmos.cli.manifests import InstallOptions
+from kosmos.cli.rbac import CLUSTERROLES, ROLES
+
+OPTIONS = InstallOptions(namespace="kosmos-x", image_repository="reg.example/kosmos", version="v9")
+
+
+def objects(options: InstallOptions = OPTIONS) -> list[tuple[Any, dict[str, Any]]]:
+    return manifests.install_objects(options)
+
+
+def kinds(options: InstallOptions = OPTIONS) -> list[str]:
+    return [body["kind"] for _, body in objects(options)]
+
+
+def deployments(options: InstallOptions = OPTIONS) -> dict[str, dict[str, Any]]:
+    return {b["metadata"]["name"]: b for r, b in objects(options) if r == DEPLOYMENTS}
+
+
+def test_every_object_carries_the_kosmos_labels():
+    for resource, body in objects():
+        labels = body["metadata"].get("labels", {})
+        assert labels.get("app.kubernetes.io/part-of") == "kosmos", body["metadata"]["name"]
+        assert labels.get("app.kubernetes.io/managed-by") == "kosmosctl"
+        assert labels.get("app.kubernetes.io/name"), (resource, body["metadata"]["name"])
+        assert body["kind"] == resource.kind and body["apiVersion"] == resource.api_version
+
+
+def test_order_is_crds_namespace_components_then_root_cluster():
+    order = kinds()
+    n_crds = len(crds.KINDS)
+    assert order[:n_crds] == ["CustomResourceDefinition"] * n_crds
+    assert order[n_crds] == "Namespace"
+    assert order[-1] == "Cluster"
+    for component in manifests.COMPONENTS:
+        own = [
+            b["kind"]
+            for _, b in objects()
+            if b["metadata"].get("labels", {}).get("app.kubernetes.io/name")
+            == component.object_name
+        ]
+        assert own[0] == "ServiceAccount" and own[-1] == "Deployment"
+
+
+def test_namespaced_objects_live_in_the_install_namespace():
+    for resource, body in objects():
+        namespace = body["metadata"].get("namespace")
+        if resource.namespaced:
+            assert namespace in {"kosmos-x", "kube-node-lease"}, body["metadata"]["name"]
+        else:
+            assert namespace is None
+        for subject in body.get("subjects", []):
+            assert subject == {
+                "kind": "ServiceAccount",
+                "name": subject["name"],
+                "namespace": "kosmos-x",
+            }
+
+
+def _rules() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (b["metadata"]["name"], rule)
+        for r, b in objects()
+        if r in (CLUSTERROLES, ROLES)
+        for rule in b["rules"]
+    ]
+
+
+def test_rbac_has_no_wildcards_and_no_privilege_escalation_paths():
+    assert _rules()
+    for role, rule in _rules():
+        for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert not any("*" in value for value in rule.get(key, [])), (role, rule)
+        assert "nonResourceURLs" not in rule
+        assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+        assert "rbac.authorization.k8s.io" not in rule["apiGroups"], role
+
+
+def _allowed(role_name: str, group: str, resource: str, verb: str) -> bool:
+    return any(
+        name == role_name
+        and group in rule["apiGroups"]
+        and resource in rule["resources"]
+        and verb in rule["verbs"]
+        for name, rule in _rules()
+    )
+
+
+def test_cluster_manager_can_sync_but_not_create_or_bind_pods():
+    cm = "kosmos-cluster-manager"
+    assert _allowed(cm, "", "nodes", "create")
+    assert _allowed(cm, "", "pods/status", "update")
+    assert _allowed(cm, "", "serviceaccounts/token", "create")
+    assert _allowed(cm, names.GROUP, "clusters/finalizers", "update")
+    assert not _allowed(cm, "", "pods", "create")
+    assert not _allowed(cm, "", "pods/binding", "create")
+    assert not _allowed(cm, "", "secrets", "create")
+    # Node heartbeats only in kube-node-lease, leader election only on its own Lease.
+    assert _allowed(f"{cm}-node-leases", "coordination.k8s.io", "leases", "update")
+    assert not _allowed(cm, "coordination.k8s.io", "leases", "update")
+    election = [r for n, r in _rules() if n == f"{cm}-leader-election" and "update" in r["verbs"]]
+    assert election == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "update", "patch"],
+            "resourceNames": ["cluster-manager"],
+        }
+    ]
+
+
+def test_network_manager_only_reads_clusters_and_writes_nodeconfigs():
+    nm = "kosmos-network-manager"
+    assert _allowed(nm, names.GROUP, "nodeconfigs", "create")
+    assert _allowed(nm, names.GROUP, "clusternodes", "watch")
+    assert not _allowed(nm, names.GROUP, "clusters", "update")
+    assert not _allowed(nm, "", "secrets", "get")
+
+
+@pytest.mark.parametrize("component", manifests.COMPONENTS, ids=lambda c: c.name)
+def test_deployment_runs_hardened_as_non_root(component: manifests.Component):
+    deployment = deployments()[component.object_name]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["serviceAccountName"] == component.object_name
+    (container,) = pod["containers"]
+    assert container["image"] == "reg.example/kosmos/kosmos:v9"
+    assert container["command"] == ["kosmos", component.name]
+    assert "--leader-elect" in container["args"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_disabled_components_are_left_out_and_the_root_cluster_says_so():
+    options = InstallOptions(enable_link=False)
+    assert set(deployments(options)) == {"kosmos-cluster-manager"}
+    _, root = manifests.root_cluster(options)
+    assert root["spec"]["clusterLinkOptions"]["enable"] is False
+    assert root["spec"]["clusterTreeOptions"]["enable"] is True
+
+
+def _check(value: Any, schema: dict[str, Any], path: str) -> None:
+    """A small structural check against an OpenAPI schema: known fields, types, enums."""
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int}
+    if kind:
+        assert isinstance(value, types[kind]), f"{path}: {value!r} is not {kind}"
+    if "enum" in schema:
+        assert value in schema["enum"], f"{path}: {value!r} not in {schema['enum']}"
+    if kind == "object" and "properties" in schema:
+        for required in schema.get("required", []):
+            assert required in value, f"{path}.{required} is required"
+        for key, item in value.items():
+            assert key in schema["properties"], f"{path}.{key} is not in the schema"
+            _check(item, schema["properties"][key], f"{path}.{key}")
+    if kind == "array":
+        for i, item in enumerate(value):
+            _check(item, schema["items"], f"{path}[{i}]")
+
+
+def test_root_cluster_matches_the_cluster_crd_schema():
+    resource, body = manifests.root_cluster(
+        InstallOptions(namespace="kosmos-x", cni="flannel", default_nic="eth1")
+    )
+    assert resource == manifests.resource_of(Cluster)
+    assert body["metadata"]["name"] == names.ROOT_CLUSTER_NAME
+    assert body["metadata"]["annotations"] == {names.ANNOTATION_CLUSTER_ROLE: "root"}
+    schema = crd(Cluster)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    _check(body, schema, "")
+    link = body["spec"]["clusterLinkOptions"]
+    assert (link["cni"], link["defaultNICName"], link["enable"]) == ("flannel", "eth1", True)
+    assert body["spec"]["namespace"] == "kosmos-x"
+    assert "kubeconfig" not in body["spec"]  # the host reaches itself in-cluster
+
+
+def test_crds_are_the_generated_ones_plus_labels():
+    planned = [b for r, b in objects() if r == CUSTOMRESOURCEDEFINITIONS]
+    for body, generated in zip(planned, crds.crd_manifests(), strict=True):
+        assert body["spec"] == generated["spec"]
+    assert crds.crd_manifests()[0]["metadata"].get("labels") is None  # not mutated
+
+
+def test_defaults_follow_the_package_and_the_spec():
+    options = InstallOptions()
+    assert options.version == "v" + importlib.metadata.version("kosmos")
+    assert options.namespace == "kosmos-system"
+    assert options.image == f"ghcr.io/kosmos-io/kosmos:{options.version}"
+    (ns,) = [b for r, b in objects(options) if r == NAMESPACES]
+    assert ns["metadata"]["name"] == "kosmos-system"
+
+
+def test_uninstall_covers_every_component_whatever_the_flags():
+    options = InstallOptions(enable_tree=False, enable_link=False)
+    names_ = {manifests.display_name(r, b) for r, b in manifests.all_component_objects(options)}
+    assert "deployment.apps/kosmos-cluster-manager" in names_
+    assert "deployment.apps/kosmos-network-manager" in names_
