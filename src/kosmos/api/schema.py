@@ -19,6 +19,8 @@ import typing
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin
 
+from kosmos.api.resources import Resource
+
 #: A Kubernetes type embedded as-is (Taint, Toleration, LabelSelector, Affinity, ...): the
 #: apiserver keeps it unpruned; the controller that uses it validates it against upstream.
 Embedded = dict[str, Any]
@@ -147,6 +149,13 @@ class KindInfo:
     status_subresource: bool = True
     description: str = ""
     rules: tuple[Rule, ...] = ()
+
+    @property
+    def resource(self) -> Resource:
+        """The REST resource clients use for this kind."""
+        return Resource(
+            self.group, self.version, self.plural, self.kind, self.scope == "Namespaced"
+        )
 
 
 T = typing.TypeVar("T")

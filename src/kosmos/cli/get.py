@@ -16,7 +16,6 @@ from kosmos.api import crds
 from kosmos.api.schema import kind_info
 from kosmos.cli.apply import strip
 from kosmos.cli.context import CliContext, output_option, pass_cli
-from kosmos.cli.manifests import resource_of
 from kosmos.cli.output import table
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
@@ -67,7 +66,7 @@ def get(
         raise click.ClickException(f"unknown kind {kind!r}; valid kinds: {valid_kinds()}") from None
     if name and all_namespaces:
         raise click.UsageError("a resource cannot be retrieved by name across all namespaces")
-    resource = resource_of(model)
+    resource = kind_info(model).resource
     ns = namespace if resource.namespaced and not all_namespaces else None
     if output in ("json", "yaml"):
         data = cli_ctx.run(_objects(cli_ctx, model, name, ns))
@@ -120,7 +119,7 @@ def render_table(
 
 async def _table(cli_ctx: CliContext, model: type[Any], name: str | None, ns: str | None) -> Obj:
     client = await cli_ctx.host()
-    resource = resource_of(model)
+    resource = kind_info(model).resource
     try:
         return await client.table(resource, ns, name)
     except NotFound as exc:
@@ -129,7 +128,7 @@ async def _table(cli_ctx: CliContext, model: type[Any], name: str | None, ns: st
 
 async def _objects(cli_ctx: CliContext, model: type[Any], name: str | None, ns: str | None) -> Obj:
     client = await cli_ctx.host()
-    resource = resource_of(model)
+    resource = kind_info(model).resource
     try:
         if name:
             return strip(await client.get(resource, name, ns))

@@ -20,7 +20,9 @@ from typing import Any
 import click
 
 from kosmos.api import names
+from kosmos.api.cluster import Cluster
 from kosmos.api.resources import LEASES, NAMESPACES, NODES, SECRETS, Resource
+from kosmos.api.schema import kind_info
 from kosmos.cli.context import CliContext, pass_cli
 from kosmos.cli.membership import (
     REQUIRED_RIGHTS,
@@ -41,7 +43,7 @@ from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 
-CLUSTERS = Resource(names.GROUP, names.VERSION, "clusters", "Cluster", namespaced=False)
+CLUSTERS = kind_info(Cluster).resource
 ACCESS_REVIEWS = Resource(
     "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False
 )

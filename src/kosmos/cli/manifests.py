@@ -116,12 +116,6 @@ def labels(app: str) -> dict[str, str]:
     }
 
 
-def resource_of(kind: type[Any]) -> Resource:
-    """The REST resource of a kosmos.io kind model."""
-    info = kind_info(kind)
-    return Resource(info.group, info.version, info.plural, info.kind, info.scope == "Namespaced")
-
-
 def _meta(name: str, app: str, namespace: str | None = None) -> Obj:
     meta: Obj = {"name": name, "labels": labels(app)}
     if namespace:
@@ -250,7 +244,7 @@ def root_cluster(options: InstallOptions) -> Planned:
     body = manifest(Cluster, names.ROOT_CLUSTER_NAME, spec=spec)
     body["metadata"]["labels"] = labels(PART_OF)
     body["metadata"]["annotations"] = {names.ANNOTATION_CLUSTER_ROLE: "root"}
-    return resource_of(Cluster), body
+    return kind_info(Cluster).resource, body
 
 
 def install_objects(options: InstallOptions) -> list[Planned]:

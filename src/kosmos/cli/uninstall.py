@@ -16,6 +16,7 @@ import click
 from kosmos.api import names
 from kosmos.api.cluster import Cluster
 from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
+from kosmos.api.schema import kind_info
 from kosmos.cli import apply as applier
 from kosmos.cli import manifests
 from kosmos.cli.context import CliContext, pass_cli
@@ -65,7 +66,7 @@ async def _uninstall(
     progress = Progress()
     client = await cli_ctx.host()
     options = InstallOptions(namespace=namespace)
-    clusters = await _list_or_empty(client, manifests.resource_of(Cluster))
+    clusters = await _list_or_empty(client, kind_info(Cluster).resource)
     members = sorted(c["metadata"]["name"] for c in clusters if not is_root(c))
     if members and not force:
         raise click.ClickException(
@@ -133,7 +134,7 @@ async def _delete_clusters(
 
     A finalizer nobody releases within the timeout is removed with --force, else reported.
     """
-    resource = manifests.resource_of(Cluster)
+    resource = kind_info(Cluster).resource
     for cluster in clusters:
         await _delete(client, resource, cluster, lines)
     if not clusters:

@@ -23,9 +23,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(H
 
 
 def resource():
-    from kosmos.api.resources import Resource
-
-    return Resource(CLUSTERS.group, CLUSTERS.version, CLUSTERS.plural, CLUSTERS.kind, False)
+    return CLUSTERS.resource
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from kosmos.api import crds, names
 from kosmos.api.cluster import Cluster
 from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, NAMESPACES
-from kosmos.api.schema import crd
+from kosmos.api.schema import crd, kind_info
 from kosmos.cli import manifests
 from kosmos.cli.manifests import InstallOptions
 from kosmos.cli.rbac import CLUSTERROLES, ROLES
@@ -184,7 +184,7 @@ def test_root_cluster_matches_the_cluster_crd_schema():
     resource, body = manifests.root_cluster(
         InstallOptions(namespace="kosmos-x", cni="flannel", default_nic="eth1")
     )
-    assert resource == manifests.resource_of(Cluster)
+    assert resource == kind_info(Cluster).resource
     assert body["metadata"]["name"] == names.ROOT_CLUSTER_NAME
     assert body["metadata"]["annotations"] == {names.ANNOTATION_CLUSTER_ROLE: "root"}
     schema = crd(Cluster)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
