@@ -99,3 +99,18 @@ def test_bad_options_fail_clearly_and_create_nothing(isolated):
     assert out.returncode != 0
     assert "--overlap" in out.stderr
     assert not (state / "kwok").exists()
+
+
+def test_up_refuses_ports_held_by_another_process_and_writes_nothing(isolated):
+    env, state = isolated
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", PORT_BASE + 1))  # the host cluster's etcd port
+        squatter.listen()
+        out = kosmosctl(
+            env, "local", "up", "--members", "1", "--port-base", str(PORT_BASE), check=False
+        )
+    assert out.returncode == 1
+    assert f"{PORT_BASE + 1} (etcd)" in out.stderr
+    assert not state.exists()

@@ -73,6 +73,9 @@ def up(options: Options, progress: Progress) -> list[ClusterPlan]:
             f"an environment with other options is up ({previous}); "
             "run `kosmosctl local down` first"
         )
+    for cluster in clusters:  # before anything is written
+        if not (kwokctl.cluster_dir(cluster.name) / "kwok.yaml").exists():
+            _check_ports_free(cluster)
     tools = toolchain.ensure(progress)
     kwok = kwokctl.Kwokctl(tools.path("kwokctl"))
     _save_state(options, tools.k8s_version)
@@ -117,6 +120,20 @@ def restart_cluster(name: str, tools: toolchain.Toolchain | None = None) -> None
     leases = [n.removeprefix("node/") for n in nodes]
     if leases:
         kubectl.run("delete", "lease", "-n", "kube-node-lease", "--ignore-not-found", *leases)
+
+
+def _check_ports_free(cluster: ClusterPlan) -> None:
+    """Refuse clearly when another process holds one of the cluster's ports."""
+    listening = procs.listening_ports()
+    busy = [
+        f"{port} ({component})" for component, port in cluster.ports.items() if port in listening
+    ]
+    if busy:
+        raise LocalEnvError(
+            f"{cluster.name}: ports in use by another process: {', '.join(busy)}; stop it, or "
+            "choose other ports with --port-base (another environment may run from a different "
+            "KOSMOS_LOCAL_DIR)"
+        )
 
 
 def _kubectl(name: str, binary: Path, kubeconfig: Path) -> Kubectl:
