@@ -106,6 +106,7 @@ def test_up_refuses_ports_held_by_another_process_and_writes_nothing(isolated):
     import socket
 
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", PORT_BASE + 1))  # the host cluster's etcd port
         squatter.listen()
         out = kosmosctl(
