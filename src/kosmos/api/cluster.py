@@ -6,8 +6,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kosmos.api import names
-from kosmos.api.common import CIDR_ITEM, CIDR_MAX, IP_ITEM, IS_CIDR, Condition, conditions
-from kosmos.api.schema import Embedded, KindInfo, PrinterColumn, Rule, kind, prop, rules
+from kosmos.api.common import (
+    CIDR_ITEM,
+    CIDR_MAX,
+    IP_ITEM,
+    IS_CIDR,
+    Condition,
+    conditions,
+    kosmos_kind,
+)
+from kosmos.api.schema import Embedded, PrinterColumn, Rule, kind, prop, rules
 
 _MAP_LIMIT = 16  # keeps the CEL cost of pairwise checks within the apiserver's budget
 
@@ -178,14 +186,10 @@ class ClusterStatus:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="Cluster",
-        plural="clusters",
-        singular="cluster",
-        scope="Cluster",
-        categories=(names.CATEGORY,),
+    kosmos_kind(
+        "Cluster",
+        "clusters",
+        "Cluster",
         printer_columns=(
             PrinterColumn("NETWORK_TYPE", ".spec.clusterLinkOptions.networkType"),
             PrinterColumn("IP_FAMILY", ".spec.clusterLinkOptions.ipFamily"),

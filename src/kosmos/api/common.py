@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kosmos.api.schema import Rule, prop
+from kosmos.api import names
+from kosmos.api.schema import KindInfo, Rule, prop
 
 IS_CIDR = Rule("isCIDR(self)", "must be a CIDR such as 10.0.0.0/16 or fd00::/64")
 IS_IP = Rule("isIP(self)", "must be an IP address")
@@ -35,4 +36,20 @@ def conditions() -> Any:
         list_type="map",
         list_map_keys=["type"],
         max_items=32,
+    )
+
+
+def kosmos_kind(
+    kind: str, plural: str, scope: Literal["Cluster", "Namespaced"], **extra: Any
+) -> KindInfo:
+    """KindInfo of a kosmos.io/v1alpha1 kind: group, version, singular and category filled in."""
+    extra.setdefault("categories", (names.CATEGORY,))
+    return KindInfo(
+        group=names.GROUP,
+        version=names.VERSION,
+        kind=kind,
+        plural=plural,
+        singular=kind.lower(),
+        scope=scope,
+        **extra,
     )

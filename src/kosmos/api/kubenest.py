@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kosmos.api import names
-from kosmos.api.common import CIDR_MAX, IP_ITEM, IP_MAX, IS_CIDR, IS_IP
-from kosmos.api.schema import Embedded, KindInfo, PrinterColumn, Rule, kind, prop
+from kosmos.api.common import CIDR_MAX, IP_ITEM, IP_MAX, IS_CIDR, IS_IP, kosmos_kind
+from kosmos.api.schema import Embedded, PrinterColumn, Rule, kind, prop
 
 _NODE = 253  # node names are DNS subdomains
 _PORT_ITEM = {"minimum": 1, "maximum": 65535}
@@ -169,15 +168,11 @@ class VirtualClusterStatus:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="VirtualCluster",
-        plural="virtualclusters",
-        singular="virtualcluster",
-        scope="Namespaced",
+    kosmos_kind(
+        "VirtualCluster",
+        "virtualclusters",
+        "Namespaced",
         short_names=("vc",),
-        categories=(names.CATEGORY,),
         printer_columns=(
             PrinterColumn("STATUS", ".status.phase"),
             PrinterColumn("UPDATE-TIME", ".status.updateTime"),
@@ -224,14 +219,10 @@ class GlobalNodeStatus:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="GlobalNode",
-        plural="globalnodes",
-        singular="globalnode",
-        scope="Cluster",
-        categories=(names.CATEGORY,),
+    kosmos_kind(
+        "GlobalNode",
+        "globalnodes",
+        "Cluster",
         printer_columns=(
             PrinterColumn("NODE_IP", ".spec.nodeIP"),
             PrinterColumn("STATE", ".spec.state"),

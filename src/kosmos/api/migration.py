@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kosmos.api import names
-from kosmos.api.schema import KindInfo, PrinterColumn, Rule, kind, prop, rules
+from kosmos.api.common import kosmos_kind
+from kosmos.api.schema import PrinterColumn, Rule, kind, prop, rules
 
 _NAMESPACES = 128
 _NAMESPACE_ITEM = {"maxLength": 63, "pattern": r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"}
@@ -106,14 +106,10 @@ class PromotePolicyStatus:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="PromotePolicy",
-        plural="promotepolicies",
-        singular="promotepolicy",
-        scope="Namespaced",
-        categories=(names.CATEGORY,),
+    kosmos_kind(
+        "PromotePolicy",
+        "promotepolicies",
+        "Namespaced",
         printer_columns=(
             PrinterColumn("CLUSTER", ".spec.clusterName"),
             PrinterColumn("PHASE", ".status.phase"),

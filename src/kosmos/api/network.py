@@ -14,8 +14,9 @@ from kosmos.api.common import (
     IS_IP,
     Condition,
     conditions,
+    kosmos_kind,
 )
-from kosmos.api.schema import KindInfo, PrinterColumn, Rule, kind, prop, rules
+from kosmos.api.schema import PrinterColumn, Rule, kind, prop, rules
 
 MAC = r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"
 IFNAME = r"^[^\s/:]{1,15}$"  # Linux IFNAMSIZ - 1, no whitespace, '/' or ':'
@@ -48,14 +49,10 @@ class ClusterNodeStatus:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="ClusterNode",
-        plural="clusternodes",
-        singular="clusternode",
-        scope="Cluster",
-        categories=(names.CATEGORY,),
+    kosmos_kind(
+        "ClusterNode",
+        "clusternodes",
+        "Cluster",
         printer_columns=(
             PrinterColumn("ROLES", ".spec.roles"),
             PrinterColumn("INTERFACE", ".spec.interfaceName"),
@@ -166,14 +163,10 @@ class NodeConfigStatus:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="NodeConfig",
-        plural="nodeconfigs",
-        singular="nodeconfig",
-        scope="Cluster",
-        categories=(names.CATEGORY,),
+    kosmos_kind(
+        "NodeConfig",
+        "nodeconfigs",
+        "Cluster",
         description="The network configuration ClusterLink's agent programs on one node.",
     )
 )

@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kosmos.api import names
-from kosmos.api.common import Condition, conditions
-from kosmos.api.schema import Embedded, KindInfo, Rule, kind, prop, rules
+from kosmos.api.common import Condition, conditions, kosmos_kind
+from kosmos.api.schema import Embedded, Rule, kind, prop, rules
 
 _NAME = 63  # policy-term names are short identifiers, like label values
 _OBJECT_NAME = 253  # pod and node names are DNS subdomains
@@ -127,15 +126,11 @@ class DistributionSpec:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="DistributionPolicy",
-        plural="distributionpolicies",
-        singular="distributionpolicy",
-        scope="Namespaced",
+    kosmos_kind(
+        "DistributionPolicy",
+        "distributionpolicies",
+        "Namespaced",
         short_names=("dp",),
-        categories=(names.CATEGORY,),
         status_subresource=False,
         description="Where kosmos-scheduler may place pods of this namespace (host/leaf nodes).",
     )
@@ -146,15 +141,11 @@ class DistributionPolicy:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="ClusterDistributionPolicy",
-        plural="clusterdistributionpolicies",
-        singular="clusterdistributionpolicy",
-        scope="Cluster",
+    kosmos_kind(
+        "ClusterDistributionPolicy",
+        "clusterdistributionpolicies",
+        "Cluster",
         short_names=("cdp",),
-        categories=(names.CATEGORY,),
         status_subresource=False,
         description="DistributionPolicy for all namespaces; namespaced policies take precedence.",
     )
@@ -287,15 +278,11 @@ class PodConvertPolicyStatus:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="PodConvertPolicy",
-        plural="podconvertpolicies",
-        singular="podconvertpolicy",
-        scope="Namespaced",
+    kosmos_kind(
+        "PodConvertPolicy",
+        "podconvertpolicies",
+        "Namespaced",
         short_names=("pcp",),
-        categories=(names.CATEGORY,),
         description="Rewrites scheduling fields of this namespace's pods copied to leaves.",
     )
 )
@@ -306,14 +293,10 @@ class PodConvertPolicy:
 
 
 @kind(
-    KindInfo(
-        group=names.GROUP,
-        version=names.VERSION,
-        kind="ClusterPodConvertPolicy",
-        plural="clusterpodconvertpolicies",
-        singular="clusterpodconvertpolicy",
-        scope="Cluster",
-        categories=(names.CATEGORY,),
+    kosmos_kind(
+        "ClusterPodConvertPolicy",
+        "clusterpodconvertpolicies",
+        "Cluster",
         description="PodConvertPolicy for all namespaces; when any exists, namespaced ones are "
         "not consulted.",
     )
