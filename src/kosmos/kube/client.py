@@ -96,6 +96,31 @@ class Client:
         accept: str | None = None,
     ) -> Any:
         """One rate-limited request; returns the decoded JSON body (None if empty)."""
+        raw = await self._send(
+            method,
+            path,
+            what=what,
+            params=params,
+            body=body,
+            content_type=content_type,
+            timeout=timeout,
+            accept=accept,
+        )
+        return orjson.loads(raw) if raw else None
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: Mapping[str, object | None] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float = 60.0,
+        accept: str | None = None,
+    ) -> bytes:
+        """Rate limit, send, time, and map failures; the one path every request takes."""
         await self._bucket.acquire()
         data = orjson.dumps(body) if body is not None else None
         headers = await self._headers(content_type or ("application/json" if data else None))
@@ -123,7 +148,7 @@ class Client:
             metrics.client_request_seconds.labels(self.cluster, method, code).observe(elapsed)
         if response.status >= 400:
             raise from_status(self.cluster, response.status, _status_body(raw), what)
-        return orjson.loads(raw) if raw else None
+        return raw
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -133,21 +158,11 @@ class Client:
         return result
 
     async def get_raw(self, path: str) -> Any:
-        """GET a non-resource path such as ``/version`` or ``/readyz``."""
+        """GET a non-resource path: ``/version`` decoded, ``/readyz`` and friends as text."""
         if path.endswith(("/readyz", "/healthz", "/livez")):
-            return await self._get_text(path)
+            raw = await self._send("GET", path, what=f"get {path}", accept="text/plain")
+            return raw.decode()
         return await self.request("GET", path, what=f"get {path}")
-
-    async def _get_text(self, path: str) -> str:
-        await self._bucket.acquire()
-        try:
-            async with self._http().get(path, headers=await self._headers(None)) as response:
-                text = await response.text()
-        except _TRANSPORT_ERRORS as exc:
-            raise ConnectError(self.cluster, f"get {path}: {_describe(exc)}") from exc
-        if response.status >= 400:
-            raise from_status(self.cluster, response.status, {"message": text}, f"get {path}")
-        return text
 
     async def table(
         self,

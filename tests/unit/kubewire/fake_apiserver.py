@@ -68,6 +68,8 @@ class FakeApiserver:
         if request.path in self.errors:
             code, status = self.errors[request.path]
             return web.json_response(status, status=code)
+        if request.path == "/readyz":
+            return web.Response(text="ok")
         if query.get("watch") == "true":
             return await self.watch(request)
         if request.path != PATH:

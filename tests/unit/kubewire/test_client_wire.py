@@ -113,3 +113,8 @@ async def test_stalled_watch_raises_connect_error(server, client):
     with pytest.raises(ConnectError, match="stream broken"):
         async for _ in client.watch(CONFIGMAPS, namespace="default", stall_timeout=0.3):
             pass
+
+
+async def test_health_paths_come_back_as_text_through_the_shared_request_path(server, client):
+    assert await client.get_raw("/readyz") == "ok"
+    assert server.requests[-1]["path"] == "/readyz"
