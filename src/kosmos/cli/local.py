@@ -33,9 +33,16 @@ def local() -> None:
 
 @local.command()
 @click.option("--rebuild", is_flag=True, help="Rebuild even if the cache has the binaries.")
-def toolchain_cmd(rebuild: bool) -> None:
+@click.option(
+    "--kubernetes-version",
+    metavar="VERSION",
+    help="Re-pin the k8s tools module to this release (e.g. v1.36.4) before building.",
+)
+def toolchain_cmd(rebuild: bool, kubernetes_version: str | None) -> None:
     """Build (or reuse) kube-apiserver, kcm, scheduler, kubectl, etcd, kwok and kwokctl."""
     try:
+        if kubernetes_version:
+            toolchain.regenerate_k8s_module(kubernetes_version)
         tools = toolchain.ensure(Progress(), rebuild=rebuild)
     except toolchain.ToolchainError as exc:
         raise click.ClickException(str(exc)) from exc

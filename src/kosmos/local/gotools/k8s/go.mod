@@ -1,5 +1,5 @@
 // Tools module: pins the Kubernetes release whose binaries the local environment runs.
-// Regenerate with `kosmosctl local toolchain --regenerate` (replace lines come from the release's own go.mod).
+// Re-pin with `kosmosctl local toolchain --kubernetes-version vX.Y.Z` (replace lines come from the release's own go.mod).
 module kosmos.local/tools/k8s
 
 go 1.26.0
