@@ -133,8 +133,8 @@ class Toolchain:
         return self.groups["k8s"].version
 
 
-def go_binary() -> str:
-    """Locate ``go`` and check it is new enough for the pinned Kubernetes release."""
+def go_binary() -> tuple[str, str]:
+    """Locate ``go`` and check it is new enough; return its path and ``GOVERSION``."""
     go = shutil.which("go") or (
         "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
     )
@@ -144,13 +144,14 @@ def go_binary() -> str:
             "release is built with it) and retry `kosmosctl local toolchain`."
         )
     out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False)
-    match = re.match(r"go(\d+)\.(\d+)", out.stdout.strip())
+    version = out.stdout.strip()
+    match = re.match(r"go(\d+)\.(\d+)", version)
     if not match or (int(match.group(1)), int(match.group(2))) < MIN_GO:
         raise ToolchainError(
-            f"step 'find go' failed: {go} is {out.stdout.strip() or 'unknown'}, need "
+            f"step 'find go' failed: {go} is {version or 'unknown'}, need "
             f"go{MIN_GO[0]}.{MIN_GO[1]} or newer."
         )
-    return go
+    return go, version
 
 
 def go_env(go: str) -> dict[str, str]:
@@ -194,10 +195,7 @@ def cache_key(group: Group, go_version: str) -> str:
 
 def ensure(progress: Progress, *, rebuild: bool = False) -> Toolchain:
     """Return the toolchain, building whatever group is missing from the cache."""
-    go = go_binary()
-    go_version = subprocess.run(
-        [go, "env", "GOVERSION"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    go, go_version = go_binary()
     toolchain = Toolchain()
     for group in GROUPS:
         directory = paths.toolchain_dir() / cache_key(group, go_version)
@@ -349,7 +347,7 @@ def regenerate_k8s_module(version: str, go: str | None = None) -> None:
     ``v0.<minor>.<patch>`` tag. Generating the list from the release avoids drift when
     staging modules are added.
     """
-    go = go or go_binary()
+    go = go or go_binary()[0]
     env = go_env(go)
     env["GOFLAGS"] = "-modcacherw"
     out = subprocess.run(
