@@ -74,7 +74,7 @@ def up(options: Options, progress: Progress) -> list[ClusterPlan]:
             "run `kosmosctl local down` first"
         )
     for cluster in clusters:  # before anything is written
-        if not (kwokctl.cluster_dir(cluster.name) / "kwok.yaml").exists():
+        if not kwokctl.cluster_exists(cluster.name):
             _check_ports_free(cluster)
     tools = toolchain.ensure(progress)
     kwok = kwokctl.Kwokctl(tools.path("kwokctl"))
@@ -92,7 +92,7 @@ def up(options: Options, progress: Progress) -> list[ClusterPlan]:
 def _ensure_cluster(
     kwok: kwokctl.Kwokctl, cluster: ClusterPlan, tools: toolchain.Toolchain, progress: Progress
 ) -> None:
-    if not kwok.exists(cluster.name):
+    if not kwokctl.cluster_exists(cluster.name):
         progress(f"{cluster.name}: creating ({cluster.role}, apiserver :{cluster.apiserver_port})")
         kwok.create(cluster, tools)
         return

@@ -42,6 +42,11 @@ def cluster_dir(name: str) -> Path:
     return workdir() / "clusters" / name
 
 
+def cluster_exists(name: str) -> bool:
+    """kwokctl has created this cluster (running or not)."""
+    return (cluster_dir(name) / "kwok.yaml").exists()
+
+
 def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[str, Any]]:
     """The kwokctl configuration for one cluster (pure; unit-tested)."""
     ports = cluster.ports
@@ -123,9 +128,6 @@ class Kwokctl:
                 f"{(out.stderr or out.stdout).strip()[-2000:]}"
             )
         return out.stdout
-
-    def exists(self, cluster: str) -> bool:
-        return (cluster_dir(cluster) / "kwok.yaml").exists()
 
     def create(self, cluster: ClusterPlan, toolchain: Toolchain) -> None:
         directory = paths.local_dir() / "config"
