@@ -18,11 +18,26 @@ LABEL_EXCLUDE = "kosmos.io/exclude"
 LABEL_JOIN = "kosmos.io/join"
 LABEL_CLUSTER = "kosmos.io/cluster"  # on ClusterNode objects
 LABEL_POD = "kosmos-io/pod"  # on pods ClusterTree created in a member
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"  # "kosmos" on objects copied into a member
+MANAGED_BY_KOSMOS = "kosmos"
+LABEL_OWNER_CLUSTER = "kosmos.io/owner-cluster"  # on leaf nodes: the Cluster they represent
+LABEL_ROLE_AGENT = "agent"
+LABEL_HOSTNAME = "kubernetes.io/hostname"
+LABEL_ZONE = "topology.kubernetes.io/zone"
+LABEL_REGION = "topology.kubernetes.io/region"
 
 # Annotations
 ANNOTATION_CLUSTER_ROLE = "kosmos.io/cluster-role"  # "root" on the host's own Cluster
 ANNOTATION_OWNED_BY_CLUSTER = "kosmos-io/owned-by-cluster"
 ANNOTATION_GLOBAL = "kosmos.io/global"
+ANNOTATION_LEAF_MODE = "kosmos.io/leaf-mode"  # whole-cluster | one-to-one | group
+ANNOTATION_LARGEST_FREE = "kosmos.io/largest-free-node"  # JSON: biggest per-node free block
+ANNOTATION_HOST_POD_UID = "kosmos.io/host-pod-uid"  # on member pods: the host pod they mirror
+ANNOTATION_HOST_NODE = "kosmos.io/host-node"  # on member pods: the host leaf node
+ANNOTATION_CLUSTER_SELECTOR = "kosmos.io/cluster-selector"  # on host pods: member scheduling
+ANNOTATION_CONVERT_POLICY = "kosmos-io/convert-policy"
+ANNOTATION_CLUSTER_OWNERS = "kosmos-io/cluster-owners"  # host objects copied to members
+ANNOTATION_SELECTED_NODE = "volume.kubernetes.io/selected-node"
 
 # Taints
 TAINT_LEAF = {"key": LABEL_NODE, "value": "true", "effect": "NoSchedule"}
