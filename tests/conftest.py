@@ -16,7 +16,7 @@ from tests.support import IN_CI
 
 TIERS = ("unit", "integration", "dataplane", "e2e")
 
-pytest_plugins = ["tests.fixtures.clusters", "tests.fixtures.crds"]
+pytest_plugins = ["tests.fixtures.clusters", "tests.fixtures.crds", "tests.fixtures.tree"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

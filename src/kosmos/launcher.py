@@ -10,11 +10,28 @@ import importlib
 
 import click
 
-#: component name -> "module:function" that runs it until shutdown.
-COMPONENTS: dict[str, str] = {}
+#: component name -> "module:attribute" of the click command that runs it until shutdown.
+COMPONENTS: dict[str, str] = {
+    "cluster-manager": "kosmos.clustertree.app:command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Components(click.Group):
+    """Imports a component's module only when that component is launched (or its help shown)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMPONENTS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMPONENTS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=_Components, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kosmos", prog_name="kosmos")
 def cli() -> None:
     """Run a Kosmos component."""
@@ -27,12 +44,9 @@ def list_components() -> None:
         click.echo(f"{name}\t{target}")
 
 
-def _launch(target: str) -> None:
-    module, _, function = target.partition(":")
-    getattr(importlib.import_module(module), function)()
-
-
 def main() -> None:
-    for name, target in COMPONENTS.items():
-        cli.add_command(click.Command(name, callback=lambda t=target: _launch(t)))
     cli(prog_name="kosmos")
+
+
+if __name__ == "__main__":
+    main()

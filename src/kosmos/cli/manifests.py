@@ -30,6 +30,7 @@ from kosmos.api.resources import (
 from kosmos.api.schema import kind_info, manifest
 from kosmos.cli import rbac
 from kosmos.cli.rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, RBAC_GROUP, ROLEBINDINGS, ROLES
+from kosmos.clustertree import admission
 
 Obj = dict[str, Any]
 Planned = tuple[Resource, Obj]
@@ -178,8 +179,37 @@ def component_objects(options: InstallOptions, component: Component) -> list[Pla
         leases, lease_ns = f"{name}-node-leases", "kube-node-lease"
         out.append((ROLES, role("Role", leases, component.node_lease_rules, lease_ns)))
         out.append((ROLEBINDINGS, binding("RoleBinding", leases, lease_ns)))
+    if component.module == "tree":
+        out.extend(tree_objects())
     out.append((DEPLOYMENTS, deployment(options, component)))
     return out
+
+
+MUTATING_ADMISSION_POLICIES = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "mutatingadmissionpolicies",
+    "MutatingAdmissionPolicy",
+    False,
+)
+MUTATING_ADMISSION_POLICY_BINDINGS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "mutatingadmissionpolicybindings",
+    "MutatingAdmissionPolicyBinding",
+    False,
+)
+STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
+
+
+def tree_objects() -> list[Planned]:
+    """ClusterTree's host objects: the no-eviction admission policy and the leaf StorageClass."""
+    policy, binding = admission.toleration_policy(labels(PART_OF))
+    return [
+        (MUTATING_ADMISSION_POLICIES, policy),
+        (MUTATING_ADMISSION_POLICY_BINDINGS, binding),
+        (STORAGECLASSES, admission.leaf_storage_class(labels(PART_OF))),
+    ]
 
 
 def deployment(options: InstallOptions, component: Component) -> Obj:

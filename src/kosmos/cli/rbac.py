@@ -45,16 +45,16 @@ CLUSTER_MANAGER_RULES: tuple[Obj, ...] = (
     rule("", ("pods",), (*READ, "delete")),
     # Member pod status is mirrored into the root pod.
     rule("", ("pods/status",), ("get", "update", "patch")),
-    # What pods mount follows them to members; the root object records which members hold
-    # a copy (annotation kosmos-io/cluster-owners). Secrets also hold member kubeconfigs.
-    # Nothing creates root ConfigMaps or Secrets: service-account tokens use TokenRequest.
-    rule("", ("configmaps", "secrets"), (*READ, "update", "patch")),
-    # Projected service-account tokens of pods sent to members are minted by TokenRequest.
+    # What pods mount follows them to members (copies live in the members; the host objects
+    # are only read). Secrets also hold member kubeconfigs.
+    rule("", ("configmaps", "secrets"), READ),
+    # ServiceAccounts pods use are copied to members (tokens are minted by the member).
     rule("", ("serviceaccounts",), READ),
-    rule("", ("serviceaccounts/token",), ("create",)),
     # Service-link environment variables and the root DNS service address are resolved in
     # the host before a pod is copied to a member.
     rule("", ("services",), READ),
+    # The kosmos-leaf StorageClass names the member class of claims it provisions.
+    rule("storage.k8s.io", ("storageclasses",), READ),
     # Claims bound in a member are mirrored back (metadata patch + status); their volumes
     # appear in the root (created, updated, deleted with the member's PV).
     rule("", ("persistentvolumeclaims",), (*READ, "update", "patch")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from kosmos.api.resources import Resource
 from kosmos.kube import metrics
 from kosmos.kube.clock import Clock, RealClock
 from kosmos.kube.config import ClusterConfig
-from kosmos.kube.errors import ConnectError, KubeError, NotFound, from_status
+from kosmos.kube.errors import ApiError, ConnectError, KubeError, NotFound, from_status
 from kosmos.kube.ratelimit import TokenBucket
 
 Obj = dict[str, Any]
@@ -33,6 +33,9 @@ _PATCH_CONTENT_TYPES = {
 }
 _TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# Streams (followed logs, exec sessions) may stay quiet for hours: only connecting is bounded.
+_STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+_HANDSHAKE_TIMEOUT = 30.0  # like the kubelet's stream creation timeout
 
 
 @dataclass
@@ -157,12 +160,13 @@ class Client:
         result: Obj = await self.request("GET", path, what=_what("get", resource, namespace, name))
         return result
 
-    async def get_raw(self, path: str) -> Any:
+    async def get_raw(self, path: str, *, timeout: float = 60.0) -> Any:
         """GET a non-resource path: ``/version`` decoded, ``/readyz`` and friends as text."""
+        what = f"get {path}"
         if path.endswith(("/readyz", "/healthz", "/livez")):
-            raw = await self._send("GET", path, what=f"get {path}", accept="text/plain")
+            raw = await self._send("GET", path, what=what, accept="text/plain", timeout=timeout)
             return raw.decode()
-        return await self.request("GET", path, what=f"get {path}")
+        return await self.request("GET", path, what=what, timeout=timeout)
 
     async def table(
         self,
@@ -308,6 +312,125 @@ class Client:
                     raise from_status(self.cluster, int(status.get("code", 500)), status, what)
                 yield event
             del buffer[:start]
+
+    # -- streams -------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None,
+        subresource: str,
+        params: Mapping[str, object | None] | None = None,
+        *,
+        timeout: aiohttp.ClientTimeout = _STREAM_TIMEOUT,
+    ) -> aiohttp.ClientResponse:
+        """GET a streaming subresource (``pods/log``); the open response, body unread.
+
+        For proxies that must pass bytes through as they come with backpressure: the caller
+        iterates ``response.content`` and must ``release()`` the response (``close()`` to
+        drop the connection when it stops early). A failure status is read and raised as
+        the usual typed ``ApiError``. No total timeout by default: a followed log is endless.
+        """
+        what = _what(subresource, resource, namespace, name)
+        path = resource.path(namespace, name, subresource)
+        await self._bucket.acquire()
+        started = time.monotonic()
+        code = "error"
+        try:
+            response = await self._http().get(
+                path,
+                params=_params(params or {}),
+                headers=await self._headers(None),
+                timeout=timeout,
+            )
+            code = str(response.status)
+            if response.status >= 400:
+                async with response:
+                    raw = await response.read()
+                raise from_status(self.cluster, response.status, _status_body(raw), what)
+        except _TRANSPORT_ERRORS as exc:
+            raise ConnectError(
+                self.cluster, f"{what}: cannot reach {self.config.server}: {_describe(exc)}"
+            ) from exc
+        finally:
+            elapsed = time.monotonic() - started
+            metrics.client_request_seconds.labels(self.cluster, "GET", code).observe(elapsed)
+        return response
+
+    async def websocket(  # noqa: PLR0917 (the subresource coordinates, as in stream())
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None,
+        subresource: str,
+        params: Sequence[tuple[str, str]],
+        protocols: Sequence[str] = (),
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open a WebSocket on a subresource (``pods/exec``, ``attach``, ``portforward``).
+
+        ``params`` is a list of pairs because ``command`` repeats, one pair per argv word.
+        ``protocols`` are offered in order; ``response.protocol`` is the server's choice.
+        Messages are unbounded in size (a proxy must not reject what the peer accepts); the
+        handshake must finish within 30 s, the session then has no idle limit (the caller
+        closes it). A refused handshake raises the typed ``ApiError`` with the server's message.
+        """
+        what = _what(subresource, resource, namespace, name)
+        path = resource.path(namespace, name, subresource)
+        await self._bucket.acquire()
+        started = time.monotonic()
+        code = "error"
+        try:
+            async with asyncio.timeout(_HANDSHAKE_TIMEOUT):
+                ws = await self._http().ws_connect(
+                    path,
+                    params=list(params),
+                    headers=await self._headers(None),
+                    protocols=tuple(protocols),
+                    max_msg_size=0,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
+                )
+            code = "101"
+        except aiohttp.WSServerHandshakeError as exc:
+            code = str(exc.status)
+            if exc.status < 400:
+                raise ConnectError(self.cluster, f"{what}: {exc.message}") from exc
+            raise await self._handshake_error(path, params, exc.status, what) from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise ConnectError(
+                self.cluster, f"{what}: cannot reach {self.config.server}: {_describe(exc)}"
+            ) from exc
+        finally:
+            elapsed = time.monotonic() - started
+            metrics.client_request_seconds.labels(self.cluster, "GET", code).observe(elapsed)
+        return ws
+
+    async def _handshake_error(
+        self, path: str, params: Sequence[tuple[str, str]], status: int, what: str
+    ) -> ApiError:
+        """The ``Status`` behind a refused WebSocket handshake.
+
+        aiohttp drops the body of a non-101 handshake answer. The apiserver checks the pod,
+        the container and permissions before it looks at the upgrade, and it never runs
+        anything for a request that is not an upgrade, so the same URL as a plain GET
+        answers with the same ``Status``. If it answers differently, the original code is
+        kept with a generic message.
+        """
+        fallback = from_status(self.cluster, status, None, what)
+        await self._bucket.acquire()
+        try:
+            async with self._http().get(
+                path,
+                params=list(params),
+                headers=await self._headers(None),
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as response:
+                raw = await response.read()
+        except _TRANSPORT_ERRORS:
+            return fallback
+        if response.status != status:
+            return fallback
+        return from_status(self.cluster, status, _status_body(raw), what)
 
     # -- writes --------------------------------------------------------------------------
 

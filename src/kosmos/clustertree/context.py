@@ -1,0 +1,169 @@
+"""What every ClusterTree controller shares: options, the manager, host caches and indexes.
+
+The host side is read through informers created once at start; member sides are added and
+removed at runtime as Clusters join and leave (``clusters.py``). Controllers never keep
+their own copies of objects: they look them up here, by key or through an index, so every
+reconcile sees one consistent, level-based view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kosmos.api import names
+from kosmos.api.resources import (
+    CONFIGMAPS,
+    NODES,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
+    PODS,
+    SECRETS,
+    SERVICEACCOUNTS,
+    SERVICES,
+    Resource,
+)
+from kosmos.clustertree.placement import Obj
+from kosmos.clustertree.podforge import dependencies
+from kosmos.kube.controller import Controller
+from kosmos.kube.events import EventRecorder
+from kosmos.kube.informer import Informer
+from kosmos.kube.manager import ClusterNotFound, Manager
+
+#: the manager's name for the host cluster (a Cluster CR can never use it: it is the root's)
+HOST = names.ROOT_CLUSTER_NAME
+
+CLUSTERS = Resource(names.GROUP, names.VERSION, "clusters", "Cluster", namespaced=False)
+POD_CONVERT_POLICIES = Resource(
+    names.GROUP, names.VERSION, "podconvertpolicies", "PodConvertPolicy"
+)
+CLUSTER_POD_CONVERT_POLICIES = Resource(
+    names.GROUP, names.VERSION, "clusterpodconvertpolicies", "ClusterPodConvertPolicy", False
+)
+STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
+
+#: copied objects in members carry this label; informers there watch only these
+MANAGED_SELECTOR = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY_KOSMOS}"
+LEAF_NODE_SELECTOR = f"{names.LABEL_NODE}=true"
+#: the kinds copied into members for the pods that use them
+COPIED = {r.plural: r for r in (CONFIGMAPS, SECRETS, SERVICEACCOUNTS)}
+
+
+@dataclass(frozen=True)
+class Options:
+    """The cluster-manager's knobs (flags in ``app.py``)."""
+
+    #: address and port the host apiserver uses to reach our kubelet endpoint
+    node_address: str = "127.0.0.1"
+    kubelet_port: int = 10250
+    kubelet_bind: str = "0.0.0.0"
+    kubelet_client_ca: str | None = None
+    #: how often leases are renewed and members probed
+    heartbeat_seconds: float = 10.0
+    #: a member unreachable this long turns its leaf nodes NotReady (kubelet lease window)
+    unreachable_seconds: float = 40.0
+    lease_seconds: int = 40
+    reserved_namespaces: frozenset[str] = frozenset({"kube-system", "kube-node-lease"})
+    member_qps: float = 40.0
+    member_burst: int = 60
+    workers: int = 4
+
+
+def pod_dependency_keys(pod: Obj) -> Iterable[str]:
+    """Index values ``<plural>/<name>`` of what a host pod needs copied into its member."""
+    if not pod.get("spec", {}).get("nodeName"):
+        return []
+    deps = dependencies(pod)
+    keys = [f"configmaps/{n}" for n in deps.configmaps]
+    keys += [f"secrets/{n}" for n in deps.secrets]
+    keys += [f"persistentvolumeclaims/{n}" for n in deps.pvcs]
+    if deps.service_account:
+        keys.append(f"serviceaccounts/{deps.service_account}")
+    return keys
+
+
+def _by_node(pod: Obj) -> Iterable[str]:
+    node = pod.get("spec", {}).get("nodeName")
+    return [node] if node else []
+
+
+def _by_cluster(node: Obj) -> Iterable[str]:
+    cluster = (node["metadata"].get("labels") or {}).get(names.LABEL_OWNER_CLUSTER)
+    return [cluster] if cluster else []
+
+
+@dataclass
+class Tree:
+    """The shared state of one cluster-manager process."""
+
+    manager: Manager
+    options: Options
+    recorder: EventRecorder
+    controllers: dict[str, Controller] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        informer = self.manager.informer
+        self.clusters = informer(HOST, CLUSTERS)
+        self.leaf_nodes = informer(
+            HOST, NODES, label_selector=LEAF_NODE_SELECTOR, indexers={"cluster": _by_cluster}
+        )
+        self.pods = informer(HOST, PODS, indexers={"node": _by_node, "deps": pod_dependency_keys})
+        self.copied: dict[str, Informer] = {
+            plural: informer(HOST, resource) for plural, resource in COPIED.items()
+        }
+        self.pvcs = informer(HOST, PERSISTENTVOLUMECLAIMS)
+        self.volumes = informer(HOST, PERSISTENTVOLUMES)
+        self.services = informer(HOST, SERVICES)
+        self.policies = informer(HOST, POD_CONVERT_POLICIES)
+        self.cluster_policies = informer(HOST, CLUSTER_POD_CONVERT_POLICIES)
+        self.storage_classes = informer(HOST, STORAGECLASSES)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def cluster_of_node(self, node_name: str) -> str | None:
+        """The member Cluster behind a host leaf node (None: not a leaf node)."""
+        node = self.leaf_nodes.store.get(node_name)
+        if node is None:
+            return None
+        return (node["metadata"].get("labels") or {}).get(names.LABEL_OWNER_CLUSTER)
+
+    def cluster_of_pod(self, pod: Obj) -> str | None:
+        node = pod.get("spec", {}).get("nodeName")
+        return self.cluster_of_node(node) if node else None
+
+    def leaf_node_names(self, cluster: str) -> list[str]:
+        return [n["metadata"]["name"] for n in self.leaf_nodes.store.by_index("cluster", cluster)]
+
+    def pods_on_cluster(self, cluster: str) -> list[Obj]:
+        pods: list[Obj] = []
+        for node in self.leaf_node_names(cluster):
+            pods.extend(self.pods.store.by_index("node", node))
+        return pods
+
+    def users(self, cluster: str, namespace: str, dep: str) -> list[Obj]:
+        """Host pods on ``cluster``'s leaf nodes that need ``dep`` (``<plural>/<name>``)."""
+        nodes = set(self.leaf_node_names(cluster))
+        return [
+            pod
+            for pod in self.pods.store.by_index("deps", dep)
+            if pod["metadata"].get("namespace") == namespace
+            and pod.get("spec", {}).get("nodeName") in nodes
+            and not is_finished(pod)
+        ]
+
+    def member(self, cluster: str, resource: Resource, **scope: str) -> Informer:
+        """A member informer (created on first use); ClusterNotFound once it left."""
+        return self.manager.informer(cluster, resource, **scope)
+
+    def member_synced(self, cluster: str) -> bool:
+        try:
+            return self.member(cluster, PODS).has_synced
+        except ClusterNotFound:
+            return False
+
+    def reserved(self, namespace: str) -> bool:
+        return namespace in self.options.reserved_namespaces
+
+
+def is_finished(pod: Obj) -> bool:
+    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")

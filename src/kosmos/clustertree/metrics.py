@@ -1,0 +1,41 @@
+"""ClusterTree's Prometheus series (queue depth and reconcile counts come from kosmos.kube).
+
+Pod sync latency is measured in stages from the host pod's creationTimestamp, so a slow
+stage shows where time goes: ``member_created`` (host create -> member pod created),
+``member_running`` (-> member pod Running, seen by us), ``host_status`` (-> Running written
+back on the host pod).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from kosmos.kube.metrics import REGISTRY
+
+_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300)
+
+pod_sync_seconds = Histogram(
+    "kosmos_clustertree_pod_sync_seconds",
+    "Seconds from host pod creation to each sync stage, by member cluster.",
+    ["cluster", "stage"],
+    buckets=_BUCKETS,
+    registry=REGISTRY,
+)
+sync_errors = Counter(
+    "kosmos_clustertree_sync_errors_total",
+    "Failed sync attempts, by member cluster and controller.",
+    ["cluster", "controller"],
+    registry=REGISTRY,
+)
+member_ready = Gauge(
+    "kosmos_clustertree_member_ready",
+    "1 while the member apiserver answers within the unreachable window, else 0.",
+    ["cluster"],
+    registry=REGISTRY,
+)
+member_pods = Gauge(
+    "kosmos_clustertree_member_pods",
+    "Pods Kosmos created in the member (from the member cache).",
+    ["cluster"],
+    registry=REGISTRY,
+)

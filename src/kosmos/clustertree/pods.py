@@ -1,0 +1,263 @@
+"""The pod controller: a host pod bound to a leaf node has exactly one copy in its member.
+
+Keyed ``Request(member, namespace, name)``; every pass compares the host pod (host cache) with
+the member pod (member cache) and takes one step:
+
+* host pod gone or not on this member  -> delete the member pod Kosmos made (never others);
+* host pod terminating                 -> delete the member pod with the host's grace period,
+  and once it is gone finalize the host pod (grace 0), as a kubelet does;
+* member pod missing                   -> copy dependencies, create it (``podforge``);
+  if it had already run and was deleted in the member, a controller-owned host pod is
+  deleted so its owner replaces it (a bare pod is simply recreated);
+* member pod present                   -> patch what may change on a live pod, and write the
+  member's status onto the host pod.
+
+Member pods have the host pod's name, so a crash between steps can never duplicate one:
+a second create meets AlreadyExists, and a member pod left from an older host pod of the same
+name (different ``kosmos.io/host-pod-uid``) is deleted before the new one is made. A member
+that cannot be reached simply fails the step and the request is retried: nothing is deleted
+because a member is away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+import orjson
+
+from kosmos.api.resources import NAMESPACES, PODS
+from kosmos.clustertree import metrics
+from kosmos.clustertree.context import HOST, Tree, is_finished
+from kosmos.clustertree.copies import ensure_dependencies
+from kosmos.clustertree.leafmodel import leaf_nodes
+from kosmos.clustertree.placement import Obj, Placement
+from kosmos.clustertree.podforge import (
+    HostContext,
+    host_uid,
+    is_kosmos_pod,
+    member_pod,
+    member_status,
+    mutable_patch,
+)
+from kosmos.kube.controller import Request, Result, TerminalError
+from kosmos.kube.errors import AlreadyExists, Conflict, Invalid, NotFound
+from kosmos.kube.manager import ClusterNotFound
+
+log = logging.getLogger("kosmos.clustertree.pods")
+
+
+def _age(pod: Obj) -> float:
+    created = pod["metadata"].get("creationTimestamp")
+    if not created:
+        return 0.0
+    started = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    return max(0.0, (datetime.now(UTC) - started).total_seconds())
+
+
+def _digest(status: Obj) -> bytes:
+    """What must agree between member and host status (ignoring server-side formatting)."""
+    summary = {
+        "phase": status.get("phase"),
+        "podIP": status.get("podIP"),
+        "reason": status.get("reason"),
+        "startTime": status.get("startTime"),
+        "conditions": sorted((c["type"], c["status"]) for c in status.get("conditions") or []),
+        "containers": [
+            (c.get("name"), c.get("ready"), c.get("restartCount"), sorted(c.get("state") or {}))
+            for c in status.get("containerStatuses") or []
+        ],
+    }
+    return orjson.dumps(summary, option=orjson.OPT_SORT_KEYS)
+
+
+class PodReconciler:
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self._namespaces: dict[str, set[str]] = {}
+        self._observed: dict[str, set[str]] = {}  # host pod uid -> latency stages recorded
+
+    async def __call__(self, request: Request) -> Result | None:
+        cluster, namespace, name = request.cluster, request.namespace, request.name
+        if self.tree.reserved(namespace):
+            return None
+        try:
+            cache = self.tree.member(cluster, PODS)
+        except ClusterNotFound:
+            return None
+        if not cache.has_synced:
+            return Result(requeue_after=1.0)
+        key = f"{namespace}/{name}"
+        host = self.tree.pods.store.get(key)
+        member = cache.store.get(key)
+        if host is None or self.tree.cluster_of_pod(host) != cluster:
+            if host is not None and not self.tree.cluster_of_pod(host) and _same(member, host):
+                return None  # bound to a node our cache does not know yet: wait, delete nothing
+            if member is not None and is_kosmos_pod(member):
+                await self._delete_member(cluster, member, None)
+            if host is None:
+                self._observed.pop(str((member or {}).get("metadata", {}).get("uid")), None)
+            return None
+        if host["metadata"].get("deletionTimestamp"):
+            return await self._terminate(cluster, host, member)
+        if member is None:
+            return await self._create_or_replace(cluster, host)
+        if not is_kosmos_pod(member):
+            await self.tree.recorder.record(
+                host,
+                "Warning",
+                "NameConflict",
+                f"member {cluster} already has a pod {key} that Kosmos did not create",
+            )
+            raise TerminalError(f"{cluster}: pod {key} exists and is not Kosmos's", "NameConflict")
+        if host_uid(member) != host["metadata"]["uid"]:
+            await self._delete_member(cluster, member, 0)  # left from an older host pod
+            return Result(requeue_after=1.0)
+        if member["metadata"].get("deletionTimestamp"):
+            return Result(requeue_after=2.0)  # deleted in the member; act once it is gone
+        await self._update(cluster, host, member)
+        return None
+
+    # -- steps -----------------------------------------------------------------------------
+
+    async def _create_or_replace(self, cluster: str, host: Obj) -> Result | None:
+        status = host.get("status") or {}
+        if status.get("startTime") and not is_finished(host):
+            # it ran in the member and is gone there: let its owner replace it
+            owners = host["metadata"].get("ownerReferences") or []
+            if any(ref.get("controller") for ref in owners):
+                await self.tree.recorder.record(
+                    host,
+                    "Warning",
+                    "MemberPodDeleted",
+                    f"the pod was deleted in member {cluster}; deleting it so its owner "
+                    "replaces it",
+                )
+                await self._delete_host(host)
+                return None
+        if is_finished(host):
+            return None
+        await self._create(cluster, host)
+        return None
+
+    async def _create(self, cluster: str, host: Obj) -> None:
+        meta = host["metadata"]
+        namespace = meta["namespace"]
+        client = self.tree.manager.client(cluster)
+        await self._ensure_namespace(cluster, namespace)
+        await ensure_dependencies(self.tree, cluster, host)
+        desired = member_pod(host, self._placement(cluster, host), self._context(host))
+        try:
+            await client.create(PODS, desired)
+        except AlreadyExists:
+            return  # our cache lags; the member pod's event brings us back
+        except Invalid as exc:
+            await self.tree.recorder.record(host, "Warning", "SyncFailed", str(exc))
+            raise TerminalError(str(exc), "SyncFailed") from exc
+        self._stage(cluster, host, "member_created")
+        log.debug("%s: created pod %s/%s", cluster, namespace, meta["name"])
+
+    async def _update(self, cluster: str, host: Obj, member: Obj) -> None:
+        desired = member_pod(host, self._placement(cluster, host), self._context(host))
+        patch = mutable_patch(member, desired)
+        meta = member["metadata"]
+        if patch:
+            await self.tree.manager.client(cluster).patch(
+                PODS, meta["name"], patch, namespace=meta["namespace"], patch_type="strategic"
+            )
+        await self._status_up(cluster, host, member)
+
+    async def _status_up(self, cluster: str, host: Obj, member: Obj) -> None:
+        member_state = member.get("status") or {}
+        if member_state.get("phase") == "Running":
+            self._stage(cluster, host, "member_running")
+        if _digest(member_state) == _digest(host.get("status") or {}):
+            return
+        status = member_status(member, host)
+        for key in host.get("status") or {}:
+            status.setdefault(key, None)
+        meta = host["metadata"]
+        with contextlib.suppress(NotFound):
+            await self.tree.manager.client(HOST).patch(
+                PODS,
+                meta["name"],
+                {"status": status},
+                namespace=meta["namespace"],
+                subresource="status",
+            )
+        if member_state.get("phase") == "Running":
+            self._stage(cluster, host, "host_status")
+
+    async def _terminate(self, cluster: str, host: Obj, member: Obj | None) -> Result | None:
+        if member is not None and is_kosmos_pod(member) and _same(member, host):
+            if not member["metadata"].get("deletionTimestamp"):
+                grace = host["metadata"].get("deletionGracePeriodSeconds")
+                await self._delete_member(cluster, member, grace)
+            return Result(requeue_after=2.0)
+        await self._delete_host(host)
+        self._observed.pop(host["metadata"]["uid"], None)
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _delete_member(self, cluster: str, member: Obj, grace: int | None) -> None:
+        meta = member["metadata"]
+        with contextlib.suppress(NotFound, Conflict):
+            await self.tree.manager.client(cluster).delete(
+                PODS, meta["name"], meta["namespace"], uid=meta["uid"], grace_period_seconds=grace
+            )
+
+    async def _delete_host(self, host: Obj) -> None:
+        meta = host["metadata"]
+        with contextlib.suppress(NotFound, Conflict):
+            await self.tree.manager.client(HOST).delete(
+                PODS, meta["name"], meta["namespace"], uid=meta["uid"], grace_period_seconds=0
+            )
+
+    async def _ensure_namespace(self, cluster: str, namespace: str) -> None:
+        known = self._namespaces.setdefault(cluster, set())
+        if namespace in known:
+            return
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        with contextlib.suppress(AlreadyExists):
+            await self.tree.manager.client(cluster).create(NAMESPACES, body)
+        known.add(namespace)
+
+    def forget_cluster(self, cluster: str) -> None:
+        self._namespaces.pop(cluster, None)
+
+    def _placement(self, cluster: str, host: Obj) -> Placement:
+        node_name = host["spec"]["nodeName"]
+        node = self.tree.leaf_nodes.store.get(node_name) or {"metadata": {}}
+        labels = node["metadata"].get("labels") or {}
+        cluster_obj = self.tree.clusters.store.get(cluster)
+        for leaf in leaf_nodes(cluster_obj) if cluster_obj else []:
+            if leaf.name == node_name:
+                return leaf.placement(labels)
+        return Placement(cluster=cluster, host_node=node_name, node_labels=labels)
+
+    def _context(self, host: Obj) -> HostContext:
+        namespace = host["metadata"]["namespace"]
+        services = self.tree.services.store.by_index("namespace", namespace)
+        policies = self.tree.cluster_policies.store.list() or self.tree.policies.store.by_index(
+            "namespace", namespace
+        )
+        policies = sorted(policies, key=lambda p: p["metadata"]["name"])
+        node = self.tree.leaf_nodes.store.get(host["spec"]["nodeName"]) or {"metadata": {}}
+        return HostContext(
+            services=services,
+            policies=policies,
+            host_node_labels=node["metadata"].get("labels") or {},
+        )
+
+    def _stage(self, cluster: str, host: Obj, stage: str) -> None:
+        uid = host["metadata"]["uid"]
+        seen = self._observed.setdefault(uid, set())
+        if stage not in seen:
+            seen.add(stage)
+            metrics.pod_sync_seconds.labels(cluster, stage).observe(_age(host))
+
+
+def _same(member: Obj | None, host: Obj) -> bool:
+    return member is not None and host_uid(member) == host["metadata"].get("uid")

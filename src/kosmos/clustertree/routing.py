@@ -1,0 +1,186 @@
+"""Which watch events wake which controller, for the host and for each member.
+
+Handlers only compute keys and enqueue (never block); a key names the member it concerns,
+so one controller serves every member. Member informers are created here when a member is
+added to the manager, with the scopes the controllers later look them up by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kosmos.api import names
+from kosmos.api.resources import NODES, PERSISTENTVOLUMECLAIMS, PODS
+from kosmos.clustertree.context import COPIED, HOST, MANAGED_SELECTOR, Tree
+from kosmos.clustertree.placement import Obj
+from kosmos.kube.controller import Request
+from kosmos.kube.informer import EnqueueHandler
+from kosmos.kube.manager import Manager
+
+#: member capacity changes are coalesced: one leaf-node pass per member per this many seconds
+CAPACITY_COALESCE_SECONDS = 1.0
+
+
+def _meta(obj: Obj) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return meta.get("namespace", ""), meta["name"]
+
+
+class _Handler:
+    """Add/update/delete all call one function with the old and new object (either None)."""
+
+    def __init__(self, func: Callable[[Obj | None, Obj | None], None]) -> None:
+        self._func = func
+
+    def on_add(self, obj: Obj) -> None:
+        self._func(None, obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self._func(old, new)
+
+    def on_delete(self, obj: Obj) -> None:
+        self._func(obj, None)
+
+
+def route_host_events(tree: Tree) -> None:
+    ctl = tree.controllers
+
+    def cluster_changed(obj: Obj) -> None:
+        name = obj["metadata"]["name"]
+        ctl["clusters"].enqueue(Request(HOST, "", name))
+        ctl["leafnodes"].enqueue(Request(name, "", ""))
+
+    tree.clusters.add_handler(EnqueueHandler(cluster_changed))
+
+    def kubeconfig_changed(secret: Obj) -> None:
+        namespace, name = _meta(secret)
+        if namespace != names.SYSTEM_NAMESPACE:
+            return
+        for cluster in tree.clusters.store.list():
+            if (cluster.get("spec", {}).get("kubeconfigSecretRef") or {}).get("name") == name:
+                ctl["clusters"].enqueue(Request(HOST, "", cluster["metadata"]["name"]))
+
+    tree.copied["secrets"].add_handler(EnqueueHandler(kubeconfig_changed))
+
+    def pod_changed(old: Obj | None, new: Obj | None) -> None:
+        pod = new or old
+        assert pod is not None
+        cluster = tree.cluster_of_pod(pod)
+        if cluster is None:
+            return
+        namespace, name = _meta(pod)
+        ctl["pods"].enqueue(Request(cluster, namespace, name))
+        if new is None or (
+            old is not None
+            and old.get("status", {}).get("phase") != new.get("status", {}).get("phase")
+        ):
+            from kosmos.clustertree.context import pod_dependency_keys  # noqa: PLC0415
+
+            for dep in pod_dependency_keys(pod):
+                _enqueue_dep(tree, cluster, namespace, dep)
+
+    tree.pods.add_handler(_Handler(pod_changed))
+
+    def leaf_node_added(node: Obj) -> None:
+        for pod in tree.pods.store.by_index("node", node["metadata"]["name"]):
+            cluster = tree.cluster_of_pod(pod)
+            if cluster:
+                ctl["pods"].enqueue(Request(cluster, *_meta(pod)))
+
+    tree.leaf_nodes.add_handler(_Handler(lambda old, new: leaf_node_added(new) if new else None))
+
+    for plural, informer in tree.copied.items():
+        informer.add_handler(EnqueueHandler(_source_changed(tree, plural)))
+    tree.pvcs.add_handler(EnqueueHandler(lambda claim: _claim_changed(tree, claim)))
+    tree.volumes.add_handler(
+        EnqueueHandler(lambda pv: ctl["volumes"].enqueue(Request(HOST, "", pv["metadata"]["name"])))
+    )
+
+
+def _enqueue_dep(tree: Tree, cluster: str, namespace: str, dep: str) -> None:
+    plural, _, name = dep.partition("/")
+    if plural == "persistentvolumeclaims":
+        tree.controllers["volumes"].enqueue(Request(cluster, namespace, name))
+    else:
+        tree.controllers["copies"].enqueue(Request(cluster, namespace, dep))
+
+
+def _source_changed(tree: Tree, plural: str) -> Callable[[Obj], None]:
+    def changed(source: Obj) -> None:
+        namespace, name = _meta(source)
+        if tree.reserved(namespace):
+            return
+        key = f"{namespace}/{name}"
+        dep = f"{plural}/{name}"
+        for cluster in tree.manager.cluster_names:
+            if cluster == HOST:
+                continue
+            cache = tree.member(cluster, COPIED[plural], label_selector=MANAGED_SELECTOR)
+            if key in cache.store or tree.users(cluster, namespace, dep):
+                tree.controllers["copies"].enqueue(Request(cluster, namespace, dep))
+
+    return changed
+
+
+def _claim_changed(tree: Tree, claim: Obj) -> None:
+    namespace, name = _meta(claim)
+    tree.controllers["volumes"].enqueue(Request(HOST, namespace, name))
+    for cluster in tree.manager.cluster_names:
+        if cluster != HOST:
+            tree.controllers["volumes"].enqueue(Request(cluster, namespace, name))
+
+
+def route_member_events(tree: Tree, cluster: str) -> None:
+    """Create a member's informers and route their events (the manager's cluster hook)."""
+    if cluster == HOST:
+        return
+    ctl = tree.controllers
+    leaf_key = Request(cluster, "", "")
+
+    def capacity_changed() -> None:
+        ctl["leafnodes"].queue.add_after(leaf_key, CAPACITY_COALESCE_SECONDS)
+
+    nodes = tree.manager.informer(cluster, NODES)
+    nodes.add_handler(EnqueueHandler(lambda _obj: capacity_changed()))
+    pods = tree.manager.informer(cluster, PODS, indexers={"node": _pod_node})
+
+    def member_pod_changed(old: Obj | None, new: Obj | None) -> None:
+        pod = new or old
+        assert pod is not None
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get(names.LABEL_POD) == "true":
+            ctl["pods"].enqueue(Request(cluster, *_meta(pod)))
+        else:
+            capacity_changed()
+
+    pods.add_handler(_Handler(member_pod_changed))
+    for plural, resource in COPIED.items():
+        informer = tree.manager.informer(cluster, resource, label_selector=MANAGED_SELECTOR)
+        informer.add_handler(EnqueueHandler(_copy_changed(tree, cluster, plural)))
+    claims = tree.manager.informer(cluster, PERSISTENTVOLUMECLAIMS, label_selector=MANAGED_SELECTOR)
+    claims.add_handler(
+        EnqueueHandler(lambda obj: ctl["volumes"].enqueue(Request(cluster, *_meta(obj))))
+    )
+    ctl["leafnodes"].enqueue(leaf_key)
+
+
+def _copy_changed(tree: Tree, cluster: str, plural: str) -> Callable[[Obj], None]:
+    def changed(obj: Obj) -> None:
+        namespace, name = _meta(obj)
+        tree.controllers["copies"].enqueue(Request(cluster, namespace, f"{plural}/{name}"))
+
+    return changed
+
+
+def _pod_node(pod: Obj) -> list[str]:
+    node = pod.get("spec", {}).get("nodeName")
+    return [node] if node else []
+
+
+def wire(tree: Tree) -> None:
+    route_host_events(tree)
+
+    def added(_manager: Manager, cluster: str) -> None:
+        route_member_events(tree, cluster)
+
+    tree.manager.on_cluster_added(added)
