@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
 import time
+from datetime import datetime
 
 import yaml
 
+from kosmos.local import kwokctl
 from kosmos.local.toolchain import GROUPS
 from kosmos.local.topology import KWOK_NODE_SELECTOR
 from tests.fixtures.clusters import LocalEnv
@@ -145,3 +148,62 @@ def test_pod_and_service_cidrs_are_the_planned_ones(local_env: LocalEnv, namespa
         assert ipaddress.ip_address(svc["spec"]["clusterIP"]) in ipaddress.ip_network(
             plan.service_cidr
         ), plan.name
+
+
+def run_pod(env: LocalEnv, cluster: str, namespace: str, name: str) -> None:
+    """One pod on a kwok node, Running (kwok nodes carry no taint: plain scheduling works)."""
+    kubectl = env.kubectl(cluster)
+    kubectl.run("run", name, "--image=nginx", "--restart=Never", "-n", namespace)
+    kubectl.run("wait", "--for=condition=Ready", f"pod/{name}", "-n", namespace, "--timeout=60s")
+
+
+def follow_logs(env: LocalEnv, cluster: str, namespace: str, pod: str, seconds: float) -> str:
+    """``kubectl logs -f`` for ``seconds``: what it printed; it must still be following then."""
+    argv = [str(env.kubectl_binary), "--kubeconfig", str(env.kubeconfig(cluster))]
+    argv += ["logs", "-f", pod, "-n", namespace]
+    try:
+        subprocess.run(argv, capture_output=True, timeout=seconds, check=False)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or b""
+        return out.decode() if isinstance(out, bytes) else out
+    raise AssertionError(f"{cluster}: `kubectl logs -f` exited instead of following")
+
+
+def test_kubectl_logs_and_exec_reach_kwok_on_every_cluster(local_env: LocalEnv, namespace: str):
+    """The member's log file and a locally run command come back through each apiserver.
+
+    This is what the Kosmos leaf-node proxy will forward: the output must be the member's own.
+    """
+    for cluster in local_env.names:
+        kubectl = local_env.kubectl(cluster)
+        run_pod(local_env, cluster, namespace, "talk")
+        # The file kosmosctl wrote: "<time> stdout F <message>" lines (appends may follow).
+        written = [
+            line.split(" ", 3) for line in kwokctl.pod_log_path(cluster).read_text().splitlines()
+        ]
+
+        logs = kubectl.run("logs", "talk", "-n", namespace)
+        assert f"hello from {cluster}" in logs.splitlines(), (cluster, logs)
+        assert logs.splitlines() == [message for *_, message in written]
+        assert kubectl.run("logs", "talk", "-n", namespace, "--tail=1") == written[-1][3] + "\n"
+        stamped = kubectl.run("logs", "talk", "-n", namespace, "--timestamps", "--tail=2")
+        assert len(stamped.splitlines()) == 2, stamped
+        for line, (time_written, *_, message) in zip(
+            stamped.splitlines(), written[-2:], strict=True
+        ):
+            stamp, shown = line.split(" ", 1)
+            assert datetime.fromisoformat(stamp) == datetime.fromisoformat(time_written), line
+            assert shown == message
+
+        assert kubectl.run("exec", "talk", "-n", namespace, "--", "echo", "hi") == "hi\n"
+        ran_in = kubectl.run(
+            "exec", "talk", "-n", namespace, "--", "sh", "-c", "echo $KOSMOS_CLUSTER"
+        )
+        assert ran_in == f"{cluster}\n", "exec must run in the pod's own cluster"
+
+
+def test_kubectl_logs_follow_keeps_streaming_a_member_pod(local_env: LocalEnv, namespace: str):
+    member = local_env.members[0]
+    run_pod(local_env, member, namespace, "tail")
+    printed = follow_logs(local_env, member, namespace, "tail", seconds=4)
+    assert f"hello from {member}" in printed.splitlines(), printed

@@ -11,6 +11,38 @@ Tuning for a 2-core machine (the constraint is CPU, not memory):
   scale with it; lease writes are the main idle cost of simulated nodes.
 * etcd ``--unsafe-no-fsync`` — throwaway data; fsync stalls dominate write latency on VMs.
 * ``--profiling=false`` on the control-plane components, kube-apiserver ``--event-ttl=30m``.
+
+``kubectl logs`` / ``kubectl exec`` on simulated pods (the Kosmos leaf-node proxy forwards them
+to the member, so the member must answer with real output):
+
+* kwok-controller serves the kubelet API (``/containerLogs``, ``/exec``) on its port and
+  advertises that port as the node's ``daemonEndpoints.kubeletEndpoint``; our nodes carry
+  ``InternalIP 127.0.0.1`` (:func:`kosmos.local.topology.node_manifest`). kube-apiserver's
+  default ``--kubelet-preferred-address-types`` tries ``Hostname`` first, and a kwok node's
+  hostname is its name, which does not resolve; we set ``InternalIP,ExternalIP,Hostname``.
+* The apiserver dials kwok over TLS without a client certificate and, having no
+  ``--kubelet-certificate-authority``, without verifying kwok's certificate; kwok's server
+  (v0.8) asks for no client certificate at all. So no kubelet client credentials are needed.
+  The price: anyone on this machine who can reach kwok's loopback port can run commands as
+  the user running the environment, which is what a local development environment is.
+* What kwok answers comes from ``ClusterLogs`` and ``ClusterExec`` documents. kwok v0.8 takes
+  them either as CRs (``--enable-crds``) or from its ``--config`` file; with the binary
+  runtime, kwokctl copies the kwok documents of *its* ``--config`` into the cluster's
+  ``kwok.yaml``, which it passes to kwok-controller. We use that: no CRDs to install, and the
+  documents exist before the first pod does. Neither has a selector, so they apply to every
+  pod in every namespace.
+* Logs: every container of a cluster reads ``<cluster dir>/pod.log``, a few lines naming the
+  cluster written at create time. kwok reads it with the kubelet's CRI log reader, so the
+  lines are in CRI format (``<RFC 3339 time> stdout F <text>``); that gives ``--tail``,
+  ``--timestamps``, ``--since`` and ``-f`` (follow streams lines appended to the file) for
+  free.
+* Exec: the command runs locally, in the cluster's work dir, with ``KOSMOS_CLUSTER`` set to the
+  cluster's name, so a caller can tell which cluster ran it
+  (``kubectl exec p -- sh -c 'echo $KOSMOS_CLUSTER'``). kwok v0.8 limits: a failing command
+  ends ``kubectl exec`` with exit code 1 and an "Internal error" naming the real status, not
+  with its own exit code; and stdin is never closed, so ``exec -i`` of a command that reads
+  stdin to its end (``cat``) hangs until the client goes away (the command then lingers).
+  ``kubectl logs --previous`` fails: there is no previous container.
 """
 
 from __future__ import annotations
@@ -18,6 +50,7 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +61,11 @@ from kosmos.local.toolchain import Toolchain
 from kosmos.local.topology import KWOK_NODE_SELECTOR, ClusterPlan
 
 HEARTBEAT_FACTOR = 5.0
+#: kube-apiserver dials a node's kubelet (here: kwok) at the first address of these types.
+KUBELET_ADDRESS_TYPES = "InternalIP,ExternalIP,Hostname"
+#: The log every simulated container of a cluster shows, in its kwokctl work dir.
+POD_LOG_NAME = "pod.log"
+KWOK_API_VERSION = "kwok.x-k8s.io/v1alpha1"
 
 
 class KwokctlError(RuntimeError):
@@ -47,8 +85,91 @@ def cluster_exists(name: str) -> bool:
     return (cluster_dir(name) / "kwok.yaml").exists()
 
 
+def serves_logs_and_exec(name: str) -> bool:
+    """The existing cluster was created with the documents that make ``logs``/``exec`` work.
+
+    kwokctl keeps a cluster's configuration from its creation; a cluster made by an older
+    kosmosctl needs re-creating, and ``up`` says so instead of leaving ``logs`` to fail.
+    """
+    try:
+        documents = list(yaml.safe_load_all((cluster_dir(name) / "kwok.yaml").read_text()))
+    except (OSError, yaml.YAMLError):
+        return False
+    kinds = {d.get("kind") for d in documents if isinstance(d, dict)}
+    apiserver_flags = [
+        arg
+        for d in documents
+        if isinstance(d, dict) and d.get("kind") == "KwokctlConfiguration"
+        for component in d.get("components") or []
+        if component.get("name") == "kube-apiserver"
+        for arg in component.get("args") or []
+    ]
+    return {"ClusterLogs", "ClusterExec"} <= kinds and any(
+        str(arg).startswith("--kubelet-preferred-address-types=") for arg in apiserver_flags
+    )
+
+
+def pod_log_path(name: str) -> Path:
+    return cluster_dir(name) / POD_LOG_NAME
+
+
+def pod_log_messages(name: str) -> list[str]:
+    """What ``kubectl logs`` shows for any pod of cluster ``name``: it says which cluster."""
+    return [
+        f"hello from {name}",
+        f"{name}: this is a kwok-simulated container; every pod of {name} shows this log",
+        f"{name}: exec runs commands locally with KOSMOS_CLUSTER={name}",
+    ]
+
+
+def pod_log_text(name: str, now: datetime) -> str:
+    """The pod log in CRI format, which is the only input kwok's log reader accepts."""
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return "".join(f"{stamp} stdout F {message}\n" for message in pod_log_messages(name))
+
+
+def ensure_pod_log(name: str) -> Path:
+    """Write the cluster's pod log unless it exists (lines appended later stay, for ``-f``)."""
+    path = pod_log_path(name)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pod_log_text(name, datetime.now(UTC)))
+    return path
+
+
+def debugging_documents(name: str) -> list[dict[str, Any]]:
+    """kwok's answers to ``kubectl logs`` and ``kubectl exec``, for every pod of the cluster.
+
+    No selector means every pod in every namespace; a target without ``containers`` is the
+    default for every container.
+    """
+    return [
+        {
+            "apiVersion": KWOK_API_VERSION,
+            "kind": "ClusterLogs",
+            "metadata": {"name": "kosmos-pod-log"},
+            "spec": {"logs": [{"logsFile": str(pod_log_path(name))}]},
+        },
+        {
+            "apiVersion": KWOK_API_VERSION,
+            "kind": "ClusterExec",
+            "metadata": {"name": "kosmos-local-exec"},
+            "spec": {
+                "execs": [
+                    {
+                        "local": {
+                            "workDir": str(cluster_dir(name)),
+                            "envs": [{"name": "KOSMOS_CLUSTER", "value": name}],
+                        }
+                    }
+                ]
+            },
+        },
+    ]
+
+
 def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[str, Any]]:
-    """The kwokctl configuration for one cluster (pure; unit-tested)."""
+    """The kwokctl configuration for one cluster, then kwok's (pure; unit-tested)."""
     ports = cluster.ports
     options: dict[str, Any] = {
         "runtime": "binary",
@@ -77,6 +198,7 @@ def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[st
             "service-cluster-ip-range": cluster.service_cidr,
             "profiling": "false",
             "event-ttl": "30m",
+            "kubelet-preferred-address-types": KUBELET_ADDRESS_TYPES,
         },
         "kube-controller-manager": {
             "service-cluster-ip-range": cluster.service_cidr,
@@ -103,7 +225,8 @@ def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[st
                 }
                 for component, args in patches.items()
             ],
-        }
+        },
+        *debugging_documents(cluster.name),
     ]
 
 
@@ -135,6 +258,7 @@ class Kwokctl:
         config = directory / f"{cluster.name}.kwokctl.yaml"
         config.write_text(yaml.safe_dump_all(config_documents(cluster, toolchain)))
         scratch = directory / f"{cluster.name}.kwokctl-kubeconfig"
+        ensure_pod_log(cluster.name)
         self._run(
             cluster.name,
             "create",
