@@ -100,6 +100,8 @@ class Tree:
     options: Options
     recorder: EventRecorder
     controllers: dict[str, Controller] = field(default_factory=dict)
+    #: (member, plural, ns/name) of member objects found to exist without our label
+    foreign: set[tuple[str, str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         informer = self.manager.informer

@@ -90,10 +90,15 @@ async def ensure_copy(tree: Tree, cluster: str, plural: str, source: Obj) -> Non
     key = f"{meta['namespace']}/{meta['name']}"
     current = tree.member(cluster, resource, label_selector=MANAGED_SELECTOR).store.get(key)
     if current is None:
+        if (cluster, plural, key) in tree.foreign:
+            return
         try:
             await client.create(resource, desired)
         except AlreadyExists:
-            return  # the member's own object (or our cache lags): use it as it is
+            # the member's own object (e.g. its "default" ServiceAccount): use it as it is,
+            # and do not ask again for every pod (forgotten when the member leaves)
+            tree.foreign.add((cluster, plural, key))
+            return
         log.debug("%s: copied %s %s", cluster, resource.kind, key)
         return
     if differs(current, desired):

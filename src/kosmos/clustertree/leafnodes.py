@@ -19,7 +19,13 @@ from kosmos.api.resources import LEASES, NODES, PODS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.capacity import free_resources
 from kosmos.clustertree.context import HOST, Tree
-from kosmos.clustertree.leafmodel import LeafModelError, leaf_nodes, member_nodes_of, tree_enabled
+from kosmos.clustertree.leafmodel import (
+    LeafModelError,
+    is_root_cluster,
+    leaf_nodes,
+    member_nodes_of,
+    tree_enabled,
+)
 from kosmos.clustertree.nodeforge import leaf_node, metadata_patch, status_patch
 from kosmos.clustertree.placement import LeafNode, Obj
 from kosmos.kube.controller import Request, Result
@@ -31,6 +37,7 @@ log = logging.getLogger("kosmos.clustertree.leafnodes")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 PROBE_TIMEOUT = 5.0
 STATUS_HEARTBEAT_SECONDS = 60.0
+RECOVERY_PROBE_SECONDS = 2.0
 
 
 def _now() -> str:
@@ -55,8 +62,8 @@ class LeafNodeReconciler:
         cluster = self.tree.clusters.store.get(cluster_name)
         if cluster is None or cluster["metadata"].get("deletionTimestamp"):
             return None
-        if not tree_enabled(cluster):
-            return None
+        if not tree_enabled(cluster) or is_root_cluster(cluster):
+            return None  # the host's own Cluster never becomes a leaf node
         try:
             leaves = leaf_nodes(cluster)
         except LeafModelError:
@@ -76,7 +83,9 @@ class LeafNodeReconciler:
                 await self._renew_lease(leaf.name)
         await self._remove_stale(cluster_name, {leaf.name for leaf in leaves})
         metrics.member_ready.labels(cluster_name).set(1 if ready else 0)
-        return Result(requeue_after=self.tree.options.heartbeat_seconds)
+        # while a member is away, look often: its nodes must be Ready again soon after it is back
+        interval = self.tree.options.heartbeat_seconds if reachable else RECOVERY_PROBE_SECONDS
+        return Result(requeue_after=interval)
 
     async def _probe(self, cluster: str) -> tuple[bool, str]:
         client = self.tree.manager.client(cluster)

@@ -200,12 +200,16 @@ def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[st
             "event-ttl": "30m",
             "kubelet-preferred-address-types": KUBELET_ADDRESS_TYPES,
         },
+        # One instance each, so no leader election: with it, kcm and the scheduler exit when
+        # their apiserver is unreachable past the renew deadline (a kubelet would restart
+        # them; nothing does here), and an outage test would leave the cluster headless.
         "kube-controller-manager": {
             "service-cluster-ip-range": cluster.service_cidr,
             "cluster-cidr": cluster.pod_cidr,
             "profiling": "false",
+            "leader-elect": "false",
         },
-        "kube-scheduler": {"profiling": "false"},
+        "kube-scheduler": {"profiling": "false", "leader-elect": "false"},
         # kwokctl passes --manage-all-nodes=true; the later flag wins. kwok then adopts only
         # nodes we label, never the leaf nodes Kosmos adds to the host.
         "kwok-controller": {
