@@ -1,0 +1,129 @@
+"""Leaf models (one-to-one, label-selected group) with their labels and taints; unjoin."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from tests.fixtures.tree import TreeEnv, join, leaf_nodes, node_ready, unjoin, wait_for
+from tests.integration.clustertree.test_tree import LEAF_TOLERATION, apply, pods, running
+
+
+def set_models(tree: TreeEnv, cluster: str, models: list[dict[str, Any]] | None) -> None:
+    patch = {"spec": {"clusterTreeOptions": {"leafModels": models}}}
+    tree.host.run("patch", "cluster", cluster, "--type", "merge", "-p", json.dumps(patch))
+
+
+def names(tree: TreeEnv, cluster: str) -> set[str]:
+    return {
+        n["metadata"]["name"]
+        for n in leaf_nodes(tree)
+        if n["metadata"]["labels"].get("kosmos.io/owner-cluster") == cluster and node_ready(n)
+    }
+
+
+def pinned_pod(name: str, node: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [LEAF_TOLERATION, {"key": "dedicated", "operator": "Exists"}],
+            "containers": [{"name": "c", "image": "busybox"}],
+            **extra,
+        },
+    }
+
+
+def test_one_to_one_and_group_models_apply_labels_and_taints(tree: TreeEnv, namespace: str) -> None:
+    member = tree.member("cluster2")
+    nodes = json.loads(member.run("get", "nodes", "-o", "json"))["items"]
+    first = nodes[0]["metadata"]["name"]
+    zone = nodes[1]["metadata"]["labels"]["topology.kubernetes.io/zone"]
+    set_models(
+        tree,
+        "cluster2",
+        [
+            {
+                "nodeSelector": {"nodeName": first},
+                "labels": {"tier": "gold"},
+                "taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}],
+            },
+            {
+                "leafNodeName": "cluster2-zone-b",
+                "nodeSelector": {
+                    "labelSelector": {"matchLabels": {"topology.kubernetes.io/zone": zone}}
+                },
+            },
+        ],
+    )
+    try:
+        wait_for(
+            lambda: names(tree, "cluster2") == {first, "cluster2-zone-b"},
+            30,
+            "one-to-one and group leaf nodes replacing kosmos-cluster2",
+        )
+        one = json.loads(tree.host.run("get", "node", first, "-o", "json"))
+        assert one["metadata"]["labels"]["tier"] == "gold"
+        assert one["metadata"]["annotations"]["kosmos.io/leaf-mode"] == "one-to-one"
+        assert {"key": "dedicated", "value": "db", "effect": "NoSchedule"} in one["spec"]["taints"]
+        # a one-to-one leaf mirrors its member node's capacity
+        assert one["status"]["allocatable"]["cpu"] == nodes[0]["status"]["allocatable"]["cpu"]
+        group = json.loads(tree.host.run("get", "node", "cluster2-zone-b", "-o", "json"))
+        assert group["metadata"]["annotations"]["kosmos.io/leaf-mode"] == "group"
+
+        apply(
+            tree.host,
+            namespace,
+            pinned_pod("solo", first),
+            pinned_pod("grouped", "cluster2-zone-b"),
+        )
+        wait_for(
+            lambda: running(pods(member, namespace, "app in (solo,grouped)"), 2),
+            60,
+            "both pods Running in cluster2",
+        )
+        solo = json.loads(member.run("get", "pod", "solo", "-n", namespace, "-o", "json"))
+        assert solo["spec"]["nodeName"] == first  # pinned to its member node
+        grouped = json.loads(member.run("get", "pod", "grouped", "-n", namespace, "-o", "json"))
+        node = json.loads(member.run("get", "node", grouped["spec"]["nodeName"], "-o", "json"))
+        assert node["metadata"]["labels"]["topology.kubernetes.io/zone"] == zone
+    finally:
+        tree.host.run("delete", "pod", "--all", "-n", namespace, "--wait=true", timeout=60)
+        set_models(tree, "cluster2", None)
+        wait_for(
+            lambda: names(tree, "cluster2") == {"kosmos-cluster2"},
+            30,
+            "whole-cluster leaf node back",
+        )
+
+
+def test_unjoin_removes_leaf_nodes_and_member_pods_then_rejoin(
+    tree: TreeEnv, namespace: str
+) -> None:
+    apply(tree.host, namespace, pinned_pod("gone", "kosmos-cluster1"))
+    member = tree.member("cluster1")
+    wait_for(lambda: running(pods(member, namespace, "app=gone"), 1), 60, "member pod Running")
+    unjoin(tree, "cluster1")
+    assert "kosmos-cluster1" not in {n["metadata"]["name"] for n in leaf_nodes(tree)}
+    assert pods(member, namespace, "app=gone") == []
+    assert not member.ok("get", "pods", "-A", "-l", "kosmos-io/pod=true", "-o", "name") or not (
+        member.run("get", "pods", "-A", "-l", "kosmos-io/pod=true", "-o", "name").strip()
+    )
+    join(tree, "cluster1")
+    wait_for(lambda: names(tree, "cluster1") == {"kosmos-cluster1"}, 30, "leaf node back")
+
+
+def test_metrics_report_sync_latency_and_queue_depth(tree: TreeEnv) -> None:
+    url = f"http://127.0.0.1:{tree.ports.health}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local health port
+        text = response.read().decode()
+    assert (
+        'kosmos_clustertree_pod_sync_seconds_count{cluster="cluster1",stage="member_created"}'
+        in text
+    )
+    assert 'stage="host_status"' in text
+    assert 'kosmos_workqueue_depth{name="clustertree-pods"}' in text
+    assert 'kosmos_clustertree_member_ready{cluster="cluster2"} 1.0' in text
