@@ -106,6 +106,7 @@ async def run(
         if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST")
         else in_cluster(HOST)
     )
+    config.qps, config.burst = options.host_qps, options.host_burst
     host = Client(config)
     identity = f"{socket.gethostname()}_{os.getpid()}"
     election = (
@@ -189,7 +190,11 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
     show_default=True,
     help="Seconds without a member answer before its leaf nodes turn NotReady.",
 )
-@click.option("--workers", default=4, show_default=True, help="Pod sync workers.")
+@click.option("--workers", default=16, show_default=True, help="Pod sync workers.")
+@click.option("--kube-qps", default=100.0, show_default=True, help="Host client QPS.")
+@click.option("--kube-burst", default=200, show_default=True, help="Host client burst.")
+@click.option("--member-qps", default=100.0, show_default=True, help="QPS per member client.")
+@click.option("--member-burst", default=200, show_default=True, help="Burst per member client.")
 @click.option("-v", "--verbose", count=True)
 def command(  # noqa: PLR0917 - click passes every option positionally by name
     kubeconfig: str | None,
@@ -204,6 +209,10 @@ def command(  # noqa: PLR0917 - click passes every option positionally by name
     heartbeat: float,
     unreachable_after: float,
     workers: int,
+    kube_qps: float,
+    kube_burst: int,
+    member_qps: float,
+    member_burst: int,
     verbose: int,
 ) -> None:
     """Run ClusterTree: member clusters as leaf nodes, pods and dependencies synced."""
@@ -219,6 +228,10 @@ def command(  # noqa: PLR0917 - click passes every option positionally by name
         heartbeat_seconds=heartbeat,
         unreachable_seconds=unreachable_after,
         workers=workers,
+        host_qps=kube_qps,
+        host_burst=kube_burst,
+        member_qps=member_qps,
+        member_burst=member_burst,
     )
     try:
         asyncio.run(

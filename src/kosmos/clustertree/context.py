@@ -64,9 +64,13 @@ class Options:
     unreachable_seconds: float = 40.0
     lease_seconds: int = 40
     reserved_namespaces: frozenset[str] = frozenset({"kube-system", "kube-node-lease"})
-    member_qps: float = 40.0
-    member_burst: int = 60
-    workers: int = 4
+    #: client rate limits: a status write per pod start on the host, a create per pod and
+    #: the copies on the member; the original's 40/60 made the host writes the bottleneck
+    host_qps: float = 100.0
+    host_burst: int = 200
+    member_qps: float = 100.0
+    member_burst: int = 200
+    workers: int = 16
 
 
 def pod_dependency_keys(pod: Obj) -> Iterable[str]:

@@ -145,13 +145,13 @@ class LeafNodeReconciler:
         host = self.tree.manager.client(HOST)
         name = desired["metadata"]["name"]
         try:
-            created = await host.create(NODES, {k: v for k, v in desired.items() if k != "status"})
+            await host.create(NODES, {k: v for k, v in desired.items() if k != "status"})
         except AlreadyExists:
             # a node of that name that is not ours (our cache would hold it): never take over
             log.warning("leaf node %s: a node of that name already exists; not taking it", name)
             return
-        body = {**created, "status": desired["status"]}
-        await host.update_status(NODES, body)
+        # a patch, not a PUT: the node-lifecycle controller writes the new node at once
+        await host.patch(NODES, name, {"status": desired["status"]}, subresource="status")
         self._status_written[name] = time.monotonic()
         log.info("leaf node %s created", name)
 

@@ -57,13 +57,21 @@ def _age(pod: Obj) -> float:
 
 
 def _digest(status: Obj) -> bytes:
-    """What must agree between member and host status (ignoring server-side formatting)."""
+    """What must agree between member and host status (ignoring server-side formatting).
+
+    While a pod is Pending its conditions (the member scheduler's PodScheduled) are left
+    out: the host already shows it scheduled, and one write per start instead of two keeps
+    the host's write budget for pods that became Running.
+    """
+    pending = status.get("phase", "Pending") == "Pending"
     summary = {
         "phase": status.get("phase"),
         "podIP": status.get("podIP"),
         "reason": status.get("reason"),
         "startTime": status.get("startTime"),
-        "conditions": sorted((c["type"], c["status"]) for c in status.get("conditions") or []),
+        "conditions": []
+        if pending
+        else sorted((c["type"], c["status"]) for c in status.get("conditions") or []),
         "containers": [
             (c.get("name"), c.get("ready"), c.get("restartCount"), sorted(c.get("state") or {}))
             for c in status.get("containerStatuses") or []

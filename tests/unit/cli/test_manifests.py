@@ -103,7 +103,10 @@ def test_cluster_manager_can_sync_but_not_create_or_bind_pods():
     cm = "kosmos-cluster-manager"
     assert _allowed(cm, "", "nodes", "create")
     assert _allowed(cm, "", "pods/status", "update")
-    assert _allowed(cm, "", "serviceaccounts/token", "create")
+    assert _allowed(cm, "storage.k8s.io", "storageclasses", "list")
+    assert _allowed(cm, "", "persistentvolumes", "create")  # the kosmos-leaf provisioner
+    assert not _allowed(cm, "", "serviceaccounts/token", "create")  # members mint tokens
+    assert not _allowed(cm, "", "configmaps", "update")  # host objects are only read
     assert _allowed(cm, names.GROUP, "clusters/finalizers", "update")
     assert not _allowed(cm, "", "pods", "create")
     assert not _allowed(cm, "", "pods/binding", "create")
