@@ -1,117 +1,110 @@
 """``kosmosctl local up/status/down`` as a user runs them, in an isolated environment.
 
-The environment here has its own state dir and port range, so it never disturbs the
-session's shared environment, and ``down`` can be checked to leave nothing behind.
+The environment (tests/e2e/conftest.py) has its own state dir and port range, so it never
+disturbs the session's shared environment; ``down`` is checked to leave nothing behind in
+test_quick_start.py, the last test of the tier.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import socket
+import time
 from pathlib import Path
-
-import pytest
 
 from kosmos.local import procs
 from kosmos.local.topology import PORTS_PER_CLUSTER
+from tests.e2e.conftest import PORT_BASE, UP_ARGS, E2EEnv, kosmosctl
 
-KOSMOSCTL = str(Path(sys.executable).parent / "kosmosctl")
-PORT_BASE = 17400
-
-
-def kosmosctl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        [KOSMOSCTL, *args], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    if check and out.returncode != 0:
-        raise AssertionError(f"kosmosctl {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-    return out
+#: Where the bad-option tests point: nothing may ever start there.
+SPARE_PORT_BASE = 17400
 
 
-@pytest.fixture
-def isolated(tmp_path: Path):
-    env = dict(os.environ, KOSMOS_LOCAL_DIR=str(tmp_path / "local"))
-    yield env, tmp_path / "local"
-    kosmosctl(env, "local", "down", check=False)
+def test_up_exports_a_kubeconfig_in_its_own_state_dir(e2e_env: E2EEnv):
+    assert e2e_env.kubeconfig.startswith(str(e2e_env.state))
+    nodes = e2e_env.kubectl("get", "nodes", "-o", "name", context="cluster1").split()
+    assert nodes == [f"node/cluster1-node{i}" for i in (1, 2, 3)]
 
 
-def test_up_status_kubectl_idempotent_up_then_down_leaves_nothing(isolated):
-    env, state = isolated
-    args = ["--members", "1", "--nodes", "2", "--port-base", str(PORT_BASE)]
-    first = kosmosctl(env, "local", "up", *args)
-    exports = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in first.stdout.splitlines()
-        if line.startswith("export ")
-    )
-    kubeconfig = exports["KUBECONFIG"]
-    assert kubeconfig.startswith(str(state))
+def test_status_shows_healthy_clusters_and_the_component_process(e2e_env: E2EEnv):
+    status = json.loads(e2e_env.kosmosctl("local", "status", "-o", "json").stdout)
+    assert [(c["name"], c["healthy"]) for c in status["clusters"]] == [
+        ("host", True),
+        ("cluster1", True),
+        ("cluster2", True),
+    ]
+    (component,) = status["components"]
+    assert component["name"] == "cluster-manager" and component["healthy"]
+    assert component["health_port"] == PORT_BASE + 7
+    assert component["rss_mib"] > 10
+    assert str(component["pid"]) in {str(p.pid) for p in procs.processes_under(e2e_env.state)}
+    table = e2e_env.kosmosctl("local", "status").stdout
+    assert "cluster-manager" in table and f":{PORT_BASE + 7}" in table
 
-    status = json.loads(kosmosctl(env, "local", "status", "-o", "json").stdout)
-    assert [(c["name"], c["healthy"]) for c in status] == [("host", True), ("cluster1", True)]
 
-    kubectl = exports["PATH"].split(":")[0] + "/kubectl"
-    nodes = subprocess.run(
-        [
-            kubectl,
-            "--kubeconfig",
-            kubeconfig,
-            "--context",
-            "cluster1",
-            "get",
-            "nodes",
-            "-o",
-            "name",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert nodes == ["node/cluster1-node1", "node/cluster1-node2"]
-
-    again = kosmosctl(env, "local", "up", *args)
-    assert "already running" in again.stderr
-    assert "creating" not in again.stderr
-
-    running = procs.processes_under(state)
-    assert {p.name for p in running} >= {
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kwok-controller",
+def _generations(e2e_env: E2EEnv) -> dict[str, object]:
+    """What a second ``up`` must not change: specs (generations), pod identities, secrets."""
+    deployment = e2e_env.json("get", "deployment", "nginx-deployment")
+    clusters = e2e_env.json("get", "clusters")["items"]
+    secrets = e2e_env.json("get", "secrets", "-n", "kosmos-system")["items"]
+    pods = e2e_env.json("get", "pods", "-l", "app=nginx")["items"]
+    return {
+        "deployment": deployment["metadata"]["generation"],
+        "clusters": {c["metadata"]["name"]: c["metadata"]["generation"] for c in clusters},
+        "secrets": {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in secrets},
+        "pods": sorted(p["metadata"]["uid"] for p in pods),
     }
-    ports = procs.listening_ports([p.pid for p in running])
-    assert PORT_BASE in ports and PORT_BASE + PORTS_PER_CLUSTER in ports
-
-    kosmosctl(env, "local", "down")
-    assert procs.processes_under(state) == []
-    still = set(procs.listening_ports()) & set(ports)
-    assert still == set(), f"ports still listening after down: {sorted(still)}"
-    assert kosmosctl(env, "local", "status", check=False).returncode != 0
 
 
-def test_bad_options_fail_clearly_and_create_nothing(isolated):
-    env, state = isolated
-    out = kosmosctl(env, "local", "up", "--members", "1", "--overlap", check=False)
+def test_second_up_is_fast_and_changes_nothing(e2e_env: E2EEnv):
+    before = _generations(e2e_env)
+    pid = json.loads(e2e_env.kosmosctl("local", "status", "-o", "json").stdout)["components"][0][
+        "pid"
+    ]
+    started = time.monotonic()
+    again = e2e_env.kosmosctl("local", "up", *UP_ARGS)
+    seconds = time.monotonic() - started
+    log = again.stderr
+    assert "creating" not in log and "created" not in log, log
+    assert log.count("already running") == 4, log  # three clusters and the cluster-manager
+    assert f"cluster-manager: already running (pid {pid}," in log
+    assert "17 objects: 17 unchanged" in log
+    assert "cluster1: already joined" in log and "cluster2: already joined" in log
+    assert "deployment.apps/nginx-deployment unchanged" in log
+    assert _generations(e2e_env) == before
+    assert seconds < 30, f"second up took {seconds:.1f}s (first: {e2e_env.first_up_seconds:.1f}s)"
+
+
+def test_bad_options_fail_clearly_and_create_nothing(tmp_path: Path):
+    state = tmp_path / "local"
+    out = kosmosctl(_env(state), "local", "up", "--members", "1", "--overlap", check=False)
     assert out.returncode != 0
     assert "--overlap" in out.stderr
     assert not (state / "kwok").exists()
 
 
-def test_up_refuses_ports_held_by_another_process_and_writes_nothing(isolated):
-    env, state = isolated
-    import socket
-
+def test_up_refuses_ports_held_by_another_process_and_writes_nothing(tmp_path: Path):
+    state = tmp_path / "local"
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", PORT_BASE + 1))  # the host cluster's etcd port
+        squatter.bind(("127.0.0.1", SPARE_PORT_BASE + 1))  # the host cluster's etcd port
         squatter.listen()
         out = kosmosctl(
-            env, "local", "up", "--members", "1", "--port-base", str(PORT_BASE), check=False
+            _env(state),
+            "local",
+            "up",
+            "--members",
+            "1",
+            "--port-base",
+            str(SPARE_PORT_BASE),
+            check=False,
         )
     assert out.returncode == 1
-    assert f"{PORT_BASE + 1} (etcd)" in out.stderr
+    assert f"{SPARE_PORT_BASE + 1} (etcd)" in out.stderr
     assert not state.exists()
+    assert SPARE_PORT_BASE + PORTS_PER_CLUSTER not in procs.listening_ports()
+
+
+def _env(state: Path) -> dict[str, str]:
+    return dict(os.environ, KOSMOS_LOCAL_DIR=str(state))

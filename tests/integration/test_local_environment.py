@@ -12,7 +12,7 @@ import yaml
 
 from kosmos.local import kwokctl
 from kosmos.local.toolchain import GROUPS
-from kosmos.local.topology import KWOK_NODE_SELECTOR
+from kosmos.local.topology import CONTROL_PLANE_ROLE, CONTROL_PLANE_TAINT, KWOK_NODE_SELECTOR
 from tests.fixtures.clusters import LocalEnv
 
 PINNED = next(g for g in GROUPS if g.name == "k8s").version()
@@ -48,6 +48,12 @@ def test_each_cluster_has_its_own_kwok_nodes_with_topology_labels(local_env: Loc
             assert labels["topology.kubernetes.io/zone"].startswith(plan.region)
             ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
             assert ready == "True"
+            taints = node["spec"].get("taints") or []
+            if plan.role == "host":  # the control cluster: ordinary pods go to the members
+                assert labels[CONTROL_PLANE_ROLE] == ""
+                assert CONTROL_PLANE_TAINT in taints
+            else:
+                assert CONTROL_PLANE_ROLE not in labels and CONTROL_PLANE_TAINT not in taints
 
 
 def test_deployment_gets_replicaset_pods_scheduled_running_and_gc_on_namespace_delete(
@@ -150,10 +156,28 @@ def test_pod_and_service_cidrs_are_the_planned_ones(local_env: LocalEnv, namespa
         ), plan.name
 
 
+#: The host's kwok nodes are control-plane nodes (tainted NoSchedule): pods meant to run
+#: there say so, as control-plane workloads do.
+CONTROL_PLANE_TOLERATION = json.dumps(
+    {
+        "spec": {
+            "tolerations": [
+                {
+                    "key": "node-role.kubernetes.io/control-plane",
+                    "operator": "Exists",
+                    "effect": "NoSchedule",
+                }
+            ]
+        }
+    }
+)
+
+
 def run_pod(env: LocalEnv, cluster: str, namespace: str, name: str) -> None:
-    """One pod on a kwok node, Running (kwok nodes carry no taint: plain scheduling works)."""
+    """One pod on a kwok node, Running (on the host it tolerates the control-plane taint)."""
     kubectl = env.kubectl(cluster)
-    kubectl.run("run", name, "--image=nginx", "--restart=Never", "-n", namespace)
+    overrides = [f"--overrides={CONTROL_PLANE_TOLERATION}"] if cluster == env.host else []
+    kubectl.run("run", name, "--image=nginx", "--restart=Never", "-n", namespace, *overrides)
     kubectl.run("wait", "--for=condition=Ready", f"pod/{name}", "-n", namespace, "--timeout=60s")
 
 

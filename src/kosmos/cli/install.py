@@ -11,6 +11,7 @@ instead of failing on AlreadyExists, and an upgrade is just a re-run with anothe
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import click
 import yaml
@@ -188,7 +189,7 @@ async def _install(
         progress(f"dry run: {len(plan)} objects checked, nothing changed")
         return
     try:
-        await _apply_all(client, objects, report, progress, timeout)
+        await apply_all(client, objects, report, progress, timeout)
         for step in removals:
             meta = step.body["metadata"]
             await applier.delete(client, step.resource, meta["name"], meta.get("namespace"))
@@ -209,13 +210,14 @@ async def _install(
     progress(f"installed Kosmos {options.version} in namespace {options.namespace}")
 
 
-async def _apply_all(
+async def apply_all(
     client: Client,
     objects: list[manifests.Planned],
-    report: Report,
-    progress: Progress,
+    report: Callable[[applier.Step], None],
+    progress: Callable[[str], None],
     timeout: float,
 ) -> None:
+    """Server-side apply ``objects`` in order, CRDs first and Established before the rest."""
     crds = [(r, b) for r, b in objects if r == CUSTOMRESOURCEDEFINITIONS]
     for resource, body in crds:
         report(await applier.apply(client, resource, body, dry_run=False))

@@ -113,7 +113,8 @@ def join_cluster(cli: CliContext, /, **flags: Any) -> None:
     options = _options(flags)
     kubeconfig = _flatten(Path(flags["member_kubeconfig"]).expanduser(), flags["member_context"])
     progress = Progress()
-    message = cli.run(_join(cli, options, kubeconfig, flags, progress))
+    wait_seconds = int(flags["wait_seconds"])
+    message = cli.run(join_member(cli, options, kubeconfig, wait_seconds, progress))
     click.echo(message)
 
 
@@ -151,13 +152,18 @@ def _flatten(path: Path, context: str | None) -> str:
         raise Refused(str(exc)) from exc
 
 
-async def _join(
+async def join_member(
     cli: CliContext,
     options: JoinOptions,
     kubeconfig: str,
-    flags: dict[str, Any],
+    wait_seconds: int,
     progress: Progress,
 ) -> str:
+    """Check, then join one member (idempotent); the one code path of every join.
+
+    ``kubeconfig`` is the member's flattened kubeconfig text. Returns the one-line outcome;
+    raises ``Refused`` (a ClickException) or ``KubeError``.
+    """
     name = options.name
     member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
     try:
@@ -183,7 +189,7 @@ async def _join(
     cluster = cluster_object(options, leaf_models)
     await host.create(CLUSTERS, cluster, dry_run=True)  # validation before any write
     await _create(host, cluster, kubeconfig, progress)
-    await _wait_ready(host, name, int(flags["wait_seconds"]), progress)
+    await _wait_ready(host, name, wait_seconds, progress)
     return f"cluster {name} joined"
 
 
@@ -327,12 +333,13 @@ async def _wait_ready(host: Client, name: str, seconds: int, progress: Progress)
 @pass_cli
 def unjoin_cluster(cli: CliContext, name: str, wait_seconds: int, force: bool) -> None:
     """Remove a member: deletes its Cluster; controllers clean up through finalizers."""
-    click.echo(cli.run(_unjoin(cli, name, wait_seconds, force, Progress())))
+    click.echo(cli.run(unjoin_member(cli, name, wait_seconds, force, Progress())))
 
 
-async def _unjoin(
+async def unjoin_member(
     cli: CliContext, name: str, wait_seconds: int, force: bool, progress: Progress
 ) -> str:
+    """Delete a member's Cluster and wait for the controllers' finalizers (idempotent)."""
     host = await cli.host()
     try:
         cluster = await host.get(CLUSTERS, name)

@@ -7,8 +7,9 @@ from dataclasses import asdict
 
 import click
 
-from kosmos.cli.output import FORMATS, Progress, emit
-from kosmos.local import environment, paths, toolchain
+from kosmos.cli import local_kosmos
+from kosmos.cli.output import FORMATS, Progress, emit, table
+from kosmos.local import components, environment, paths, toolchain
 from kosmos.local.kubectl import KubectlError
 from kosmos.local.kwokctl import KwokctlError
 from kosmos.local.topology import Options, PlanError
@@ -70,8 +71,34 @@ toolchain_cmd.name = "toolchain"
 @click.option(
     "--port-base", default=16400, show_default=True, help="First port; 10 ports per cluster."
 )
-def up(members: int, nodes: int, overlap: bool, port_base: int) -> None:
-    """Start the host and member clusters (idempotent)."""
+@click.option(
+    "--with-kosmos/--without-kosmos",
+    "with_kosmos",
+    default=True,
+    show_default=True,
+    help="Set Kosmos up: CRDs, the cluster-manager as a local process, every member joined "
+    "with ClusterTree, leaf nodes Ready.",
+)
+@click.option(
+    "--sample-app",
+    is_flag=True,
+    help="Also run the seed's nginx Deployment (3 replicas) in the host's default namespace "
+    "and wait until its pods run on leaf nodes.",
+)
+def up(
+    *,
+    members: int,
+    nodes: int,
+    overlap: bool,
+    port_base: int,
+    with_kosmos: bool,
+    sample_app: bool,
+) -> None:
+    """Start the host and member clusters and set Kosmos up on them (idempotent)."""
+    if sample_app and not with_kosmos:
+        raise click.UsageError("--sample-app runs on leaf nodes: it needs Kosmos")
+    if sample_app and members < 1:
+        raise click.UsageError("--sample-app runs on leaf nodes: it needs --members >= 1")
     options = Options(members=members, nodes=nodes, overlap=overlap, port_base=port_base)
     progress = Progress()
     try:
@@ -79,8 +106,14 @@ def up(members: int, nodes: int, overlap: bool, port_base: int) -> None:
     except FAILURES as exc:
         raise click.ClickException(str(exc)) from exc
     progress(f"environment up: {', '.join(c.name for c in clusters)}")
+    if with_kosmos:
+        local_kosmos.set_up(clusters, sample_app, progress)
     click.echo(f"export KUBECONFIG={environment.merged_kubeconfig()}")
     click.echo(f"export PATH={paths.bin_dir()}:$PATH")
+    if with_kosmos:
+        click.echo("# kubectl get nodes          # the host's nodes and one leaf node per member")
+    if sample_app:
+        click.echo("# kubectl get pods -o wide   # the sample app's pods, on the leaf nodes")
 
 
 @local.command()
@@ -98,10 +131,24 @@ def down() -> None:
 @local.command()
 @click.option("-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True)
 def status(output: str) -> None:
-    """Show each cluster, its health, nodes and resident memory."""
+    """Show each cluster and Kosmos component process: health, nodes, resident memory."""
     clusters = environment.status()
     if not clusters:
         raise click.ClickException("the local environment is not up: run `kosmosctl local up`")
+    procs = components.status()
+    if output in ("json", "yaml"):
+        data = {"clusters": [asdict(c) for c in clusters], "components": [asdict(p) for p in procs]}
+        emit(output, [], [], data)
+    else:
+        click.echo(table(*_cluster_table(clusters)))
+        if procs:
+            click.echo()
+            click.echo(table(*_component_table(procs)))
+    if not all(c.healthy for c in clusters) or not all(p.healthy for p in procs):
+        raise SystemExit(1)
+
+
+def _cluster_table(clusters: list[environment.ClusterStatus]) -> tuple[list[str], list[list[str]]]:
     headers = ["name", "role", "server", "version", "healthy", "nodes", "processes", "rss"]
     rows = [
         [
@@ -111,14 +158,30 @@ def status(output: str) -> None:
             c.version,
             "yes" if c.healthy else "NO",
             f"{c.nodes_ready}/{c.nodes_total}",
-            c.processes,
+            str(c.processes),
             f"{c.rss_mib:.0f}Mi",
         ]
         for c in clusters
     ]
-    emit(output, headers, rows, [asdict(c) for c in clusters])
-    if not all(c.healthy for c in clusters):
-        raise SystemExit(1)
+    return headers, rows
+
+
+def _component_table(
+    procs: list[components.ComponentStatus],
+) -> tuple[list[str], list[list[str]]]:
+    headers = ["component", "pid", "health", "healthy", "rss", "log"]
+    rows = [
+        [
+            p.name,
+            str(p.pid or "-"),
+            f":{p.health_port}" if p.health_port else "-",
+            "yes" if p.healthy else "NO",
+            f"{p.rss_mib:.0f}Mi",
+            str(components.log_file(p.name)),
+        ]
+        for p in procs
+    ]
+    return headers, rows
 
 
 @local.command()

@@ -41,6 +41,13 @@ PART_OF = "kosmos"
 HEALTH_PORT = 8080
 #: UID/GID of the "nonroot" user of distroless-style images; any non-zero id would do.
 NONROOT_ID = 65532
+#: The host is Kosmos's control cluster, whose nodes may all be control-plane nodes (the
+#: local environment's are): the control plane's own components must be able to run there.
+CONTROL_PLANE_TOLERATION = {
+    "key": "node-role.kubernetes.io/control-plane",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
 
 
 def default_version() -> str:
@@ -254,6 +261,7 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
+                    "tolerations": [dict(CONTROL_PLANE_TOLERATION)],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],
                 },
             },

@@ -13,10 +13,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from kosmos.local import paths, procs
+from kosmos.local.topology import HOST_PORT_OFFSETS
+
+#: The module every component process runs (``python -m kosmos.launcher <component>``).
+LAUNCHER = "kosmos.launcher"
 
 
 @dataclass(frozen=True)
@@ -26,8 +31,15 @@ class Ports:
 
     @classmethod
     def for_base(cls, port_base: int) -> Ports:
-        """Above the clusters' ports (base + 10 * i): base + 90 and + 91."""
-        return cls(kubelet=port_base + 90, health=port_base + 91)
+        """The host's spare ports (its apiserver port is ``port_base``): base + 6 and + 7.
+
+        Inside the host's block of ten, so they never meet a member's ports (base + 10 * i)
+        and stay inside the range ``Options.validate`` checked.
+        """
+        return cls(
+            kubelet=port_base + HOST_PORT_OFFSETS["cluster-manager-kubelet"],
+            health=port_base + HOST_PORT_OFFSETS["cluster-manager-health"],
+        )
 
 
 def directory() -> Path:
@@ -43,7 +55,12 @@ def log_file(name: str) -> Path:
 
 
 def running(name: str) -> int | None:
-    """The pid of the component if it is alive."""
+    """The pid of the component if it is alive.
+
+    A pid file can outlive its process (a crash, a reboot) and the pid be reused by an
+    unrelated program: only a process running the Kosmos launcher counts, so nothing else is
+    ever signalled by ``stop``.
+    """
     try:
         pid = int(pid_file(name).read_text().strip())
     except (OSError, ValueError):
@@ -52,6 +69,8 @@ def running(name: str) -> int | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
+    if LAUNCHER not in cmdline(pid):
+        return None
     return pid
 
 
@@ -59,7 +78,7 @@ def cluster_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list
     return [
         sys.executable,
         "-m",
-        "kosmos.launcher",
+        LAUNCHER,
         "cluster-manager",
         "--kubeconfig",
         str(kubeconfig),
@@ -111,3 +130,74 @@ def kill(name: str) -> None:
         os.kill(pid, signal.SIGKILL)
         procs.wait_exit([pid], 5.0)
     pid_file(name).unlink(missing_ok=True)
+
+
+def names() -> list[str]:
+    """Components with a pid file (running or left behind by a crash)."""
+    if not directory().exists():
+        return []
+    return sorted(path.stem for path in directory().glob("*.pid"))
+
+
+def stop_all(grace: float = 10.0) -> list[str]:
+    """Stop every component (``down`` does this before the clusters go); returns their names."""
+    stopped = names()
+    for name in stopped:
+        stop(name, grace=grace)
+    return stopped
+
+
+def cmdline(pid: int) -> list[str]:
+    """The process's argv ([] if it is gone)."""
+    try:
+        raw = (procs.PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value of ``--flag value`` or ``--flag=value`` in ``argv``."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def healthy(port: int, timeout: float = 2.0) -> bool:
+    """``/healthz`` on 127.0.0.1:``port`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as r:
+            return bool(r.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    pid: int | None
+    health_port: int | None
+    healthy: bool
+    rss_mib: float
+
+
+def status() -> list[ComponentStatus]:
+    """Every component with a pid file: its pid, health port (from its command line), RSS."""
+    result = []
+    for name in names():
+        pid = running(name)
+        port_text = flag_value(cmdline(pid), "--health-port") if pid else None
+        port = int(port_text) if port_text and port_text.isdigit() else None
+        result.append(
+            ComponentStatus(
+                name=name,
+                pid=pid,
+                health_port=port,
+                healthy=bool(pid and port and healthy(port)),
+                rss_mib=procs.rss_bytes([pid]) / 2**20 if pid else 0.0,
+            )
+        )
+    return result

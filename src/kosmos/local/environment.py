@@ -17,9 +17,17 @@ from typing import Any
 
 import yaml
 
-from kosmos.local import kwokctl, paths, procs, toolchain
+from kosmos.local import components, kwokctl, paths, procs, toolchain
+from kosmos.local import kosmos as local_kosmos
 from kosmos.local.kubectl import Kubectl, KubectlError
-from kosmos.local.topology import KWOK_NODE_SELECTOR, ClusterPlan, Options, node_manifest, plan
+from kosmos.local.topology import (
+    KWOK_NODE_SELECTOR,
+    ClusterPlan,
+    Options,
+    node_drift,
+    node_manifest,
+    plan,
+)
 
 Progress = Callable[[str], None]
 
@@ -151,15 +159,27 @@ def _healthy(kubectl: Kubectl) -> bool:
 
 
 def _ensure_nodes(cluster: ClusterPlan, tools: toolchain.Toolchain, progress: Progress) -> None:
-    """Create the simulated nodes that are missing, then wait until kwok marks them Ready."""
+    """Create the simulated nodes that are missing, bring existing ones to the plan's labels
+    and taints, then wait until kwok marks them Ready."""
     kubectl = _kubectl(cluster.name, tools.path("kubectl"), cluster_kubeconfig(cluster.name))
-    existing = set(kubectl.run("get", "nodes", "-o", "name").split())
-    missing = [n for n in cluster.nodes if f"node/{n.name}" not in existing]
+    live = {
+        n["metadata"]["name"]: n
+        for n in json.loads(kubectl.run("get", "nodes", "-o", "json"))["items"]
+    }
+    missing = [n for n in cluster.nodes if n.name not in live]
     if missing:
         items = [node_manifest(n, tools.k8s_version) for n in missing]
         body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         kubectl.run("create", "-f", "-", stdin=body)
         progress(f"{cluster.name}: created {len(missing)} kwok nodes")
+    drifted = 0
+    for node in cluster.nodes:
+        patch = node_drift(node, live[node.name]) if node.name in live else None
+        if patch is not None:
+            kubectl.run("patch", "node", node.name, "--type", "merge", "-p", json.dumps(patch))
+            drifted += 1
+    if drifted:
+        progress(f"{cluster.name}: brought labels and taints of {drifted} nodes to the plan")
     kubectl.run(
         "wait",
         "--for=condition=Ready",
@@ -237,7 +257,14 @@ class DownReport:
 
 
 def down(progress: Progress) -> DownReport:
-    """Delete every cluster of the environment and prove nothing is left running."""
+    """Stop the Kosmos components, delete every cluster, prove nothing is left running.
+
+    Components go first: they hold leases and watches on the apiservers, and stopping them
+    while those still answer lets them shut down cleanly instead of retrying into the void.
+    """
+    stopped = components.stop_all()
+    if stopped:
+        progress(f"stopped components: {', '.join(stopped)}")
     root = kwokctl.workdir()
     clusters_dir = root / "clusters"
     names = sorted(d.name for d in clusters_dir.iterdir()) if clusters_dir.exists() else []
@@ -258,7 +285,8 @@ def down(progress: Progress) -> DownReport:
         procs.terminate([p.pid for p in leftovers])
     still_bound = procs.wait_ports_free(sorted(ports), timeout=5.0)
     still = {port: ports[port] for port in still_bound}
-    for path in (merged_kubeconfig(), state_file(), *kubeconfig_dir().glob("*-kubeconfig")):
+    doomed = (merged_kubeconfig(), state_file(), local_kosmos.marker_file())
+    for path in (*doomed, *kubeconfig_dir().glob("*-kubeconfig")):
         path.unlink(missing_ok=True)
     return DownReport(names, leftovers, still)
 

@@ -28,6 +28,20 @@ COMPONENT_PORT_OFFSETS = {
     "kube-scheduler": 4,
     "kwok-controller": 5,
 }
+#: Kosmos components run as local processes beside the host (kosmos.local.components). Their
+#: ports use the host's spare offsets, so they stay inside the validated port range and never
+#: meet a member's ports, however many members there are.
+HOST_PORT_OFFSETS = {
+    **COMPONENT_PORT_OFFSETS,
+    "cluster-manager-kubelet": 6,
+    "cluster-manager-health": 7,
+}
+
+#: The host is Kosmos's control cluster: its own nodes are control-plane nodes that ordinary
+#: workloads do not land on, so pods that tolerate only leaf nodes (``kosmos.io/node``) run in
+#: the members, as in the seed's quick start. ``kubectl get nodes`` shows the role.
+CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
+CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_ROLE, "effect": "NoSchedule"}
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2", "eu-central-1", "ap-east-1")
 ZONE_SUFFIXES = ("a", "b", "c")
 #: Heterogeneous node sizes (cpu cores, memory GiB) so fragmentation is visible later.
@@ -76,6 +90,7 @@ class NodePlan:
     cpu: int
     memory_gib: int
     max_pods: int = 110
+    taints: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,22 +120,24 @@ def plan(options: Options) -> list[ClusterPlan]:
         pod_cidr = f"10.{10 + cidr_index}.0.0/16"
         region = REGIONS[index % len(REGIONS)]
         base = options.port_base + PORTS_PER_CLUSTER * index
+        role = "host" if index == 0 else "member"
+        offsets = HOST_PORT_OFFSETS if role == "host" else COMPONENT_PORT_OFFSETS
         clusters.append(
             ClusterPlan(
                 name=name,
                 index=index,
-                role="host" if index == 0 else "member",
-                ports={c: base + off for c, off in COMPONENT_PORT_OFFSETS.items()},
+                role=role,
+                ports={c: base + off for c, off in offsets.items()},
                 pod_cidr=pod_cidr,
                 service_cidr=f"10.{110 + cidr_index}.0.0/16",
                 region=region,
-                nodes=tuple(_nodes(name, region, pod_cidr, options.nodes)),
+                nodes=tuple(_nodes(name, region, pod_cidr, options.nodes, role)),
             )
         )
     return clusters
 
 
-def _nodes(cluster: str, region: str, pod_cidr: str, count: int) -> list[NodePlan]:
+def _nodes(cluster: str, region: str, pod_cidr: str, count: int, role: str) -> list[NodePlan]:
     subnets = ipaddress.ip_network(pod_cidr).subnets(new_prefix=24)
     nodes = []
     for j, subnet in zip(range(count), subnets, strict=False):
@@ -135,7 +152,11 @@ def _nodes(cluster: str, region: str, pod_cidr: str, count: int) -> list[NodePla
             "topology.kubernetes.io/region": region,
             "topology.kubernetes.io/zone": region + ZONE_SUFFIXES[j % len(ZONE_SUFFIXES)],
         }
-        nodes.append(NodePlan(name, labels, str(subnet), cpu, memory))
+        taints: tuple[dict[str, str], ...] = ()
+        if role == "host":
+            labels[CONTROL_PLANE_ROLE] = ""
+            taints = (dict(CONTROL_PLANE_TAINT),)
+        nodes.append(NodePlan(name, labels, str(subnet), cpu, memory, taints=taints))
     return nodes
 
 
@@ -160,7 +181,11 @@ def node_manifest(node: NodePlan, kubelet_version: str) -> dict[str, Any]:
             "labels": dict(node.labels),
             "annotations": {KWOK_NODE_KEY: KWOK_NODE_VALUE, "node.alpha.kubernetes.io/ttl": "0"},
         },
-        "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+        "spec": {
+            "podCIDR": node.pod_cidr,
+            "podCIDRs": [node.pod_cidr],
+            **({"taints": [dict(t) for t in node.taints]} if node.taints else {}),
+        },
         "status": {
             "capacity": resources,
             "allocatable": resources,
@@ -182,3 +207,32 @@ def node_manifest(node: NodePlan, kubelet_version: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def _taint_id(taint: dict[str, Any]) -> tuple[str, str]:
+    return str(taint.get("key", "")), str(taint.get("effect", ""))
+
+
+def node_drift(node: NodePlan, live: dict[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that gives an existing node the plan's labels and taints; None if none.
+
+    ``up`` keeps existing nodes, so a node created by an older plan (say, a host node from
+    before the host's nodes were control-plane nodes) is brought to the current plan here.
+    Only what the plan says is added or corrected: labels and taints others set stay.
+    """
+    labels = live.get("metadata", {}).get("labels") or {}
+    wrong = {k: v for k, v in node.labels.items() if labels.get(k) != v}
+    taints: list[dict[str, Any]] = list(live.get("spec", {}).get("taints") or [])
+    have = {_taint_id(t): t for t in taints}
+    for want in node.taints:
+        current = have.get(_taint_id(want))
+        if current is None:
+            taints.append(dict(want))
+        elif current.get("value", "") != want.get("value", ""):
+            taints[taints.index(current)] = dict(want)
+    patch: dict[str, Any] = {}
+    if wrong:
+        patch["metadata"] = {"labels": wrong}
+    if taints != list(live.get("spec", {}).get("taints") or []):
+        patch["spec"] = {"taints": taints}
+    return patch or None

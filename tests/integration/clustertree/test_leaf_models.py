@@ -118,7 +118,7 @@ def test_unjoin_removes_leaf_nodes_and_member_pods_then_rejoin(
 
 def test_metrics_report_sync_latency_and_queue_depth(tree: TreeEnv) -> None:
     url = f"http://127.0.0.1:{tree.ports.health}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local health port
+    with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
     assert (
         'kosmos_clustertree_pod_sync_seconds_count{cluster="cluster1",stage="member_created"}'

@@ -1,0 +1,281 @@
+"""Kosmos on the local environment: what ``kosmosctl local up`` does once the clusters run.
+
+The same steps a user takes with ``kosmosctl install`` and ``kosmosctl join``, through the
+same code, except that the components run as local processes (kwok only simulates pods, so a
+component Deployment would never really run):
+
+1. server-side apply into the host what those processes need — the kosmos.io CRDs (waited
+   for until Established), namespace ``kosmos-system``, ClusterTree's admission policy and
+   leaf StorageClass, and the root Cluster — but none of the components' Deployments or RBAC;
+2. start the cluster-manager (``kosmos.local.components``) and wait until it leads;
+3. join every member with ClusterTree enabled (``kosmos.cli.join.join_member``) and wait
+   until its leaf node is Ready;
+4. with ``--sample-app``, apply the seed's nginx Deployment to ``default`` and wait until its
+   three pods run on leaf nodes.
+
+Every step converges, so a second ``up`` changes nothing: applies come back unchanged, the
+running cluster-manager is kept, joined members say so. Decisions are pure functions in
+:mod:`kosmos.local.kosmos`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import click
+
+from kosmos.api import names
+from kosmos.api.resources import DEPLOYMENTS, LEASES, NODES, PODS
+from kosmos.cli import apply as applier
+from kosmos.cli import install, join, manifests
+from kosmos.cli.context import CliContext
+from kosmos.cli.manifests import InstallOptions, Planned
+from kosmos.cli.membership import JoinOptions, MembershipError, flatten_kubeconfig
+from kosmos.cli.output import Progress
+from kosmos.kube.client import Client
+from kosmos.local import components, environment
+from kosmos.local import kosmos as local
+from kosmos.local.topology import ClusterPlan
+
+POLL_SECONDS = 1.0
+CRD_TIMEOUT = 60.0
+LEADER_TIMEOUT = 60.0  # a crashed predecessor's Lease must expire first
+JOIN_WAIT_SECONDS = 120
+LEAF_TIMEOUT = 120.0
+SAMPLE_TIMEOUT = 180.0
+
+
+class SetupError(click.ClickException):
+    """A step did not converge in time; the message says which and where to look."""
+
+
+def local_objects() -> list[Planned]:
+    """What the local processes need in the host: ``install``'s objects minus Deployments/RBAC.
+
+    ClusterLink is left out: the local environment has no container network to link.
+    """
+    options = InstallOptions(enable_link=False)
+    return [
+        *manifests.crd_objects(),
+        manifests.namespace_object(options),
+        *manifests.tree_objects(),
+        manifests.root_cluster(options),
+    ]
+
+
+def summarize(actions: list[str]) -> str:
+    """``17 objects: 2 created, 15 unchanged`` (actions in a stable order)."""
+    counts = Counter(actions)
+    order = ("created", "configured", "unchanged")
+    parts = [f"{counts[a]} {a}" for a in order if counts[a]]
+    parts += [f"{n} {a}" for a, n in sorted(counts.items()) if a not in order]
+    return f"{len(actions)} objects: {', '.join(parts) or 'none'}"
+
+
+def _context(host: ClusterPlan) -> CliContext:
+    return CliContext(kubeconfig=str(environment.cluster_kubeconfig(host.name)))
+
+
+def set_up(clusters: list[ClusterPlan], sample_app: bool, progress: Progress) -> None:
+    """Install, start, join and wait (idempotent); records what it set up in the marker."""
+    host, members = clusters[0], clusters[1:]
+    started = time.monotonic()
+    cli = _context(host)
+    cli.run(_set_up(cli, host, members, sample_app, progress))
+    local.write_marker(local.merged_marker(local.read_marker(), sample_app))
+    progress(f"kosmos: ready in {time.monotonic() - started:.1f}s")
+
+
+async def _set_up(
+    cli: CliContext,
+    host: ClusterPlan,
+    members: list[ClusterPlan],
+    sample_app: bool,
+    progress: Progress,
+) -> None:
+    client = await cli.host()
+    await install_objects(client, progress)
+    await ensure_cluster_manager(client, host, progress)
+    for member in members:
+        await join_member(cli, member, progress)
+    leaves = await wait_leaves(client, [m.name for m in members], progress)
+    if sample_app:
+        await run_sample_app(client, leaves, progress)
+
+
+async def install_objects(client: Client, progress: Progress) -> None:
+    actions: list[str] = []
+    try:
+        await install.apply_all(
+            client, local_objects(), lambda step: actions.append(step.action), progress, CRD_TIMEOUT
+        )
+    except applier.WaitTimeout as exc:
+        raise SetupError(str(exc)) from exc
+    progress(f"kosmos: CRDs, namespace, tree objects, root Cluster: {summarize(actions)}")
+
+
+async def ensure_cluster_manager(client: Client, host: ClusterPlan, progress: Progress) -> int:
+    """Keep a healthy cluster-manager of ours, (re)start anything else; wait until it leads."""
+    name = local.CLUSTER_MANAGER
+    ports = local.cluster_manager_ports(host)
+    want = components.cluster_manager_command(environment.cluster_kubeconfig(host.name), ports)
+    pid = components.running(name)
+    argv = components.cmdline(pid) if pid else []
+    serving = bool(pid) and await asyncio.to_thread(components.healthy, ports.health)
+    action = local.component_action(pid, argv, want, serving)
+    if action == "keep" and pid is not None:
+        progress(f"{name}: already running (pid {pid}, health :{ports.health})")
+    else:
+        if action == "restart":
+            progress(f"{name}: pid {pid} is not a healthy {name} of this environment; restarting")
+            await asyncio.to_thread(components.stop, name)
+        try:
+            pid = await asyncio.to_thread(components.start, name, want, health_port=ports.health)
+        except RuntimeError as exc:
+            raise SetupError(str(exc)) from exc
+        progress(f"{name}: started (pid {pid}, health :{ports.health}, log {_log(name)})")
+    await _wait(
+        f"{name} (pid {pid}) to lead",
+        LEADER_TIMEOUT,
+        lambda: _leader_pending(client, pid),
+        progress,
+    )
+    return pid
+
+
+async def _leader_pending(client: Client, pid: int) -> str:
+    """Until our process leads, its controllers do not run (a killed predecessor's Lease must
+    expire first)."""
+    namespace, lease_name = local.CLUSTER_MANAGER_LEASE
+    lease = await applier.get_or_none(client, LEASES, lease_name, namespace)
+    if local.holds_lease(lease, pid):
+        return ""
+    holder = ((lease or {}).get("spec") or {}).get("holderIdentity") or "nobody yet"
+    return f"{local.CLUSTER_MANAGER} (pid {pid}) to take its Lease (held by {holder})"
+
+
+async def join_member(cli: CliContext, member: ClusterPlan, progress: Progress) -> None:
+    """``kosmosctl join cluster --name <member> --kubeconfig <its kubeconfig> --enable-tree``."""
+    try:
+        kubeconfig = flatten_kubeconfig(environment.cluster_kubeconfig(member.name), None)
+    except MembershipError as exc:
+        raise SetupError(str(exc)) from exc
+    options = JoinOptions(name=member.name, enable_link=False, enable_tree=True)
+    message = await join.join_member(cli, options, kubeconfig, JOIN_WAIT_SECONDS, progress)
+    outcome = message.removeprefix(f"cluster {member.name} ").removeprefix("is ")
+    progress(f"{member.name}: {outcome}")
+
+
+async def wait_leaves(client: Client, members: list[str], progress: Progress) -> set[str]:
+    """Wait until every member's leaf nodes are Ready; returns the leaf node names."""
+    leaves: set[str] = set()
+
+    async def pending() -> str:
+        nodes = (await client.list(NODES, label_selector=f"{names.LABEL_NODE}=true")).items
+        leaves.clear()
+        leaves.update(local.leaf_names(nodes, members))
+        waiting = local.leaves_pending(nodes, members)
+        return f"leaf nodes of {', '.join(waiting)}" if waiting else ""
+
+    await _wait("leaf nodes to be Ready", LEAF_TIMEOUT, pending, progress)
+    if members:
+        progress(f"kosmos: leaf nodes Ready: {', '.join(sorted(leaves))}")
+    return leaves
+
+
+async def run_sample_app(client: Client, leaves: set[str], progress: Progress) -> None:
+    """Apply the seed's nginx Deployment and wait until its pods run on leaf nodes."""
+    body = local.sample_app()
+    step = await applier.apply(client, DEPLOYMENTS, body, dry_run=False)
+    progress(f"sample app: {step.name} {step.action} in namespace {local.SAMPLE_NAMESPACE}")
+    placed: dict[str, str] = {}
+
+    async def pending() -> str:
+        meta = body["metadata"]
+        deployment = await applier.get_or_none(client, DEPLOYMENTS, meta["name"], meta["namespace"])
+        pods = (
+            await client.list(PODS, local.SAMPLE_NAMESPACE, label_selector=local.SAMPLE_SELECTOR)
+        ).items
+        wrong = local.misplaced(pods, leaves)
+        if wrong:
+            raise SetupError(
+                f"sample app pods were scheduled on {', '.join(wrong)}, which are not leaf "
+                "nodes: the host's nodes lack the control-plane taint (an environment from an "
+                "older kosmosctl? `kosmosctl local down` and `up` again)"
+            )
+        placed.clear()
+        placed.update({p["metadata"]["name"]: p["spec"].get("nodeName", "") for p in pods})
+        return local.sample_pending(deployment, pods)
+
+    await _wait("the sample app's pods to run", SAMPLE_TIMEOUT, pending, progress)
+    spread = Counter(placed.values())
+    where = ", ".join(f"{n} on {node}" for node, n in sorted(spread.items()))
+    progress(f"sample app: {len(placed)} pods Running ({where})")
+
+
+async def _wait(
+    what: str,
+    timeout: float,
+    pending: Callable[[], Awaitable[str]],
+    progress: Progress,
+) -> None:
+    """Poll ``pending`` until it returns ""; print each new reason; fail clearly at timeout."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        why = await pending()
+        if not why:
+            return
+        if why != last:
+            progress(f"kosmos: waiting for {why}")
+        last = why
+        if time.monotonic() >= deadline:
+            raise SetupError(
+                f"timed out after {timeout:.0f}s waiting for {what}: {why} "
+                f"(cluster-manager log: {_log(local.CLUSTER_MANAGER)})"
+            )
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _log(name: str) -> Path:
+    return components.log_file(name)
+
+
+def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker | None:
+    """Undo ``set_up`` (sample app, joins, cluster-manager); returns what had been set up.
+
+    The CRDs, namespace and root Cluster stay: they cost nothing and ``install`` owns them.
+    Used by the test session to get a bare environment; ``set_up`` restores it afterwards.
+    """
+    marker = local.read_marker()
+    if marker is None:
+        return None
+    host, members = clusters[0], clusters[1:]
+    cli = _context(host)
+    cli.run(_tear_down(cli, host, [m.name for m in members], progress))
+    components.stop(local.CLUSTER_MANAGER)
+    local.clear_marker()
+    progress("kosmos: sample app, joins and cluster-manager removed")
+    return marker
+
+
+async def _tear_down(
+    cli: CliContext, host: ClusterPlan, members: list[str], progress: Progress
+) -> None:
+    client = await cli.host()
+    # Its finalizers clean up the members (and a restarted environment has none running).
+    await ensure_cluster_manager(client, host, progress)
+    meta = local.SAMPLE_APP["metadata"]
+    await applier.delete(client, DEPLOYMENTS, meta["name"], local.SAMPLE_NAMESPACE)
+
+    async def pods_left() -> str:
+        pods = await client.list(PODS, local.SAMPLE_NAMESPACE, label_selector=local.SAMPLE_SELECTOR)
+        return f"{len(pods.items)} sample pods" if pods.items else ""
+
+    await _wait("the sample app's pods to go", SAMPLE_TIMEOUT, pods_left, progress)
+    for member in members:
+        progress(await join.unjoin_member(cli, member, JOIN_WAIT_SECONDS, False, progress))
