@@ -10,7 +10,9 @@ kubeconfig held in a Secret (how Kosmos reaches member clusters).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import ssl
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -27,7 +29,10 @@ from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 from kosmos.kube.errors import KubeconfigError
 
 AuthHeaders = Callable[[], Awaitable[dict[str, str]]]
+# kubernetes_asyncio writes inline certificates and keys of kubeconfigs here; the directory
+# (private to us: mkdtemp makes it 0700) goes when the process exits.
 _TEMP_DIR = tempfile.mkdtemp(prefix="kosmos-kubeconfig-")
+atexit.register(shutil.rmtree, _TEMP_DIR, ignore_errors=True)
 
 
 async def _no_auth() -> dict[str, str]:
