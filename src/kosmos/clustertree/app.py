@@ -19,10 +19,11 @@ from pathlib import Path
 import click
 
 from kosmos.api import names
+from kosmos.clustertree import metrics
 from kosmos.clustertree.clusters import ClusterReconciler
 from kosmos.clustertree.context import HOST, Options, Tree
 from kosmos.clustertree.copies import CopyReconciler
-from kosmos.clustertree.kubelet import KubeletServer, Target
+from kosmos.clustertree.kubelet import KubeletServer, Resolve, Target
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
 from kosmos.clustertree.pods import PodReconciler
 from kosmos.clustertree.routing import wire
@@ -30,7 +31,14 @@ from kosmos.clustertree.volumes import VolumeReconciler
 from kosmos.kube import tls
 from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig, in_cluster
-from kosmos.kube.controller import Controller, Reconciler
+from kosmos.kube.controller import (
+    Controller,
+    Reconciler,
+    Request,
+    Result,
+    TerminalError,
+    TerminalHandler,
+)
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.leader import LeaderElectionConfig, LeadershipLost
 from kosmos.kube.manager import ClusterNotFound, Manager
@@ -55,7 +63,7 @@ def build(manager: Manager, options: Options, recorder: EventRecorder) -> Tree:
     for name, (reconcile, workers) in reconcilers.items():
         controller = Controller(
             f"clustertree-{name}",
-            reconcile,
+            _counting_errors(name, reconcile),
             workers=workers,
             queue_metrics=PrometheusQueueMetrics(),
             observer=PrometheusReconcileObserver(),
@@ -68,14 +76,27 @@ def build(manager: Manager, options: Options, recorder: EventRecorder) -> Tree:
     return tree
 
 
-def _terminal_logger(name: str):  # type: ignore[no-untyped-def]
-    async def report(request, error):  # type: ignore[no-untyped-def]
+def _counting_errors(name: str, reconcile: Reconciler) -> Reconciler:
+    """Count failed reconciles per member cluster (the queue metrics are per controller)."""
+
+    async def counted(request: Request) -> Result | None:
+        try:
+            return await reconcile(request)
+        except Exception:
+            metrics.sync_errors.labels(request.cluster, name).inc()
+            raise
+
+    return counted
+
+
+def _terminal_logger(name: str) -> TerminalHandler:
+    async def report(request: Request, error: TerminalError) -> None:
         log.warning("%s %s: %s (not retried)", name, request, error.message)
 
     return report
 
 
-def resolver(tree: Tree):  # type: ignore[no-untyped-def]
+def resolver(tree: Tree) -> Resolve:
     """Host pod -> its member client and member pod name, for the kubelet endpoint."""
 
     async def resolve(namespace: str, name: str) -> Target | None:

@@ -33,9 +33,3 @@ member_ready = Gauge(
     ["cluster"],
     registry=REGISTRY,
 )
-member_pods = Gauge(
-    "kosmos_clustertree_member_pods",
-    "Pods Kosmos created in the member (from the member cache).",
-    ["cluster"],
-    registry=REGISTRY,
-)
