@@ -79,8 +79,10 @@ async def ensure_bench_node(client: Client, pods: int) -> None:
             "capacity": {"cpu": "10k", "memory": "10Ti", "pods": str(pods + 100)},
         },
     }
-    with contextlib.suppress(AlreadyExists):
+    try:
         await client.create(NODES, node)
+    except AlreadyExists:  # made by an earlier run, perhaps for fewer pods: resize it
+        await client.patch(NODES, BENCH_NODE, {"status": node["status"]}, subresource="status")
 
 
 def pod(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
