@@ -29,11 +29,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _cluster import client_for, delete_namespace, ensure_bench_node, ensure_namespace, pod, report
+from _cluster import (
+    BENCH_NODE,
+    client_for,
+    delete_namespace,
+    ensure_bench_node,
+    ensure_namespace,
+    pod,
+    report,
+)
 
-from kosmos.api.resources import PODS
+from kosmos.api.resources import NODES, PODS
 from kosmos.kube.client import Client
-from kosmos.kube.errors import AlreadyExists
+from kosmos.kube.errors import AlreadyExists, NotFound
 from kosmos.local import components, procs
 
 HOST, MEMBERS = "host", ("cluster1", "cluster2")
@@ -124,6 +132,9 @@ async def main(total: int, concurrency: int) -> None:
     finally:
         await delete_namespace(host, kosmos_ns)
         await delete_namespace(members["cluster1"], direct_ns)
+        for client in members.values():  # leave the members as the environment made them
+            with contextlib.suppress(NotFound):
+                await client.delete(NODES, BENCH_NODE)
         for client in (host, *members.values()):
             await client.close()
     rows = [("pods per path", str(total)), ("creator concurrency", str(concurrency))]
