@@ -72,8 +72,14 @@ def build(manager: Manager, options: Options, recorder: EventRecorder) -> Tree:
         tree.controllers[name] = controller
         manager.add_controller(controller)
     wire(tree)
-    manager.on_cluster_removed(lambda _m, cluster: pods.forget_cluster(cluster))
+    manager.on_cluster_removed(lambda _m, cluster: _forget(tree, pods, cluster))
     return tree
+
+
+def _forget(tree: Tree, pods: PodReconciler, cluster: str) -> None:
+    """A member left (or changed credentials): drop what was remembered about it."""
+    pods.forget_cluster(cluster)
+    tree.foreign = {entry for entry in tree.foreign if entry[0] != cluster}
 
 
 def _counting_errors(name: str, reconcile: Reconciler) -> Reconciler:
