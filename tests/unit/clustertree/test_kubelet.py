@@ -16,14 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from multidict import MultiDict
 
-from kosmos.clustertree.kubelet import (
-    KubeletServer,
-    Refusal,
-    Target,
-    log_params,
-    port_params,
-    stream_params,
-)
+from kosmos.clustertree.kubelet import KubeletServer, Target
+from kosmos.clustertree.kubeletparams import Refusal, log_params, port_params, stream_params
 from kosmos.kube.client import Client
 from kosmos.kube.config import ClusterConfig
 from kosmos.kube.metrics import REGISTRY
