@@ -348,3 +348,30 @@ def test_statefulset_with_claim_templates_runs_on_a_leaf(tree: TreeEnv, namespac
     tree.host.run("delete", "pvc", "--all", "-n", namespace, "--wait=true", timeout=60)
     for i in range(2):
         member.run("delete", "pv", f"pv-{namespace}-{i}", "--ignore-not-found", "--wait=false")
+
+
+def test_edits_of_mutable_fields_reach_the_member_pod(tree: TreeEnv, namespace: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "edited", "labels": {"app": "edited"}},
+        "spec": {
+            "nodeName": "kosmos-cluster2",
+            "tolerations": [LEAF_TOLERATION],
+            "containers": [{"name": "app", "image": "nginx:1.14.2"}],
+        },
+    }
+    apply(tree.host, namespace, pod)
+    member = tree.member("cluster2")
+    wait_for(lambda: running(pods(member, namespace, "app=edited"), 1), 60, "member pod Running")
+    tree.host.run("label", "pod", "edited", "-n", namespace, "release=v2")
+    tree.host.run("set", "image", "pod/edited", "-n", namespace, "app=nginx:1.15")
+
+    def updated() -> bool:
+        copy = json.loads(member.run("get", "pod", "edited", "-n", namespace, "-o", "json"))
+        return (
+            copy["metadata"]["labels"].get("release") == "v2"
+            and copy["spec"]["containers"][0]["image"] == "nginx:1.15"
+        )
+
+    wait_for(updated, 30, "label and image edits copied to the member pod")
