@@ -37,6 +37,30 @@ class NICNodeNames:
 
 
 @dataclass
+class KeyRef:
+    """A key of a Secret in the host's kosmos-system namespace."""
+
+    name: str = prop(required=True, min_length=1, max_length=253)
+    key: str = prop(default="psk", max_length=253)
+
+
+@dataclass
+class Encryption:
+    """Whether traffic between this cluster and others is encrypted, and with what key."""
+
+    mode: Literal["auto", "ipsec", "wireguard", "none"] = prop(
+        default="auto",
+        description=(
+            "auto: IPsec between nodes that both have elastic IPs (the seed's behaviour); "
+            "ipsec/wireguard: always, to every cluster that does not say none; none: never"
+        ),
+    )
+    key_secret_ref: KeyRef = prop(
+        description="Master key; default Secret clusterlink-tunnel-key (created if missing)"
+    )
+
+
+@dataclass
 class ClusterLinkOptions:
     """Cross-cluster networking for this cluster."""
 
@@ -95,6 +119,7 @@ class ClusterLinkOptions:
         default=False,
         description="Discover the service CIDR by asking the apiserver, not its pod flags",
     )
+    encryption: Encryption = prop()
 
 
 @rules(
