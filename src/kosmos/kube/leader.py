@@ -38,6 +38,9 @@ class LeaderElectionConfig:
     lease_duration: float = 10.0
     renew_deadline: float = 7.0
     retry_period: float = 2.0
+    #: extra seconds this candidate waits before taking an expired or released lease, so
+    #: candidates without it (preferred ones) win when both are alive
+    acquire_grace: float = 0.0
 
 
 def _now() -> str:
@@ -52,6 +55,7 @@ class LeaderElector:
         self.config = config
         self.clock = clock or RealClock()
         self.is_leader = False
+        self.transitions = 0  # leaseTransitions of the lease as we last wrote it
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
 
@@ -116,8 +120,10 @@ class LeaderElector:
             self._observed, self._observed_at = record, self.clock.now()
         holder = spec.get("holderIdentity")
         duration = float(spec.get("leaseDurationSeconds") or cfg.lease_duration)
-        if holder and holder != cfg.identity and self._observed_at + duration > self.clock.now():
-            return False
+        if holder != cfg.identity:
+            wait = (duration if holder else 0.0) + cfg.acquire_grace
+            if self._observed_at + wait > self.clock.now():
+                return False
         now = _now()
         new_spec = dict(spec, holderIdentity=cfg.identity, renewTime=now)
         new_spec["leaseDurationSeconds"] = int(cfg.lease_duration)
@@ -164,6 +170,7 @@ class LeaderElector:
 
     def _remember(self, lease: Obj) -> None:
         spec = lease["spec"]
+        self.transitions = int(spec.get("leaseTransitions") or 0)
         self._observed = (
             spec.get("holderIdentity"),
             spec.get("renewTime"),
