@@ -1,0 +1,131 @@
+"""Chains the agent owns, replaced atomically with ``iptables-restore --noflush``.
+
+The agent never edits rules one at a time: each owned chain (``KOSMOS-POSTROUTING`` in
+``nat``, ...) is written whole in one restore transaction, which flushes and refills it, and
+one jump from the built-in chain leads to it. Rules of anybody else are never touched.
+``iptables-save`` prints rules in its canonical spelling, which can differ from how the plan
+spells them; ``ChainSync`` remembers what each desired set read back as, so an unchanged
+plan costs one ``iptables-save`` per family and no write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kosmos.net.netns import Namespace
+from kosmos.net.objects import Chain, Family
+
+PREFIX = "KOSMOS-"
+_SAVE = {4: "iptables-save", 6: "ip6tables-save"}
+_RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
+_IPTABLES = {4: "iptables", 6: "ip6tables"}
+
+
+def parse_save(
+    text: str, prefix: str = PREFIX
+) -> tuple[dict[tuple[str, str], list[str]], set[tuple[str, str, str]]]:
+    """Owned chains' rules by (table, chain), and the jumps (table, parent, chain) to them."""
+    chains: dict[tuple[str, str], list[str]] = {}
+    jumps: set[tuple[str, str, str]] = set()
+    table = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith(":" + prefix):
+            chains.setdefault((table, line[1:].split()[0]), [])
+        elif line.startswith("-A "):
+            chain, _, rule = line[3:].partition(" ")
+            if chain.startswith(prefix):
+                chains.setdefault((table, chain), []).append(rule)
+            elif rule.startswith("-j " + prefix) and len(rule.split()) == 2:
+                jumps.add((table, chain, rule.split()[1]))
+    return chains, jumps
+
+
+def restore_text(chains: Iterable[Chain], removed: Iterable[tuple[str, str]] = ()) -> str:
+    """One restore transaction per table: refill ``chains``, empty the ``removed`` ones."""
+    by_table: dict[str, list[str]] = {}
+    for chain in chains:
+        lines = by_table.setdefault(chain.table, [])
+        lines.append(f":{chain.name} - [0:0]")
+        lines.extend(f"-A {chain.name} {rule}" for rule in chain.rules)
+    for table, name in removed:
+        by_table.setdefault(table, []).append(f":{name} - [0:0]")
+    out: list[str] = []
+    for table, lines in sorted(by_table.items()):
+        out += [f"*{table}", *lines, "COMMIT"]
+    return "\n".join(out) + "\n"
+
+
+class ChainSync:
+    """Converge the owned chains of one family in one namespace."""
+
+    def __init__(self, netns: Namespace, family: Family, prefix: str = PREFIX) -> None:
+        self.netns = netns
+        self.family = family
+        self.prefix = prefix
+        self._readback: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    async def current(self) -> tuple[dict[tuple[str, str], list[str]], set[tuple[str, str, str]]]:
+        return parse_save(await self.netns.run(_SAVE[self.family]), self.prefix)
+
+    async def sync(self, desired: Iterable[Chain]) -> bool:
+        """Make the owned chains exactly ``desired`` (others owned: emptied, unlinked).
+
+        Returns whether anything was written.
+        """
+        wanted = {(c.table, c.name): c for c in desired if c.family == self.family}
+        chains, jumps = await self.current()
+        stale = [
+            wanted[key]
+            for key in wanted
+            if not self._matches(key, wanted[key].rules, chains.get(key))
+        ]
+        extra = [key for key in chains if key not in wanted and chains[key]]
+        written = False
+        if stale or extra:
+            await self.netns.run(
+                _RESTORE[self.family], "--noflush", stdin=restore_text(stale, extra)
+            )
+            written = True
+            after, jumps = await self.current()
+            for chain in stale:
+                key = (chain.table, chain.name)
+                self._readback[key] = (chain.rules, tuple(after.get(key, ())))
+        for chain in wanted.values():
+            if (chain.table, chain.parent, chain.name) not in jumps:
+                await self._jump(chain.table, chain.parent, chain.name, add=True)
+                written = True
+        for table, parent, name in jumps:
+            if (table, name) not in wanted:
+                await self._jump(table, parent, name, add=False)
+                written = True
+        return written
+
+    def _matches(
+        self, key: tuple[str, str], rules: tuple[str, ...], actual: list[str] | None
+    ) -> bool:
+        if actual is None:
+            return False
+        if tuple(actual) == rules:
+            return True
+        remembered = self._readback.get(key)
+        return remembered is not None and remembered == (rules, tuple(actual))
+
+    async def _jump(self, table: str, parent: str, name: str, *, add: bool) -> None:
+        cmd = _IPTABLES[self.family]
+        if add:
+            await self.netns.run(cmd, "-w", "-t", table, "-I", parent, "1", "-j", name)
+        else:
+            await self.netns.run(cmd, "-w", "-t", table, "-D", parent, "-j", name, check=False)
+
+    async def remove_all(self) -> None:
+        """Unlink and delete every owned chain of this family."""
+        chains, jumps = await self.current()
+        for table, parent, name in jumps:
+            await self._jump(table, parent, name, add=False)
+        for table, name in chains:
+            cmd = _IPTABLES[self.family]
+            await self.netns.run(cmd, "-w", "-t", table, "-F", name, check=False)
+            await self.netns.run(cmd, "-w", "-t", table, "-X", name, check=False)
+        self._readback.clear()
