@@ -1,0 +1,122 @@
+"""Converge this node's kernel to its NodeConfig, and say how that went in its status.
+
+Level-based: each pass builds the desired state from the cached NodeConfig, reads the kernel
+and applies only the difference (``kosmos.net.sync``); a pass is also scheduled every
+``repair_period`` so a route or FDB entry removed by hand comes back. A NodeConfig that goes
+away means "own nothing": every device, route, rule, chain, set and tunnel the agent made is
+removed. Items that cannot be applied are listed in the ``Applied`` condition; the rest of
+the configuration still takes effect.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from kosmos.clusterlink.agent import desired, tunnels
+from kosmos.clusterlink.agent.context import NODECONFIGS, AgentContext
+from kosmos.kube.controller import Request, Result
+from kosmos.kube.errors import NotFound
+from kosmos.net.errors import DeviceMissing
+from kosmos.net.netlink import LinkInfo
+from kosmos.net.sync import Report
+
+log = logging.getLogger("kosmos.clusterlink.agent")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(failures: list[tuple[str, str]], generation: int) -> dict[str, Any]:
+    if failures:
+        shown = "; ".join(f"{item}: {why}" for item, why in failures[:10])
+        more = f" (and {len(failures) - 10} more)" if len(failures) > 10 else ""
+        return {
+            "type": "Applied",
+            "status": "False",
+            "reason": "ItemsFailed",
+            "message": f"{len(failures)} item(s) not applied, the rest is in effect: {shown}{more}",
+            "observedGeneration": generation,
+        }
+    return {
+        "type": "Applied",
+        "status": "True",
+        "reason": "InSync",
+        "message": "the node's kernel matches this NodeConfig",
+        "observedGeneration": generation,
+    }
+
+
+class NodeConfigReconciler:
+    def __init__(self, ctx: AgentContext, tunnel_driver: tunnels.Driver) -> None:
+        self.ctx = ctx
+        self.tunnels = tunnel_driver
+        self._applied = False
+
+    async def __call__(self, request: Request) -> Result:
+        period = self.ctx.settings.repair_period
+        config = self.ctx.nodeconfig()
+        if config is None or config["metadata"].get("deletionTimestamp"):
+            await self._tear_down()
+            return Result(requeue_after=period)
+        spec = config.get("spec") or {}
+        binds = await self._bind_devices(spec)
+        want = desired.build(spec, binds)
+        report = await self.ctx.dataplane.sync(want.state)
+        tunnel_failures = await self.tunnels.ensure(spec.get("tunnels") or [])
+        failures = want.failures + report.failures + tunnel_failures
+        self._applied = True
+        if report.changes:
+            log.info("%s: applied %d change(s)", self.ctx.settings.name, report.changes)
+        await self._report(config, failures, report)
+        return Result(requeue_after=period)
+
+    async def _bind_devices(self, spec: dict[str, Any]) -> dict[str, LinkInfo]:
+        found: dict[str, LinkInfo] = {}
+        for name in {d.get("bindDev", "") for d in spec.get("devices") or []}:
+            try:
+                found[name] = await self.ctx.dataplane.netlink.link_info(name)
+            except DeviceMissing:
+                continue
+        return found
+
+    async def _tear_down(self) -> None:
+        report: Report = await self.ctx.dataplane.remove_all()
+        await self.tunnels.stop()
+        if report.changes or self._applied:
+            log.info("%s: NodeConfig gone; removed what this agent owned", self.ctx.settings.name)
+        self._applied = False
+
+    async def _report(
+        self, config: dict[str, Any], failures: list[tuple[str, str]], report: Report
+    ) -> None:
+        status = config.get("status") or {}
+        generation = int(config["metadata"].get("generation") or 0)
+        wanted = condition(failures, generation)
+        current = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Applied"), None
+        )
+        same = current is not None and all(current.get(k) == v for k, v in wanted.items())
+        if same and not report.changes:
+            return
+        now = _now()
+        if current is None or current.get("status") != wanted["status"]:
+            wanted["lastTransitionTime"] = now
+        else:
+            wanted["lastTransitionTime"] = current.get("lastTransitionTime") or now
+        patch: dict[str, Any] = {
+            "status": {
+                "conditions": [wanted],
+                "lastSyncTime": now,
+                "observedGeneration": generation,
+                **({"lastChangeTime": now} if report.changes else {}),
+            }
+        }
+        try:
+            await self.ctx.host.patch(
+                NODECONFIGS, config["metadata"]["name"], patch, subresource="status"
+            )
+        except NotFound:
+            return
