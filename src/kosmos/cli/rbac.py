@@ -101,7 +101,9 @@ NETWORK_MANAGER_RULES: tuple[Obj, ...] = (
     rule("", ("services",), ("create",)),
     rule("networking.k8s.io", ("servicecidrs",), READ),
     rule("apiextensions.k8s.io", ("customresourcedefinitions",), READ),
-    rule("crd.projectcalico.org", ("ippools", "blockaffinities"), READ),
+    rule("crd.projectcalico.org", ("blockaffinities",), READ),
+    # ...and, as in every Calico member, disabled IPPools for the other clusters' ranges.
+    rule("crd.projectcalico.org", ("ippools",), (*READ, "create", "patch", "delete")),
     rule("", ("events",), ("create", "patch")),
 )
 

@@ -26,6 +26,7 @@ from kosmos.api import names
 from kosmos.clusterlink.cidrs import CIDRReconciler
 from kosmos.clusterlink.clusternodes import ClusterNodeReconciler
 from kosmos.clusterlink.context import HOST, Link, Options
+from kosmos.clusterlink.ippools import IPPoolReconciler
 from kosmos.clusterlink.members import MemberReconciler
 from kosmos.clusterlink.routing import wire
 from kosmos.kube.client import Client
@@ -42,12 +43,18 @@ COMPONENT = "network-manager"
 def build(manager: Manager, options: Options, recorder: EventRecorder) -> Link:
     """The member-facing controllers, wired to the host and every future member."""
     link = Link(manager, options, recorder)
-    cidrs = CIDRReconciler(link)
+    cidrs, pools = CIDRReconciler(link), IPPoolReconciler(link)
     link.add_controller("members", MemberReconciler(link), workers=2)
     link.add_controller("cidrs", cidrs, workers=2)
     link.add_controller("clusternodes", ClusterNodeReconciler(link), workers=options.workers)
+    link.add_controller("ippools", pools, workers=2)
     wire(link)
-    manager.on_cluster_removed(lambda _manager, cluster: cidrs.forget(cluster))
+
+    def removed(_manager: Manager, cluster: str) -> None:
+        cidrs.forget(cluster)
+        pools.forget(cluster)
+
+    manager.on_cluster_removed(removed)
     return link
 
 

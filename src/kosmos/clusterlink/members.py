@@ -23,6 +23,7 @@ import logging
 
 from kosmos.api import names
 from kosmos.api.resources import SECRETS
+from kosmos.clusterlink import ippools
 from kosmos.clusterlink.context import (
     CLUSTERNODES,
     CLUSTERS,
@@ -158,11 +159,14 @@ class MemberReconciler:
     # -- leaving ---------------------------------------------------------------------------
 
     async def _clean_up(self, name: str) -> None:
-        """Delete the member's ClusterNodes, then its NodeConfigs (agents then tear down).
+        """Delete the member's ClusterNodes, then its NodeConfigs (agents then tear down),
+        and the IPPools we made in it.
 
         Read from the apiserver, not the cache: the finalizer goes right after, so nothing
         created a moment ago may be missed.
         """
+        if name in self.link.manager.cluster_names:
+            await ippools.delete_all(self.link.manager.client(name))
         host = self.link.manager.client(HOST)
         selector = f"{names.LABEL_CLUSTER}={name}"
         for resource in (CLUSTERNODES, NODECONFIGS):
@@ -170,7 +174,7 @@ class MemberReconciler:
                 for obj in (await host.list(resource, label_selector=selector)).items:
                     with contextlib.suppress(NotFound):
                         await host.delete(resource, obj["metadata"]["name"])
-        log.info("member %s: ClusterNodes and NodeConfigs removed", name)
+        log.info("member %s: ClusterNodes, NodeConfigs and IPPools removed", name)
 
     async def _set_finalizer(self, cluster: Obj, *, present: bool) -> None:
         meta = cluster["metadata"]

@@ -3,7 +3,8 @@
 Handlers only compute keys and enqueue. Keys are ``Request(<Cluster name>, "", <name>)``:
 ``members`` uses ``(HOST, "", cluster)``; ``cidrs`` one key per member ``(cluster, "", "")``;
 ``clusternodes`` one key per member node ``(cluster, "", node)`` and ``(cluster, "", "")``
-for "look at every node of this member" (a join, a spec change, Calico coming or going).
+for "look at every node of this member" (a join, a spec change, Calico coming or going);
+``ippools`` one key per member, woken by any linked Cluster's CIDRs.
 Member events that cannot change a ClusterNode or a CIDR (node heartbeats, unrelated
 kube-system pods) are filtered out here, so a 1k-node member costs nothing at rest.
 """
@@ -53,6 +54,14 @@ def _spec_view(cluster: Obj | None) -> tuple[Any, ...]:
     return (cluster.get("spec"), bool(cluster["metadata"].get("deletionTimestamp")))
 
 
+def _cidrs_view(cluster: Obj | None) -> tuple[Any, ...]:
+    """What other members' IPPools depend on: the CIDRs, the global map, being linked."""
+    if cluster is None:
+        return ()
+    status = (cluster.get("status") or {}).get("clusterLinkStatus")
+    return (_spec_view(cluster), status)
+
+
 def route_host_events(link: Link) -> None:
     def cluster_changed(old: Obj | None, new: Obj | None) -> None:
         cluster = new or old
@@ -62,6 +71,9 @@ def route_host_events(link: Link) -> None:
         link.enqueue("cidrs", name)
         if _spec_view(old) != _spec_view(new):
             link.enqueue("clusternodes", name)
+        if _cidrs_view(old) != _cidrs_view(new):
+            for member in link.wired:
+                link.enqueue_soon("ippools", member)
 
     link.clusters.add_handler(_Handler(cluster_changed))
 
@@ -110,6 +122,7 @@ def wire_member(link: Link, cluster: str) -> None:
         link.calico_crd(cluster, plural).add_handler(_Handler(_crd_changed(link, cluster, plural)))
     link.enqueue("cidrs", cluster)
     link.enqueue("clusternodes", cluster)
+    link.enqueue("ippools", cluster)
 
 
 def _containers(pod: Obj | None) -> Any:
@@ -135,6 +148,7 @@ def _crd_changed(link: Link, cluster: str, plural: str) -> Change:
         if started:
             link.enqueue("cidrs", cluster)
             link.enqueue("clusternodes", cluster)
+            link.enqueue("ippools", cluster)
 
     return changed
 
@@ -143,6 +157,7 @@ def _calico_changed(link: Link, cluster: str, plural: str) -> Change:
     def changed(old: Obj | None, new: Obj | None) -> None:
         if plural != BLOCKAFFINITIES.plural:
             link.enqueue_soon("cidrs", cluster)
+            link.enqueue_soon("ippools", cluster)
             return
         for obj in (old, new):
             node = affinity_node(obj) if obj else None
