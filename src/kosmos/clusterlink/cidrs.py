@@ -33,6 +33,7 @@ log = logging.getLogger("kosmos.clusterlink.cidrs")
 
 CONDITION = "CIDRsDiscovered"
 RETRY_UNREACHABLE_SECONDS = 10.0
+SYNC_GRACE_SECONDS = 30.0
 
 
 def _now() -> str:
@@ -61,6 +62,7 @@ class CIDRReconciler:
         #: (cluster, what) -> (expiry, Cluster generation, answer): apiserver answers that
         #: status-only events must not ask for again
         self._asked: dict[tuple[str, str], tuple[float, int, Any]] = {}
+        self._waiting: dict[str, float] = {}  # member -> since when its caches are not full
 
     async def __call__(self, request: Request) -> Result | None:
         name = request.cluster
@@ -74,7 +76,11 @@ class CIDRReconciler:
             outcome.problem("KubeconfigInvalid", error)
             await self._report(cluster, outcome)
             return None
-        if not self.link.member_synced(name):
+        waiting = self._caches_pending(name)
+        if waiting is not None:
+            if waiting.problems:
+                await self._report(cluster, waiting)
+                return Result(requeue_after=5.0)
             return Result(requeue_after=1.0)
         outcome = Outcome()
         self._pods(cluster, outcome)
@@ -88,8 +94,30 @@ class CIDRReconciler:
 
     def forget(self, name: str) -> None:
         """Drop remembered apiserver answers (the member left or got a new kubeconfig)."""
+        self._waiting.pop(name, None)
         for key in [k for k in self._asked if k[0] == name]:
             del self._asked[key]
+
+    def _caches_pending(self, name: str) -> Outcome | None:
+        """None: the member's caches are full. Else an empty Outcome while they may still be
+        filling, and one with a problem once they took too long (a list or watch the
+        member's credentials do not allow never completes; the informer keeps retrying)."""
+        unsynced = self.link.unsynced(name)
+        if unsynced == []:
+            self._waiting.pop(name, None)
+            return None
+        out = Outcome()
+        if unsynced is None:  # not registered yet: members.py is on it
+            return out
+        since = self._waiting.setdefault(name, time.monotonic())
+        if time.monotonic() - since > SYNC_GRACE_SECONDS:
+            out.problem(
+                "MemberCachesNotSynced",
+                f"cannot list and watch {', '.join(unsynced)} in member {name} after "
+                f"{SYNC_GRACE_SECONDS:.0f}s: check that its kubeconfig may list and watch "
+                "them (see the network-manager log)",
+            )
+        return out
 
     # -- pod CIDRs -------------------------------------------------------------------------
 

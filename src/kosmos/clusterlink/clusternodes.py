@@ -55,7 +55,7 @@ class ClusterNodeReconciler:
             node = self.link.nodes(cluster_name).store.get(node_name)
         except ClusterNotFound:
             return None  # not registered (yet): registering enqueues every node
-        if not self.link.member_synced(cluster_name):
+        if not self.link.nodes_synced(cluster_name):
             return Result(requeue_after=1.0)
         if node is None or forge.skip_reason(node):
             await self._delete(existing)
@@ -67,7 +67,7 @@ class ClusterNodeReconciler:
             )
         pod_cidrs = self._pod_cidrs(cluster, node)
         if pod_cidrs is None:
-            return Result(requeue_after=1.0)  # the BlockAffinity cache is still filling
+            return Result(requeue_after=1.0)
         await self._ensure(cluster, node, pod_cidrs, existing)
         return None
 
@@ -83,7 +83,7 @@ class ClusterNodeReconciler:
         except ClusterNotFound:
             nodes = None
         if nodes is not None:
-            if not self.link.member_synced(cluster):
+            if not nodes.has_synced:
                 return Result(requeue_after=1.0)
             names.update(n["metadata"]["name"] for n in nodes.store.list())
         for node in names:
@@ -93,15 +93,16 @@ class ClusterNodeReconciler:
 
     def _pod_cidrs(self, cluster: Obj, node: Obj) -> list[str] | None:
         """Calico: the node's confirmed blocks; otherwise (or without Calico's CRDs) the
-        node's ``spec.podCIDRs``. None: the block cache is not synced yet."""
+        node's ``spec.podCIDRs``. None: not known yet (caches filling), so a restart never
+        flips a ClusterNode to the nodes' CIDRs and back."""
         name = cluster["metadata"]["name"]
         node_name = node["metadata"]["name"]
         try:
-            affinities = (
-                self.link.calico(name, "blockaffinities")
-                if discovery.cni_of(cluster) == "calico"
-                else None
-            )
+            affinities = None
+            if discovery.cni_of(cluster) == "calico":
+                if not self.link.calico_crd(name, "blockaffinities").has_synced:
+                    return None  # is Calico there? not known yet: decide once, not twice
+                affinities = self.link.calico(name, "blockaffinities")
             if affinities is None:
                 return discovery.node_cidrs(node)
             if not affinities.has_synced:

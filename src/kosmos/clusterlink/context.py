@@ -202,10 +202,16 @@ class Link:
             *(self.calico_crd(cluster, plural) for plural in CALICO),
         ]
 
-    def member_synced(self, cluster: str) -> bool:
-        """Every cache of the member holds a full list (False once it left)."""
+    def unsynced(self, cluster: str) -> list[str] | None:
+        """The member's caches without a full list yet; None if it is not a member."""
         try:
-            return all(i.has_synced for i in self.member_caches(cluster))
+            return [str(i.resource) for i in self.member_caches(cluster) if not i.has_synced]
+        except ClusterNotFound:
+            return None
+
+    def nodes_synced(self, cluster: str) -> bool:
+        try:
+            return self.nodes(cluster).has_synced
         except ClusterNotFound:
             return False
 
