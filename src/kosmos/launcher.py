@@ -14,6 +14,7 @@ import click
 COMPONENTS: dict[str, str] = {
     "cluster-manager": "kosmos.clustertree.app:command",
     "agent": "kosmos.clusterlink.agent.app:command",
+    "network-manager": "kosmos.clusterlink.app:command",
 }
 
 

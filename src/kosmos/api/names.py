@@ -44,7 +44,8 @@ TAINT_LEAF = {"key": LABEL_NODE, "value": "true", "effect": "NoSchedule"}
 
 # Finalizers
 FINALIZER_CLUSTER_MANAGER = "kosmos.io/cluster-manager"
-FINALIZER_CLUSTERLINK = "kosmos.io/cluster-start-finalizer"
+FINALIZER_CLUSTERLINK = "kosmos.io/cluster-start-finalizer"  # the Go original's
+FINALIZER_NETWORK_MANAGER = "kosmos.io/network-manager"  # ClusterLink's member cleanup
 
 # Secrets holding member credentials
 KUBECONFIG_SECRET_KEY = "kubeconfig"

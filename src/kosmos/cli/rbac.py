@@ -80,11 +80,30 @@ NODE_LEASE_RULES: tuple[Obj, ...] = (
 )
 
 NETWORK_MANAGER_RULES: tuple[Obj, ...] = (
-    # Inputs of the NodeConfig computation (spec §6.5): Clusters and ClusterNodes, read-only.
-    rule(names.GROUP, ("clusters", "clusternodes"), READ),
-    # Outputs: one NodeConfig per ClusterNode, deleted when its ClusterNode is gone.
+    # Clusters: the finalizer kosmos.io/network-manager is added and removed (patch);
+    # discovered pod/service CIDRs and the CIDRsDiscovered condition go to status.
+    rule(names.GROUP, ("clusters",), (*READ, "patch")),
+    rule(names.GROUP, ("clusters/status",), ("get", "patch")),
+    # One ClusterNode per member node (server-side apply), deleted when the node goes;
+    # its Ready condition is a status apply.
+    rule(names.GROUP, ("clusternodes",), (*READ, "create", "patch", "delete")),
+    rule(names.GROUP, ("clusternodes/status",), ("get", "patch")),
+    # Outputs of the planner: one NodeConfig per ClusterNode, deleted with its member.
     rule(names.GROUP, ("nodeconfigs",), (*READ, "create", "update", "patch", "delete")),
     rule(names.GROUP, ("nodeconfigs/status",), ("get", "update", "patch")),
+    # Member kubeconfigs are Secrets in kosmos-system.
+    rule("", ("secrets",), READ),
+    # With ClusterLink on the host itself (root Cluster), the host is also a member: its
+    # nodes, the kube-system apiserver pod, the CNI ConfigMaps and Calico's pools and block
+    # affinities are read; the service CIDR probe is a dry-run Service create (nothing is
+    # stored); ServiceCIDRs add ranges; CRDs tell whether Calico is installed.
+    rule("", ("nodes", "pods", "configmaps"), READ),
+    rule("", ("services",), ("create",)),
+    rule("networking.k8s.io", ("servicecidrs",), READ),
+    rule("apiextensions.k8s.io", ("customresourcedefinitions",), READ),
+    rule("crd.projectcalico.org", ("blockaffinities",), READ),
+    # ...and, as in every Calico member, disabled IPPools for the other clusters' ranges.
+    rule("crd.projectcalico.org", ("ippools",), (*READ, "create", "patch", "delete")),
     rule("", ("events",), ("create", "patch")),
 )
 

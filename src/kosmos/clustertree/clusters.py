@@ -113,7 +113,8 @@ class ClusterReconciler:
 
     async def _forget(self, name: str) -> None:
         self._fingerprints.pop(name, None)
-        await self.tree.manager.remove_cluster(name)
+        if name != HOST:  # the root Cluster going must not take the host's own client along
+            await self.tree.manager.remove_cluster(name)
 
     # -- leaving ---------------------------------------------------------------------------
 

@@ -28,10 +28,11 @@ LAUNCHER = "kosmos.launcher"
 class Ports:
     kubelet: int
     health: int
+    network_health: int = 0
 
     @classmethod
     def for_base(cls, port_base: int) -> Ports:
-        """The host's spare ports (its apiserver port is ``port_base``): base + 6 and + 7.
+        """The host's spare ports (its apiserver port is ``port_base``): base + 6, 7 and 8.
 
         Inside the host's block of ten, so they never meet a member's ports (base + 10 * i)
         and stay inside the range ``Options.validate`` checked.
@@ -39,6 +40,7 @@ class Ports:
         return cls(
             kubelet=port_base + HOST_PORT_OFFSETS["cluster-manager-kubelet"],
             health=port_base + HOST_PORT_OFFSETS["cluster-manager-health"],
+            network_health=port_base + HOST_PORT_OFFSETS["network-manager-health"],
         )
 
 
@@ -88,6 +90,23 @@ def cluster_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list
         str(ports.health),
         "--node-address",
         "127.0.0.1",
+        "--bind-address",
+        "127.0.0.1",
+        "--leader-elect",
+        *extra,
+    ]
+
+
+def network_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        LAUNCHER,
+        "network-manager",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--health-port",
+        str(ports.network_health),
         "--bind-address",
         "127.0.0.1",
         "--leader-elect",

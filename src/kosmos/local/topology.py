@@ -35,6 +35,7 @@ HOST_PORT_OFFSETS = {
     **COMPONENT_PORT_OFFSETS,
     "cluster-manager-kubelet": 6,
     "cluster-manager-health": 7,
+    "network-manager-health": 8,
 }
 
 #: The host is Kosmos's control cluster: its own nodes are control-plane nodes that ordinary

@@ -125,12 +125,21 @@ def test_cluster_manager_can_sync_but_not_create_or_bind_pods():
     ]
 
 
-def test_network_manager_only_reads_clusters_and_writes_nodeconfigs():
+def test_network_manager_writes_cluster_nodes_cidrs_and_nodeconfigs_only():
     nm = "kosmos-network-manager"
     assert _allowed(nm, names.GROUP, "nodeconfigs", "create")
-    assert _allowed(nm, names.GROUP, "clusternodes", "watch")
-    assert not _allowed(nm, names.GROUP, "clusters", "update")
-    assert not _allowed(nm, "", "secrets", "get")
+    assert _allowed(nm, names.GROUP, "clusternodes", "patch")  # server-side apply
+    assert _allowed(nm, names.GROUP, "clusternodes/status", "patch")
+    assert _allowed(nm, names.GROUP, "clusters", "patch")  # its finalizer
+    assert _allowed(nm, names.GROUP, "clusters/status", "patch")
+    assert not _allowed(nm, names.GROUP, "clusters", "update")  # never the whole object
+    assert not _allowed(nm, names.GROUP, "clusters", "delete")
+    assert _allowed(nm, "", "secrets", "get")  # member kubeconfigs
+    assert not _allowed(nm, "", "secrets", "create")
+    assert _allowed(nm, "", "services", "create")  # the dry-run service CIDR probe
+    assert not _allowed(nm, "", "services", "delete")
+    assert not _allowed(nm, "", "nodes", "patch")
+    assert not _allowed(nm, "", "pods", "create")
 
 
 @pytest.mark.parametrize("component", manifests.COMPONENTS, ids=lambda c: c.name)

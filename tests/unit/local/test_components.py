@@ -20,9 +20,10 @@ def local_dir(tmp_path, monkeypatch):
 def test_ports_are_the_hosts_planned_component_ports():
     host = plan(Options(port_base=17500))[0]
     ports = components.Ports.for_base(host.apiserver_port)
-    assert ports == components.Ports(kubelet=17506, health=17507)
+    assert ports == components.Ports(kubelet=17506, health=17507, network_health=17508)
     assert ports.kubelet == host.ports["cluster-manager-kubelet"]
     assert ports.health == host.ports["cluster-manager-health"]
+    assert ports.network_health == host.ports["network-manager-health"]
 
 
 def test_cluster_manager_command_names_the_kubeconfig_and_ports(tmp_path):
@@ -34,6 +35,17 @@ def test_cluster_manager_command_names_the_kubeconfig_and_ports(tmp_path):
     assert components.flag_value(command, "--health-port") == "17507"
     assert components.flag_value(command, "--listen-port") == "17506"
     assert command[-2:] == ["--heartbeat", "2"]
+
+
+def test_network_manager_command_uses_its_own_health_port(tmp_path):
+    command = components.network_manager_command(
+        tmp_path / "kc", components.Ports.for_base(17500), "-v"
+    )
+    assert command[1:4] == ["-m", "kosmos.launcher", "network-manager"]
+    assert components.flag_value(command, "--kubeconfig") == str(tmp_path / "kc")
+    assert components.flag_value(command, "--health-port") == "17508"
+    assert "--leader-elect" in command
+    assert command[-1] == "-v"
 
 
 @pytest.mark.parametrize(

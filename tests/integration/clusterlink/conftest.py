@@ -1,0 +1,11 @@
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures.clusters import LocalEnv
+from tests.fixtures.link import LinkEnv, linked
+
+
+@pytest.fixture(scope="package")
+def link(local_env: LocalEnv) -> Iterator[LinkEnv]:
+    yield from linked(local_env)
