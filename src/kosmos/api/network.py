@@ -139,8 +139,12 @@ class Tunnel:
     remote_subnets: list[str] = prop(
         required=True, min_items=1, max_items=32, items={"maxLength": CIDR_MAX}
     )
-    local_id: str = prop("localID", max_length=253, description="IKE identity; default localAddress")
-    remote_id: str = prop("remoteID", max_length=253, description="Peer identity; default remoteAddress")
+    local_id: str = prop(
+        "localID", max_length=253, description="IKE identity; default localAddress"
+    )
+    remote_id: str = prop(
+        "remoteID", max_length=253, description="Peer identity; default remoteAddress"
+    )
     key_secret_ref: KeySecretRef = prop(required=True)
     remote_public_key: str = prop(max_length=64, description="WireGuard peer public key")
 

@@ -7,8 +7,8 @@ cluster-manager is: nothing of the control plane has to be deployed into a membe
 kubeconfig in the host is enough, as for ClusterTree), members join and leave at runtime
 without restarting anything, and the planner sees the same caches the discovery writes.
 
-``build`` wires the controllers; another controller (the planner) is added with
-``link.add_controller`` and reads ``link.clusters`` / ``link.cluster_nodes``.
+``build`` wires the controllers: the member-facing ones (members, cidrs, clusternodes,
+ippools) and the planner that turns Clusters and ClusterNodes into NodeConfigs.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import sys
 import click
 
 from kosmos.api import names
+from kosmos.clusterlink import planning
 from kosmos.clusterlink.cidrs import CIDRReconciler
 from kosmos.clusterlink.clusternodes import ClusterNodeReconciler
 from kosmos.clusterlink.context import HOST, Link, Options
@@ -48,6 +49,7 @@ def build(manager: Manager, options: Options, recorder: EventRecorder) -> Link:
     link.add_controller("cidrs", cidrs, workers=2)
     link.add_controller("clusternodes", ClusterNodeReconciler(link), workers=options.workers)
     link.add_controller("ippools", pools, workers=2)
+    planning.register(manager, host=HOST)
     wire(link)
 
     def removed(_manager: Manager, cluster: str) -> None:

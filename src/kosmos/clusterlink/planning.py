@@ -21,10 +21,8 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from kosmos.api import link, names
-from kosmos.api.cluster import Cluster
-from kosmos.api.network import ClusterNode, NodeConfig
 from kosmos.api.resources import SECRETS
-from kosmos.api.schema import kind_info
+from kosmos.clusterlink.context import CLUSTERNODES, CLUSTERS, NODECONFIGS
 from kosmos.clusterlink.planner import inputs, plan
 from kosmos.kube.client import Obj
 from kosmos.kube.controller import Controller, Request, Result
@@ -35,9 +33,6 @@ from kosmos.kube.metrics import REGISTRY, PrometheusQueueMetrics, PrometheusReco
 
 log = logging.getLogger("kosmos.clusterlink.planning")
 
-CLUSTERS = kind_info(Cluster).resource
-CLUSTERNODES = kind_info(ClusterNode).resource
-NODECONFIGS = kind_info(NodeConfig).resource
 CONDITION = "NetworkPlanned"
 PLAN_KEY = "plan"
 

@@ -6,19 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kosmos.api import names
-from kosmos.api.cluster import Cluster
-from kosmos.api.network import ClusterNode, NodeConfig
 from kosmos.api.resources import SECRETS
-from kosmos.api.schema import kind_info
+from kosmos.clusterlink.context import CLUSTERNODES, CLUSTERS, NODECONFIGS
 from kosmos.kube.client import Client, Obj
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.net.sync import Dataplane
 
 HOST = "host"
-CLUSTERS = kind_info(Cluster).resource
-CLUSTERNODES = kind_info(ClusterNode).resource
-NODECONFIGS = kind_info(NodeConfig).resource
 __all__ = ["CLUSTERNODES", "CLUSTERS", "HOST", "NODECONFIGS", "SECRETS", "AgentContext", "Settings"]
 
 

@@ -1,0 +1,43 @@
+"""Dataplane tier fixtures: root and the kernel tools, and a running ClusterLink control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from kosmos.local import components
+from tests.fixtures.clusters import LocalEnv
+from tests.fixtures.crds import install_crds
+from tests.dataplane.testbed import sweep_stale_testbeds
+from tests.fixtures.link import LinkEnv
+from tests.support import require
+
+TOOLS = ("ip", "bridge", "ping", "iptables-restore", "ip6tables-restore", "ipset", "sysctl")
+
+
+@pytest.fixture(scope="session")
+def kernel() -> None:
+    require(os.geteuid() == 0, "dataplane tests need root (network namespaces)")
+    for tool in TOOLS:
+        require(shutil.which(tool) is not None, f"dataplane tests need `{tool}` on PATH")
+
+
+@pytest.fixture(scope="session")
+def link_plane(kernel: None, local_env: LocalEnv) -> Iterator[LinkEnv]:
+    """The CRDs in the host and a real ``kosmos network-manager`` process (no member linked)."""
+    ports = components.Ports.for_base(local_env.plan(local_env.host).apiserver_port)
+    env = LinkEnv(local_env, ports)
+    asyncio.run(install_crds(local_env))
+    if not env.host.ok("get", "namespace", "kosmos-system"):
+        env.host.run("create", "namespace", "kosmos-system")
+    sweep_stale_testbeds(env)
+    started = components.running("network-manager") is None
+    if started:
+        env.start()
+    yield env
+    if started:
+        env.stop()
