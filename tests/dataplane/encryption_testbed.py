@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -223,13 +224,34 @@ def snapshot(ns: str) -> dict[str, str]:
     }
 
 
-def ping(ns: str, address: str, count: int = 2) -> bool:
-    out = subprocess.run(
-        ["ip", "netns", "exec", ns, "ping", "-c", str(count), "-i", "0.2", "-W", "1", address],
-        capture_output=True,
-        check=False,
-    )
+def ping(ns: str, address: str, count: int = 2, deadline: int = 5) -> bool:
+    """``count`` echo replies within ``deadline`` s (pings are resent until then)."""
+    argv = ["ping", "-c", str(count), "-i", "0.2", "-W", "1", "-w", str(deadline), address]
+    out = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, check=False)
     return out.returncode == 0
+
+
+def received(ns: str, address: str, count: int) -> int:
+    """How many of ``count`` pings, 0.2 s apart, were answered (no resending)."""
+    argv = ["ping", "-c", str(count), "-i", "0.2", "-W", "1", address]
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"(\d+) received", out.stdout)
+    return int(match.group(1)) if match else 0
+
+
+def add_ipv6(tb: Testbed) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Dual stack for the first pod of each node: (pod IPv6, pod /64) for a and for b."""
+    found = []
+    for node, prefix in ((tb.a, "fd11:1::"), (tb.b, "fd12:1::")):
+        pod = node.pods[0][0]
+        run(node.ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        run(None, "ip", "-n", node.ns, "addr", "add", f"{prefix}1/64", "dev", "pod0", "nodad")
+        run(None, "ip", "-n", pod, "addr", "add", f"{prefix}10/64", "dev", "eth0", "nodad")
+        run(None, "ip", "-n", pod, "route", "add", "default", "via", f"{prefix}1")
+        found.append((f"{prefix}10", f"{prefix}/64"))
+    return found[0], found[1]
 
 
 _ECHO_SERVER = """

@@ -118,7 +118,9 @@ async def test_pods_talk_through_wireguard_and_the_underlay_carries_only_wiregua
         assert bed.ping(pod_b, ip_a), "pod b -> pod a"
         assert bed.tcp_echo(pod_a, pod_b, ip_b) == b"somsok"
         assert bed.tcp_echo(pod_b, pod_a, ip_a) == b"somsok"
-        bed.ping(pod_a, "10.12.3.10", count=1)  # control: outside the tunnel, so plaintext
+        bed.ping(
+            pod_a, "10.12.3.10", count=1, deadline=1
+        )  # control: outside the tunnel, so plaintext
     finally:
         capture.stop()
     encrypted = capture.count("udp port 51820")
@@ -154,7 +156,7 @@ async def test_changed_subnets_update_allowed_ips_and_routes(testbed, devices):
     spec_a, spec_b = specs(tb, a, b, os.urandom(32))
     await bring_up(a, b, spec_a, spec_b)
     pod_b2, ip_b2, subnet_b2 = tb.b.pods[1]
-    assert not bed.ping(tb.a.pods[0][0], ip_b2, count=1)
+    assert not bed.ping(tb.a.pods[0][0], ip_b2, count=1, deadline=1)
     await a.ensure(
         [dataclasses.replace(spec_a, remote_subnets=(*spec_a.remote_subnets, subnet_b2))]
     )
@@ -164,6 +166,30 @@ async def test_changed_subnets_update_allowed_ips_and_routes(testbed, devices):
     assert bed.ping(pod_b2, tb.a.pods[0][1]), "pod b2 -> pod a"
     await a.ensure([spec_a])
     assert subnet_b2 not in bed.run(None, "ip", "-n", tb.a.ns, "route", "show", "table", "220")
+
+
+async def test_dual_stack_pods_share_one_peer(testbed, devices):
+    a, b, _, _ = devices
+    tb = testbed
+    (ip6_a, net6_a), (ip6_b, net6_b) = bed.add_ipv6(tb)
+    spec_a, spec_b = specs(tb, a, b, os.urandom(32))
+    spec_a = dataclasses.replace(
+        spec_a,
+        local_subnets=(*spec_a.local_subnets, net6_a),
+        remote_subnets=(*spec_a.remote_subnets, net6_b),
+    )
+    spec_b = dataclasses.replace(
+        spec_b,
+        local_subnets=(*spec_b.local_subnets, net6_b),
+        remote_subnets=(*spec_b.remote_subnets, net6_a),
+    )
+    await bring_up(a, b, spec_a, spec_b)
+    assert bed.ping(tb.a.pods[0][0], ip6_b), "pod a -> pod b over IPv6"
+    assert bed.ping(tb.b.pods[0][0], ip6_a), "pod b -> pod a over IPv6"
+    assert bed.ping(tb.a.pods[0][0], tb.b.pods[0][1]), "and IPv4 through the same peer"
+    assert f"{net6_b} dev kwg0 src fd11:1::1" in bed.run(
+        None, "ip", "-n", tb.a.ns, "-6", "route", "show", "table", "220"
+    )
 
 
 async def test_keys_never_show(testbed, devices, caplog):
