@@ -294,7 +294,7 @@ class StrongSwan:
             self._daemon,
             self._answers,
             timeout=self._start_timeout,
-            log_file=conf.parent / "charon.log",
+            log=self.run_dir / "charon.log",
         )
         log.info("ipsec %s: started charon pid %d", self, self._daemon.pid)
 
@@ -329,7 +329,7 @@ class StrongSwan:
         return [tunnel_state(spec.name, sas, hints.get(spec.name, "")) for spec in tunnels]
 
     async def status(self) -> list[TunnelState]:
-        if self._daemon is None or not self._daemon.alive():
+        if not await self._answers():  # no charon (yet): no tunnels
             return []
         names = await self._names("get-conns", "conns")
         sas = await self._vici.call("list-sas", {"noblock": "yes"}, "list-sa")

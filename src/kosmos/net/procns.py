@@ -58,36 +58,45 @@ def _prepare(private_run: Path, log_file: Path) -> BinaryIO:
     return log_file.open("ab")
 
 
-def tail(path: Path, lines: int = 5) -> str:
+def tail(path: Path, lines: int = 3) -> str:
     """The last lines of a daemon's log, for an error message (our logs hold no keys)."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
-        return "(no log)"
-    return " | ".join(text.splitlines()[-lines:])
+        return f"(no {path.name})"
+    return " | ".join(text.splitlines()[-lines:]) or f"({path.name} is empty)"
 
 
 async def wait_ready(
-    daemon: Daemon, ready: Callable[[], Awaitable[bool]], *, timeout: float, log_file: Path
+    daemon: Daemon, ready: Callable[[], Awaitable[bool]], *, timeout: float, log: Path | None = None
 ) -> None:
-    """Poll ``ready`` until it holds; stop the daemon and raise if it dies or takes too long."""
+    """Poll ``ready`` until it holds; stop the daemon and raise if it dies or takes too long.
+
+    The error quotes the daemon's output (where ``ip netns exec`` complains) and ``log``.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await ready():
-        if not daemon.alive():
-            raise TunnelError(f"{daemon.name} exited at start: {tail(log_file)}")
-        if loop.time() > deadline:
+        if not daemon.alive() or loop.time() > deadline:
             await daemon.stop()
-            raise TunnelError(f"{daemon.name} not ready after {timeout:.0f} s: {tail(log_file)}")
+            said = " | ".join(tail(path) for path in (daemon.output, log) if path is not None)
+            raise TunnelError(f"{daemon.name} did not start within {timeout:.0f} s: {said}")
         await asyncio.sleep(0.05)
 
 
 class Daemon:
     """One supervised daemon: a child we spawned, or a process adopted from its pid file."""
 
-    def __init__(self, pid: int, name: str, process: asyncio.subprocess.Process | None) -> None:
+    def __init__(
+        self,
+        pid: int,
+        name: str,
+        process: asyncio.subprocess.Process | None = None,
+        output: Path | None = None,
+    ) -> None:
         self.pid = pid
         self.name = name
+        self.output = output  # where its stdout and stderr go, when we started it
         self._process = process
 
     @classmethod
@@ -114,7 +123,7 @@ class Daemon:
             except OSError as e:
                 raise TunnelError(f"cannot start {argv[0]}: {e}") from e
         # ip netns exec, unshare and sh all exec: the child's pid is the daemon's pid.
-        return cls(process.pid, Path(argv[0]).name, process)
+        return cls(process.pid, Path(argv[0]).name, process, log_file)
 
     @classmethod
     def adopt(cls, pid_file: Path, name: str) -> Daemon | None:
@@ -123,7 +132,7 @@ class Daemon:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        daemon = cls(pid, name, None)
+        daemon = cls(pid, name)
         return daemon if daemon.alive() else None
 
     def alive(self) -> bool:

@@ -199,6 +199,18 @@ class WireGuard:
         return self.run_dir / "wireguard-go.log"
 
     @property
+    def _names_file(self) -> Path:
+        """Tunnel names by peer key, so a restarted agent's status() can name its peers."""
+        return self.run_dir / "peers.json"
+
+    def _read_names(self) -> dict[str, str]:
+        try:
+            names: dict[str, str] = json.loads(self._names_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return names
+
+    @property
     def uapi_socket(self) -> Path:
         return self.run_dir / "run" / "wireguard" / f"{self.device}.sock"
 
@@ -212,7 +224,7 @@ class WireGuard:
         pid_file = self.run_dir / "wireguard-go.pid"
         running = Daemon.adopt(pid_file, "wireguard-go")
         if running is not None and await self._answers():
-            self._daemon = running
+            self._daemon, self._names = running, self._read_names()
             log.info("wireguard %s: adopted wireguard-go pid %d", self, running.pid)
             return
         if running is not None:
@@ -226,9 +238,7 @@ class WireGuard:
             log_file=self._log_file,
         )
         pid_file.write_text(f"{self._daemon.pid}\n")
-        await wait_ready(
-            self._daemon, self._answers, timeout=self._start_timeout, log_file=self._log_file
-        )
+        await wait_ready(self._daemon, self._answers, timeout=self._start_timeout)
         await ip(self.netns, "link", "set", self.device, "mtu", str(self.mtu), "up")
         await self._uapi(["set=1", *self._device_lines()])
         log.info("wireguard %s: started wireguard-go pid %d", self, self._daemon.pid)
@@ -243,7 +253,10 @@ class WireGuard:
                 wanted[spec.name] = peer_for(spec, self.listen_port, self.keepalive)
             except InvalidTunnel as e:
                 problems[spec.name] = str(e)
-        self._names = {peer.public_key: name for name, peer in wanted.items()}
+        names = {peer.public_key: name for name, peer in wanted.items()}
+        if names != self._names:
+            self._names = names
+            self._names_file.write_text(json.dumps(names, sort_keys=True))
         device, current = parse_peers(await self._uapi(["get=1"]))
         lines = [] if device.get("private_key") else self._device_lines()
         lines += self._peer_changes({p.public_key: p for p in wanted.values()}, current)
@@ -260,7 +273,7 @@ class WireGuard:
         ]
 
     async def status(self) -> list[TunnelState]:
-        if self._daemon is None or not self._daemon.alive():
+        if not await self._answers():  # no device (yet): no tunnels
             return []
         _, peers = parse_peers(await self._uapi(["get=1"]))
         now = time.time()
@@ -281,10 +294,13 @@ class WireGuard:
         daemon = self._daemon or Daemon.adopt(self.run_dir / "wireguard-go.pid", "wireguard-go")
         if daemon is not None:
             await daemon.stop()
-        if self.device in await ip(self.netns, "-o", "link", "show", check=False):
-            await ip(self.netns, "link", "del", self.device, check=False)
-        await self._drop_rules_if_unused()
-        for stale in (self.uapi_socket, self.run_dir / "wireguard-go.pid"):
+        if await ip(self.netns, "link", "show", "dev", self.device, check=False):
+            await ip(self.netns, "link", "del", self.device, check=False)  # it was killed
+        try:
+            await self._drop_rules_if_unused()
+        except TunnelError as e:  # e.g. the namespace is gone, and its rules with it
+            log.warning("wireguard %s: could not check rule %d: %s", self, RULE_PRIORITY, e)
+        for stale in (self.uapi_socket, self.run_dir / "wireguard-go.pid", self._names_file):
             stale.unlink(missing_ok=True)
         self._daemon, self._names = None, {}
         log.info("wireguard %s: stopped", self)
