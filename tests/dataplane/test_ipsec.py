@@ -301,14 +301,27 @@ async def test_throughput_against_a_handbuilt_strongswan_tunnel(testbed, charons
     psk = os.urandom(32)
     await bring_up(a, b, *specs(tb, psk))
     (pod_a, _, _), (pod_b, ip_b, _) = tb.a.pods[0], tb.b.pods[0]
-    ours = bed.iperf3(pod_a, pod_b, ip_b, seconds=2)
+    # Best of two 2-s runs each: the machine is shared, a single sample swings by 2x.
+    ours = max(bed.iperf3(pod_a, pod_b, ip_b, seconds=2) for _ in range(2))
     await a.stop()
     await b.stop()
     with bed.handbuilt_strongswan(tb.a, tb.b, psk, work):
-        hand = bed.iperf3(pod_a, pod_b, ip_b, seconds=2)
+        hand = max(bed.iperf3(pod_a, pod_b, ip_b, seconds=2) for _ in range(2))
     with capsys.disabled():
         print(
             f"\nIPsec (libipsec) pod->pod: kosmos {ours:.0f} Mbit/s, hand-built {hand:.0f} "
             f"Mbit/s, ratio {ours / hand:.2f}"
         )
     assert ours > 0.5 * hand, "same daemon, same ciphers: kosmos should match the hand-built"
+
+
+async def test_a_charon_that_cannot_start_says_why(testbed):
+    work = Path(tempfile.mkdtemp(prefix=testbed.prefix))
+    broken = StrongSwan(netns=f"{testbed.prefix}missing", run_dir=work, backend="libipsec")
+    try:
+        with pytest.raises(TunnelError, match="charon did not start.*network namespace"):
+            await broken.start()
+        assert await broken.status() == []
+    finally:
+        await broken.stop()
+        shutil.rmtree(work, ignore_errors=True)

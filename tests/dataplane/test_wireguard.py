@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kosmos.net.tunnels import InvalidTunnel, TunnelSpec
+from kosmos.net.tunnels import InvalidTunnel, TunnelError, TunnelSpec
 from kosmos.net.wireguard import (
     WIREGUARD_GO,
     WireGuard,
@@ -235,6 +235,8 @@ async def test_a_restarted_agent_adopts_the_running_device(testbed, devices, cap
     before = handshake_times(a)
     caplog.set_level(logging.INFO, logger="kosmos")
     again = WireGuard(netns=testbed.a.ns, run_dir=a.run_dir, seed=seeds["a"])
+    await again.start()
+    assert [(s.name, s.established) for s in await again.status()] == [("to-b", True)]
     states = await again.ensure([spec_a])
     assert states[0].established
     messages = [r.getMessage() for r in caplog.records]
@@ -251,3 +253,10 @@ async def test_throughput(testbed, devices, capsys):
     with capsys.disabled():
         print(f"\nWireGuard (wireguard-go) pod->pod: {mbits:.0f} Mbit/s")
     assert mbits > 10
+
+
+async def test_a_device_that_cannot_start_says_why(testbed, tmp_path):
+    broken = WireGuard(netns=f"{testbed.prefix}missing", run_dir=tmp_path / "wg")
+    with pytest.raises(TunnelError, match="wireguard-go did not start.*network namespace"):
+        await broken.start()
+    await broken.stop()
