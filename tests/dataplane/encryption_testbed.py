@@ -117,6 +117,9 @@ def _wire(tb: Testbed) -> None:
     for ns in tb.namespaces:
         run(None, "ip", "netns", "add", ns)
         run(None, "ip", "-n", ns, "link", "set", "lo", "up")
+        # No duplicate address detection: link-local addresses (and their local routes) are
+        # there at once, so a snapshot taken now equals one taken seconds later.
+        run(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
     r = tb.router
     run(r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
     for link, node, gateway in (("ra", tb.a, "192.168.10.1"), ("rb", tb.b, "192.168.20.1")):

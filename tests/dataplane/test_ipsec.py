@@ -263,6 +263,32 @@ async def test_a_killed_charon_is_restarted_and_its_leftovers_scrubbed(testbed, 
     assert bed.snapshot(tb.a.ns) == before
 
 
+async def test_kernel_backend_leftovers_are_scrubbed_after_a_kill(testbed):
+    """xfrm mode: this kernel takes the policies (not the ESP states); a killed charon's
+    policies, routes and rules are removed by stop()."""
+    work = Path(tempfile.mkdtemp(prefix=testbed.prefix))
+    a, b = (
+        StrongSwan(netns=node.ns, run_dir=work / name, backend="kernel")
+        for name, node in (("a", testbed.a), ("b", testbed.b))
+    )
+    before = bed.snapshot(testbed.a.ns)
+    try:
+        spec_a, spec_b = specs(testbed, os.urandom(32))
+        await b.ensure([spec_b])
+        await a.ensure([spec_a])
+        policies = bed.run(None, "ip", "-n", testbed.a.ns, "xfrm", "policy")
+        assert "src 10.11.1.0/24 dst 10.12.1.0/24" in policies
+        os.kill(int((a.run_dir / "run" / "charon.pid").read_text()), signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert "10.12.1.0/24" in bed.run(None, "ip", "-n", testbed.a.ns, "xfrm", "policy")
+        await a.stop()
+        assert bed.snapshot(testbed.a.ns) == before
+    finally:
+        await a.stop()
+        await b.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 async def test_a_restarted_agent_adopts_the_running_charon(testbed, charons):
     a, b, _ = charons
     spec_a, spec_b = specs(testbed, os.urandom(32))
