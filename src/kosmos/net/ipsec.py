@@ -278,6 +278,8 @@ class StrongSwan:
             return
         if running is not None:
             await running.stop()
+        elif self._pid_file.exists() or self._state_file.exists():
+            await self._scrub(self._read_state().values())  # the last charon died uncleanly
         conf.write_text(text)
         conf.chmod(0o600)
         for stale in (self._pid_file, self.vici_socket, self._state_file):
@@ -337,10 +339,11 @@ class StrongSwan:
 
     async def stop(self) -> None:
         daemon = self._daemon or Daemon.adopt(self._pid_file, "charon")
+        ran = daemon is not None or self._pid_file.exists() or self._state_file.exists()
         loaded = self._loaded or self._read_state()
         # A charon that is already gone (killed, crashed) could not clean up after itself.
         clean = daemon is not None and daemon.alive() and await daemon.stop()
-        if not clean:
+        if ran and not clean:
             await self._scrub(loaded.values())
         for stale in (self._pid_file, self.vici_socket, self._state_file):
             stale.unlink(missing_ok=True)
