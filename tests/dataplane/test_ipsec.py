@@ -189,6 +189,9 @@ async def test_removed_tunnel_is_torn_down(testbed, charons):
     a, b, _ = charons
     spec_a, spec_b = specs(testbed, os.urandom(32))
     await bring_up(a, b, spec_a, spec_b)
+    assert await b.ensure([]) == []  # the responder drops it first: its SAs must go too
+    assert await b.status() == []
+    assert "to-a" not in ike_ids(b)
     assert await a.ensure([]) == []
     assert await a.status() == []
     assert "to-b" not in ike_ids(a)

@@ -306,8 +306,9 @@ class StrongSwan:
         loaded = set(await self._names("get-conns", "conns"))
         keys = set(await self._names("get-shared", "keys"))
         self._loaded = {n: v for n, v in self._loaded.items() if n in loaded}
-        for name in sorted(loaded - conns.keys()):
-            await self._vici.call("unload-conn", {"name": name})  # closes its SAs too
+        gone = sorted(loaded - conns.keys())
+        for name in gone:
+            await self._close(name)
             self._loaded.pop(name, None)
             log.info("ipsec %s: removed tunnel %s", self, name)
         for name in sorted(keys - shared.keys()):
@@ -320,7 +321,8 @@ class StrongSwan:
             await self._load(spec, conns[spec.name], shared[spec.name], spec.name in loaded)
             self._loaded[spec.name] = _scrub_record(spec, digest)
             fresh.add(spec.name)
-        self._write_state()
+        if fresh or gone:
+            self._write_state()
         sas = await self._vici.call("list-sas", {"noblock": "yes"}, "list-sa")
         for spec in tunnels:
             if spec.initiator and spec.name not in fresh and not any(spec.name in s for s in sas):
@@ -353,16 +355,18 @@ class StrongSwan:
     async def _load(self, spec: TunnelSpec, conn: Message, key: Message, replace: bool) -> None:
         """(Re)load one tunnel; a changed one is torn down so it renegotiates what changed."""
         if replace:
-            await self._vici.call("unload-conn", {"name": spec.name})
-            sas = await self._vici.call("list-sas", {"ike": spec.name}, "list-sa")
-            for sa in sas:
-                ike_id = _text(sa[spec.name]["uniqueid"])
-                request = {"ike-id": ike_id, "force": "yes", "timeout": "-1"}
-                await self._vici.call("terminate", request, "control-log")
+            await self._close(spec.name)
         await self._vici.call("load-shared", key)
         await self._vici.call("load-conn", conn)
         role = "initiator" if spec.initiator else "responder"
         log.info("ipsec %s: loaded %s (%s -> %s, %s)", self, spec.name, spec.me, spec.peer, role)
+
+    async def _close(self, name: str) -> None:
+        """Unload a connection and close its SAs (unload-conn alone leaves a responder's)."""
+        await self._vici.call("unload-conn", {"name": name})
+        for sa in await self._vici.call("list-sas", {"ike": name}, "list-sa"):
+            request = {"ike-id": _text(sa[name]["uniqueid"]), "force": "yes", "timeout": "-1"}
+            await self._vici.call("terminate", request, "control-log")
 
     async def _hints(self, tunnels: Sequence[TunnelSpec]) -> dict[str, str]:
         """Why a tunnel may not come up, beyond what charon says.
