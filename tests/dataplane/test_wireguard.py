@@ -192,6 +192,17 @@ async def test_dual_stack_pods_share_one_peer(testbed, devices):
     )
 
 
+async def test_a_route_deleted_by_hand_comes_back(testbed, devices):
+    a, b, _, _ = devices
+    tb = testbed
+    spec_a, spec_b = specs(tb, a, b, os.urandom(32))
+    await bring_up(a, b, spec_a, spec_b)
+    bed.run(None, "ip", "-n", tb.a.ns, "route", "del", "10.12.1.0/24", "table", "220")
+    assert not bed.ping(tb.a.pods[0][0], tb.b.pods[0][1], count=1, deadline=1)
+    await a.ensure([spec_a])
+    assert bed.ping(tb.a.pods[0][0], tb.b.pods[0][1])
+
+
 async def test_keys_never_show(testbed, devices, caplog):
     a, b, work, seeds = devices
     psk = os.urandom(32)

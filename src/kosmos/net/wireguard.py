@@ -30,6 +30,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import ip_network
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -328,20 +329,22 @@ class WireGuard:
         present = await addresses(self.netns)
         wanted: dict[str, str | None] = {}
         for spec in tunnels:
-            for subnet in spec.remote_subnets:
-                version = 6 if ":" in subnet else 4
-                wanted[subnet] = address_in(spec.local_subnets, present, version)
+            for remote in map(ip_network, spec.remote_subnets):
+                wanted[str(remote)] = address_in(spec.local_subnets, present, remote.version)
+        have: dict[str, str | None] = {}
         for family in ("-4", "-6"):
             for route in await self._table(family):
-                if route.get("dev") == self.device and route["dst"] not in wanted:
-                    await ip(self.netns, family, "route", "del", route["dst"], "table", str(TABLE))
-        families = set()
+                if route.get("dev") != self.device:
+                    continue
+                dst = str(ip_network(route["dst"]))  # a /32 or /128 is listed bare
+                have[dst] = route.get("prefsrc")
+                if dst not in wanted:
+                    await ip(self.netns, family, "route", "del", dst, "table", str(TABLE))
         for subnet, src in sorted(wanted.items()):
-            family = "-6" if ":" in subnet else "-4"
-            families.add(family)
-            args = [family, "route", "replace", subnet, "dev", self.device, "table", str(TABLE)]
-            await ip(self.netns, *args, *(["src", src] if src else []))
-        for family in sorted(families):
+            if subnet not in have or have[subnet] != src:
+                args = ["route", "replace", subnet, "dev", self.device, "table", str(TABLE)]
+                await ip(self.netns, *args, *(["src", src] if src else []))
+        for family in sorted({"-6" if ":" in subnet else "-4" for subnet in wanted}):
             await self._ensure_rule(family)
 
     async def _ensure_rule(self, family: str) -> None:
