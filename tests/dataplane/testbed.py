@@ -160,6 +160,14 @@ class Testbed:
         for cluster in self.clusters:
             for node in cluster.spec.nodes:
                 self.start_agent(node)
+        self.check_agents()
+
+    def check_agents(self) -> None:
+        """Fail at once, with its log, when an agent process died."""
+        for name, process in self.agents.items():
+            if process.poll() is not None:
+                log = (self.logs / f"agent-{name}.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"agent {name} exited ({process.returncode}):\n{log}")
 
     def down(self) -> None:
         if os.environ.get("KOSMOS_TESTBED_KEEP") == "1":  # leave it all for a post-mortem
@@ -273,6 +281,7 @@ class Testbed:
         return result
 
     def applied(self, node: NodeSpec) -> bool:
+        self.check_agents()
         config = self.nodeconfig(node)
         if not config:
             return False

@@ -42,6 +42,8 @@ ROLE_GATEWAY = "gateway"
 
 #: On a ClusterNode: the lease transition that made it its cluster's gateway (newest wins).
 ANNOTATION_GATEWAY_EPOCH = "kosmos.io/gateway-epoch"
+#: On a ClusterNode: the node's WireGuard public key (base64), published by its agent.
+ANNOTATION_WIREGUARD_KEY = "kosmos.io/wireguard-public-key"
 #: Lease (in kosmos-system of the host) that elects a cluster's gateway: name prefix + cluster.
 GATEWAY_LEASE_PREFIX = "clusterlink-gateway-"
 #: Label on NodeConfigs and ClusterNodes: the cluster they belong to.

@@ -139,9 +139,8 @@ class Netlink:
 
     @asynccontextmanager
     async def _request(self, what: str, ok: set[int] | None = None) -> AsyncIterator[None]:
-        async with self._lock:
-            async with self._translated(what, ok):
-                yield
+        async with self._lock, self._translated(what, ok):
+            yield
 
     @asynccontextmanager
     async def _translated(self, what: str, ok: set[int] | None) -> AsyncIterator[None]:

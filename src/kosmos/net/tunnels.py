@@ -7,7 +7,8 @@ route the remote subnets through their device in routing table :data:`TABLE`, lo
 rule at priority :data:`RULE_PRIORITY`, so the VXLAN plan's table 200 never holds a route for
 a tunnelled subnet.
 
-    TunnelError          a daemon or the kernel refused, or a daemon is not reachable
+    NetError (kosmos.net.errors)
+    └── TunnelError      a daemon or the kernel refused, or a daemon is not reachable
     └── InvalidTunnel    a TunnelSpec that no daemon could accept (also a ValueError)
 
 Messages never contain key material: a spec's ``psk`` is left out of its ``repr``, and the
@@ -22,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kosmos.net.errors import NetError
+
 TABLE = 220
 """Routing table for tunnelled remote subnets (strongSwan's default; the VXLAN plan uses 200)."""
 RULE_PRIORITY = 220
@@ -31,8 +34,11 @@ MIN_PSK_BYTES = 16
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 
 
-class TunnelError(Exception):
+class TunnelError(NetError):
     """A tunnel could not be set up, inspected or removed; the message names the operation."""
+
+    def __init__(self, message: str, *, item: str = "") -> None:
+        super().__init__(message, item=item)
 
 
 class InvalidTunnel(TunnelError, ValueError):

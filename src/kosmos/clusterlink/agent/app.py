@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from kosmos.api import link
 from kosmos.clusterlink.agent.addresses import AddressReconciler
 from kosmos.clusterlink.agent.context import (
     CLUSTERNODES,
@@ -53,7 +54,9 @@ def _build(
         manager=manager,
         dataplane=Dataplane(settings.netns),
         nodeconfigs=manager.informer(HOST, NODECONFIGS, field_selector=by_name),
-        clusternodes=manager.informer(HOST, CLUSTERNODES, field_selector=by_name),
+        clusternodes=manager.informer(
+            HOST, CLUSTERNODES, label_selector=f"{link.LABEL_CLUSTER}={settings.cluster}"
+        ),
         clusters=manager.informer(
             HOST, CLUSTERS, field_selector=f"metadata.name={settings.cluster}"
         ),
@@ -84,7 +87,10 @@ def _build(
     ]
     key = Request(HOST, "", settings.name)
 
-    def wake(_: Obj) -> None:
+    def wake(obj: Obj) -> None:
+        # the ClusterNode informer holds the whole cluster's (for the elector): only ours counts
+        if obj.get("kind") == "ClusterNode" and obj["metadata"]["name"] != settings.name:
+            return
         for controller in controllers:
             controller.enqueue(key)
 

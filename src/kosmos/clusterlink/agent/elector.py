@@ -2,9 +2,10 @@
 
 Each agent that may be gateway -- its node is Ready, its tunnel NIC is up, and it was not
 started with ``--no-gateway-candidate`` -- runs a Lease election on
-``kosmos-system/clusterlink-gateway-<cluster>`` in the host. Candidates with an elastic IP
-are preferred: the others wait one extra lease duration before taking an expired lease, so
-they only win when no preferred candidate is alive. The winner marks its ClusterNode with
+``kosmos-system/clusterlink-gateway-<cluster>`` in the host. Nodes with an elastic IP are
+preferred: while one of them is Ready the others do not compete (and a gateway without one
+steps down), and when they compete they wait one extra lease duration before taking an
+expired lease. The winner marks its ClusterNode with
 role ``gateway`` and the lease's transition count (``kosmos.io/gateway-epoch``); the planner
 trusts the newest epoch, so a stale mark left by a dead gateway never wins. An agent that
 stops being eligible hands the lease back at once.
@@ -20,6 +21,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from kosmos.api import link, names
 from kosmos.clusterlink.agent.context import CLUSTERNODES, AgentContext
@@ -29,15 +31,31 @@ from kosmos.kube.leader import LeaderElectionConfig, LeaderElector, LeadershipLo
 log = logging.getLogger("kosmos.clusterlink.agent.elector")
 
 
+def _ready(node: dict[str, Any]) -> bool:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return True  # no condition yet: the node controller has not looked; do not block
+
+
 def eligible(ctx: AgentContext, nic_up: Callable[[], bool]) -> bool:
+    """Whether this node may be (or stay) its cluster's gateway right now.
+
+    Nodes with an elastic IP are the ones other clusters can reach, so while any of them is
+    Ready, only they compete; the others step in only when none is.
+    """
     node = ctx.clusternode()
     if not ctx.settings.gateway_candidate or node is None:
         return False
-    if not node.get("spec", {}).get("interfaceName"):
+    if not node.get("spec", {}).get("interfaceName") or not _ready(node):
         return False
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready" and cond.get("status") == "False":
-            return False
+    if not preferred(ctx) and any(
+        other["spec"].get("elasticIP")
+        and _ready(other)
+        and other["metadata"]["name"] != ctx.settings.name
+        for other in ctx.clusternodes.store.list()
+    ):
+        return False
     return nic_up()
 
 

@@ -10,12 +10,14 @@ the configuration still takes effect.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from kosmos.api import link
 from kosmos.clusterlink.agent import desired, tunnels
-from kosmos.clusterlink.agent.context import NODECONFIGS, AgentContext
+from kosmos.clusterlink.agent.context import CLUSTERNODES, NODECONFIGS, AgentContext
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import NotFound
 from kosmos.net.errors import DeviceMissing
@@ -66,12 +68,30 @@ class NodeConfigReconciler:
         want = desired.build(spec, binds)
         report = await self.ctx.dataplane.sync(want.state)
         tunnel_failures = await self.tunnels.ensure(spec.get("tunnels") or [])
+        await self._publish_key()
         failures = want.failures + report.failures + tunnel_failures
         self._applied = True
         if report.changes:
             log.info("%s: applied %d change(s)", self.ctx.settings.name, report.changes)
         await self._report(config, failures, report)
         return Result(requeue_after=period)
+
+    async def _publish_key(self) -> None:
+        """Peers need this node's WireGuard public key: it goes on the node's ClusterNode."""
+        key = self.tunnels.public_key()
+        node = self.ctx.clusternode()
+        if key is None or node is None:
+            return
+        if (node["metadata"].get("annotations") or {}).get(link.ANNOTATION_WIREGUARD_KEY) == key:
+            return
+        patch = {"metadata": {"annotations": {link.ANNOTATION_WIREGUARD_KEY: key}}}
+        with contextlib.suppress(NotFound):
+            await self.ctx.host.patch(
+                CLUSTERNODES,
+                node["metadata"]["name"],
+                patch,
+                field_manager=link.FIELD_MANAGER_AGENT,
+            )
 
     async def _bind_devices(self, spec: dict[str, Any]) -> dict[str, LinkInfo]:
         found: dict[str, LinkInfo] = {}

@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from kosmos.api.resources import SECRETS
 from kosmos.clusterlink.agent import keys
 from kosmos.clusterlink.planner.plan import tunnel_name
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError
+from kosmos.net import ipsec, wireguard
+from kosmos.net import tunnels as net_tunnels
 from kosmos.net.errors import NetError
-
-if TYPE_CHECKING:
-    from kosmos.net import tunnels as net_tunnels
 
 log = logging.getLogger("kosmos.clusterlink.agent.tunnels")
 
@@ -50,7 +49,7 @@ class Driver:
         for spec in specs:
             try:
                 tunnel = await self._spec(spec, masters)
-            except (keys.KeyError_, KubeError) as exc:
+            except (keys.KeyError_, KubeError, net_tunnels.InvalidTunnel) as exc:
                 failures.append((f"tunnel {spec.get('name')}", str(exc)))
                 continue
             wanted.setdefault(spec.get("type", "ipsec"), []).append(tunnel)
@@ -71,8 +70,6 @@ class Driver:
     async def _spec(
         self, spec: dict[str, Any], masters: dict[tuple[str, str, str], bytes]
     ) -> net_tunnels.TunnelSpec:
-        from kosmos.net import tunnels as net_tunnels  # noqa: PLC0415 - only nodes with tunnels
-
         ref = spec["keySecretRef"]
         where = (ref.get("namespace", "kosmos-system"), ref["name"], ref.get("key", "psk"))
         if where not in masters:
@@ -87,21 +84,29 @@ class Driver:
             psk=keys.pair_key(masters[where], tunnel_name(self.own_name), spec["name"]),
             local_id=spec.get("localID") or None,
             remote_id=spec.get("remoteID") or None,
+            remote_public_key=spec.get("remotePublicKey") or None,
         )
 
     async def _backend(self, kind: str) -> net_tunnels.TunnelBackend:
         if kind not in self._backends:
-            from kosmos.net import tunnels as net_tunnels  # noqa: PLC0415 - only nodes with tunnels
-
-            backend = net_tunnels.backend(
-                kind,
-                netns=self.netns,
-                run_dir=self.run_dir / kind,
-                ipsec_backend=self.ipsec_backend,
-            )
+            backend = self._make(kind)
             await backend.start()
             self._backends[kind] = backend
         return self._backends[kind]
+
+    def _make(self, kind: str) -> net_tunnels.TunnelBackend:
+        run_dir = self.run_dir / kind
+        if kind == "wireguard":
+            return wireguard.WireGuard(netns=self.netns, run_dir=run_dir)
+        backend: Literal["kernel", "libipsec"] = (
+            "libipsec" if self.ipsec_backend == "libipsec" else "kernel"
+        )
+        return ipsec.StrongSwan(netns=self.netns, run_dir=run_dir, backend=backend)
+
+    def public_key(self) -> str | None:
+        """This node's WireGuard public key once its device runs (published on its ClusterNode)."""
+        backend = self._backends.get("wireguard")
+        return backend.public_key() if isinstance(backend, wireguard.WireGuard) else None
 
     async def stop(self) -> None:
         for kind in list(self._backends):

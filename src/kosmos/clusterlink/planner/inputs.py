@@ -61,6 +61,7 @@ class Member:
     pod_cidrs: tuple[Network, ...]
     gateway: bool
     epoch: int
+    public_key: str = ""  # WireGuard, published by the node's agent
 
     def underlay(self, family: int) -> str:
         return self.ip if family == 4 else self.ip6
@@ -175,6 +176,7 @@ def read_member(obj: Obj, clusters: Mapping[str, ClusterNet], inputs: Inputs) ->
         ),
         gateway=link.ROLE_GATEWAY in (spec.get("roles") or []),
         epoch=epoch,
+        public_key=annotations.get(link.ANNOTATION_WIREGUARD_KEY, ""),
     )
 
 

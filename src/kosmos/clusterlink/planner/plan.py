@@ -160,10 +160,15 @@ class _Planner:
                 continue
             owner = self.inputs.members[target.owner]
             cidr = str(target.cidr)
-            remote[target.family].add(cidr)
             if role == "bridge" and self.encrypted(member, owner):
-                peers.setdefault(owner.name, (owner, set()))[1].add(cidr)
+                # Pod CIDRs only: a userspace IPsec (libipsec) end must own an address in
+                # each local subnet, which no node has in a service CIDR; services of an
+                # encrypted peer are not reachable rather than sent in the clear.
+                if not target.service:
+                    remote[target.family].add(cidr)
+                    peers.setdefault(owner.name, (owner, set()))[1].add(cidr)
                 continue
+            remote[target.family].add(cidr)
             if role == "bridge":
                 via, device, mac, vtep = self._bridge_hop(owner, target.family)
             else:
@@ -282,7 +287,8 @@ class _Planner:
     def tunnels(self, member: Member, view: View) -> list[Spec]:
         out: list[Spec] = []
         cluster = self.inputs.clusters[member.cluster]
-        mine = [str(c) for c in targets.owned(cluster, member, self.gateways.get(member.cluster))]
+        gateway = self.gateways.get(member.cluster)
+        mine = [str(c) for c in targets.owned(cluster, member, gateway, services=False)]
         for peer, cidrs in view.tunnel_peers:
             family = 4 if member.ip and peer.reachable(4) else 6
             key_cluster = self.inputs.clusters[min(member.cluster, peer.cluster)]
@@ -296,6 +302,7 @@ class _Planner:
                     "remoteID": peer.reachable(family),
                     "localSubnets": mine,
                     "remoteSubnets": list(cidrs),
+                    **({"remotePublicKey": peer.public_key} if peer.public_key else {}),
                     "keySecretRef": {
                         "name": key_cluster.key_secret,
                         "namespace": names.SYSTEM_NAMESPACE,

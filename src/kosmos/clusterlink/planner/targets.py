@@ -25,6 +25,7 @@ class Target:
     family: int
     cluster: str
     owner: str  # ClusterNode name
+    service: bool = False  # a service CIDR (not carried by encrypted tunnels, see plan.py)
 
     def sort_key(self) -> tuple[int, int, int, str, str]:
         net = self.cidr
@@ -53,7 +54,9 @@ def elect(inputs: Inputs) -> dict[str, Member]:
     return chosen
 
 
-def owned(cluster: ClusterNet, member: Member, gateway: Member | None) -> list[Network]:
+def owned(
+    cluster: ClusterNet, member: Member, gateway: Member | None, *, services: bool = True
+) -> list[Network]:
     """The CIDRs (as seen by others) ``member`` receives traffic for."""
     mine: list[Network] = []
     is_gateway = gateway is not None and gateway.name == member.name
@@ -62,7 +65,7 @@ def owned(cluster: ClusterNet, member: Member, gateway: Member | None) -> list[N
             mine += cluster.pod_cidrs
     else:
         mine += member.pod_cidrs
-    if is_gateway:
+    if is_gateway and services:
         mine += cluster.service_cidrs
     seen = [cluster.seen(c) for c in mine]
     return sorted(set(seen), key=lambda n: (n.version, int(n.network_address), n.prefixlen))
@@ -72,9 +75,12 @@ def collect(inputs: Inputs, gateways: Mapping[str, Member]) -> list[Target]:
     targets: list[Target] = []
     for member in inputs.members.values():
         cluster = inputs.clusters[member.cluster]
+        services = {cluster.seen(c) for c in cluster.service_cidrs}
         for cidr in owned(cluster, member, gateways.get(member.cluster)):
             if cidr.version in cluster.families:
-                targets.append(Target(cidr, cidr.version, member.cluster, member.name))
+                targets.append(
+                    Target(cidr, cidr.version, member.cluster, member.name, cidr in services)
+                )
     return sorted(targets, key=Target.sort_key)
 
 
