@@ -40,7 +40,9 @@ class AddressReconciler:
         except NetError as exc:
             self.nic_up = False
             log.warning("%s: %s", self.ctx.settings.name, exc.message)
+            await self._named_but_missing(node, options)
             return Result(requeue_after=RECHECK_SECONDS)
+
         self.nic_up = info.up
         wanted: dict[str, Any] = {
             "interfaceName": info.name,
@@ -65,3 +67,20 @@ class AddressReconciler:
                 field_manager=link.FIELD_MANAGER_AGENT,
             )
         return Result(requeue_after=RECHECK_SECONDS)
+
+    async def _named_but_missing(self, node: dict[str, Any], options: dict[str, Any]) -> None:
+        """A NIC the Cluster names explicitly is reported even when absent.
+
+        The plan then names it and the agent says, in the NodeConfig's ``Applied`` condition,
+        which devices could not be built on it -- rather than silently keeping another NIC.
+        """
+        name, _ = detect.nic_choice(options, self.ctx.settings.node)
+        if name == "*" or node.get("spec", {}).get("interfaceName") == name:
+            return
+        with contextlib.suppress(NotFound):
+            await self.ctx.host.patch(
+                CLUSTERNODES,
+                self.ctx.settings.name,
+                {"spec": {"interfaceName": name}},
+                field_manager=link.FIELD_MANAGER_AGENT,
+            )
