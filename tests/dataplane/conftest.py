@@ -16,7 +16,18 @@ from tests.dataplane.testbed import sweep_stale_testbeds
 from tests.fixtures.link import LinkEnv
 from tests.support import require
 
-TOOLS = ("ip", "bridge", "ping", "iptables-restore", "ip6tables-restore", "ipset", "sysctl")
+TOOLS = (
+    "ip",
+    "bridge",
+    "ping",
+    "iptables-restore",
+    "ip6tables-restore",
+    "ipset",
+    "sysctl",
+    "ethtool",
+    "iperf3",
+    "tcpdump",
+)
 
 
 @pytest.fixture(scope="session")

@@ -24,37 +24,57 @@ from tests.fixtures.tree import wait_for
 @pytest.fixture(scope="module")
 def bed(link_plane: LinkEnv) -> Iterator[Testbed]:
     tag = secrets.token_hex(2)
-    bed = Testbed(link_plane, two_clusters(tag, nodes=1, options={"networkType": "p2p", "ipFamily": "ipv4"}), tag=tag)
+    bed = Testbed(
+        link_plane,
+        two_clusters(tag, nodes=1, options={"networkType": "p2p", "ipFamily": "ipv4"}),
+        tag=tag,
+    )
     try:
         bed.up()
-        wait_for(lambda: all(bed.applied(n) for n in bed.nodes()), 90, "NodeConfigs applied", interval=1)
+        wait_for(
+            lambda: all(bed.applied(n) for n in bed.nodes()), 90, "NodeConfigs applied", interval=1
+        )
         yield bed
     finally:
         bed.down()
 
 
 def _condition(obj: dict, kind: str) -> dict:  # type: ignore[type-arg]
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
+    return next(
+        (c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {}
+    )
 
 
 def test_a_missing_bind_device_is_reported_and_the_rest_still_applies(bed: Testbed) -> None:
     a1 = bed.nodes()[0]
     cluster = bed.clusters[0].spec.name
-    bed.link.patch_link(cluster, {"nicNodeNames": [{"interfaceName": "eth9", "nodeName": [a1.name]}]})
+    bed.link.patch_link(
+        cluster, {"nicNodeNames": [{"interfaceName": "eth9", "nodeName": [a1.name]}]}
+    )
     try:
+
         def reported() -> dict:  # type: ignore[type-arg]
             cond = _condition(bed.nodeconfig(a1) or {}, "Applied")
-            return cond if cond.get("status") == "False" and "eth9" in cond.get("message", "") else {}
+            return (
+                cond if cond.get("status") == "False" and "eth9" in cond.get("message", "") else {}
+            )
 
         cond = wait_for(reported, 60, "the Applied condition naming eth9", interval=0.5)
         assert "bind device 'eth9' does not exist" in cond["message"], cond
         assert "the rest is in effect" in cond["message"]
         ns = bed.topology.node_ns(a1)
-        chains = subprocess.run(["ip", "netns", "exec", ns, "iptables-save", "-t", "filter"], capture_output=True, text=True, check=True).stdout
+        chains = subprocess.run(
+            ["ip", "netns", "exec", ns, "iptables-save", "-t", "filter"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert "KOSMOS-FORWARD" in chains  # the rest of the NodeConfig is applied
     finally:
         bed.link.patch_link(cluster, {"nicNodeNames": None})
-    wait_for(lambda: bed.applied(a1), 60, "the node back in sync once the NIC is right again", interval=1)
+    wait_for(
+        lambda: bed.applied(a1), 60, "the node back in sync once the NIC is right again", interval=1
+    )
 
 
 def test_overlapping_pod_cidrs_are_routed_nowhere_and_both_clusters_say_why(bed: Testbed) -> None:
@@ -62,6 +82,7 @@ def test_overlapping_pod_cidrs_are_routed_nowhere_and_both_clusters_say_why(bed:
     a1, b1 = bed.nodes()
     bed.link.patch_link(b, {"clusterPodCIDRs": ["10.51.0.0/16"]})  # b now claims a's CIDR
     try:
+
         def both_say_why() -> bool:
             for name in (a, b):
                 cond = _condition(bed.link.cluster(name), "NetworkPlanned")
@@ -69,23 +90,41 @@ def test_overlapping_pod_cidrs_are_routed_nowhere_and_both_clusters_say_why(bed:
                     return False
             return True
 
-        wait_for(both_say_why, 60, "NetworkPlanned=False with the overlap on both Clusters", interval=1)
+        wait_for(
+            both_say_why, 60, "NetworkPlanned=False with the overlap on both Clusters", interval=1
+        )
         message = _condition(bed.link.cluster(a), "NetworkPlanned")["message"]
         assert "globalCIDRsMap" in message
         routes = (bed.nodeconfig(a1) or {}).get("spec", {}).get("routes", [])
         assert not [r for r in routes if r["cidr"].startswith("10.51.")]
     finally:
         bed.link.patch_link(b, {"clusterPodCIDRs": ["10.52.0.0/16", "fd52::/48"]})
-    wait_for(lambda: _condition(bed.link.cluster(a), "NetworkPlanned").get("status") == "True", 60, "plan complete again")
+    wait_for(
+        lambda: _condition(bed.link.cluster(a), "NetworkPlanned").get("status") == "True",
+        60,
+        "plan complete again",
+    )
 
 
 def test_an_invalid_global_cidr_map_is_refused_by_the_api(bed: Testbed) -> None:
     name = bed.clusters[0].spec.name
     body = {"spec": {"clusterLinkOptions": {"globalCIDRsMap": {"10.51.0.0/16": "10.201.0.0/24"}}}}
     out = subprocess.run(
-        [str(bed.link.env.kubectl_binary), "--kubeconfig", str(bed.link.env.kubeconfig(bed.link.env.host)),
-         "patch", "cluster", name, "--type", "merge", "-p", json.dumps(body)],
-        capture_output=True, text=True, check=False,
+        [
+            str(bed.link.env.kubectl_binary),
+            "--kubeconfig",
+            str(bed.link.env.kubeconfig(bed.link.env.host)),
+            "patch",
+            "cluster",
+            name,
+            "--type",
+            "merge",
+            "-p",
+            json.dumps(body),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode != 0
     assert "globalCIDRsMap" in out.stderr and "same prefix length" in out.stderr, out.stderr

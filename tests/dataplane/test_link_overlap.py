@@ -22,12 +22,16 @@ from tests.fixtures.tree import wait_for
 @pytest.fixture(scope="module")
 def overlap(link_plane: LinkEnv) -> Iterator[Testbed]:
     tag = secrets.token_hex(2)
-    bed = Testbed(link_plane, two_clusters(tag, overlap=True, options={"networkType": "p2p"}), tag=tag)
+    bed = Testbed(
+        link_plane, two_clusters(tag, overlap=True, options={"networkType": "p2p"}), tag=tag
+    )
     try:
         bed.up()
         for node in bed.nodes():
             bed.echo(node)
-        wait_for(lambda: all(bed.applied(n) for n in bed.nodes()), 90, "NodeConfigs applied", interval=1)
+        wait_for(
+            lambda: all(bed.applied(n) for n in bed.nodes()), 90, "NodeConfigs applied", interval=1
+        )
         yield bed
     finally:
         bed.down()
@@ -39,7 +43,9 @@ def test_both_clusters_really_use_the_same_pod_addresses(overlap: Testbed) -> No
 
 
 @pytest.mark.parametrize("family", [4, 6])
-def test_pods_reach_the_other_cluster_through_its_global_cidr(overlap: Testbed, family: int) -> None:
+def test_pods_reach_the_other_cluster_through_its_global_cidr(
+    overlap: Testbed, family: int
+) -> None:
     nodes = overlap.nodes()
     index = {c.spec.name: c.spec.index for c in overlap.clusters}
     pairs = [

@@ -80,17 +80,20 @@ def two_clusters(
     overlap: bool = False,
     elastic: int = 0,
     options: dict[str, Any] | None = None,
+    base: int = 50,
 ) -> list[LinkedCluster]:
     """Clusters ``tb<tag>a`` (backed by cluster1) and ``tb<tag>b`` (cluster2).
 
-    Pod CIDRs 10.51.0.0/16 + fd51::/48 and 10.52.0.0/16 + fd52::/48 -- or, with ``overlap``,
+    Pod CIDRs 10.51.0.0/16 + fd51::/48 and 10.52.0.0/16 + fd52::/48 (``base`` + 1 and + 2:
+    testbeds that live at the same time need different ones, since one host plans all of
+    their Clusters together) -- or, with ``overlap``,
     10.99.0.0/16 + fd99::/48 in both, mapped to global CIDRs 10.201/16 + fd9a:1::/48 and
     10.202/16 + fd9a:2::/48. The first ``elastic`` nodes of each cluster get an elastic IP.
     """
     clusters = []
     for index, member in ((1, "cluster1"), (2, "cluster2")):
         name = f"tb{tag}{'ab'[index - 1]}"
-        v4, v6 = (10, 99) if overlap else (10, 50 + index)
+        v4, v6 = (10, 99) if overlap else (10, base + index)
         specs = [
             NodeSpec(
                 name,

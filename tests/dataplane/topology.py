@@ -88,9 +88,15 @@ class ClusterSpec:
 
 class Topology:
     def __init__(
-        self, clusters: list[ClusterSpec], *, firewall: bool = False, tag: str | None = None
+        self,
+        clusters: list[ClusterSpec],
+        *,
+        firewall: bool = False,
+        tag: str | None = None,
+        pod_mtu: int = 1450,
     ) -> None:
         self.clusters = clusters
+        self.pod_mtu = pod_mtu  # what a CNI sets when pod traffic may leave through VXLAN
         self.firewall = firewall
         self.tag = tag or secrets.token_hex(2)
         self.router = f"kt{self.tag}-r"
@@ -124,6 +130,7 @@ class Topology:
                 for node in cluster.nodes:
                     self._cni_routes(cluster, node)
             self._nat_and_firewall()
+            self._offloads()
         except BaseException:
             self.destroy()
             raise
@@ -161,7 +168,23 @@ class Topology:
         ip(ns, "link", "set", "eth0", "up")
         ip(ns, "route", "add", "default", "via", f"192.168.{10 * cluster.index}.1")
         ip(ns, "-6", "route", "add", "default", "via", f"fd00:{10 * cluster.index}::1")
-        ip(ns, "link", "add", "p0", "type", "veth", "peer", "name", "eth0", "netns", pod)
+        ip(
+            ns,
+            "link",
+            "add",
+            "p0",
+            "mtu",
+            str(self.pod_mtu),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "mtu",
+            str(self.pod_mtu),
+            "netns",
+            pod,
+        )
         ip(ns, "addr", "add", f"{node.pod_gw}/24", "dev", "p0")
         ip(ns, "addr", "add", f"{node.pod_gw6}/64", "dev", "p0", "nodad")
         ip(ns, "link", "set", "p0", "up")
@@ -172,6 +195,28 @@ class Topology:
         ip(pod, "-6", "route", "add", "default", "via", node.pod_gw6)
         for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
             ns_run(ns, "sysctl", "-q", "-w", key)
+
+    def _offloads(self) -> None:
+        """GRO on every veth, as physical NICs have it (veth only aggregates when asked).
+
+        Without it each forwarding hop handles single MTU-sized packets, which on a 2-core
+        machine caps multi-hop paths (gateway mode) far below what the kernel path can do.
+        """
+        for ns in self.created:
+            for line in ip(ns, "-br", "link").splitlines():
+                dev = line.split()[0].split("@")[0]
+                if dev != "lo" and not dev.startswith(("br", "vx")):
+                    ns_run(
+                        ns,
+                        "ethtool",
+                        "-K",
+                        dev,
+                        "gro",
+                        "on",
+                        "rx-udp-gro-forwarding",
+                        "on",
+                        check=False,
+                    )
 
     def _cni_routes(self, cluster: ClusterSpec, node: NodeSpec) -> None:
         for other in cluster.nodes:
@@ -213,6 +258,80 @@ class Topology:
                     if a is not b
                 )
                 + "COMMIT\n",
+            )
+
+    def raw_vxlan(self, a: NodeSpec, b: NodeSpec, *, vni: int = 99, port: int = 4999) -> None:
+        """A hand-built VXLAN between two nodes carrying their pods' traffic (the baseline).
+
+        What ClusterLink's p2p plan does for a pair, by hand: one device per node, a static
+        FDB and ARP entry for the peer, an onlink route to the peer's pod CIDR.
+        """
+        ends = {
+            a.name: (a, b, "172.31.0.1", "02:00:00:00:99:01"),
+            b.name: (b, a, "172.31.0.2", "02:00:00:00:99:02"),
+        }
+        for me, peer, address, mac in ends.values():
+            ns = self.node_ns(me)
+            local = self.underlay(me)[0]
+            ip(
+                ns,
+                "link",
+                "add",
+                "vx-raw",
+                "address",
+                mac,
+                "mtu",
+                "1450",
+                "type",
+                "vxlan",
+                "id",
+                str(vni),
+                "local",
+                local,
+                "dev",
+                "eth0",
+                "dstport",
+                str(port),
+                "nolearning",
+                "noudpcsum",
+            )
+            ip(ns, "addr", "add", f"{address}/24", "dev", "vx-raw")
+            ip(ns, "link", "set", "vx-raw", "up")
+            _, _, peer_address, peer_mac = ends[peer.name]
+            run(
+                "bridge",
+                "-n",
+                ns,
+                "fdb",
+                "append",
+                peer_mac,
+                "dev",
+                "vx-raw",
+                "dst",
+                self.underlay(peer)[0],
+            )
+            ip(
+                ns,
+                "neigh",
+                "replace",
+                peer_address,
+                "lladdr",
+                peer_mac,
+                "dev",
+                "vx-raw",
+                "nud",
+                "permanent",
+            )
+            ip(
+                ns,
+                "route",
+                "replace",
+                peer.pod_cidr,
+                "via",
+                peer_address,
+                "dev",
+                "vx-raw",
+                "onlink",
             )
 
     # --- probes ----------------------------------------------------------------------------

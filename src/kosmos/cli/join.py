@@ -13,7 +13,6 @@ import asyncio
 import base64
 import contextlib
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,9 @@ import click
 
 from kosmos.api import names
 from kosmos.api.cluster import Cluster
-from kosmos.api.resources import LEASES, NAMESPACES, NODES, SECRETS, Resource
+from kosmos.api.resources import NAMESPACES, NODES, SECRETS, Resource
 from kosmos.api.schema import kind_info
+from kosmos.cli import linkside, waiting
 from kosmos.cli.context import CliContext, pass_cli
 from kosmos.cli.membership import (
     REQUIRED_RIGHTS,
@@ -189,7 +189,24 @@ async def join_member(
     cluster = cluster_object(options, leaf_models)
     await host.create(CLUSTERS, cluster, dry_run=True)  # validation before any write
     await _create(host, cluster, kubeconfig, progress)
-    await _wait_ready(host, name, wait_seconds, progress)
+    if options.enable_link:  # on failure this removes the Cluster again: nothing half-made
+        try:
+            await linkside.join(
+                host,
+                name,
+                kubeconfig,
+                namespace=options.namespace,
+                repository=options.image_repository,
+                progress=progress,
+            )
+        except linkside.LinkSetupFailed as exc:
+            raise Refused(str(exc)) from exc
+    waits = [("cluster-manager", "Ready")] if options.enable_tree else []
+    waits += [("network-manager", "CIDRsDiscovered")] if options.enable_link else []
+    for controller, condition in waits:
+        await waiting.wait_condition(
+            host, name, wait_seconds, progress, controller=controller, condition=condition
+        )
     return f"cluster {name} joined"
 
 
@@ -283,39 +300,6 @@ async def _create(
     progress(f"{name}: Secret {names.SYSTEM_NAMESPACE}/{secret_name(name)} and Cluster created")
 
 
-async def _controller_running(host: Client) -> bool:
-    try:
-        lease = await host.get(LEASES, "cluster-manager", names.SYSTEM_NAMESPACE)
-    except NotFound:
-        return False
-    spec = lease.get("spec", {})
-    renewed = spec.get("renewTime")
-    if not spec.get("holderIdentity") or not renewed:
-        return False
-    age = datetime.now(UTC) - datetime.fromisoformat(renewed.replace("Z", "+00:00"))
-    return age.total_seconds() < 2 * float(spec.get("leaseDurationSeconds") or 15)
-
-
-async def _wait_ready(host: Client, name: str, seconds: int, progress: Progress) -> None:
-    if seconds <= 0:
-        return
-    if not await _controller_running(host):
-        progress(f"{name}: no cluster-manager is running; it will become Ready once one runs")
-        return
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        cluster = await host.get(CLUSTERS, name)
-        for condition in cluster.get("status", {}).get("conditions", []):
-            if condition["type"] == "Ready" and condition["status"] == "True":
-                progress(f"{name}: Ready")
-                return
-        progress(f"{name}: waiting for Ready")
-        await asyncio.sleep(2)
-    raise Refused(
-        f"cluster {name} joined but not Ready after {seconds}s: see `kosmosctl get clusters`"
-    )
-
-
 @unjoin.command("cluster")
 @click.option("--name", required=True, help="Name of the member in Kosmos.")
 @click.option(
@@ -348,7 +332,22 @@ async def unjoin_member(
     annotations = cluster["metadata"].get("annotations") or {}
     if annotations.get(names.ANNOTATION_CLUSTER_ROLE) == "root":
         raise Refused(f"cluster {name} is the host itself: use `kosmosctl uninstall`")
-    await host.delete(CLUSTERS, name, propagation="Background")
+    member = await linkside.member_client(host, cluster)
+    try:
+        await host.delete(CLUSTERS, name, propagation="Background")
+        await _wait_finalized(host, name, wait_seconds, force, progress)
+        await linkside.tear_down(host, member, cluster, progress)
+    finally:
+        if member is not None:
+            await member.close()
+    with contextlib.suppress(NotFound):  # normally garbage-collected via its owner
+        await host.delete(SECRETS, secret_name(name), names.SYSTEM_NAMESPACE)
+    return f"cluster {name} unjoined"
+
+
+async def _wait_finalized(
+    host: Client, name: str, wait_seconds: int, force: bool, progress: Progress
+) -> None:
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -360,12 +359,14 @@ async def unjoin_member(
             progress(f"{name}: dropping finalizers {finalizers}")
             await host.patch(CLUSTERS, name, {"metadata": {"finalizers": None}})
         elif time.monotonic() > deadline:
+            owners = {
+                names.FINALIZER_CLUSTER_MANAGER: "cluster-manager",
+                names.FINALIZER_NETWORK_MANAGER: "network-manager",
+            }
+            waiting = sorted({owners.get(f, f) for f in finalizers})
             raise Refused(
                 f"cluster {name} still finalizing ({', '.join(finalizers)}); is the "
-                "cluster-manager running? Re-run with --force to drop the finalizers"
+                f"{' / '.join(waiting)} running? Re-run with --force to drop the finalizers"
             )
         progress(f"{name}: waiting for finalizers {finalizers}")
         await asyncio.sleep(1)
-    with contextlib.suppress(NotFound):  # normally garbage-collected via its owner
-        await host.delete(SECRETS, secret_name(name), names.SYSTEM_NAMESPACE)
-    return f"cluster {name} unjoined"

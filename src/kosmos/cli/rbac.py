@@ -105,7 +105,32 @@ NETWORK_MANAGER_RULES: tuple[Obj, ...] = (
     # ...and, as in every Calico member, disabled IPPools for the other clusters' ranges.
     rule("crd.projectcalico.org", ("ippools",), (*READ, "create", "patch", "delete")),
     rule("", ("events",), ("create", "patch")),
+    # The tunnel master key Secret is created when a tunnel first needs it (create cannot
+    # be narrowed by name; reads of it are covered by the Secrets rule above).
+    rule("", ("secrets",), ("create",)),
 )
+
+
+#: Every member's agents (bound per member by ``join --enable-link``): their NodeConfig and
+#: its status, their ClusterNode (NIC, addresses, gateway role, WireGuard key: patch), the
+#: Cluster (NIC choice). Names are not known cluster-wide, hence no resourceNames here; the
+#: per-member Role below narrows what only some objects need.
+AGENT_RULES: tuple[Obj, ...] = (
+    rule(names.GROUP, ("nodeconfigs",), READ),
+    rule(names.GROUP, ("nodeconfigs/status",), ("get", "patch")),
+    rule(names.GROUP, ("clusternodes",), (*READ, "patch")),
+    rule(names.GROUP, ("clusters",), READ),
+)
+
+
+def agent_cluster_rules(gateway_lease: str, key_secrets: list[str]) -> tuple[Obj, ...]:
+    """A Role in kosmos-system for one member's agents: its gateway Lease, the tunnel keys."""
+    group = "coordination.k8s.io"
+    return (
+        rule(group, ("leases",), ("create",)),
+        rule(group, ("leases",), ("get", "update", "patch"), gateway_lease),
+        rule("", ("secrets",), ("get",), *key_secrets),
+    )
 
 
 def leader_election_rules(lease: str) -> tuple[Obj, ...]:

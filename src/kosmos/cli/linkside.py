@@ -1,0 +1,377 @@
+"""What ``join --enable-link`` sets up for a member's agents, and ``unjoin`` takes down.
+
+ClusterLink's control plane runs in the host (network-manager); what runs in a member is one
+agent per node (a privileged hostNetwork DaemonSet) that talks to the **host** apiserver.
+So a join creates, in the host, a ServiceAccount for that member's agents bound to the
+``kosmos-agent`` ClusterRole (its NodeConfigs, ClusterNodes, Clusters) and to a Role that
+names only that cluster's gateway Lease and the tunnel key Secrets, plus a token for it; and
+in the member, a namespace, a Secret with a kubeconfig for that token, and the DaemonSet.
+Everything is server-side applied (re-running converges) and removed by unjoin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from typing import Any
+
+import yaml
+
+from kosmos.api import link, names
+from kosmos.api.cluster import Cluster
+from kosmos.api.resources import DAEMONSETS, NAMESPACES, SECRETS, SERVICEACCOUNTS
+from kosmos.api.schema import kind_info
+from kosmos.cli import rbac
+from kosmos.cli.output import Progress
+from kosmos.kube import config as kube_config
+from kosmos.kube.client import Client
+from kosmos.kube.errors import KubeError, NotFound
+
+Obj = dict[str, Any]
+FIELD_MANAGER = "kosmosctl"
+AGENT = "kosmos-agent"
+AGENT_KUBECONFIG = "kosmos-agent-kubeconfig"
+CLUSTERS = kind_info(Cluster).resource
+
+
+def account(cluster: str) -> str:
+    return f"{AGENT}-{cluster}"
+
+
+def _labels(cluster: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": AGENT,
+        "app.kubernetes.io/part-of": "kosmos",
+        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+        link.LABEL_CLUSTER: cluster,
+    }
+
+
+def host_objects(cluster: str, key_secrets: list[str]) -> list[tuple[Any, Obj]]:
+    """ServiceAccount, token Secret and RBAC of one member's agents, in the host."""
+    ns, sa = names.SYSTEM_NAMESPACE, account(cluster)
+    meta = {"labels": _labels(cluster)}
+    subject = [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
+    api = f"{rbac.RBAC_GROUP}/v1"
+    return [
+        (
+            rbac.CLUSTERROLES,
+            {
+                "apiVersion": api,
+                "kind": "ClusterRole",
+                "metadata": {"name": AGENT, **meta},
+                "rules": list(rbac.AGENT_RULES),
+            },
+        ),
+        (
+            SERVICEACCOUNTS,
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": sa, "namespace": ns, **meta},
+            },
+        ),
+        (
+            SECRETS,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/service-account-token",
+                "metadata": {
+                    "name": f"{sa}-token",
+                    "namespace": ns,
+                    "annotations": {"kubernetes.io/service-account.name": sa},
+                    **meta,
+                },
+            },
+        ),
+        (
+            rbac.CLUSTERROLEBINDINGS,
+            {
+                "apiVersion": api,
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": sa, **meta},
+                "roleRef": {"apiGroup": rbac.RBAC_GROUP, "kind": "ClusterRole", "name": AGENT},
+                "subjects": subject,
+            },
+        ),
+        (
+            rbac.ROLES,
+            {
+                "apiVersion": api,
+                "kind": "Role",
+                "metadata": {"name": sa, "namespace": ns, **meta},
+                "rules": list(
+                    rbac.agent_cluster_rules(link.GATEWAY_LEASE_PREFIX + cluster, key_secrets)
+                ),
+            },
+        ),
+        (
+            rbac.ROLEBINDINGS,
+            {
+                "apiVersion": api,
+                "kind": "RoleBinding",
+                "metadata": {"name": sa, "namespace": ns, **meta},
+                "roleRef": {"apiGroup": rbac.RBAC_GROUP, "kind": "Role", "name": sa},
+                "subjects": subject,
+            },
+        ),
+    ]
+
+
+def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "kosmos-host",
+                    "cluster": {
+                        "server": server,
+                        "certificate-authority-data": base64.b64encode(ca).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": account(cluster), "user": {"token": token}}],
+            "contexts": [
+                {
+                    "name": "kosmos-host",
+                    "context": {"cluster": "kosmos-host", "user": account(cluster)},
+                }
+            ],
+            "current-context": "kosmos-host",
+        }
+    )
+
+
+def member_objects(
+    cluster: str, namespace: str, kubeconfig: str, image: str
+) -> list[tuple[Any, Obj]]:
+    meta = {"namespace": namespace, "labels": _labels(cluster)}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": AGENT_KUBECONFIG, **meta},
+        "stringData": {"kubeconfig": kubeconfig},
+    }
+    return [
+        (NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        (SECRETS, secret),
+        (DAEMONSETS, daemonset(cluster, namespace, image)),
+    ]
+
+
+def daemonset(cluster: str, namespace: str, image: str) -> Obj:
+    """One agent per node: hostNetwork and NET_ADMIN to program the node's kernel."""
+    env = [
+        {"name": "CLUSTER_NAME", "value": cluster},
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+    ]
+    container = {
+        "name": "agent",
+        "image": image,
+        "command": ["kosmos", "agent", "--kubeconfig", "/etc/kosmos/kubeconfig"],
+        "env": env,
+        "securityContext": {"privileged": True, "capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"memory": "256Mi"},
+        },
+        "volumeMounts": [
+            {"name": "kubeconfig", "mountPath": "/etc/kosmos", "readOnly": True},
+            {"name": "xtables-lock", "mountPath": "/run/xtables.lock"},
+            {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
+        ],
+    }
+    labels = _labels(cluster)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": AGENT, "namespace": namespace, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": AGENT}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "hostNetwork": True,
+                    "dnsPolicy": "ClusterFirstWithHostNet",
+                    "priorityClassName": "system-node-critical",
+                    "terminationGracePeriodSeconds": 30,
+                    "tolerations": [{"operator": "Exists"}],
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {
+                                        "matchExpressions": [
+                                            {"key": names.LABEL_NODE, "operator": "DoesNotExist"},
+                                            {
+                                                "key": names.LABEL_EXCLUDE,
+                                                "operator": "DoesNotExist",
+                                            },
+                                        ]
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "kubeconfig", "secret": {"secretName": AGENT_KUBECONFIG}},
+                        {
+                            "name": "xtables-lock",
+                            "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"},
+                        },
+                        {"name": "modules", "hostPath": {"path": "/lib/modules"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+async def _token(host: Client, cluster: str, timeout: float = 30.0) -> tuple[str, bytes]:
+    """The agents' token and the host CA, once the token controller filled the Secret."""
+    name = f"{account(cluster)}-token"
+    for _ in range(int(timeout * 4)):
+        data = (await host.get(SECRETS, name, names.SYSTEM_NAMESPACE)).get("data") or {}
+        if data.get("token") and data.get("ca.crt"):
+            return base64.b64decode(data["token"]).decode(), base64.b64decode(data["ca.crt"])
+        await asyncio.sleep(0.25)
+    raise TimeoutError(
+        f"the token of ServiceAccount {account(cluster)} was not issued within {timeout:.0f}s"
+    )
+
+
+def image_of(repository: str | None) -> str:
+    from kosmos.cli.manifests import DEFAULT_IMAGE_REPOSITORY, default_version  # noqa: PLC0415
+
+    return f"{(repository or DEFAULT_IMAGE_REPOSITORY).rstrip('/')}/kosmos:{default_version()}"
+
+
+def key_secrets(cluster: Obj) -> list[str]:
+    """The Secrets this member's agents may read: the default tunnel key and the Cluster's own."""
+    options = cluster.get("spec", {}).get("clusterLinkOptions") or {}
+    ref = (options.get("encryption") or {}).get("keySecretRef") or {}
+    return sorted({link.DEFAULT_KEY_SECRET, *([ref["name"]] if ref.get("name") else [])})
+
+
+async def join(
+    host: Client,
+    cluster: str,
+    kubeconfig: str,
+    *,
+    namespace: str,
+    repository: str | None,
+    progress: Progress,
+) -> None:
+    """Set the member's agents up; on failure remove them and the Cluster, then raise."""
+    member = Client(
+        await kube_config.from_kubeconfig_text(cluster, kubeconfig, origin="--kubeconfig")
+    )
+    try:
+        obj = await host.get(CLUSTERS, cluster)
+        await set_up(
+            host,
+            member,
+            cluster,
+            namespace=namespace,
+            image=image_of(repository),
+            key_secrets=key_secrets(obj),
+            progress=progress,
+        )
+    except (KubeError, TimeoutError) as exc:
+        with contextlib.suppress(KubeError):
+            await tear_down(host, member, obj_or_name(cluster, namespace), progress)
+            await host.delete(CLUSTERS, cluster, propagation="Background")
+        raise LinkSetupFailed(
+            f"cluster {cluster}: setting up the ClusterLink agents failed ({exc}); "
+            "the join was rolled back"
+        ) from exc
+    finally:
+        await member.close()
+
+
+class LinkSetupFailed(Exception):
+    """The member-side agents could not be set up (the join has been rolled back)."""
+
+
+def obj_or_name(cluster: str, namespace: str) -> Obj:
+    """Enough of a Cluster for ``tear_down`` when the object itself could not be read."""
+    return {
+        "metadata": {"name": cluster},
+        "spec": {"namespace": namespace, "clusterLinkOptions": {"enable": True}},
+    }
+
+
+async def member_client(host: Client, cluster: Obj) -> Client | None:
+    """A client for a linked member from its kubeconfig Secret (None: not linked / unreadable)."""
+    spec = cluster.get("spec", {})
+    if not (spec.get("clusterLinkOptions") or {}).get("enable", False):
+        return None
+    try:
+        if spec.get("kubeconfig"):
+            text = base64.b64decode(spec["kubeconfig"]).decode()
+        else:
+            ref = spec.get("kubeconfigSecretRef") or {}
+            secret = await host.get(
+                SECRETS, ref.get("name", ""), ref.get("namespace", names.SYSTEM_NAMESPACE)
+            )
+            text = base64.b64decode(
+                secret["data"][ref.get("key", names.KUBECONFIG_SECRET_KEY)]
+            ).decode()
+        config = await kube_config.from_kubeconfig_text(
+            cluster["metadata"]["name"], text, origin="Secret"
+        )
+    except (KubeError, KeyError, ValueError):
+        return None
+    return Client(config)
+
+
+async def set_up(
+    host: Client,
+    member: Client,
+    cluster: str,
+    *,
+    namespace: str,
+    image: str,
+    key_secrets: list[str],
+    progress: Progress,
+) -> None:
+    """Host-side identity and member-side agents of one member (idempotent)."""
+    for resource, body in host_objects(cluster, key_secrets):
+        await host.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
+    token, ca = await _token(host, cluster)
+    kubeconfig = agent_kubeconfig(host.config.server, ca, token, cluster)
+    for resource, body in member_objects(cluster, namespace, kubeconfig, image):
+        await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
+    progress(f"{cluster}: ClusterLink agents (DaemonSet {namespace}/{AGENT}) set up in the member")
+
+
+async def tear_down(host: Client, member: Client | None, cluster: Obj, progress: Progress) -> None:
+    """Remove what ``set_up`` made; a member that cannot be reached is reported, not fatal."""
+    name = cluster["metadata"]["name"]
+    namespace = cluster.get("spec", {}).get("namespace") or names.SYSTEM_NAMESPACE
+    if member is not None:
+        try:
+            for resource, obj in ((DAEMONSETS, AGENT), (SECRETS, AGENT_KUBECONFIG)):
+                with contextlib.suppress(NotFound):
+                    await member.delete(resource, obj, namespace, propagation="Background")
+            progress(f"{name}: ClusterLink agents removed from the member")
+        except KubeError as exc:
+            progress(
+                f"{name}: could not remove the agents from the member ({exc}); "
+                f"delete DaemonSet {namespace}/{AGENT} there"
+            )
+    sa = account(name)
+    for resource, obj, ns in (
+        (rbac.ROLEBINDINGS, sa, names.SYSTEM_NAMESPACE),
+        (rbac.ROLES, sa, names.SYSTEM_NAMESPACE),
+        (rbac.CLUSTERROLEBINDINGS, sa, None),
+        (SECRETS, f"{sa}-token", names.SYSTEM_NAMESPACE),
+        (SERVICEACCOUNTS, sa, names.SYSTEM_NAMESPACE),
+    ):
+        with contextlib.suppress(NotFound):
+            await host.delete(resource, obj, ns)

@@ -1,0 +1,61 @@
+"""Waiting for a controller to report on a Cluster (``join --wait``).
+
+A join waits only for controllers that run (their leader-election Lease is fresh): with no
+cluster-manager or network-manager running there is nobody to set the condition, and the
+join says so instead of timing out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import click
+
+from kosmos.api import names
+from kosmos.api.cluster import Cluster
+from kosmos.api.resources import LEASES
+from kosmos.api.schema import kind_info
+from kosmos.cli.output import Progress
+from kosmos.kube.client import Client
+from kosmos.kube.errors import NotFound
+
+CLUSTERS = kind_info(Cluster).resource
+
+
+async def controller_running(host: Client, lease_name: str) -> bool:
+    try:
+        lease = await host.get(LEASES, lease_name, names.SYSTEM_NAMESPACE)
+    except NotFound:
+        return False
+    spec = lease.get("spec", {})
+    renewed = spec.get("renewTime")
+    if not spec.get("holderIdentity") or not renewed:
+        return False
+    age = datetime.now(UTC) - datetime.fromisoformat(renewed.replace("Z", "+00:00"))
+    return age.total_seconds() < 2 * float(spec.get("leaseDurationSeconds") or 15)
+
+
+async def wait_condition(
+    host: Client, name: str, seconds: int, progress: Progress, *, controller: str, condition: str
+) -> None:
+    """Wait until ``controller`` (if one runs) sets ``condition`` True on the Cluster."""
+    if seconds <= 0:
+        return
+    if not await controller_running(host, controller):
+        progress(f"{name}: no {controller} is running; {condition} once one runs")
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        cluster = await host.get(CLUSTERS, name)
+        for found in cluster.get("status", {}).get("conditions", []):
+            if found["type"] == condition and found["status"] == "True":
+                progress(f"{name}: {condition}")
+                return
+        progress(f"{name}: waiting for {condition}")
+        await asyncio.sleep(2)
+    raise click.ClickException(
+        f"cluster {name} joined but not {condition} after {seconds}s: "
+        "see `kosmosctl get clusters` and the Cluster's conditions"
+    )
