@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from kosmos.local import components
+from tests.dataplane.testbed import sweep_stale_testbeds
 from tests.fixtures.clusters import LocalEnv
 from tests.fixtures.crds import install_crds
-from tests.dataplane.testbed import sweep_stale_testbeds
 from tests.fixtures.link import LinkEnv
 from tests.support import require
 

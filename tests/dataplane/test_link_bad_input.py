@@ -79,7 +79,7 @@ def test_a_missing_bind_device_is_reported_and_the_rest_still_applies(bed: Testb
 
 def test_overlapping_pod_cidrs_are_routed_nowhere_and_both_clusters_say_why(bed: Testbed) -> None:
     a, b = (c.spec.name for c in bed.clusters)
-    a1, b1 = bed.nodes()
+    a1, _b1 = bed.nodes()
     bed.link.patch_link(b, {"clusterPodCIDRs": ["10.51.0.0/16"]})  # b now claims a's CIDR
     try:
 

@@ -65,7 +65,7 @@ def test_gateways_are_elected_among_nodes_with_elastic_ips(gateways: Testbed) ->
     for cluster in gateways.clusters:
         eip_nodes = {n.name for n in cluster.spec.nodes if n.elastic_ip}
         wait_for(
-            lambda c=cluster: gateways.gateway(c.spec.name) in eip_nodes,
+            lambda c=cluster, eips=eip_nodes: gateways.gateway(c.spec.name) in eips,
             30,
             f"gateway of {cluster.spec.name}",
         )

@@ -55,7 +55,7 @@ def test_pods_ping_and_connect_across_clusters_both_ways(p2p: Testbed, family: i
 
 
 def test_every_node_tunnels_directly_to_the_owner_of_each_pod_cidr(p2p: Testbed) -> None:
-    a1, a2, b1, b2 = p2p.nodes()
+    a1, _a2, b1, b2 = p2p.nodes()
     routes = ip(p2p.topology.node_ns(a1), "route", "show", "table", "200")
     assert f"{b1.pod_cidr} via" in routes and f"{b2.pod_cidr} via" in routes
     assert all("dev vx-bridge" in line for line in routes.splitlines())

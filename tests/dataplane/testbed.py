@@ -11,6 +11,7 @@ for the gateway role and programs its namespace.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import os
 import subprocess
@@ -367,9 +368,7 @@ class ContinuousPing:
         """The longest time without a reply, minus the send interval (0 when none was lost)."""
         if len(replies) < 2:
             return float("inf")
-        return max(
-            0.0, max(b - a for a, b in zip(replies, replies[1:], strict=False)) - self.interval
-        )
+        return max(0.0, max(b - a for a, b in itertools.pairwise(replies)) - self.interval)
 
 
 def sweep_stale_testbeds(link: LinkEnv) -> None:

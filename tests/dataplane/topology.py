@@ -234,9 +234,9 @@ class Topology:
                 rules.append(
                     f"-A PREROUTING -d {node.elastic_ip} -j DNAT --to-destination {private}"
                 )
-                rules.append(
-                    f"-A POSTROUTING -s {private} ! -o br{self.cluster(node.cluster).index} -j SNAT --to-source {node.elastic_ip}"
-                )
+                bridge = f"br{self.cluster(node.cluster).index}"
+                snat = f"-j SNAT --to-source {node.elastic_ip}"
+                rules.append(f"-A POSTROUTING -s {private} ! -o {bridge} {snat}")
         rules += ["COMMIT", "*filter"]
         if self.firewall:
             rules.append("-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED,DNAT -j ACCEPT")
@@ -376,7 +376,8 @@ class Topology:
         """A TCP echo server on both families in ``node``'s pod (kill it when done)."""
         code = (
             "import socket,threading\n"
-            "s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+            "s=socket.socket(socket.AF_INET6)\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
             "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0)\n"
             f"s.bind(('::',{port})); s.listen(64)\n"
             "def serve(c):\n"
