@@ -6,7 +6,7 @@ import pytest
 
 from kosmos.clusterlink.planner import inputs
 from kosmos.clusterlink.planner.inputs import ClusterNet
-from tests.unit.clusterlink.linkcases import cluster, node
+from tests.unit.clusterlink.linkcases import cluster, compute, node
 
 net = ipaddress.ip_network
 
@@ -333,3 +333,34 @@ def test_read_does_not_depend_on_the_order_of_objects():
     again = read(*reversed(objs))
     assert list(first.members) == list(again.members) == ["a-n1", "a-n2", "v4-n1"]
     assert list(first.clusters) == list(again.clusters) == ["a", "v4"]
+
+
+@pytest.mark.parametrize(
+    ("obj", "why"),
+    [
+        # each of these passes the CRD (isIP) and used to fail the whole plan with ValueError
+        (node("a", "n1", "fd00::9", "fd00::1"), "its ip 'fd00::9' is not an IPv4 address"),
+        (
+            node("a", "n1", "192.168.1.1", "192.168.1.9"),
+            "its ip6 '192.168.1.9' is not an IPv6 address",
+        ),
+        (node("v6", "n1", "fd00::9", "fd00::1"), "its ip 'fd00::9' is not an IPv4 address"),
+        (
+            node("a", "n1", "192.168.1.1", "fd00::1", eip="nope"),
+            "its elasticIP 'nope' is not an IP address",
+        ),
+        (node("v4", "n1", "192.168.1"), "its ip '192.168.1' is not an IPv4 address"),
+    ],
+)
+def test_a_node_address_of_the_wrong_family_leaves_the_node_out(obj, why):
+    got = read(A, V4, V6, obj)
+    assert got.members == {}
+    assert got.skipped == {obj["metadata"]["name"]: why}
+
+
+def test_a_node_address_of_the_wrong_family_does_not_fail_the_plan():
+    good = node("v4", "n1", "192.168.4.1", pods=["10.4.1.0/24"])
+    bad = node("v4", "n2", "fd00::9", pods=["10.4.2.0/24"])
+    plan = compute([V4, cluster("w", family="ipv4", pods=["10.5.0.0/16"])], [good, bad])
+    assert sorted(plan.configs) == ["v4-n1"]
+    assert plan.skipped == {"v4-n2": "its ip 'fd00::9' is not an IPv4 address"}

@@ -189,7 +189,21 @@ def _unusable(spec: Obj, cluster: ClusterNet | None) -> str:
         return "no IPv4 address although the cluster uses IPv4"
     if 6 in cluster.families and not spec.get("ip6"):
         return "no IPv6 address although the cluster uses IPv6"
+    # The CRD only says "an IP": one of the wrong family would make the device addressing
+    # fail for the whole plan, so the node is left out instead.
+    for key, family in (("ip", 4), ("ip6", 6), ("elasticIP", 0)):
+        value = spec.get(key) or ""
+        if value and not _is_ip(value, family):
+            kind = f"an IPv{family}" if family else "an IP"
+            return f"its {key} {value!r} is not {kind} address"
     return ""
+
+
+def _is_ip(value: str, family: int) -> bool:
+    try:
+        return family in (0, ipaddress.ip_address(value).version)
+    except ValueError:
+        return False
 
 
 def read(clusters: Iterable[Obj], nodes: Iterable[Obj]) -> Inputs:
