@@ -364,3 +364,53 @@ def test_a_node_address_of_the_wrong_family_does_not_fail_the_plan():
     plan = compute([V4, cluster("w", family="ipv4", pods=["10.5.0.0/16"])], [good, bad])
     assert sorted(plan.configs) == ["v4-n1"]
     assert plan.skipped == {"v4-n2": "its ip 'fd00::9' is not an IPv4 address"}
+
+
+@pytest.mark.parametrize(
+    ("options", "local", "bridge", "problem"),
+    [
+        # each of these passes the CRD (isCIDR) and used to fail the whole plan with ValueError
+        (
+            {"localCIDRs": {"ip": "fd00::/64", "ip6": "fd01::/64"}},
+            {4: "210.0.0.0/8", 6: "fd01::/64"},
+            {4: "220.0.0.0/8", 6: "9470::/16"},
+            "localCIDRs.ip: 'fd00::/64' is not an IPv4 CIDR; 210.0.0.0/8 is used",
+        ),
+        (
+            {"bridgeCIDRs": {"ip": "10.220.0.0/16", "ip6": "10.221.0.0/16"}},
+            {4: "210.0.0.0/8", 6: "9480::/16"},
+            {4: "10.220.0.0/16", 6: "9470::/16"},
+            "bridgeCIDRs.ip6: '10.221.0.0/16' is not an IPv6 CIDR; 9470::/16 is used",
+        ),
+        (
+            {"bridgeCIDRs": {"ip": "220.0.0.0/33", "ip6": "9470::/16"}},
+            {4: "210.0.0.0/8", 6: "9480::/16"},
+            {4: "220.0.0.0/8", 6: "9470::/16"},
+            "bridgeCIDRs.ip: '220.0.0.0/33' is not an IPv4 CIDR; 220.0.0.0/8 is used",
+        ),
+        # a pool the apiserver would have defaulted
+        ({"localCIDRs": {"ip": "10.210.0.0/16"}}, {4: "10.210.0.0/16", 6: "9480::/16"}, None, None),
+    ],
+)
+def test_device_pools_of_the_wrong_family_are_problems_and_the_default_is_used(
+    options, local, bridge, problem
+):
+    got = read(cluster("a", **options))
+    assert got.clusters["a"].local_pools == local
+    if bridge:
+        assert got.clusters["a"].bridge_pools == bridge
+    assert got.problems == ({"a": [problem]} if problem else {})
+
+
+def test_a_device_pool_of_the_wrong_family_does_not_fail_the_plan():
+    bad = cluster(
+        "v4",
+        family="ipv4",
+        pods=["10.4.0.0/16"],
+        bridgeCIDRs={"ip": "fd00::/64", "ip6": "fd01::/64"},
+    )
+    plan = compute([bad], [node("v4", "n1", "192.168.4.1", pods=["10.4.1.0/24"])])
+    assert plan.configs["v4-n1"]["devices"][0]["addr"] == "220.168.4.1/8"
+    assert plan.problems == {
+        "v4": ["bridgeCIDRs.ip: 'fd00::/64' is not an IPv4 CIDR; 220.0.0.0/8 is used"]
+    }
