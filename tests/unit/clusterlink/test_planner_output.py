@@ -356,3 +356,24 @@ def test_crdcheck_refuses_missing_required_fields_and_empty_selectors():
     found = nodeconfig_errors(spec)
     assert any("fewer than 1 items" in e for e in found), found
     assert any("missing keySecretRef" in e for e in found), found
+
+
+@pytest.mark.parametrize("mode", ["ipsec", "wireguard"])
+def test_a_node_without_pod_cidrs_gets_no_tunnel_and_a_valid_nodeconfig(mode):
+    # b-n1 owns no pod CIDR (its CNI has not given it one yet); it used to get tunnels with
+    # empty localSubnets, which the CRD refuses (the apply of its whole NodeConfig failed).
+    clusters = [
+        cluster("a", family="ipv4", pods=["10.1.0.0/16"], encryption={"mode": mode}),
+        cluster("b", family="ipv4", pods=["10.2.0.0/16"], services=["10.97.0.0/16"]),
+    ]
+    nodes = [
+        node("a", "n1", "192.168.1.1", pods=["10.1.1.0/24"]),
+        node("b", "n1", "192.168.2.1"),
+        node("b", "n2", "192.168.2.2", pods=["10.2.2.0/24"]),
+    ]
+    plan = compute(clusters, nodes)
+    assert "tunnels" not in plan.configs["b-n1"]
+    assert [t["name"] for t in plan.configs["b-n2"]["tunnels"]] == ["a-n1"]
+    assert [t["name"] for t in plan.configs["a-n1"]["tunnels"]] == ["b-n2"]
+    for spec in plan.configs.values():
+        assert nodeconfig_errors(spec) == []

@@ -289,6 +289,11 @@ class _Planner:
         cluster = self.inputs.clusters[member.cluster]
         gateway = self.gateways.get(member.cluster)
         mine = [str(c) for c in targets.owned(cluster, member, gateway, services=False)]
+        if not mine:
+            # A node that owns no pod CIDR has nothing to send through a tunnel, and a tunnel
+            # without local subnets is refused by the CRD (minItems 1) -- with it, the apply
+            # of the whole NodeConfig.
+            return out
         for peer, cidrs in view.tunnel_peers:
             family = 4 if member.ip and peer.reachable(4) else 6
             key_cluster = self.inputs.clusters[min(member.cluster, peer.cluster)]
