@@ -186,6 +186,44 @@ def test_a_gateway_cluster_encrypts_at_its_gateway():
     assert "tunnels" not in plan.configs["g-n2"]
 
 
+def test_internal_nodes_do_not_send_an_encrypted_peers_services_to_their_gateway():
+    # The gateway carries only pod CIDRs through the tunnel and has no route for the peer's
+    # services; internal nodes used to route them to it anyway, and the gateway's main
+    # table would have sent them out of its default route in the clear.
+    clusters = [
+        cluster(
+            "g", mode="gateway", family="ipv4", pods=["10.1.0.0/16"], services=["10.96.0.0/16"]
+        ),
+        cluster("p", family="ipv4", pods=["10.2.0.0/16"], services=["10.97.0.0/16"]),
+    ]
+    nodes = [
+        node("g", "gw", "192.168.1.1", gateway=True, eip=EA),
+        node("g", "n2", "192.168.1.2"),
+        node("p", "n1", "192.168.2.1", pods=["10.2.1.0/24"], eip=EB),
+    ]
+    plan = compute(clusters, nodes)
+    gateway, internal = plan.configs["g-gw"], plan.configs["g-n2"]
+    assert "routes" not in gateway
+    assert routes(internal) == {"10.2.1.0/24": ("210.168.1.1", "vx-local")}
+    assert internal["ipsets"] == gateway["ipsets"]  # the same remote CIDRs everywhere
+    # without encryption the services go the VXLAN way, from internal nodes too
+    plain = compute(
+        [
+            clusters[0],
+            cluster(
+                "p",
+                family="ipv4",
+                pods=["10.2.0.0/16"],
+                services=["10.97.0.0/16"],
+                encryption={"mode": "none"},
+            ),
+        ],
+        nodes,
+    )
+    assert set(routes(plain.configs["g-n2"])) == {"10.2.1.0/24", "10.97.0.0/16"}
+    assert set(routes(plain.configs["g-gw"])) == {"10.2.1.0/24", "10.97.0.0/16"}
+
+
 @pytest.mark.parametrize(
     ("peer", "want"),
     [

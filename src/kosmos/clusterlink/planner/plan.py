@@ -160,14 +160,21 @@ class _Planner:
                 continue
             owner = self.inputs.members[target.owner]
             cidr = str(target.cidr)
-            if role == "bridge" and self.encrypted(member, owner):
+            # The bridge node that carries this traffic: the member itself, or its gateway.
+            carrier = member if role == "bridge" else gateway
+            assert carrier is not None  # _reachable checked it
+            if self.encrypted(carrier, owner):
                 # Pod CIDRs only: a userspace IPsec (libipsec) end must own an address in
                 # each local subnet, which no node has in a service CIDR; services of an
-                # encrypted peer are not reachable rather than sent in the clear.
-                if not target.service:
+                # encrypted peer are not reachable rather than sent in the clear -- also not
+                # routed to the gateway by its internal nodes, where nothing would carry
+                # them but the gateway's default route.
+                if target.service:
+                    continue
+                if role == "bridge":
                     remote[target.family].add(cidr)
                     peers.setdefault(owner.name, (owner, set()))[1].add(cidr)
-                continue
+                    continue
             remote[target.family].add(cidr)
             if role == "bridge":
                 via, device, mac, vtep = self._bridge_hop(owner, target.family)
