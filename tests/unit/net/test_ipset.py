@@ -1,5 +1,6 @@
 """ipset save parsing and ipset restore text, on real ipset output."""
 
+from kosmos.clusterlink.agent import desired
 from kosmos.net import ipset
 from kosmos.net.objects import IPSet
 
@@ -69,3 +70,22 @@ def test_a_temporary_name_fits_the_kernels_31_characters():
     text = ipset.restore_text([long])
     temp = text.splitlines()[1].split()[1]
     assert temp.endswith("-tmp") and len(temp) <= 31 and temp != long.name
+
+
+def test_parse_save_spells_entries_as_the_desired_state_does():
+    # ipset prints 10.0.0.5/32 as "10.0.0.5": read as is, a wanted set holding a host prefix
+    # never matched what the kernel had, and the agent rewrote it on every pass
+    sets = ipset.parse_save(SAVE)
+    assert sets["kosmos-remote"].entries == {"10.2.1.0/24", "10.0.0.5/32", "10.97.0.0/16"}
+    assert sets["kosmos-remote6"].entries == {"fd02:0:0:1::/64", "fd02::5/128"}
+
+
+def test_a_set_reads_back_equal_to_the_wanted_one():
+    spec = {"ipsets": [{"name": "kosmos-remote", "entries": ["10.0.0.5/32", "10.2.1.0/24"]}]}
+    (wanted,) = desired.build(spec, {}).state.ipsets
+    kernel = (
+        "create kosmos-remote hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12\n"
+        "add kosmos-remote 10.0.0.5\n"
+        "add kosmos-remote 10.2.1.0/24\n"
+    )
+    assert ipset.parse_save(kernel) == {"kosmos-remote": wanted}
