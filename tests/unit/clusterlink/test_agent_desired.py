@@ -446,3 +446,19 @@ def test_master_of_exactly_16_bytes_is_enough():
 )
 def test_nic_choice(options, node_name, want):
     assert detect.nic_choice(options, node_name) == want
+
+
+def test_an_ipset_entry_that_does_not_parse_is_a_failure_and_the_rest_stays():
+    # the CRD bounds set entries by length only: a bad one used to raise out of build()
+    spec = {
+        "devices": [dev()],
+        "routes": [{"cidr": "10.2.0.0/16", "gw": "220.168.2.1", "dev": "vx-bridge"}],
+        "ipsets": [{"name": "kosmos-remote", "entries": ["10.2.0.0/16", "10.0.0.0/33", "x"]}],
+    }
+    got = desired.build(spec, BINDS)
+    assert [item for item, _ in got.failures] == [
+        "ipset kosmos-remote entry 10.0.0.0/33",
+        "ipset kosmos-remote entry x",
+    ]
+    assert got.state.ipsets == {IPSet("kosmos-remote", "hash:net", 4, frozenset({"10.2.0.0/16"}))}
+    assert got.state.routes == {Route("10.2.0.0/16", "220.168.2.1", "vx-bridge")}
