@@ -6,6 +6,7 @@ match it never see a half-filled set.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 from kosmos.net.netns import Namespace
@@ -25,11 +26,20 @@ def parse_save(text: str, prefix: str = PREFIX) -> dict[str, IPSet]:
             heads[words[1]] = (words[2], family)
             entries.setdefault(words[1], set())
         elif len(words) >= 3 and words[0] == "add" and words[1] in heads:
-            entries[words[1]].add(words[2])
+            entries[words[1]].add(_entry(words[2]))
     return {
         name: IPSet(name, kind, 6 if family == 6 else 4, frozenset(entries[name]))
         for name, (kind, family) in heads.items()
     }
+
+
+def _entry(text: str) -> str:
+    """An entry as the desired state spells it: ``ipset save`` prints a host prefix without
+    its length (``10.0.0.5`` for 10.0.0.5/32), which would never equal the wanted set."""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return text
 
 
 def restore_text(sets: Iterable[IPSet]) -> str:

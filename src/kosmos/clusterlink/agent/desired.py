@@ -101,6 +101,18 @@ def sysctls(devices: list[Vxlan], families: set[int]) -> tuple[tuple[str, str], 
     return tuple(sorted(wanted.items()))
 
 
+def _set_entries(spec: Spec, failures: list[tuple[str, str]]) -> frozenset[str]:
+    """A set's entries; unlike route CIDRs the CRD does not check them, so one that does not
+    parse is a failure of its own instead of failing the whole build."""
+    entries: set[str] = set()
+    for entry in spec.get("entries") or []:
+        try:
+            entries.add(_cidr(entry))
+        except ValueError as exc:
+            failures.append((f"ipset {spec['name']} entry {entry}", str(exc)))
+    return frozenset(entries)
+
+
 def build(spec: Spec, binds: Mapping[str, LinkInfo]) -> Desired:
     failures: list[tuple[str, str]] = []
     devices: list[Vxlan] = []
@@ -134,7 +146,7 @@ def build(spec: Spec, binds: Mapping[str, LinkInfo]) -> Desired:
             s["name"],
             s.get("type", "hash:net"),
             6 if s["name"].endswith("6") else 4,
-            frozenset(map(_cidr, s.get("entries") or [])),
+            _set_entries(s, failures),
         )
         for s in spec.get("ipsets") or []
     )

@@ -109,8 +109,8 @@ def read_cluster(obj: Obj, inputs: Inputs) -> ClusterNet | None:
     pods = _networks(override or status.get("podCIDRs") or [], "pod CIDRs", inputs, name)
     services = _networks(status.get("serviceCIDRs") or [], "service CIDRs", inputs, name)
     mapping = _global_map(options.get("globalCIDRsMap") or {}, inputs, name)
-    local = options.get("localCIDRs") or {"ip": "210.0.0.0/8", "ip6": "9480::/16"}
-    bridge = options.get("bridgeCIDRs") or {"ip": "220.0.0.0/8", "ip6": "9470::/16"}
+    local = _pools(options, "localCIDRs", {"ip": "210.0.0.0/8", "ip6": "9480::/16"}, inputs, name)
+    bridge = _pools(options, "bridgeCIDRs", {"ip": "220.0.0.0/8", "ip6": "9470::/16"}, inputs, name)
     encryption = options.get("encryption") or {}
     key = encryption.get("keySecretRef") or {}
     return ClusterNet(
@@ -120,12 +120,35 @@ def read_cluster(obj: Obj, inputs: Inputs) -> ClusterNet | None:
         pod_cidrs=pods,
         service_cidrs=services,
         global_map=mapping,
-        local_pools={4: local.get("ip", ""), 6: local.get("ip6", "")},
-        bridge_pools={4: bridge.get("ip", ""), 6: bridge.get("ip6", "")},
+        local_pools={4: local["ip"], 6: local["ip6"]},
+        bridge_pools={4: bridge["ip"], 6: bridge["ip6"]},
         encryption=encryption.get("mode", "auto"),
         key_secret=key.get("name", link.DEFAULT_KEY_SECRET),
         key_field=key.get("key", link.DEFAULT_KEY_FIELD),
     )
+
+
+def _pools(
+    options: Obj, key: str, default: dict[str, str], inputs: Inputs, cluster: str
+) -> dict[str, str]:
+    """A device pool per family; the CRD only says "a CIDR", so one of the wrong family
+    (which would fail the device addressing of the whole plan) is reported and replaced by
+    the default."""
+    pools = dict(default)
+    for part, family in (("ip", 4), ("ip6", 6)):
+        value = (options.get(key) or {}).get(part) or default[part]
+        try:
+            ok = ipaddress.ip_network(value, strict=False).version == family
+        except ValueError:
+            ok = False
+        if ok:
+            pools[part] = value
+        else:
+            inputs.problem(
+                cluster,
+                f"{key}.{part}: {value!r} is not an IPv{family} CIDR; {default[part]} is used",
+            )
+    return pools
 
 
 def _global_map(
@@ -189,7 +212,21 @@ def _unusable(spec: Obj, cluster: ClusterNet | None) -> str:
         return "no IPv4 address although the cluster uses IPv4"
     if 6 in cluster.families and not spec.get("ip6"):
         return "no IPv6 address although the cluster uses IPv6"
+    # The CRD only says "an IP": one of the wrong family would make the device addressing
+    # fail for the whole plan, so the node is left out instead.
+    for key, family in (("ip", 4), ("ip6", 6), ("elasticIP", 0)):
+        value = spec.get(key) or ""
+        if value and not _is_ip(value, family):
+            kind = f"an IPv{family}" if family else "an IP"
+            return f"its {key} {value!r} is not {kind} address"
     return ""
+
+
+def _is_ip(value: str, family: int) -> bool:
+    try:
+        return family in (0, ipaddress.ip_address(value).version)
+    except ValueError:
+        return False
 
 
 def read(clusters: Iterable[Obj], nodes: Iterable[Obj]) -> Inputs:

@@ -31,6 +31,7 @@ from kosmos.clusterlink.planner.inputs import ClusterNet, Inputs, Member
 from kosmos.clusterlink.planner.targets import Target
 
 Spec = dict[str, Any]
+Hop = tuple[str, str, str, str]  # (next hop, device, its MAC, VTEP address)
 
 
 @dataclass
@@ -46,8 +47,8 @@ class View:
     """What every node of one cluster, role and elastic-IP-ness sends where."""
 
     routes: tuple[Spec, ...]
-    fdbs: tuple[Spec, ...]
-    arps: tuple[Spec, ...]
+    fdbs: tuple[Spec, ...]  # unique and sorted as in a NodeConfig: by (dev, ip, mac)
+    arps: tuple[Spec, ...]  # likewise, by (dev, ip)
     remote: Mapping[int, tuple[str, ...]]  # family -> remote CIDRs (for the ipsets)
     tunnel_peers: tuple[tuple[Member, tuple[str, ...]], ...]  # (peer, its CIDRs)
 
@@ -63,6 +64,7 @@ class _Planner:
         self.dropped, self.blocked = targets.conflicts(inputs, found)
         self.targets = [t for t in found if t.owner in self.bridge and t not in self.dropped]
         self._views: dict[tuple[str, str, bool, frozenset[int]], View] = {}
+        self._hops: dict[tuple[str, str, int], Hop] = {}
 
     # --- roles and devices -----------------------------------------------------------------
 
@@ -160,14 +162,21 @@ class _Planner:
                 continue
             owner = self.inputs.members[target.owner]
             cidr = str(target.cidr)
-            if role == "bridge" and self.encrypted(member, owner):
+            # The bridge node that carries this traffic: the member itself, or its gateway.
+            carrier = member if role == "bridge" else gateway
+            assert carrier is not None  # _reachable checked it
+            if self.encrypted(carrier, owner):
                 # Pod CIDRs only: a userspace IPsec (libipsec) end must own an address in
                 # each local subnet, which no node has in a service CIDR; services of an
-                # encrypted peer are not reachable rather than sent in the clear.
-                if not target.service:
+                # encrypted peer are not reachable rather than sent in the clear -- also not
+                # routed to the gateway by its internal nodes, where nothing would carry
+                # them but the gateway's default route.
+                if target.service:
+                    continue
+                if role == "bridge":
                     remote[target.family].add(cidr)
                     peers.setdefault(owner.name, (owner, set()))[1].add(cidr)
-                continue
+                    continue
             remote[target.family].add(cidr)
             if role == "bridge":
                 via, device, mac, vtep = self._bridge_hop(owner, target.family)
@@ -179,8 +188,10 @@ class _Planner:
             arps[(via, device)] = {"ip": via, "mac": mac, "dev": device}
         return View(
             routes=tuple(routes[k] for k in sorted(routes)),
-            fdbs=tuple(fdbs[k] for k in sorted(fdbs)),
-            arps=tuple(arps[k] for k in sorted(arps)),
+            # In the order config() wants them, so that nodes without entries of their own
+            # (all but gateways) share these as they are instead of re-sorting a copy each.
+            fdbs=tuple(_sorted(fdbs.values(), *FDB_KEY)),
+            arps=tuple(_sorted(arps.values(), *ARP_KEY)),
             remote={f: tuple(sorted(v)) for f, v in remote.items()},
             tunnel_peers=tuple((m, tuple(sorted(c))) for _, (m, c) in sorted(peers.items())),
         )
@@ -195,15 +206,25 @@ class _Planner:
         gateway = self.gateways.get(member.cluster)
         return gateway is not None and target.family in self.local.get(gateway.name, ())
 
-    def _bridge_hop(self, owner: Member, family: int) -> tuple[str, str, str, str]:
-        kind = link.bridge(family)
-        via = addressing.ip_of(self.bridge_address(owner, family))
-        return via, kind.name, addressing.mac(owner.name, kind.name), owner.reachable(family)
+    def _bridge_hop(self, owner: Member, family: int) -> Hop:
+        # Memoised: every view asks again for the same owners, and deriving an address and a
+        # MAC (ipaddress parsing, a hash) is most of a p2p view's cost otherwise.
+        key = ("bridge", owner.name, family)
+        if key not in self._hops:
+            kind = link.bridge(family)
+            via = addressing.ip_of(self.bridge_address(owner, family))
+            mac = addressing.mac(owner.name, kind.name)
+            self._hops[key] = (via, kind.name, mac, owner.reachable(family))
+        return self._hops[key]
 
-    def _local_hop(self, gateway: Member, family: int) -> tuple[str, str, str, str]:
-        kind = link.local(family)
-        via = addressing.ip_of(self.local_address(gateway, family))
-        return via, kind.name, addressing.mac(gateway.name, kind.name), gateway.underlay(family)
+    def _local_hop(self, gateway: Member, family: int) -> Hop:
+        key = ("local", gateway.name, family)
+        if key not in self._hops:
+            kind = link.local(family)
+            via = addressing.ip_of(self.local_address(gateway, family))
+            mac = addressing.mac(gateway.name, kind.name)
+            self._hops[key] = (via, kind.name, mac, gateway.underlay(family))
+        return self._hops[key]
 
     def gateway_entries(self, member: Member) -> tuple[list[Spec], list[Spec]]:
         """A gateway's FDB/ARP toward its internal nodes (return path of masqueraded traffic)."""
@@ -289,6 +310,11 @@ class _Planner:
         cluster = self.inputs.clusters[member.cluster]
         gateway = self.gateways.get(member.cluster)
         mine = [str(c) for c in targets.owned(cluster, member, gateway, services=False)]
+        if not mine:
+            # A node that owns no pod CIDR has nothing to send through a tunnel, and a tunnel
+            # without local subnets is refused by the CRD (minItems 1) -- with it, the apply
+            # of the whole NodeConfig.
+            return out
         for peer, cidrs in view.tunnel_peers:
             family = 4 if member.ip and peer.reachable(4) else 6
             key_cluster = self.inputs.clusters[min(member.cluster, peer.cluster)]
@@ -320,13 +346,17 @@ class _Planner:
         spec: Spec = {
             "devices": self.devices(member),
             "routes": list(view.routes),
-            "fdbs": _sorted(list(view.fdbs) + gw_fdbs, "dev", "ip", "mac"),
-            "arps": _sorted(list(view.arps) + gw_arps, "dev", "ip"),
+            "fdbs": _sorted([*view.fdbs, *gw_fdbs], *FDB_KEY) if gw_fdbs else list(view.fdbs),
+            "arps": _sorted([*view.arps, *gw_arps], *ARP_KEY) if gw_arps else list(view.arps),
             "iptables": self.iptables(member, view),
             "ipsets": self.ipsets(view),
             "tunnels": self.tunnels(member, view),
         }
         return {k: v for k, v in spec.items() if v}
+
+
+FDB_KEY = ("dev", "ip", "mac")
+ARP_KEY = ("dev", "ip")
 
 
 def _sorted(items: Iterable[Spec], *keys: str) -> list[Spec]:
