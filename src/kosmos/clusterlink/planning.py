@@ -26,7 +26,7 @@ from kosmos.clusterlink.context import CLUSTERNODES, CLUSTERS, NODECONFIGS
 from kosmos.clusterlink.planner import inputs, plan
 from kosmos.kube.client import Obj
 from kosmos.kube.controller import Controller, Request, Result
-from kosmos.kube.errors import AlreadyExists, NotFound
+from kosmos.kube.errors import AlreadyExists, Invalid, NotFound
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.kube.metrics import REGISTRY, PrometheusQueueMetrics, PrometheusReconcileObserver
@@ -106,12 +106,17 @@ class PlannerReconciler:
             if current is not None and self._unchanged(name, spec, current):
                 continue
             cluster = (members.get(name) or {}).get("spec", {}).get("clusterName", "")
-            written = await host.apply(
-                NODECONFIGS,
-                nodeconfig(name, cluster, spec),
-                field_manager=link.FIELD_MANAGER_PLANNER,
-                force=True,
-            )
+            try:
+                written = await host.apply(
+                    NODECONFIGS,
+                    nodeconfig(name, cluster, spec),
+                    field_manager=link.FIELD_MANAGER_PLANNER,
+                    force=True,
+                )
+            except Invalid as exc:  # e.g. a list over its CRD bound: the others still go out
+                message = f"NodeConfig {name} was refused by the API: {exc}"
+                result.problems.setdefault(cluster, []).append(message)
+                continue
             self._written[name] = (spec, int(written["metadata"].get("generation") or 0))
             nodeconfig_writes.labels("apply").inc()
         for current in self.nodeconfigs.store.list():
