@@ -13,6 +13,7 @@ import click
 #: component name -> "module:attribute" of the click command that runs it until shutdown.
 COMPONENTS: dict[str, str] = {
     "cluster-manager": "kosmos.clustertree.app:command",
+    "scheduler-extender": "kosmos.scheduler.app:command",
 }
 
 
