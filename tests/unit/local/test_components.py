@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -89,6 +90,10 @@ def test_status_reads_the_health_port_from_the_running_command_line(local_dir):
         ]
     )
     try:
+        # /proc/<pid>/cmdline reads empty for a moment after exec (seen in 2 of 3 tries)
+        deadline = time.monotonic() + 5
+        while not components.cmdline(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         components.directory().mkdir(parents=True)
         components.pid_file("cluster-manager").write_text(str(child.pid))
         (status,) = components.status()
