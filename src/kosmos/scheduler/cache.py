@@ -23,7 +23,7 @@ from kosmos.api.resources import (
     PODS,
     REPLICASETS,
     STATEFULSETS,
-    Resource,
+    STORAGECLASSES,
 )
 from kosmos.api.schema import kind_info
 from kosmos.kube.informer import EventHandler, Informer
@@ -41,7 +41,6 @@ HOST = names.ROOT_CLUSTER_NAME
 CLUSTERS = kind_info(Cluster).resource
 DISTRIBUTION_POLICIES = kind_info(DistributionPolicy).resource
 CLUSTER_DISTRIBUTION_POLICIES = kind_info(ClusterDistributionPolicy).resource
-STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
 _WORKLOADS = {"ReplicaSet": REPLICASETS, "StatefulSet": STATEFULSETS}
 _TERMINAL = frozenset({"Succeeded", "Failed"})
 

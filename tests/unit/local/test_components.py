@@ -105,3 +105,33 @@ def test_status_reads_the_health_port_from_the_running_command_line(local_dir):
     finally:
         child.kill()
         child.wait()
+
+
+def test_scheduler_ports_are_the_hosts_last_spare_ports():
+    host = plan(Options(port_base=17500))[0]
+    ports = components.SchedulerPorts.for_base(host.apiserver_port)
+    assert ports == components.SchedulerPorts(extender=17508, scheduler=17509)
+    assert ports.extender == host.ports["scheduler-extender"]
+    assert max(host.ports.values()) == 17509  # still inside the host's block of ten
+
+
+def test_extender_command_serves_https_on_loopback_with_its_certificate(local_dir):
+    command = components.extender_command(
+        local_dir / "kc", components.SchedulerPorts.for_base(17500)
+    )
+    assert command[1:4] == ["-m", "kosmos.launcher", "scheduler-extender"]
+    assert components.flag_value(command, "--secure-port") == "17508"
+    assert components.flag_value(command, "--bind-address") == "127.0.0.1"
+    assert components.flag_value(command, "--cert-dir") == str(components.extender_cert_dir())
+    assert components.health_port(command) == 17508
+
+
+def test_a_toolchain_binary_naming_a_file_of_this_environment_is_ours(local_dir):
+    from kosmos.local import paths
+
+    binary = str(paths.bin_dir() / "kube-scheduler")
+    config = f"--config={components.scheduler_config_file()}"
+    assert components.ours([binary, config, "--secure-port=17509"])
+    assert not components.ours([binary, "--config=/elsewhere/config.yaml"])
+    assert not components.ours(["/usr/bin/kube-scheduler", config])
+    assert components.health_port([binary, config, "--secure-port=17509"]) == 17509
