@@ -10,11 +10,11 @@ member, the reservation ledger — so a filter call never scans every pod.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from kosmos.api import names
 from kosmos.api.cluster import Cluster
-from kosmos.api.leafmodel import LeafModelError, leaf_nodes, member_nodes_of
+from kosmos.api.leafmodel import LeafModelError, LeafNode, leaf_nodes, member_nodes_of
 from kosmos.api.policy import ClusterDistributionPolicy, DistributionPolicy
 from kosmos.api.resources import (
     NODES,
@@ -26,9 +26,18 @@ from kosmos.api.resources import (
     STORAGECLASSES,
 )
 from kosmos.api.schema import kind_info
-from kosmos.kube.informer import EventHandler, Informer
+from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
-from kosmos.scheduler.capacity import NodeUsage, is_available, place_in_flight, room_of
+from kosmos.scheduler.capacity import (
+    NodeUsage,
+    Resources,
+    Room,
+    allocatable_of,
+    is_available,
+    room_of,
+    spread_choice,
+    take,
+)
 from kosmos.scheduler.decide import Obj, Owner, Rooms
 from kosmos.scheduler.inflight import HostPodHandler, InFlight, MemberPodHandler
 from kosmos.scheduler.ledger import Ledger, LedgerHandler
@@ -89,7 +98,9 @@ class Caches:
         for handler in (self.host_usage, HostPodHandler(self.in_flight), LedgerHandler(ledger)):
             self.pods.add_handler(handler)
         self._members: dict[str, _Member] = {}
-        self._member_handlers: list[Callable[[str], EventHandler]] = []
+        #: parsed once per object version: node name -> (resourceVersion, allocatable)
+        self._allocatable: dict[str, tuple[str, Resources]] = {}
+        self._leaves: dict[str, tuple[str, list[LeafNode]]] = {}
         manager.on_cluster_added(self._member_added)
         manager.on_cluster_removed(self._member_removed)
 
@@ -165,26 +176,62 @@ class Caches:
             and p.get("status", {}).get("phase") not in _TERMINAL
         ]
 
+    def _alloc(self, cluster: str, node: Obj) -> Resources:
+        meta = node.get("metadata", {})
+        key = f"{cluster}/{meta.get('name', '')}"
+        version = str(meta.get("resourceVersion", ""))
+        cached = self._allocatable.get(key)
+        if cached is None or cached[0] != version:
+            cached = (version, allocatable_of(node))
+            self._allocatable[key] = cached
+        return cached[1]
+
+    def _leaf(self, cluster: Obj, name: str) -> LeafNode | None:
+        meta = cluster["metadata"]
+        version = str(meta.get("resourceVersion", ""))
+        cached = self._leaves.get(meta["name"])
+        if cached is None or cached[0] != version:
+            try:
+                cached = (version, leaf_nodes(cluster))
+            except LeafModelError:
+                cached = (version, [])
+            self._leaves[meta["name"]] = cached
+        return next((x for x in cached[1] if x.name == name), None)
+
     def rooms(self, node: Obj) -> Rooms | None:
         """Free room of the real nodes behind ``node``; None while unknown (not judged)."""
         name = str(node.get("metadata", {}).get("name", ""))
         if not is_leaf(node):
-            return Rooms(HOST_CLUSTER, [room_of(node, self.host_usage.used(name))])
+            used = self.host_usage.used(name)
+            return Rooms(HOST_CLUSTER, [room_of(node, used, self._alloc(HOST, node))])
         cluster = (node["metadata"].get("labels") or {}).get(names.LABEL_OWNER_CLUSTER, "")
         member = self._members.get(cluster)
         cluster_obj = self.clusters.store.get(cluster)
         if member is None or not member.synced or cluster_obj is None:
             return None
-        try:
-            leaf = next((x for x in leaf_nodes(cluster_obj) if x.name == name), None)
-        except LeafModelError:
-            return None
+        leaf = self._leaf(cluster_obj, name)
         if leaf is None:
             return None
         behind = [n for n in member_nodes_of(leaf, member.nodes.store.list()) if is_available(n)]
-        rooms = [room_of(n, member.usage.used(n["metadata"]["name"])) for n in behind]
-        place_in_flight(rooms, self.in_flight.pods(name))
+        rooms = [
+            room_of(n, member.usage.used(n["metadata"]["name"]), self._alloc(cluster, n))
+            for n in behind
+        ]
+        self._take_in_flight(name, rooms)
         return Rooms(cluster, rooms)
+
+    def _take_in_flight(self, leaf: str, rooms: list[Room]) -> None:
+        """Each pod in flight takes room on the member node it was first placed on."""
+        by_name = {r.node: r for r in rooms}
+        assigned = self.in_flight.assigned
+        for uid, request in self.in_flight.entries(leaf):
+            room = by_name.get(assigned.get(uid, ""))
+            if room is None:
+                room = spread_choice(rooms, request)
+                if room is None:
+                    continue  # fits nowhere: it will wait in the member
+                assigned[uid] = room.node
+            take(room, request)
 
     def not_synced(self) -> list[str]:
         """Host caches still listing (the extender answers with an error until they are)."""

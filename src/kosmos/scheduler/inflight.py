@@ -10,11 +10,10 @@ once the copy is bound. Both sides may arrive in any order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 from kosmos.api import names
-from kosmos.scheduler.capacity import holds_resources, scheduling_request
+from kosmos.scheduler.capacity import Resources, holds_resources, scheduling_request
 
 Obj = dict[str, Any]
 IsLeaf = Callable[[str], bool]
@@ -34,17 +33,24 @@ class InFlight:
 
     def __init__(self, is_leaf: IsLeaf) -> None:
         self._is_leaf = is_leaf
-        self._by_leaf: dict[str, dict[str, dict[str, Fraction]]] = {}
+        self._by_leaf: dict[str, dict[str, Resources]] = {}
         self._leaf_of: dict[str, str] = {}
         self._bound_copies: set[str] = set()
+        #: host pod UID -> the member node its room was taken from (see ``Caches.rooms``),
+        #: decided once so each filter call need not re-place every pod in flight
+        self.assigned: dict[str, str] = {}
 
-    def pods(self, leaf: str) -> list[dict[str, Fraction]]:
+    def pods(self, leaf: str) -> list[Resources]:
         return list(self._by_leaf.get(leaf, {}).values())
+
+    def entries(self, leaf: str) -> list[tuple[str, Resources]]:
+        return list(self._by_leaf.get(leaf, {}).items())
 
     def __len__(self) -> int:
         return len(self._leaf_of)
 
     def _drop(self, uid: str) -> None:
+        self.assigned.pop(uid, None)
         leaf = self._leaf_of.pop(uid, None)
         if leaf is not None:
             pods = self._by_leaf.get(leaf, {})
@@ -55,11 +61,17 @@ class InFlight:
     def host_pod(self, pod: Obj) -> None:
         """A host pod was added or changed."""
         uid = _uid(pod)
-        self._drop(uid)
         node = pod.get("spec", {}).get("nodeName") or ""
-        if not uid or uid in self._bound_copies or not holds_resources(pod):
-            return
-        if not self._is_leaf(node):
+        flying = (
+            bool(uid)
+            and uid not in self._bound_copies
+            and holds_resources(pod)
+            and self._is_leaf(node)
+        )
+        if flying and self._leaf_of.get(uid) == node:
+            return  # a status update of a pod already in flight (requests are immutable)
+        self._drop(uid)
+        if not flying:
             return
         self._by_leaf.setdefault(node, {})[uid] = scheduling_request(pod)
         self._leaf_of[uid] = node

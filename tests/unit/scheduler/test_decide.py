@@ -1,13 +1,12 @@
 """The filter pipeline over a fake view: policy, volumes, capacity, placement, ledger."""
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from kosmos.scheduler.capacity import Room
 from kosmos.scheduler.decide import UNKNOWN_NODE, Owner, Rooms, filter_nodes, placed, priorities
 from kosmos.scheduler.ledger import Ledger
 
-F = Fraction
+M = 1000  # milli-units
 
 
 def leaf(name, cluster):
@@ -32,7 +31,7 @@ NODES = {
 
 
 def room(cpu, alloc=16):
-    return Room("m", {"cpu": F(cpu), "memory": F(2**36), "pods": F(100)}, {"cpu": F(alloc)})
+    return Room("m", {"cpu": cpu * M, "memory": 2**36 * M, "pods": 100 * M}, {"cpu": alloc * M})
 
 
 @dataclass
