@@ -125,7 +125,9 @@ async def install_objects(client: Client, progress: Progress) -> None:
         )
     except applier.WaitTimeout as exc:
         raise SetupError(str(exc)) from exc
-    progress(f"kosmos: CRDs, namespace, tree objects, root Cluster: {summarize(actions)}")
+    progress(
+        f"kosmos: CRDs, namespace, tree and scheduler objects, root Cluster: {summarize(actions)}"
+    )
 
 
 async def _ensure_component(
