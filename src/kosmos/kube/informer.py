@@ -26,7 +26,7 @@ log = logging.getLogger("kosmos.kube.informer")
 Transform = Callable[[Obj], Obj]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: Events handled between two yields to the event loop during a burst.
-YIELD_EVERY = 16
+YIELD_EVERY = 4
 
 
 def strip_bulk(obj: Obj) -> Obj:
