@@ -3,7 +3,10 @@ waits with our reason, though the leaf node's summed room could take it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
 
 from kosmos.api.quantity import parse_quantity
 from tests.integration.scheduler.support import (
@@ -69,3 +72,80 @@ def test_pod_bigger_than_any_member_node_waits_with_our_reason_until_it_shrinks(
     (placed,) = bound(host, namespace, 1, "app=big")
     assert placed["spec"]["nodeName"] in LEAVES
     assert placed["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "10"
+
+
+GPU = "nvidia.com/gpu"
+
+
+@pytest.fixture
+def gpu_node(scheduler):
+    """cluster1-node3 (4 cpu) gets 2 GPUs: the leaf node sums 28 cpu and 2 GPUs."""
+    member = scheduler.tree.member("cluster1")
+
+    def patch(value):
+        body = {"status": {"capacity": {GPU: value}, "allocatable": {GPU: value}}}
+        member.run(
+            "patch",
+            "node",
+            "cluster1-node3",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps(body),
+        )
+
+    patch("2")
+    wait_for(
+        lambda: get(scheduler.host, "node", "kosmos-cluster1")["status"]["allocatable"].get(GPU),
+        30,
+        "the leaf node to advertise the GPUs",
+    )
+    yield member
+    patch(None)
+
+
+def gpu_pod(name: str, cpu: str) -> dict[str, Any]:
+    requests = {"cpu": cpu, GPU: "1"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "schedulerName": "kosmos-scheduler",
+            "nodeSelector": {"kosmos.io/owner-cluster": "cluster1"},
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "cuda",
+                    "resources": {"requests": requests, "limits": {GPU: "1"}},
+                }
+            ],
+        },
+    }
+
+
+def test_extended_resources_must_be_on_the_same_member_node_as_the_cpu(
+    scheduler, gpu_node, namespace
+):
+    host = scheduler.host
+    # 6 cpu and a GPU: the leaf has both in sum, but the GPU node has 4 cpu
+    apply(host, gpu_pod("wide", "6"), namespace=namespace)
+    messages = wait_for(lambda: events(host, namespace, "wide"), 60, "FailedScheduling for wide")
+    assert any("no single member node has all of it free" in m for m in messages), messages
+    apply(host, gpu_pod("narrow", "2"), namespace=namespace)
+    placed = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in live_pods(host, namespace)}
+    narrow = wait_for(
+        lambda: get(host, "pod", "narrow", "-n", namespace)["spec"].get("nodeName"),
+        60,
+        "narrow bound",
+    )
+    assert narrow == "kosmos-cluster1" and not placed.get("wide")
+    copy = wait_for(
+        lambda: (
+            (p := get(gpu_node, "pod", "narrow", "-n", namespace))["spec"].get("nodeName") and p
+        ),
+        60,
+        "the member copy bound",
+    )
+    assert copy["spec"]["nodeName"] == "cluster1-node3"  # the only member node with a GPU
