@@ -26,6 +26,7 @@ from kosmos.kube import tls
 from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig, in_cluster
 from kosmos.kube.controller import Controller, Request
+from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector
 from kosmos.kube.manager import Manager
@@ -96,7 +97,11 @@ async def run(
     manager.add_cluster(HOST, host)
     ledger = Ledger()
     caches = Caches(manager, ledger)
-    members = _controller("scheduler-members", MemberReconciler(manager, caches, *member_qps), 2)
+    identity = f"{socket.gethostname()}_{os.getpid()}"
+    recorder = EventRecorder(host, COMPONENT, identity)
+    members = _controller(
+        "scheduler-members", MemberReconciler(manager, caches, recorder, member_qps), 2
+    )
     caches.clusters.add_handler(
         EnqueueHandler(lambda c: members.enqueue(Request(HOST, "", c["metadata"]["name"])))
     )
@@ -118,7 +123,6 @@ async def run(
     server = Server(Extender(caches, ledger, not_ready), bind, port, tls.server_ssl_context(*cert))
     await server.start()
     log.info("serving filter/prioritize on https://%s:%d", bind, port)
-    identity = f"{socket.gethostname()}_{os.getpid()}"
     if leader_elect:
         elector = LeaderElector(host, LeaderElectionConfig(names.SYSTEM_NAMESPACE, LEASE, identity))
         costs = run_elected(cost_controller, trigger, elector, manager.wait_for_sync)

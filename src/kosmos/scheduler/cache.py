@@ -119,14 +119,6 @@ class Caches:
     def _member_removed(self, _: Manager, cluster: str) -> None:
         self._members.pop(cluster, None)
 
-    def member_synced(self, cluster: str) -> bool:
-        member = self._members.get(cluster)
-        return member is not None and member.synced
-
-    @property
-    def member_names(self) -> list[str]:
-        return sorted(self._members)
-
     # -- View ------------------------------------------------------------------------------
 
     def _is_leaf_name(self, name: str) -> bool:
@@ -247,6 +239,3 @@ class Caches:
             self.cluster_scoped,
         ]
         return [str(i.resource) for i in host if not i.has_synced]
-
-    def members_not_synced(self) -> list[str]:
-        return [m for m in self.member_names if not self.member_synced(m)]

@@ -5,7 +5,8 @@ credentials the way the cluster-manager does: ``spec.kubeconfig`` inline, or the
 ``spec.kubeconfigSecretRef`` names (read with a GET, so the extender needs ``get`` on that
 Secret only, not a watch on every Secret). The root Cluster and Clusters with ClusterTree
 disabled have no leaf nodes and are skipped. A changed kubeconfig replaces the member's
-client; a deleted Cluster stops its informers.
+client; a deleted Cluster stops its informers. A member whose credentials cannot be read
+gets a Warning event on its Cluster (its leaf nodes are then not judged for capacity).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig_text
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import KubeconfigError, KubeError
+from kosmos.kube.events import EventRecorder
 from kosmos.kube.manager import Manager
 from kosmos.scheduler.cache import HOST, Caches
 from kosmos.scheduler.decide import Obj
@@ -34,10 +36,13 @@ RETRY_SECONDS = 30.0
 class MemberReconciler:
     """Keyed by Cluster name (``Request(HOST, "", name)``)."""
 
-    def __init__(self, manager: Manager, caches: Caches, qps: float, burst: int) -> None:
+    def __init__(
+        self, manager: Manager, caches: Caches, recorder: EventRecorder, qps: tuple[float, int]
+    ) -> None:
         self.manager = manager
         self.caches = caches
-        self.qps, self.burst = qps, burst
+        self.recorder = recorder
+        self.qps, self.burst = qps
         self._fingerprints: dict[str, str] = {}
 
     async def __call__(self, request: Request) -> Result | None:
@@ -53,6 +58,9 @@ class MemberReconciler:
             await self._register(name, text)
         except KubeError as exc:  # KubeconfigError included
             log.warning("member %s: %s; retrying in %.0fs", name, exc, RETRY_SECONDS)
+            message = f"kosmos-scheduler-extender cannot watch this member ({exc}); its leaf "
+            message += "nodes are not checked for true capacity until it can"
+            await self.recorder.record(cluster, "Warning", "MemberUnavailable", message)
             return Result(requeue_after=RETRY_SECONDS)
         return None
 

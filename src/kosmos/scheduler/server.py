@@ -79,9 +79,13 @@ class Extender:
         return timed
 
     async def filter(self, request: web.Request) -> web.Response:
-        args: Obj = orjson.loads(await request.read())
-        pod: Obj = args.get("Pod") or {}
-        names, full = _node_names(args)
+        try:
+            args: Obj = orjson.loads(await request.read())
+            pod: Obj = args.get("Pod") or {}
+            names, full = _node_names(args)
+        except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+            metrics.requests_total.labels("filter", "error").inc()
+            return _json({"Error": f"{COMPONENT}: not an ExtenderArgs JSON body: {exc}"})
         problems = self.not_ready()
         if problems:
             metrics.requests_total.labels("filter", "not_ready").inc()
@@ -114,8 +118,11 @@ class Extender:
         return _json(answer)
 
     async def prioritize(self, request: web.Request) -> web.Response:
-        args: Obj = orjson.loads(await request.read())
-        names, _ = _node_names(args)
+        try:
+            args: Obj = orjson.loads(await request.read())
+            names, _ = _node_names(args)
+        except (orjson.JSONDecodeError, AttributeError, TypeError):
+            return web.Response(status=400, text="not an ExtenderArgs JSON body\n")
         if self.not_ready():
             metrics.requests_total.labels("prioritize", "not_ready").inc()
             return _json([{"Host": n, "Score": 0} for n in names])

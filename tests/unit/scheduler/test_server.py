@@ -92,3 +92,15 @@ async def test_placement_reserves_in_the_ledger():
         assert [r.cluster for r in extender.ledger.of_owner("rs")] == ["c1"]
     finally:
         await test.close()
+
+
+async def test_a_bad_body_is_an_error_answer():
+    test, _ = await client(Caches())
+    try:
+        response = await test.post("/kosmos-scheduler-extender/filter", data=b"{not json")
+        assert response.status == 200
+        assert (await response.json())["Error"].startswith(
+            "kosmos-scheduler-extender: not an ExtenderArgs JSON body"
+        )
+    finally:
+        await test.close()
