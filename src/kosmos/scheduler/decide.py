@@ -80,6 +80,8 @@ class Filtered:
     reserve: tuple[str, str] | None = None
     #: removed nodes per cause: unknown, policy, volume, capacity, placement
     causes: Counter[str] = field(default_factory=Counter)
+    #: prioritize's answer for the passing nodes, from the rooms the filter looked at
+    scores: dict[str, int] = field(default_factory=dict)
 
 
 def _uid(pod: Obj) -> str:
@@ -123,21 +125,24 @@ def _node_reasons(
     claims: volumes.Pins,
     request: dict[str, Any],
     node: Obj,
-) -> tuple[str, str]:
-    """("", "") if the node passes, else (reason, cause)."""
+) -> tuple[str, str, Rooms | None]:
+    """("", "", rooms) if the node passes, else (reason, cause, _)."""
     reason = nodetype.rejection(found, node)
     if reason:
-        return reason, "policy"
+        return reason, "policy", None
     reason = claims.rejection(node)
     if reason:
-        return reason, "volume"
-    if nodetype.is_leaf(node):
-        behind = view.rooms(node)
-        if behind is not None:
-            reason = misfit(behind.cluster, behind.rooms, request)
-            if reason:
-                return reason, "capacity"
-    return "", ""
+        return reason, "volume", None
+    behind = view.rooms(node)
+    if behind is not None and nodetype.is_leaf(node):
+        reason = misfit(behind.cluster, behind.rooms, request)
+        if reason:
+            return reason, "capacity", behind
+    return "", "", behind
+
+
+def score(behind: Rooms | None, request: dict[str, int]) -> int:
+    return round(MAX_SCORE * headroom(behind.rooms, request)) if behind else 0
 
 
 def filter_nodes(view: View, ledger: Ledger, pod: Obj, names: Iterable[str]) -> Filtered:
@@ -156,13 +161,14 @@ def filter_nodes(view: View, ledger: Ledger, pod: Obj, names: Iterable[str]) -> 
             out.failed[name] = UNKNOWN_NODE
             out.causes["unknown"] += 1
             continue
-        reason, cause = _node_reasons(view, found, claims, request, node)
+        reason, cause, behind = _node_reasons(view, found, claims, request, node)
         if reason:
             # only room can be freed (by preemption); the rest no eviction changes
             (out.failed if cause == "capacity" else out.unresolvable)[name] = reason
             out.causes[cause] += 1
         else:
             survivors.append((name, nodetype.cluster_of(node)))
+            out.scores[name] = score(behind, request)
     shares = placement.shares_of(found.term) if found is not None else []
     if found is None or not shares:
         out.nodes = [n for n, _ in survivors]
@@ -223,7 +229,5 @@ def priorities(view: View, pod: Obj, names: Iterable[str]) -> list[dict[str, Any
     out = []
     for name in names:
         node = view.node(name)
-        behind = view.rooms(node) if node is not None else None
-        score = round(MAX_SCORE * headroom(behind.rooms, request)) if behind else 0
-        out.append({"Host": name, "Score": score})
+        out.append({"Host": name, "Score": score(view.rooms(node) if node else None, request)})
     return out

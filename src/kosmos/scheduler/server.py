@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,11 +54,29 @@ def _node_names(args: Obj) -> tuple[list[str], dict[str, Obj] | None]:
     return list(full), full
 
 
+#: Filter answers kept for the prioritize call that follows (one per pod in the cycle).
+SCORES_KEPT = 64
+
+
 class Extender:
     def __init__(self, caches: Caches, ledger: Ledger, not_ready: Callable[[], list[str]]) -> None:
         self.caches = caches
         self.ledger = ledger
         self.not_ready = not_ready
+        #: (pod UID, resourceVersion) -> scores the filter computed for its passing nodes:
+        #: kube-scheduler calls prioritize right after filter with those very nodes
+        self._scores: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
+
+    def _keep_scores(self, pod: Obj, scores: dict[str, int]) -> None:
+        self._scores[_version_key(pod)] = scores
+        while len(self._scores) > SCORES_KEPT:
+            self._scores.popitem(last=False)
+
+    def _kept_scores(self, pod: Obj, names: list[str]) -> list[Obj] | None:
+        scores = self._scores.pop(_version_key(pod), None)
+        if scores is None or not all(n in scores for n in names):
+            return None
+        return [{"Host": n, "Score": scores[n]} for n in names]
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 2**20)
@@ -103,6 +122,7 @@ class Extender:
                 str(meta.get("uid", "")), owner, cluster, str(meta.get("resourceVersion", ""))
             )
             metrics.reservations.set(len(self.ledger))
+        self._keep_scores(pod, result.scores)
         for cause, count in result.causes.items():
             metrics.filtered_nodes.labels(cause).inc(count)
         metrics.requests_total.labels("filter", "ok").inc()
@@ -127,7 +147,8 @@ class Extender:
             metrics.requests_total.labels("prioritize", "not_ready").inc()
             return _json([{"Host": n, "Score": 0} for n in names])
         try:
-            scores = decide.priorities(self.caches, args.get("Pod") or {}, names)
+            pod = args.get("Pod") or {}
+            scores = self._kept_scores(pod, names) or decide.priorities(self.caches, pod, names)
         except Exception:  # a prioritize error only loses our score; never fail the pod
             log.exception("prioritize for pod %s failed", _pod_id(args.get("Pod") or {}))
             metrics.requests_total.labels("prioritize", "error").inc()
@@ -150,6 +171,11 @@ class Extender:
         return web.Response(
             body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+
+def _version_key(pod: Obj) -> tuple[str, str]:
+    meta = pod.get("metadata", {})
+    return str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
 
 
 def _pod_id(pod: Obj) -> str:

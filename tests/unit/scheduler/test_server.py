@@ -104,3 +104,21 @@ async def test_a_bad_body_is_an_error_answer():
         )
     finally:
         await test.close()
+
+
+async def test_prioritize_answers_with_the_scores_its_filter_computed():
+    from tests.unit.scheduler.test_decide import room
+
+    caches = Caches(free={"kosmos-c1": [room(2)], "kosmos-c2": [room(12)]})
+    test, _ = await client(caches)
+    try:
+        args = {"Pod": pod(), "NodeNames": ["kosmos-c1", "kosmos-c2"]}
+        await test.post("/kosmos-scheduler-extender/filter", json=args)
+        caches.free = {}  # the state moved on: prioritize still answers for the filter's view
+        response = await test.post("/kosmos-scheduler-extender/prioritize", json=args)
+        assert await response.json() == [
+            {"Host": "kosmos-c1", "Score": 1},
+            {"Host": "kosmos-c2", "Score": 7},
+        ]
+    finally:
+        await test.close()
