@@ -16,7 +16,12 @@ from tests.support import IN_CI
 
 TIERS = ("unit", "integration", "dataplane", "e2e")
 
-pytest_plugins = ["tests.fixtures.clusters", "tests.fixtures.crds", "tests.fixtures.tree"]
+pytest_plugins = [
+    "tests.fixtures.clusters",
+    "tests.fixtures.crds",
+    "tests.fixtures.tree",
+    "tests.fixtures.scheduler",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

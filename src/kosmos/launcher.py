@@ -15,6 +15,7 @@ COMPONENTS: dict[str, str] = {
     "cluster-manager": "kosmos.clustertree.app:command",
     "agent": "kosmos.clusterlink.agent.app:command",
     "network-manager": "kosmos.clusterlink.app:command",
+    "scheduler-extender": "kosmos.scheduler.app:command",
 }
 
 

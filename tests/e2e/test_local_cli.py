@@ -27,20 +27,26 @@ def test_up_exports_a_kubeconfig_in_its_own_state_dir(e2e_env: E2EEnv):
     assert nodes == [f"node/cluster1-node{i}" for i in (1, 2, 3)]
 
 
-def test_status_shows_healthy_clusters_and_the_component_process(e2e_env: E2EEnv):
+def test_status_shows_healthy_clusters_and_the_component_processes(e2e_env: E2EEnv):
     status = json.loads(e2e_env.kosmosctl("local", "status", "-o", "json").stdout)
     assert [(c["name"], c["healthy"]) for c in status["clusters"]] == [
         ("host", True),
         ("cluster1", True),
         ("cluster2", True),
     ]
-    (component,) = status["components"]
-    assert component["name"] == "cluster-manager" and component["healthy"]
-    assert component["health_port"] == PORT_BASE + 7
-    assert component["rss_mib"] > 10
-    assert str(component["pid"]) in {str(p.pid) for p in procs.processes_under(e2e_env.state)}
+    ports = {c["name"]: c["health_port"] for c in status["components"]}
+    assert ports == {
+        "cluster-manager": PORT_BASE + 7,
+        "scheduler-extender": PORT_BASE + 8,  # HTTPS
+        "kosmos-scheduler": PORT_BASE + 9,  # kube-scheduler's secure port
+    }
+    ours = {str(p.pid) for p in procs.processes_under(e2e_env.state)}
+    for component in status["components"]:
+        assert component["healthy"] and component["rss_mib"] > 10, component
+        assert str(component["pid"]) in ours
     table = e2e_env.kosmosctl("local", "status").stdout
     assert "cluster-manager" in table and f":{PORT_BASE + 7}" in table
+    assert "kosmos-scheduler" in table and f":{PORT_BASE + 9}" in table
 
 
 def _generations(e2e_env: E2EEnv) -> dict[str, object]:
@@ -59,17 +65,16 @@ def _generations(e2e_env: E2EEnv) -> dict[str, object]:
 
 def test_second_up_is_fast_and_changes_nothing(e2e_env: E2EEnv):
     before = _generations(e2e_env)
-    pid = json.loads(e2e_env.kosmosctl("local", "status", "-o", "json").stdout)["components"][0][
-        "pid"
-    ]
+    components = json.loads(e2e_env.kosmosctl("local", "status", "-o", "json").stdout)
+    pid = {c["name"]: c["pid"] for c in components["components"]}["cluster-manager"]
     started = time.monotonic()
     again = e2e_env.kosmosctl("local", "up", *UP_ARGS)
     seconds = time.monotonic() - started
     log = again.stderr
     assert "creating" not in log and "created" not in log, log
-    assert log.count("already running") == 4, log  # three clusters and the cluster-manager
+    assert log.count("already running") == 6, log  # three clusters and three components
     assert f"cluster-manager: already running (pid {pid}," in log
-    assert "17 objects: 17 unchanged" in log
+    assert "19 objects: 19 unchanged" in log
     assert "cluster1: already joined" in log and "cluster2: already joined" in log
     assert "deployment.apps/nginx-deployment unchanged" in log
     assert _generations(e2e_env) == before

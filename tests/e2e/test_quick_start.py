@@ -25,8 +25,10 @@ def test_up_set_kosmos_up_after_the_clusters_and_said_so(e2e_env: E2EEnv):
     log = e2e_env.first_up.stderr
     steps = [
         "environment up: host, cluster1, cluster2",
-        "kosmos: CRDs, namespace, tree objects, root Cluster: 17 objects: 17 created",
+        "kosmos: CRDs, namespace, tree and scheduler objects, root Cluster: 19 objects: 19 created",
         "cluster-manager: started",
+        "scheduler-extender: started",
+        "kosmos-scheduler: started",
         "cluster1: joined",
         "cluster2: joined",
         "kosmos: leaf nodes Ready: kosmos-cluster1, kosmos-cluster2",
@@ -72,10 +74,12 @@ def test_down_stops_every_process_components_included_and_frees_every_port(e2e_e
     running = procs.processes_under(e2e_env.state)
     assert "python" in " ".join(p.name for p in running)  # the cluster-manager is one of them
     ports = {p for c in plan(Options(port_base=PORT_BASE)) for p in c.ports.values()}
-    assert {PORT_BASE + 6, PORT_BASE + 7} <= ports & set(procs.listening_ports())
+    assert {PORT_BASE + 6, PORT_BASE + 7, PORT_BASE + 8, PORT_BASE + 9} <= ports & set(
+        procs.listening_ports()
+    )
 
     out = e2e_env.kosmosctl("local", "down")
-    assert "stopped components: cluster-manager" in out.stderr
+    assert "stopped components: cluster-manager, kosmos-scheduler, scheduler-extender" in out.stderr
     assert procs.processes_under(e2e_env.state) == []
     still = ports & set(procs.listening_ports())
     assert still == set(), f"ports still listening after down: {sorted(still)}"

@@ -38,6 +38,14 @@ ANNOTATION_CLUSTER_SELECTOR = "kosmos.io/cluster-selector"  # on host pods: memb
 ANNOTATION_CONVERT_POLICY = "kosmos-io/convert-policy"
 ANNOTATION_CLUSTER_OWNERS = "kosmos-io/cluster-owners"  # host objects copied to members
 ANNOTATION_SELECTED_NODE = "volume.kubernetes.io/selected-node"
+ANNOTATION_MEMBER_CLAIM = "kosmos.io/member-claim"  # on host PVs Kosmos made: <cluster>/<ns>/<name>
+ANNOTATION_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+# Storage
+LEAF_PROVISIONER = "kosmos.io/leaf"  # host StorageClasses whose claims live in a member
+
+# Scheduling
+SCHEDULER_NAME = "kosmos-scheduler"  # the kube-scheduler profile with the Kosmos extender
 
 # Taints
 TAINT_LEAF = {"key": LABEL_NODE, "value": "true", "effect": "NoSchedule"}

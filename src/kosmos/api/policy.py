@@ -8,6 +8,9 @@ policy term that does not exist (the pod silently fell back to ``mix``), selecto
 name/namePrefix/labelSelector (documented as "name wins", implemented as "any of them"),
 ``adv`` terms with nothing to match (no node ever passes), and converters whose convertType
 contradicts their payload.
+
+``PolicyTerm.placement`` is ours (the original had no per-cluster division): it divides the
+pods of each workload between clusters by fixed counts and weights.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from kosmos.api import names
 from kosmos.api.common import Condition, conditions, kosmos_kind
 from kosmos.api.schema import Embedded, Rule, kind, prop, rules
 
@@ -22,6 +26,9 @@ _NAME = 63  # policy-term names are short identifiers, like label values
 _OBJECT_NAME = 253  # pod and node names are DNS subdomains
 _SELECTORS = 64
 _TERMS = 32
+_CLUSTERS = 64
+_MAX_REPLICAS = 100_000
+_MAX_WEIGHT = 10_000
 
 # -- DistributionPolicy / ClusterDistributionPolicy ---------------------------------------
 
@@ -75,6 +82,60 @@ class AdvancedTerm:
 
 @rules(
     Rule(
+        "has(self.replicas) != has(self.weight)",
+        "set exactly one of replicas (a fixed number of pods for this cluster) or weight "
+        "(its share of the pods beyond the fixed numbers)",
+    )
+)
+@dataclass
+class ClusterShare:
+    """One cluster's part of a workload: a fixed pod count or a weight."""
+
+    name: str = prop(
+        required=True,
+        min_length=1,
+        max_length=_NAME,
+        description=f"A member Cluster, or {names.ROOT_CLUSTER_NAME} for the host's own nodes",
+    )
+    replicas: int = prop(
+        minimum=0,
+        maximum=_MAX_REPLICAS,
+        description="Exactly this many pods of each workload go to this cluster (listed "
+        "clusters are served in order when the workload has fewer pods)",
+    )
+    weight: int = prop(
+        minimum=1,
+        maximum=_MAX_WEIGHT,
+        description="Share of the pods left after the fixed replicas, in proportion to the "
+        "other weights",
+    )
+
+
+@dataclass
+class ClusterPlacement:
+    """How many pods of each workload (a ReplicaSet or a StatefulSet) each cluster runs.
+
+    Fixed ``replicas`` are served first, in list order; the pods beyond them are divided by
+    ``weight`` (Sainte-Lague, ties in list order), so 7:3 over 10 pods is exactly 7 and 3 and
+    every scale up or down keeps the nearest split. Pods beyond the fixed numbers stay Pending
+    when no cluster has a weight. Other pods (no such owner) may use any listed cluster.
+    """
+
+    clusters: list[ClusterShare] = prop(
+        required=True,
+        min_items=1,
+        max_items=_CLUSTERS,
+        list_type="map",
+        list_map_keys=["name"],
+        description="Clusters keyed by name (each at most once)",
+    )
+
+
+_ROOT = names.ROOT_CLUSTER_NAME
+
+
+@rules(
+    Rule(
         "!has(self.advancedTerm) || self.nodeType == 'adv'",
         "advancedTerm is only used by nodeType adv",
         field_path=".advancedTerm",
@@ -84,14 +145,29 @@ class AdvancedTerm:
         "nodeType adv needs an advancedTerm",
         field_path=".nodeType",
     ),
+    Rule(
+        f"!has(self.placement) || self.nodeType != 'leaf' || "
+        f"self.placement.clusters.all(c, c.name != '{_ROOT}')",
+        f"nodeType leaf never uses host nodes: remove {_ROOT} from placement.clusters, or use "
+        "nodeType mix",
+        field_path=".placement",
+    ),
+    Rule(
+        f"!has(self.placement) || self.nodeType != 'host' || "
+        f"self.placement.clusters.all(c, c.name == '{_ROOT}')",
+        f"nodeType host uses only host nodes: placement.clusters can only name {_ROOT}; use "
+        "nodeType mix to divide pods between the host and member clusters",
+        field_path=".placement",
+    ),
 )
 @dataclass
 class PolicyTerm:
-    """A named node choice: host nodes only, leaf nodes only, either (mix), or advanced.
+    """A named node choice: host nodes only, leaf nodes only, either (mix), or advanced;
+    optionally divided between clusters (``placement``).
 
-    Per-cluster placement (which member clusters a pod may use) is left to a later design: it
-    will be a new optional field here (and perhaps a new nodeType), so the rules above only
-    constrain ``advancedTerm`` and never enumerate the node types or the term's fields.
+    A node's cluster is the member its leaf node stands for, or the host itself for the
+    host's own nodes, so ``placement`` works with every nodeType that can reach the clusters
+    it names. The seed's terms carry no placement and keep their meaning.
     """
 
     name: str = prop(required=True, min_length=1, max_length=_NAME)
@@ -99,6 +175,7 @@ class PolicyTerm:
         default="mix", description="host, leaf, mix (either) or adv (see advancedTerm)"
     )
     advanced_term: AdvancedTerm = prop()
+    placement: ClusterPlacement = prop()
 
 
 @rules(

@@ -84,6 +84,12 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="ClusterLink (network-manager). Disabling removes an installed one.",
 )
+@click.option(
+    "--enable-scheduler/--disable-scheduler",
+    default=True,
+    show_default=True,
+    help="kosmos-scheduler (kube-scheduler + extender). Disabling removes an installed one.",
+)
 @click.option("--cni", default="calico", show_default=True, help="CNI of the host cluster.")
 @click.option(
     "--default-nic",
@@ -120,6 +126,7 @@ def install(
     image_repository: str,
     enable_tree: bool,
     enable_link: bool,
+    enable_scheduler: bool,
     cni: str,
     default_nic: str,
     dry_run: bool,
@@ -131,9 +138,10 @@ def install(
 
     Re-run it to upgrade (--version) or reconfigure.
 
-    Creates the kosmos.io CRDs, the namespace, the cluster-manager (ClusterTree) and
-    network-manager (ClusterLink) with least-privilege RBAC, and the root Cluster
-    kosmos-control-cluster. A component disabled with --disable-tree/--disable-link is not
+    Creates the kosmos.io CRDs, the namespace, the cluster-manager (ClusterTree),
+    network-manager (ClusterLink) and kosmos-scheduler (kube-scheduler with the Kosmos
+    extender) with least-privilege RBAC, and the root Cluster kosmos-control-cluster. A
+    component disabled with --disable-tree/--disable-link/--disable-scheduler is not
     installed, and removed if an earlier install created it.
     """
     options = InstallOptions(
@@ -142,6 +150,7 @@ def install(
         version=version,
         enable_tree=enable_tree,
         enable_link=enable_link,
+        enable_scheduler=enable_scheduler,
         cni=cni,
         default_nic=default_nic,
     )
@@ -181,8 +190,7 @@ async def _install(
         plan = await applier.preflight(client, objects)
     except KubeError as exc:
         raise click.ClickException(f"dry run failed, nothing was changed: {exc}") from exc
-    disabled = [c for c in manifests.COMPONENTS if not options.enabled(c)]
-    removals = await _removals(client, options, disabled)
+    removals = await _removals(client, options)
     if report.dry_run:
         for step in plan + removals:
             report(step)
@@ -228,17 +236,12 @@ async def apply_all(
             report(await applier.apply(client, resource, body, dry_run=False))
 
 
-async def _removals(
-    client: Client, options: InstallOptions, disabled: list[manifests.Component]
-) -> list[applier.Step]:
+async def _removals(client: Client, options: InstallOptions) -> list[applier.Step]:
     """Objects of disabled components that an earlier install left: to be deleted."""
     out = []
-    for component in disabled:
-        for resource, body in reversed(manifests.component_objects(options, component)):
-            meta = body["metadata"]
-            current = await applier.get_or_none(
-                client, resource, meta["name"], meta.get("namespace")
-            )
-            if current is not None:
-                out.append(applier.Step(resource, body, "deleted"))
+    for resource, body in reversed(manifests.disabled_objects(options)):
+        meta = body["metadata"]
+        current = await applier.get_or_none(client, resource, meta["name"], meta.get("namespace"))
+        if current is not None:
+            out.append(applier.Step(resource, body, "deleted"))
     return out

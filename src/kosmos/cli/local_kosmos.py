@@ -8,9 +8,12 @@ component Deployment would never really run):
    for until Established), namespace ``kosmos-system``, ClusterTree's admission policy and
    leaf StorageClass, and the root Cluster — but none of the components' Deployments or RBAC;
 2. start the cluster-manager (``kosmos.local.components``) and wait until it leads;
-3. join every member with ClusterTree enabled (``kosmos.cli.join.join_member``) and wait
+3. start kosmos-scheduler — the extender (``kosmos scheduler-extender``), then a real
+   kube-scheduler with the kosmos-scheduler profile pointing at it — and wait until the
+   kube-scheduler leads;
+4. join every member with ClusterTree enabled (``kosmos.cli.join.join_member``) and wait
    until its leaf node is Ready;
-4. with ``--sample-app``, apply the seed's nginx Deployment to ``default`` and wait until its
+5. with ``--sample-app``, apply the seed's nginx Deployment to ``default`` and wait until its
    three pods run on leaf nodes.
 
 Every step converges, so a second ``up`` changes nothing: applies come back unchanged, the
@@ -21,12 +24,15 @@ running cluster-manager is kept, joined members say so. Decisions are pure funct
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
+import yaml
 
 from kosmos.api import names
 from kosmos.api.resources import DEPLOYMENTS, LEASES, NODES, PODS
@@ -37,9 +43,11 @@ from kosmos.cli.manifests import InstallOptions, Planned
 from kosmos.cli.membership import JoinOptions, MembershipError, flatten_kubeconfig
 from kosmos.cli.output import Progress
 from kosmos.kube.client import Client
-from kosmos.local import components, environment
+from kosmos.local import components, environment, paths
 from kosmos.local import kosmos as local
 from kosmos.local.topology import ClusterPlan
+from kosmos.scheduler import profile
+from kosmos.scheduler.app import serving_pair
 
 POLL_SECONDS = 1.0
 CRD_TIMEOUT = 60.0
@@ -63,6 +71,7 @@ def local_objects() -> list[Planned]:
         *manifests.crd_objects(),
         manifests.namespace_object(options),
         *manifests.tree_objects(),
+        *manifests.scheduler_admission_objects(),
         manifests.root_cluster(options),
     ]
 
@@ -100,6 +109,7 @@ async def _set_up(
     client = await cli.host()
     await install_objects(client, progress)
     await ensure_cluster_manager(client, host, progress)
+    await ensure_scheduler(host, progress)
     for member in members:
         await join_member(cli, member, progress)
     leaves = await wait_leaves(client, [m.name for m in members], progress)
@@ -115,7 +125,37 @@ async def install_objects(client: Client, progress: Progress) -> None:
         )
     except applier.WaitTimeout as exc:
         raise SetupError(str(exc)) from exc
-    progress(f"kosmos: CRDs, namespace, tree objects, root Cluster: {summarize(actions)}")
+    progress(
+        f"kosmos: CRDs, namespace, tree and scheduler objects, root Cluster: {summarize(actions)}"
+    )
+
+
+async def _ensure_component(
+    name: str, want: list[str], port: int, progress: Progress, *, changed: bool = False
+) -> int:
+    """Keep a healthy process of ours running ``want``, (re)start anything else.
+
+    ``changed``: its configuration file changed, so a running process is restarted too.
+    """
+    pid = components.running(name)
+    argv = components.cmdline(pid) if pid else []
+    serving = bool(pid) and await asyncio.to_thread(components.healthy, port)
+    action = local.component_action(pid, argv, want, serving)
+    if action == "keep" and changed:
+        action = "restart"
+        progress(f"{name}: its configuration changed; restarting")
+    if action == "keep" and pid is not None:
+        progress(f"{name}: already running (pid {pid}, health :{port})")
+        return pid
+    if action == "restart":
+        progress(f"{name}: pid {pid} is not a healthy {name} of this environment; restarting")
+        await asyncio.to_thread(components.stop, name)
+    try:
+        pid = await asyncio.to_thread(components.start, name, want, health_port=port)
+    except RuntimeError as exc:
+        raise SetupError(str(exc)) from exc
+    progress(f"{name}: started (pid {pid}, health :{port}, log {_log(name)})")
+    return pid
 
 
 async def ensure_cluster_manager(client: Client, host: ClusterPlan, progress: Progress) -> int:
@@ -123,21 +163,7 @@ async def ensure_cluster_manager(client: Client, host: ClusterPlan, progress: Pr
     name = local.CLUSTER_MANAGER
     ports = local.cluster_manager_ports(host)
     want = components.cluster_manager_command(environment.cluster_kubeconfig(host.name), ports)
-    pid = components.running(name)
-    argv = components.cmdline(pid) if pid else []
-    serving = bool(pid) and await asyncio.to_thread(components.healthy, ports.health)
-    action = local.component_action(pid, argv, want, serving)
-    if action == "keep" and pid is not None:
-        progress(f"{name}: already running (pid {pid}, health :{ports.health})")
-    else:
-        if action == "restart":
-            progress(f"{name}: pid {pid} is not a healthy {name} of this environment; restarting")
-            await asyncio.to_thread(components.stop, name)
-        try:
-            pid = await asyncio.to_thread(components.start, name, want, health_port=ports.health)
-        except RuntimeError as exc:
-            raise SetupError(str(exc)) from exc
-        progress(f"{name}: started (pid {pid}, health :{ports.health}, log {_log(name)})")
+    pid = await _ensure_component(name, want, ports.health, progress)
     await _wait(
         f"{name} (pid {pid}) to lead",
         LEADER_TIMEOUT,
@@ -145,6 +171,54 @@ async def ensure_cluster_manager(client: Client, host: ClusterPlan, progress: Pr
         progress,
     )
     return pid
+
+
+def scheduler_command(host: ClusterPlan) -> tuple[list[str], str]:
+    """kube-scheduler's command line and the configuration file it reads."""
+    ports = local.scheduler_ports(host)
+    cert, _ = serving_pair(str(components.extender_cert_dir()), ["127.0.0.1", "localhost"])
+    config = profile.configuration(
+        extender_url=f"https://127.0.0.1:{ports.extender}",
+        kubeconfig=str(environment.cluster_kubeconfig(host.name)),
+        ca_pem=cert,
+    )
+    path = components.scheduler_config_file()
+    flags = profile.flags(str(path), secure_port=ports.scheduler, bind_address="127.0.0.1")
+    return [str(paths.bin_dir() / "kube-scheduler"), *flags], yaml.safe_dump(config)
+
+
+async def ensure_scheduler(host: ClusterPlan, progress: Progress) -> int:
+    """The extender first (kube-scheduler calls it from its first pod), then kube-scheduler
+    with the kosmos-scheduler profile; wait until the kube-scheduler leads."""
+    ports = local.scheduler_ports(host)
+    kubeconfig = environment.cluster_kubeconfig(host.name)
+    want, config = scheduler_command(host)  # also writes the extender's certificate
+    await _ensure_component(
+        local.EXTENDER, components.extender_command(kubeconfig, ports), ports.extender, progress
+    )
+    path = components.scheduler_config_file()
+    changed = not path.exists() or path.read_text() != config
+    path.write_text(config)
+    name = local.SCHEDULER
+    pid = await _ensure_component(name, want, ports.scheduler, progress, changed=changed)
+    await _wait(f"{name} (pid {pid}) to lead", LEADER_TIMEOUT, lambda: _leads(ports), progress)
+    return pid
+
+
+async def _leads(ports: components.SchedulerPorts) -> str:
+    def scrape() -> str:
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        url = f"https://127.0.0.1:{ports.scheduler}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=insecure) as response:
+                return str(response.read().decode())
+        except OSError:
+            return ""
+
+    metrics = await asyncio.to_thread(scrape)
+    return "" if local.scheduler_leads(metrics) else f"{local.SCHEDULER} to take its Lease"
 
 
 async def _leader_pending(client: Client, pid: int) -> str:
@@ -246,7 +320,7 @@ def _log(name: str) -> Path:
 
 
 def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker | None:
-    """Undo ``set_up`` (sample app, joins, cluster-manager); returns what had been set up.
+    """Undo ``set_up`` (sample app, joins, the components); returns what had been set up.
 
     The CRDs, namespace and root Cluster stay: they cost nothing and ``install`` owns them.
     Used by the test session to get a bare environment; ``set_up`` restores it afterwards.
@@ -257,9 +331,10 @@ def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker |
     host, members = clusters[0], clusters[1:]
     cli = _context(host)
     cli.run(_tear_down(cli, host, [m.name for m in members], progress))
-    components.stop(local.CLUSTER_MANAGER)
+    for name in (local.SCHEDULER, local.EXTENDER, local.CLUSTER_MANAGER):
+        components.stop(name)
     local.clear_marker()
-    progress("kosmos: sample app, joins and cluster-manager removed")
+    progress("kosmos: sample app, joins, kosmos-scheduler and cluster-manager removed")
     return marker
 
 

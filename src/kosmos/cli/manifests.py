@@ -23,12 +23,15 @@ from kosmos.api.cluster import (
 from kosmos.api.resources import (
     CUSTOMRESOURCEDEFINITIONS,
     DEPLOYMENTS,
+    MUTATING_ADMISSION_POLICIES,
+    MUTATING_ADMISSION_POLICY_BINDINGS,
     NAMESPACES,
     SERVICEACCOUNTS,
+    STORAGECLASSES,
     Resource,
 )
 from kosmos.api.schema import kind_info, manifest
-from kosmos.cli import rbac
+from kosmos.cli import rbac, scheduling
 from kosmos.cli.rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, RBAC_GROUP, ROLEBINDINGS, ROLES
 from kosmos.clustertree import admission
 
@@ -103,6 +106,7 @@ class InstallOptions:
     version: str = field(default_factory=default_version)
     enable_tree: bool = True
     enable_link: bool = True
+    enable_scheduler: bool = True
     cni: str = "calico"
     default_nic: str = "*"
 
@@ -192,23 +196,6 @@ def component_objects(options: InstallOptions, component: Component) -> list[Pla
     return out
 
 
-MUTATING_ADMISSION_POLICIES = Resource(
-    "admissionregistration.k8s.io",
-    "v1",
-    "mutatingadmissionpolicies",
-    "MutatingAdmissionPolicy",
-    False,
-)
-MUTATING_ADMISSION_POLICY_BINDINGS = Resource(
-    "admissionregistration.k8s.io",
-    "v1",
-    "mutatingadmissionpolicybindings",
-    "MutatingAdmissionPolicyBinding",
-    False,
-)
-STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
-
-
 def tree_objects() -> list[Planned]:
     """ClusterTree's host objects: the no-eviction admission policy and the leaf StorageClass."""
     policy, binding = admission.toleration_policy(labels(PART_OF))
@@ -217,6 +204,31 @@ def tree_objects() -> list[Planned]:
         (MUTATING_ADMISSION_POLICY_BINDINGS, binding),
         (STORAGECLASSES, admission.leaf_storage_class(labels(PART_OF))),
     ]
+
+
+def scheduler_objects(options: InstallOptions) -> list[Planned]:
+    """kosmos-scheduler: kube-scheduler + extender Deployment, its ConfigMap, RBAC, policy."""
+    return scheduling.objects(
+        options.namespace,
+        image=options.image,
+        labels=labels,
+        admission_labels=labels(PART_OF),
+        pod_security=POD_SECURITY,
+        tolerations=[dict(CONTROL_PLANE_TOLERATION)],
+    )
+
+
+def scheduler_admission_objects() -> list[Planned]:
+    """The leaf toleration for kosmos-scheduler pods (the local environment needs only it)."""
+    return scheduling.admission_objects(labels(PART_OF))
+
+
+POD_SECURITY: Obj = {
+    "runAsNonRoot": True,
+    "runAsUser": NONROOT_ID,
+    "runAsGroup": NONROOT_ID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def deployment(options: InstallOptions, component: Component) -> Obj:
@@ -254,12 +266,7 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
                 "metadata": {"labels": labels(name)},
                 "spec": {
                     "serviceAccountName": name,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": NONROOT_ID,
-                        "runAsGroup": NONROOT_ID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": copy.deepcopy(POD_SECURITY),
                     "containers": [container],
                     "tolerations": [dict(CONTROL_PLANE_TOLERATION)],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],
@@ -291,13 +298,24 @@ def install_objects(options: InstallOptions) -> list[Planned]:
     for component in COMPONENTS:
         if options.enabled(component):
             out.extend(component_objects(options, component))
+    if options.enable_scheduler:
+        out.extend(scheduler_objects(options))
     out.append(root_cluster(options))
     return out
 
 
 def all_component_objects(options: InstallOptions) -> list[Planned]:
     """Every component's objects whatever the flags: what uninstall removes."""
-    return [planned for c in COMPONENTS for planned in component_objects(options, c)]
+    out = [planned for c in COMPONENTS for planned in component_objects(options, c)]
+    return [*out, *scheduler_objects(options)]
+
+
+def disabled_objects(options: InstallOptions) -> list[Planned]:
+    """Objects of the components the options leave out (an earlier install may have them)."""
+    out = [p for c in COMPONENTS if not options.enabled(c) for p in component_objects(options, c)]
+    if not options.enable_scheduler:
+        out.extend(scheduler_objects(options))
+    return out
 
 
 def display_name(resource: Resource, body: Obj) -> str:

@@ -66,6 +66,17 @@ def image_tag(image: str) -> str:
     return last.rpartition(":")[2] if ":" in last else "latest"
 
 
+def kosmos_image(deployment: Obj) -> str:
+    """The image of the container running ``kosmos`` (kosmos-scheduler's pod also runs the
+    upstream kube-scheduler image, whose tag is not a Kosmos version)."""
+    spec = deployment["spec"]["template"]["spec"]
+    containers = [*spec.get("initContainers", []), *spec.get("containers", [])]
+    for container in containers:
+        if (container.get("command") or [""])[0] == "kosmos":
+            return str(container.get("image", ""))
+    return str(containers[0].get("image", "")) if containers else ""
+
+
 async def _server(cli_ctx: CliContext, namespace: str) -> Obj:
     client = await cli_ctx.host()
     server = await client.get_raw("/version")
@@ -80,15 +91,10 @@ async def _server(cli_ctx: CliContext, namespace: str) -> Obj:
         deployments = []
     components = []
     for deployment in deployments:
-        for container in deployment["spec"]["template"]["spec"].get("containers", []):
-            image = container.get("image", "")
-            components.append(
-                {
-                    "name": deployment["metadata"]["name"],
-                    "version": image_tag(image),
-                    "image": image,
-                }
-            )
+        image = kosmos_image(deployment)
+        components.append(
+            {"name": deployment["metadata"]["name"], "version": image_tag(image), "image": image}
+        )
     return {
         "serverVersion": server,
         "kosmos": {"namespace": namespace, "components": components},

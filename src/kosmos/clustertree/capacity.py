@@ -19,15 +19,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from kosmos.api import names
+from kosmos.api.podrequests import Resources, pod_requests
 from kosmos.api.quantity import QuantityValue, format_resources, parse_quantity, parse_resources
 from kosmos.clustertree.placement import Obj
 
-Resources = dict[str, Fraction]
-
 #: Always reported, as zero when no member node is available.
 BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
-#: Pod-level requests (spec.resources) replace the containers' sum for these only.
-_POD_LEVEL = ("cpu", "memory")
 _TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 
@@ -54,48 +51,6 @@ def is_available(node: Obj) -> bool:
 def _add(total: Resources, extra: Mapping[str, Fraction]) -> None:
     for name, value in extra.items():
         total[name] = total.get(name, Fraction(0)) + value
-
-
-def _maximize(total: Resources, other: Mapping[str, Fraction]) -> None:
-    for name, value in other.items():
-        total[name] = max(total.get(name, Fraction(0)), value)
-
-
-def _requests(container: Obj) -> Resources:
-    return parse_resources(container.get("resources", {}).get("requests"))
-
-
-def pod_requests(pod: Obj) -> Resources:
-    """What the scheduler reserves for a pod (k8s resourcehelper.PodRequests).
-
-    Regular containers run together, so their requests add up; init containers run one at a
-    time before them, so only the largest counts. Sidecars (init containers with
-    ``restartPolicy: Always``) keep running: they add to the containers' sum and to every later
-    init container. Pod-level ``spec.resources.requests`` override cpu/memory/hugepages, and
-    ``spec.overhead`` comes on top. The ``pods`` slot itself is not included.
-    """
-    spec = pod.get("spec", {})
-    total: Resources = {}
-    for container in spec.get("containers") or []:
-        _add(total, _requests(container))
-    sidecars: Resources = {}
-    init_peak: Resources = {}
-    for container in spec.get("initContainers") or []:
-        requests = _requests(container)
-        if container.get("restartPolicy") == "Always":
-            _add(total, requests)
-            _add(sidecars, requests)
-            step = dict(sidecars)
-        else:
-            step = dict(requests)
-            _add(step, sidecars)
-        _maximize(init_peak, step)
-    _maximize(total, init_peak)
-    for name, value in parse_resources(spec.get("resources", {}).get("requests")).items():
-        if name in _POD_LEVEL or name.startswith("hugepages-"):
-            total[name] = value
-    _add(total, parse_resources(spec.get("overhead")))
-    return total
 
 
 def occupies_node(pod: Obj) -> bool:

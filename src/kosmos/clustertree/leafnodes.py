@@ -15,19 +15,20 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from kosmos.api.resources import LEASES, NODES, PODS
-from kosmos.clustertree import metrics
-from kosmos.clustertree.capacity import free_resources
-from kosmos.clustertree.context import HOST, Tree
-from kosmos.clustertree.leafmodel import (
+from kosmos.api.leafmodel import (
     LeafModelError,
+    LeafNode,
+    Obj,
     is_root_cluster,
     leaf_nodes,
     member_nodes_of,
     tree_enabled,
 )
+from kosmos.api.resources import LEASES, NODES, PODS
+from kosmos.clustertree import metrics
+from kosmos.clustertree.capacity import free_resources
+from kosmos.clustertree.context import HOST, Tree
 from kosmos.clustertree.nodeforge import leaf_node, metadata_patch, status_patch
-from kosmos.clustertree.placement import LeafNode, Obj
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import AlreadyExists, KubeError, NotFound
 from kosmos.kube.manager import ClusterNotFound

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kosmos.api import names
+from kosmos.api.leafmodel import LeafNode, Obj
 from kosmos.api.quantity import QuantityError, parse_quantity
 from kosmos.clustertree.capacity import Free
-from kosmos.clustertree.placement import LeafNode, Obj
 
 ANNOTATION_MANAGED_LABELS = "kosmos.io/managed-labels"
 ANNOTATION_MANAGED_TAINTS = "kosmos.io/managed-taints"  # "key:effect" comma list

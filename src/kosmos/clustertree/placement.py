@@ -2,19 +2,19 @@
 
 A *leaf node* is a Node object in the host that stands for some member nodes: the whole
 member cluster, exactly one member node (one-to-one) or a label-selected group. The node
-side builds ``LeafNode`` values from a Cluster's ``clusterTreeOptions.leafModels``; the pod
-side turns the leaf node a host pod is bound to into a ``Placement`` that says how the pod
-must be pinned inside the member.
+side builds ``LeafNode`` values from a Cluster's ``clusterTreeOptions.leafModels``
+(:mod:`kosmos.api.leafmodel`); the pod side turns the leaf node a host pod is bound to into
+a ``Placement`` that says how the pod must be pinned inside the member.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from kosmos.api.leafmodel import LeafMode, LeafNode
 
 Obj = dict[str, Any]
-
-LeafMode = Literal["whole-cluster", "one-to-one", "group"]
 
 
 @dataclass(frozen=True)
@@ -32,24 +32,13 @@ class Placement:
     node_labels: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class LeafNode:
-    """One leaf node of a Cluster, as declared by a leaf model (or the implicit whole one)."""
-
-    name: str
-    cluster: str
-    mode: LeafMode
-    member_node: str | None = None
-    node_selector: Obj | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    taints: tuple[Obj, ...] = ()
-
-    def placement(self, node_labels: dict[str, str] | None = None) -> Placement:
-        return Placement(
-            cluster=self.cluster,
-            host_node=self.name,
-            mode=self.mode,
-            member_node=self.member_node,
-            node_selector=self.node_selector,
-            node_labels=dict(node_labels or self.labels),
-        )
+def placement_of(leaf: LeafNode, node_labels: dict[str, str] | None = None) -> Placement:
+    """Where pods bound to ``leaf`` go in its member; ``node_labels`` are the live labels."""
+    return Placement(
+        cluster=leaf.cluster,
+        host_node=leaf.name,
+        mode=leaf.mode,
+        member_node=leaf.member_node,
+        node_selector=leaf.node_selector,
+        node_labels=dict(node_labels or leaf.labels),
+    )

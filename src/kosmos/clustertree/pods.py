@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 
 import orjson
 
+from kosmos.api.leafmodel import leaf_nodes
 from kosmos.api.resources import NAMESPACES, PODS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.context import HOST, Tree, is_finished
 from kosmos.clustertree.copies import ensure_dependencies
-from kosmos.clustertree.leafmodel import leaf_nodes
-from kosmos.clustertree.placement import Obj, Placement
+from kosmos.clustertree.placement import Obj, Placement, placement_of
 from kosmos.clustertree.podforge import (
     HostContext,
     host_uid,
@@ -242,7 +242,7 @@ class PodReconciler:
         cluster_obj = self.tree.clusters.store.get(cluster)
         for leaf in leaf_nodes(cluster_obj) if cluster_obj else []:
             if leaf.name == node_name:
-                return leaf.placement(labels)
+                return placement_of(leaf, labels)
         return Placement(cluster=cluster, host_node=node_name, node_labels=labels)
 
     def _context(self, host: Obj) -> HostContext:

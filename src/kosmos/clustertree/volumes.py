@@ -27,10 +27,10 @@ from kosmos.kube.manager import ClusterNotFound
 
 log = logging.getLogger("kosmos.clustertree.volumes")
 
-PROVISIONER = "kosmos.io/leaf"
+PROVISIONER = names.LEAF_PROVISIONER
 MEMBER_CLASS_PARAMETER = "memberStorageClass"
 ANNOTATION_PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
-ANNOTATION_MEMBER_CLAIM = "kosmos.io/member-claim"  # on host PVs: <cluster>/<ns>/<name>
+ANNOTATION_MEMBER_CLAIM = names.ANNOTATION_MEMBER_CLAIM  # on host PVs: <cluster>/<ns>/<name>
 
 
 def member_claim(source: Obj, storage_class: Obj | None) -> Obj:

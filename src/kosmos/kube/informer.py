@@ -25,6 +25,8 @@ log = logging.getLogger("kosmos.kube.informer")
 
 Transform = Callable[[Obj], Obj]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+#: Events handled between two yields to the event loop during a burst.
+YIELD_EVERY = 4
 
 
 def strip_bulk(obj: Obj) -> Obj:
@@ -171,6 +173,7 @@ class Informer:
         metrics.cache_objects.labels(*self._labels).set(len(self.store))
 
     async def _watch(self) -> None:
+        handled = 0
         async for event in self.client.watch(
             self.resource,
             namespace=self.namespace,
@@ -194,6 +197,11 @@ class Informer:
                 old = self.store.upsert(obj)
                 self._dispatch("add" if old is None else "update", old, obj)
             metrics.cache_objects.labels(*self._labels).set(len(self.store))
+            handled += 1
+            if handled % YIELD_EVERY == 0:
+                # One read can hold hundreds of events, and handling them never suspends:
+                # let request handlers sharing the loop (an extender's) run in between.
+                await asyncio.sleep(0)
 
     def _dispatch(self, kind: str, old: Obj | None, obj: Obj) -> None:
         for handler in self._handlers:

@@ -4,12 +4,15 @@ In the local environment the host's nodes are simulated, so a component cannot r
 it runs here as ``python -m kosmos.launcher <component>`` against the host kubeconfig, with
 its pid and log under ``$KOSMOS_LOCAL_DIR/components``. The host apiserver reaches the
 cluster-manager's kubelet endpoint on 127.0.0.1, which is what leaf nodes advertise.
+kosmos-scheduler is a real kube-scheduler from the toolchain; its configuration file and
+the extender's certificate live in the same directory.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +27,10 @@ from kosmos.local.topology import HOST_PORT_OFFSETS
 LAUNCHER = "kosmos.launcher"
 
 
+#: first free offset in a member's block of ten (its components use 0..5)
+MEMBER_SPARE_OFFSET = 6
+
+
 @dataclass(frozen=True)
 class Ports:
     kubelet: int
@@ -32,15 +39,34 @@ class Ports:
 
     @classmethod
     def for_base(cls, port_base: int) -> Ports:
-        """The host's spare ports (its apiserver port is ``port_base``): base + 6, 7 and 8.
+        """The components' ports for an environment whose host apiserver is ``port_base``.
 
-        Inside the host's block of ten, so they never meet a member's ports (base + 10 * i)
-        and stay inside the range ``Options.validate`` checked.
+        The cluster-manager's are the host's spare offsets 6 and 7 (8 and 9 are the
+        scheduler's); the network-manager's health port is the first member's spare offset 6.
+        Both stay inside the range ``Options.validate`` checked and never meet a cluster's
+        own ports.
         """
         return cls(
             kubelet=port_base + HOST_PORT_OFFSETS["cluster-manager-kubelet"],
             health=port_base + HOST_PORT_OFFSETS["cluster-manager-health"],
-            network_health=port_base + HOST_PORT_OFFSETS["network-manager-health"],
+            # the host's block is full (the scheduler's ports took 8 and 9): the first
+            # member's block has spare offsets from 6 on, and a local environment always
+            # has a member
+            network_health=port_base + 10 + MEMBER_SPARE_OFFSET,
+        )
+
+
+@dataclass(frozen=True)
+class SchedulerPorts:
+    extender: int
+    scheduler: int
+
+    @classmethod
+    def for_base(cls, port_base: int) -> SchedulerPorts:
+        """The host's last spare ports: base + 8 (extender HTTPS), base + 9 (kube-scheduler)."""
+        return cls(
+            extender=port_base + HOST_PORT_OFFSETS["scheduler-extender"],
+            scheduler=port_base + HOST_PORT_OFFSETS["kosmos-scheduler"],
         )
 
 
@@ -56,12 +82,25 @@ def log_file(name: str) -> Path:
     return directory() / f"{name}.log"
 
 
+def ours(argv: list[str]) -> bool:
+    """A process of this environment: the Kosmos launcher, or a toolchain binary whose
+    arguments name a file of this environment (kube-scheduler's ``--config``)."""
+    if LAUNCHER in argv:
+        return True
+    local = str(paths.local_dir()).rstrip("/") + "/"
+    return (
+        bool(argv)
+        and argv[0].startswith(str(paths.cache_dir()))
+        and any(local in arg for arg in argv[1:])
+    )
+
+
 def running(name: str) -> int | None:
     """The pid of the component if it is alive.
 
     A pid file can outlive its process (a crash, a reboot) and the pid be reused by an
-    unrelated program: only a process running the Kosmos launcher counts, so nothing else is
-    ever signalled by ``stop``.
+    unrelated program: only a process of ours (``ours``) counts, so nothing else is ever
+    signalled by ``stop``.
     """
     try:
         pid = int(pid_file(name).read_text().strip())
@@ -71,7 +110,7 @@ def running(name: str) -> int | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
-    if LAUNCHER not in cmdline(pid):
+    if not ours(cmdline(pid)):
         return None
     return pid
 
@@ -112,6 +151,34 @@ def network_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list
         "--leader-elect",
         *extra,
     ]
+
+
+def extender_command(kubeconfig: Path, ports: SchedulerPorts, *extra: str) -> list[str]:
+    """``kosmos scheduler-extender`` on loopback, certificate in ``extender_cert_dir()``."""
+    return [
+        sys.executable,
+        "-m",
+        LAUNCHER,
+        "scheduler-extender",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--bind-address",
+        "127.0.0.1",
+        "--secure-port",
+        str(ports.extender),
+        "--cert-dir",
+        str(extender_cert_dir()),
+        "--leader-elect",
+        *extra,
+    ]
+
+
+def extender_cert_dir() -> Path:
+    return directory() / "scheduler-extender-tls"
+
+
+def scheduler_config_file() -> Path:
+    return directory() / "kosmos-scheduler.yaml"
 
 
 def start(name: str, command: list[str], *, health_port: int, timeout: float = 30.0) -> int:
@@ -185,13 +252,39 @@ def flag_value(argv: list[str], flag: str) -> str | None:
     return None
 
 
+#: Ports whose command-line flag says where a component serves /healthz.
+HEALTH_FLAGS = ("--health-port", "--secure-port")
+
+
 def healthy(port: int, timeout: float = 2.0) -> bool:
-    """``/healthz`` on 127.0.0.1:``port`` answers 200."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as r:
-            return bool(r.status == 200)
-    except (OSError, ValueError):
-        return False
+    """``/healthz`` on 127.0.0.1:``port`` answers 200, over HTTP or HTTPS.
+
+    HTTPS endpoints (kube-scheduler, the extender) have self-signed certificates on
+    loopback: this is a liveness probe, not a trust decision, so the certificate is not
+    checked.
+    """
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+    for url, context in (
+        (f"http://127.0.0.1:{port}/healthz", None),
+        (f"https://127.0.0.1:{port}/healthz", insecure),
+    ):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout, context=context) as r:
+                if r.status == 200:
+                    return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def health_port(argv: list[str]) -> int | None:
+    for flag in HEALTH_FLAGS:
+        text = flag_value(argv, flag)
+        if text and text.isdigit():
+            return int(text)
+    return None
 
 
 @dataclass
@@ -208,8 +301,7 @@ def status() -> list[ComponentStatus]:
     result = []
     for name in names():
         pid = running(name)
-        port_text = flag_value(cmdline(pid), "--health-port") if pid else None
-        port = int(port_text) if port_text and port_text.isdigit() else None
+        port = health_port(cmdline(pid)) if pid else None
         result.append(
             ComponentStatus(
                 name=name,

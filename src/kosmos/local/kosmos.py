@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from kosmos.api import names
 from kosmos.local import paths
-from kosmos.local.components import Ports
+from kosmos.local.components import Ports, SchedulerPorts
 from kosmos.local.topology import ClusterPlan
 
 Obj = dict[str, Any]
@@ -32,6 +32,9 @@ Obj = dict[str, Any]
 CLUSTER_MANAGER = "cluster-manager"
 #: The leader-election Lease every cluster-manager competes for.
 CLUSTER_MANAGER_LEASE = (names.SYSTEM_NAMESPACE, CLUSTER_MANAGER)
+#: kosmos-scheduler: a kube-scheduler process and the extender it calls.
+EXTENDER = "scheduler-extender"
+SCHEDULER = names.SCHEDULER_NAME
 
 SAMPLE_NAMESPACE = "default"
 SAMPLE_SELECTOR = "app=nginx"
@@ -71,6 +74,20 @@ def leaf_node_name(member: str) -> str:
 
 def cluster_manager_ports(host: ClusterPlan) -> Ports:
     return Ports.for_base(host.apiserver_port)
+
+
+def scheduler_ports(host: ClusterPlan) -> SchedulerPorts:
+    return SchedulerPorts.for_base(host.apiserver_port)
+
+
+def scheduler_leads(metrics: str) -> bool:
+    """kube-scheduler's ``/metrics`` say it holds the kosmos-scheduler Lease.
+
+    Its Lease identity is ``<hostname>_<random UUID>``, so unlike the cluster-manager's it
+    cannot be matched to a pid; the process itself reports whether it leads.
+    """
+    wanted = 'leader_election_master_status{name="kube-scheduler"} 1'  # names the binary
+    return any(line.strip() == wanted for line in metrics.splitlines())
 
 
 # --- the marker ---------------------------------------------------------------------------

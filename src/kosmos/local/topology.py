@@ -35,7 +35,8 @@ HOST_PORT_OFFSETS = {
     **COMPONENT_PORT_OFFSETS,
     "cluster-manager-kubelet": 6,
     "cluster-manager-health": 7,
-    "network-manager-health": 8,
+    "scheduler-extender": 8,
+    "kosmos-scheduler": 9,
 }
 
 #: The host is Kosmos's control cluster: its own nodes are control-plane nodes that ordinary

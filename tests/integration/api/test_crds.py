@@ -97,3 +97,62 @@ def test_invalid_cluster_is_rejected_naming_the_field(
             "create", "--dry-run=server", "-f", "-", stdin=json.dumps(body)
         )
     assert field in str(info.value)
+
+
+def _placement_policy(node_type: str, clusters: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "apiVersion": "kosmos.io/v1alpha1",
+        "kind": "ClusterDistributionPolicy",
+        "metadata": {"name": "placement"},
+        "spec": {
+            "resourceSelectors": [{"namePrefix": "web-", "policyName": "split"}],
+            "policyTerms": [
+                {"name": "split", "nodeType": node_type, "placement": {"clusters": clusters}}
+            ],
+        },
+    }
+
+
+PLACEMENT_INVALID = [
+    ("leaf", [{"name": "c1", "weight": 1, "replicas": 2}], "set exactly one of replicas"),
+    ("leaf", [{"name": "c1"}], "clusters[0]: Invalid value: set exactly one of replicas"),
+    ("leaf", [{"name": "c1", "weight": 0}], "clusters[0].weight"),
+    ("leaf", [{"name": "c1", "replicas": -1}], "clusters[0].replicas"),
+    ("leaf", [{"name": "c1", "weight": 1}, {"name": "c1", "weight": 2}], "Duplicate value"),
+    ("leaf", [], "clusters: Invalid value"),
+    (
+        "leaf",
+        [{"name": "kosmos-control-cluster", "weight": 1}],
+        "nodeType leaf never uses host nodes",
+    ),
+    ("host", [{"name": "c1", "weight": 1}], "nodeType host uses only host nodes"),
+]
+
+
+@pytest.mark.parametrize(
+    ("node_type", "clusters", "message"), PLACEMENT_INVALID, ids=[m for *_, m in PLACEMENT_INVALID]
+)
+def test_invalid_placement_is_rejected_with_what_to_do(
+    local_env: LocalEnv, kosmos_crds, node_type, clusters, message
+):
+    body = _placement_policy(node_type, clusters)
+    with pytest.raises(KubectlError) as info:
+        local_env.kubectl(local_env.host).run(
+            "create", "--dry-run=server", "-f", "-", stdin=json.dumps(body)
+        )
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("node_type", "clusters"),
+    [
+        ("leaf", [{"name": "c1", "weight": 7}, {"name": "c2", "weight": 3}]),
+        ("mix", [{"name": "c1", "replicas": 2}, {"name": "kosmos-control-cluster", "weight": 1}]),
+        ("host", [{"name": "kosmos-control-cluster", "replicas": 1}]),
+    ],
+)
+def test_valid_placement_is_accepted(local_env: LocalEnv, kosmos_crds, node_type, clusters):
+    body = _placement_policy(node_type, clusters)
+    local_env.kubectl(local_env.host).run(
+        "create", "--dry-run=server", "-f", "-", stdin=json.dumps(body)
+    )

@@ -27,7 +27,11 @@ def test_install_creates_components_and_the_root_cluster(local_env: LocalEnv, in
     available = {
         d["metadata"]["name"]: d["status"].get("availableReplicas") for d in deployments["items"]
     }
-    assert available == {"kosmos-cluster-manager": 1, "kosmos-network-manager": 1}
+    assert available == {
+        "kosmos-cluster-manager": 1,
+        "kosmos-network-manager": 1,
+        "kosmos-scheduler": 1,
+    }
     root = json.loads(host.run("get", "cluster", names.ROOT_CLUSTER_NAME, "-o", "json"))
     assert root["metadata"]["annotations"][names.ANNOTATION_CLUSTER_ROLE] == "root"
     assert root["spec"]["namespace"] == NAMESPACE
@@ -83,4 +87,8 @@ def test_version_prints_the_host_version_and_installed_tags(local_env: LocalEnv,
     assert data["serverVersion"]["gitVersion"] == git_version
     tags = {c["name"]: c["version"] for c in data["kosmos"]["components"]}
     client = data["clientVersion"]["gitVersion"]
-    assert tags == {"kosmos-cluster-manager": client, "kosmos-network-manager": client}
+    assert tags == {
+        "kosmos-cluster-manager": client,
+        "kosmos-network-manager": client,
+        "kosmos-scheduler": client,  # the extender's image, not kube-scheduler's
+    }

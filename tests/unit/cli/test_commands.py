@@ -104,3 +104,13 @@ def test_step_lines_read_like_kubectl_apply():
     assert step.line(dry_run=True).endswith(
         "(not checked: namespace kosmos-system does not exist yet)"
     )
+
+
+def test_version_reads_the_kosmos_container_of_a_deployment():
+    from kosmos.cli import manifests
+    from kosmos.cli.version import kosmos_image
+
+    options = manifests.InstallOptions(image_repository="reg.example/k", version="v7")
+    for _resource, body in manifests.install_objects(options):
+        if body["kind"] == "Deployment":
+            assert kosmos_image(body) == "reg.example/k/kosmos:v7", body["metadata"]["name"]

@@ -19,6 +19,8 @@ def test_local_objects_are_installs_minus_component_deployments_and_rbac():
     names = [manifests.display_name(r, b) for r, b in objects]
     assert "namespace/kosmos-system" in names
     assert "storageclass.storage.k8s.io/kosmos-leaf" in names
+    policy = "mutatingadmissionpolicy.admissionregistration.k8s.io/kosmos-scheduler-leaf-toleration"
+    assert policy in names
     assert names[-1] == "cluster.kosmos.io/kosmos-control-cluster"
     root = objects[-1][1]
     assert root["spec"]["clusterTreeOptions"]["enable"] is True

@@ -59,7 +59,8 @@ def test_namespaced_objects_live_in_the_install_namespace():
     for resource, body in objects():
         namespace = body["metadata"].get("namespace")
         if resource.namespaced:
-            assert namespace in {"kosmos-x", "kube-node-lease"}, body["metadata"]["name"]
+            # node leases; kube-scheduler reads the apiserver's client CA in kube-system
+            assert namespace in {"kosmos-x", "kube-node-lease", "kube-system"}, body["metadata"]
         else:
             assert namespace is None
         for subject in body.get("subjects", []):
@@ -166,8 +167,17 @@ def test_deployment_runs_hardened_as_non_root(component: manifests.Component):
 
 
 def test_disabled_components_are_left_out_and_the_root_cluster_says_so():
-    options = InstallOptions(enable_link=False)
+    options = InstallOptions(enable_link=False, enable_scheduler=False)
     assert set(deployments(options)) == {"kosmos-cluster-manager"}
+    assert set(deployments(InstallOptions())) == {
+        "kosmos-cluster-manager",
+        "kosmos-network-manager",
+        "kosmos-scheduler",
+    }
+    removed = {manifests.display_name(r, b) for r, b in manifests.disabled_objects(options)}
+    assert "deployment.apps/kosmos-scheduler" in removed
+    assert "deployment.apps/kosmos-network-manager" in removed
+    assert "deployment.apps/kosmos-cluster-manager" not in removed
     _, root = manifests.root_cluster(options)
     assert root["spec"]["clusterLinkOptions"]["enable"] is False
     assert root["spec"]["clusterTreeOptions"]["enable"] is True
@@ -228,3 +238,64 @@ def test_uninstall_covers_every_component_whatever_the_flags():
     names_ = {manifests.display_name(r, b) for r, b in manifests.all_component_objects(options)}
     assert "deployment.apps/kosmos-cluster-manager" in names_
     assert "deployment.apps/kosmos-network-manager" in names_
+    assert "deployment.apps/kosmos-scheduler" in names_
+
+
+def _scheduler_pod() -> dict[str, Any]:
+    spec: dict[str, Any] = deployments()["kosmos-scheduler"]["spec"]["template"]["spec"]
+    return spec
+
+
+def test_scheduler_pod_is_kube_scheduler_with_the_extender_as_a_native_sidecar():
+    pod = _scheduler_pod()
+    (extender,) = pod["initContainers"]
+    (scheduler,) = pod["containers"]
+    assert extender["restartPolicy"] == "Always"  # started and probed before the scheduler
+    assert extender["image"] == "reg.example/kosmos/kosmos:v9"
+    assert extender["command"] == ["kosmos", "scheduler-extender"]
+    assert extender["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert scheduler["image"].startswith("registry.k8s.io/kube-scheduler:v1.36")
+    assert "--config=/etc/kosmos-scheduler/config.yaml" in scheduler["command"]
+    for container in (extender, scheduler):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["serviceAccountName"] == "kosmos-scheduler"
+
+
+def test_scheduler_config_trusts_the_sidecars_certificate_and_leads_in_the_namespace():
+    import yaml
+
+    (config_map,) = [
+        b
+        for _, b in objects()
+        if b["kind"] == "ConfigMap" and b["metadata"]["name"] == ("kosmos-scheduler-config")
+    ]
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    (extender,) = config["extenders"]
+    assert extender["urlPrefix"] == "https://127.0.0.1:10260/kosmos-scheduler-extender"
+    assert extender["tlsConfig"] == {"caFile": "/var/run/kosmos/scheduler-extender/tls.crt"}
+    assert (extender["ignorable"], extender["httpTimeout"]) == (False, "3s")
+    assert config["leaderElection"]["resourceNamespace"] == "kosmos-x"
+    assert config["profiles"] == [{"schedulerName": "kosmos-scheduler"}]
+    assert "clientConnection" not in config  # in-cluster
+
+
+def test_scheduler_rbac_reads_and_patches_pods_but_never_creates_binds_or_deletes():
+    ext = "kosmos-scheduler-extender"
+    assert _allowed(ext, "", "pods", "watch")
+    assert _allowed(ext, "", "pods", "patch")  # deletion costs
+    assert _allowed(ext, "apps", "replicasets", "list")
+    assert _allowed(ext, names.GROUP, "distributionpolicies", "watch")
+    assert not _allowed(ext, "", "pods", "create")
+    assert not _allowed(ext, "", "pods", "delete")
+    assert not _allowed(ext, "", "pods/binding", "create")
+    assert not _allowed(ext, "", "secrets", "list")  # member kubeconfigs: get one by one
+    assert _allowed("kosmos-scheduler", "", "secrets", "get")
+    bound = {
+        b["roleRef"]["name"]
+        for _, b in objects()
+        if b["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        and b["subjects"][0]["name"] == "kosmos-scheduler"
+    }
+    assert {"system:kube-scheduler", "system:volume-scheduler"} <= bound

@@ -2,13 +2,13 @@ from fractions import Fraction
 
 import pytest
 
+from kosmos.api.podrequests import pod_requests
 from kosmos.clustertree.capacity import (
     Free,
     fits,
     free_resources,
     is_available,
     occupies_node,
-    pod_requests,
 )
 
 F = Fraction

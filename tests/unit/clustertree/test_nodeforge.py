@@ -4,6 +4,7 @@ import json
 import pytest
 
 from kosmos.api import names
+from kosmos.api.leafmodel import LeafNode
 from kosmos.clustertree.capacity import Free
 from kosmos.clustertree.nodeforge import (
     ANNOTATION_MANAGED_LABELS,
@@ -12,7 +13,6 @@ from kosmos.clustertree.nodeforge import (
     metadata_patch,
     status_patch,
 )
-from kosmos.clustertree.placement import LeafNode
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -20,10 +21,12 @@ def local_dir(tmp_path, monkeypatch):
 def test_ports_are_the_hosts_planned_component_ports():
     host = plan(Options(port_base=17500))[0]
     ports = components.Ports.for_base(host.apiserver_port)
-    assert ports == components.Ports(kubelet=17506, health=17507, network_health=17508)
+    assert ports == components.Ports(kubelet=17506, health=17507, network_health=17516)
     assert ports.kubelet == host.ports["cluster-manager-kubelet"]
     assert ports.health == host.ports["cluster-manager-health"]
-    assert ports.network_health == host.ports["network-manager-health"]
+    member = plan(Options(port_base=17500))[1]
+    assert ports.network_health not in member.ports.values()  # a spare port of the member's block
+    assert member.apiserver_port < ports.network_health < member.apiserver_port + 10
 
 
 def test_cluster_manager_command_names_the_kubeconfig_and_ports(tmp_path):
@@ -43,7 +46,7 @@ def test_network_manager_command_uses_its_own_health_port(tmp_path):
     )
     assert command[1:4] == ["-m", "kosmos.launcher", "network-manager"]
     assert components.flag_value(command, "--kubeconfig") == str(tmp_path / "kc")
-    assert components.flag_value(command, "--health-port") == "17508"
+    assert components.flag_value(command, "--health-port") == "17516"
     assert "--leader-elect" in command
     assert command[-1] == "-v"
 
@@ -101,6 +104,10 @@ def test_status_reads_the_health_port_from_the_running_command_line(local_dir):
         ]
     )
     try:
+        # /proc/<pid>/cmdline reads empty for a moment after exec (seen in 2 of 3 tries)
+        deadline = time.monotonic() + 5
+        while not components.cmdline(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         components.directory().mkdir(parents=True)
         components.pid_file("cluster-manager").write_text(str(child.pid))
         (status,) = components.status()
@@ -112,3 +119,33 @@ def test_status_reads_the_health_port_from_the_running_command_line(local_dir):
     finally:
         child.kill()
         child.wait()
+
+
+def test_scheduler_ports_are_the_hosts_last_spare_ports():
+    host = plan(Options(port_base=17500))[0]
+    ports = components.SchedulerPorts.for_base(host.apiserver_port)
+    assert ports == components.SchedulerPorts(extender=17508, scheduler=17509)
+    assert ports.extender == host.ports["scheduler-extender"]
+    assert max(host.ports.values()) == 17509  # still inside the host's block of ten
+
+
+def test_extender_command_serves_https_on_loopback_with_its_certificate(local_dir):
+    command = components.extender_command(
+        local_dir / "kc", components.SchedulerPorts.for_base(17500)
+    )
+    assert command[1:4] == ["-m", "kosmos.launcher", "scheduler-extender"]
+    assert components.flag_value(command, "--secure-port") == "17508"
+    assert components.flag_value(command, "--bind-address") == "127.0.0.1"
+    assert components.flag_value(command, "--cert-dir") == str(components.extender_cert_dir())
+    assert components.health_port(command) == 17508
+
+
+def test_a_toolchain_binary_naming_a_file_of_this_environment_is_ours(local_dir):
+    from kosmos.local import paths
+
+    binary = str(paths.bin_dir() / "kube-scheduler")
+    config = f"--config={components.scheduler_config_file()}"
+    assert components.ours([binary, config, "--secure-port=17509"])
+    assert not components.ours([binary, "--config=/elsewhere/config.yaml"])
+    assert not components.ours(["/usr/bin/kube-scheduler", config])
+    assert components.health_port([binary, config, "--secure-port=17509"]) == 17509

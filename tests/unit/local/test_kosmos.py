@@ -123,3 +123,13 @@ def test_marker_round_trip_and_a_recorded_sample_app_stays(tmp_path, monkeypatch
     assert not kosmos.merged_marker(None, sample_app=False).sample_app
     kosmos.clear_marker()
     assert kosmos.read_marker() is None
+
+
+def test_scheduler_leads_reads_kube_schedulers_own_metric():
+    lines = [
+        "# HELP leader_election_master_status ...",
+        'leader_election_master_status{name="kube-scheduler"} 1',
+    ]
+    assert kosmos.scheduler_leads("\n".join(lines))
+    assert not kosmos.scheduler_leads('leader_election_master_status{name="kube-scheduler"} 0')
+    assert not kosmos.scheduler_leads("")

@@ -11,22 +11,43 @@ labels and taints. Here every model is read on its own:
 
 Invalid models raise ``LeafModelError`` naming the model index; callers report it as a Cluster
 condition instead of creating half of the leaf nodes.
+
+This is the meaning of the Cluster API's ``leafModels``, shared by every component that must
+know which member nodes stand behind a leaf node: ClusterTree builds the leaf nodes from it,
+kosmos-scheduler checks that a pod fits one of their member nodes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from kosmos.api import names
-from kosmos.clustertree.placement import LeafMode, LeafNode, Obj
+from kosmos.api.selectors import SELECTOR_OPERATORS, selector_matches
 
 NAME_PREFIX = "kosmos-"
 MAX_NAME = 63
 TAINT_EFFECTS = frozenset({"NoSchedule", "PreferNoSchedule", "NoExecute"})
-SELECTOR_OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+Obj = dict[str, Any]
+LeafMode = Literal["whole-cluster", "one-to-one", "group"]
+
+
+@dataclass(frozen=True)
+class LeafNode:
+    """One leaf node of a Cluster, as declared by a leaf model (or the implicit whole one)."""
+
+    name: str
+    cluster: str
+    mode: LeafMode
+    member_node: str | None = None
+    node_selector: Obj | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Obj, ...] = ()
 
 
 class LeafModelError(ValueError):
@@ -158,31 +179,6 @@ def _check_selector(where: str, selector: Any) -> None:
             raise LeafModelError(f"{where}: matchExpressions[{i}] {operator} needs values")
         if operator in ("Exists", "DoesNotExist") and values:
             raise LeafModelError(f"{where}: matchExpressions[{i}] {operator} takes no values")
-
-
-def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """metav1.LabelSelector semantics: every requirement holds; ``{}`` matches everything.
-
-    A requirement with an unknown operator matches nothing (the apiserver would reject it).
-    """
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    return all(_requirement_holds(expr, labels) for expr in selector.get("matchExpressions") or [])
-
-
-def _requirement_holds(expr: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    key, operator = expr.get("key", ""), expr.get("operator")
-    values = expr.get("values") or []
-    if operator == "In":
-        return key in labels and labels[key] in values
-    if operator == "NotIn":
-        return key not in labels or labels[key] not in values
-    if operator == "Exists":
-        return key in labels
-    if operator == "DoesNotExist":
-        return key not in labels
-    return False
 
 
 def is_excluded(node: Obj) -> bool:

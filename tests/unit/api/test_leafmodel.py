@@ -1,15 +1,15 @@
 import pytest
 
 from kosmos.api import names
-from kosmos.clustertree.leafmodel import (
+from kosmos.api.leafmodel import (
     LeafModelError,
+    LeafNode,
     is_root_cluster,
     leaf_nodes,
     member_nodes_of,
-    selector_matches,
     tree_enabled,
 )
-from kosmos.clustertree.placement import LeafNode
+from kosmos.api.selectors import selector_matches
 
 LEAF_TAINT = dict(names.TAINT_LEAF)
 
@@ -199,19 +199,6 @@ def test_leaf_taint_is_a_copy():
     [leaf] = leaf_nodes(cluster())
     leaf.taints[0]["value"] = "mutated"
     assert names.TAINT_LEAF["value"] == "true"
-
-
-def test_placement_from_leaf():
-    [leaf] = leaf_nodes(
-        cluster(models=[{"labels": {"a": "b"}, "nodeSelector": {"labelSelector": {}}}])
-    )
-    placement = leaf.placement()
-    assert (placement.cluster, placement.host_node, placement.mode) == (
-        "member1",
-        "kosmos-member1-0",
-        "group",
-    )
-    assert placement.node_labels == {"a": "b"}
 
 
 # --- tree_enabled / is_root_cluster ------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""The leaf-node taint, tolerated by every pod of the kosmos-scheduler profile (pure data).
+
+Leaf nodes carry ``kosmos.io/node=true:NoSchedule`` so that ordinary pods never land on them
+by accident. A pod that names ``schedulerName: kosmos-scheduler`` has asked for Kosmos to
+place it, so it must be able to reach leaf nodes without writing the toleration itself. The
+options were two:
+
+* disable kube-scheduler's TaintToleration plugin in the profile and re-implement it in the
+  extender with an exception for the leaf taint (the original's LeafNodeTaintToleration).
+  Then every taint would depend on the extender: a slow or failing extender would mean no
+  taint checks at all, and PreferNoSchedule scoring would have to be copied too;
+* add the toleration when the pod is created, with the apiserver's own
+  MutatingAdmissionPolicy (GA in 1.36: no webhook server, nothing that can be down), and
+  leave TaintToleration exactly as upstream.
+
+We do the second. Every other taint — control-plane, NoExecute lifecycle taints, a member's
+own taints copied to one-to-one leaf nodes — is judged by the unchanged plugin, and the
+toleration is visible in the pod (``kubectl get pod -o yaml`` shows why it may run on a leaf
+node). The toleration is ``Exists`` on the key with effect NoSchedule, so it covers exactly
+the leaf taint. Pods already tolerating it (key ``kosmos.io/node`` with operator Exists, or
+an empty-key Exists) are left alone. Whether the pod may really use a leaf node is the
+distribution policy's call, made by the extender.
+
+Pods that may run on leaf nodes also lose the 300 s limit of the default NoExecute
+tolerations for unreachable/not-ready nodes, as ClusterTree's ``kosmos-leaf-pod-tolerations``
+does for pods that tolerate the leaf taint. This policy does it itself for its pods instead
+of relying on that one: the apiserver runs admission policies in no guaranteed order (its
+policy list comes from a Go map), and that one skips a pod this one has not reached yet.
+Applied after it, that policy finds nothing left to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kosmos.api import names
+
+Obj = dict[str, Any]
+
+POLICY_NAME = "kosmos-scheduler-leaf-toleration"
+TOLERATION = {"key": names.LABEL_NODE, "operator": "Exists", "effect": "NoSchedule"}
+#: As ClusterTree's admission policy: pods that may run on leaf nodes are never evicted
+#: because a member is away (see kosmos.clustertree.admission for why).
+LIFECYCLE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+DEFAULT_TOLERATION_SECONDS = 300
+
+SCHEDULED_BY_KOSMOS = f"object.spec.schedulerName == '{names.SCHEDULER_NAME}'"
+_LIFECYCLE = ", ".join(f"'{k}'" for k in LIFECYCLE_TAINTS)
+_TOLS = "object.spec.tolerations"
+TOLERATED = (
+    f"has({_TOLS}) && {_TOLS}.exists(t, has(t.operator) && t.operator == 'Exists' && "
+    f"((has(t.key) && t.key == '{names.LABEL_NODE}') || !has(t.key) || t.key == '') && "
+    "(!has(t.effect) || t.effect == '' || t.effect == 'NoSchedule'))"
+)
+_DEFAULTED = (
+    f"has(t.key) && t.key in [{_LIFECYCLE}] && has(t.tolerationSeconds) && "
+    f"t.tolerationSeconds == {DEFAULT_TOLERATION_SECONDS}"
+)
+
+
+def _add(key: str, effect: str) -> str:
+    value = f"Object.spec.tolerations{{key: {key}, operator: 'Exists', effect: '{effect}'}}"
+    return f"JSONPatch{{op: 'add', path: '/spec/tolerations/-', value: {value}}}"
+
+
+#: Only per-element operations: a patch whose value is a list of constructed objects makes
+#: the 1.36 apiserver panic (cel-go list conversion), so the array is never replaced whole.
+PATCH = " + ".join(
+    [
+        f"(has({_TOLS}) ? [] : [JSONPatch{{op: 'add', path: '/spec/tolerations', value: []}}])",
+        f"(has({_TOLS}) ? {_TOLS}.filter(t, {_DEFAULTED}).map(t, JSONPatch{{op: 'remove', "
+        f"path: '/spec/tolerations/' + string({_TOLS}.indexOf(t)) + '/tolerationSeconds'}}) "
+        ": [])",
+        f"[{_LIFECYCLE}].filter(k, !(has({_TOLS}) && {_TOLS}.exists(t, has(t.key) && "
+        f"t.key == k))).map(k, {_add('k', 'NoExecute')})",
+        f"(({TOLERATED}) ? [] : [{_add(repr(names.LABEL_NODE), 'NoSchedule')}])",
+    ]
+)
+
+
+def toleration_policy(labels: dict[str, str]) -> tuple[Obj, Obj]:
+    """The MutatingAdmissionPolicy and its binding (cluster-wide, pod CREATE only)."""
+    policy: Obj = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": POLICY_NAME, "labels": dict(labels)},
+        "spec": {
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ]
+            },
+            "matchConditions": [{"name": "scheduled-by-kosmos", "expression": SCHEDULED_BY_KOSMOS}],
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "Never",
+            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": PATCH}}],
+        },
+    }
+    binding: Obj = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": POLICY_NAME, "labels": dict(labels)},
+        "spec": {"policyName": POLICY_NAME},
+    }
+    return policy, binding

@@ -1,0 +1,124 @@
+"""Host pods bound to a leaf node whose member copy is not bound to a member node yet.
+
+Between the host binding a pod to a leaf node and the member's scheduler binding its copy,
+the pod holds resources in no member cache, yet it will take room on one of the member's
+nodes. This tracker follows both sides: host pod events add a pod bound to a leaf node, and
+member pod events (copies carry the host pod's UID in ``kosmos.io/host-pod-uid``) remove it
+once the copy is bound. Both sides may arrive in any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kosmos.api import names
+from kosmos.scheduler.capacity import Resources, holds_resources, scheduling_request
+
+Obj = dict[str, Any]
+IsLeaf = Callable[[str], bool]
+
+
+def _uid(pod: Obj) -> str:
+    return str(pod.get("metadata", {}).get("uid", ""))
+
+
+def host_uid(member_pod: Obj) -> str:
+    annotations = member_pod.get("metadata", {}).get("annotations") or {}
+    return str(annotations.get(names.ANNOTATION_HOST_POD_UID) or "")
+
+
+class InFlight:
+    """Per leaf node: host pod UID -> its requests, while its member copy is unbound."""
+
+    def __init__(self, is_leaf: IsLeaf) -> None:
+        self._is_leaf = is_leaf
+        self._by_leaf: dict[str, dict[str, Resources]] = {}
+        self._leaf_of: dict[str, str] = {}
+        self._bound_copies: set[str] = set()
+        #: host pod UID -> the member node its room was taken from (see ``Caches.rooms``),
+        #: decided once so each filter call need not re-place every pod in flight
+        self.assigned: dict[str, str] = {}
+
+    def pods(self, leaf: str) -> list[Resources]:
+        return list(self._by_leaf.get(leaf, {}).values())
+
+    def entries(self, leaf: str) -> list[tuple[str, Resources]]:
+        return list(self._by_leaf.get(leaf, {}).items())
+
+    def __len__(self) -> int:
+        return len(self._leaf_of)
+
+    def _drop(self, uid: str) -> None:
+        self.assigned.pop(uid, None)
+        leaf = self._leaf_of.pop(uid, None)
+        if leaf is not None:
+            pods = self._by_leaf.get(leaf, {})
+            pods.pop(uid, None)
+            if not pods:
+                self._by_leaf.pop(leaf, None)
+
+    def host_pod(self, pod: Obj) -> None:
+        """A host pod was added or changed."""
+        uid = _uid(pod)
+        node = pod.get("spec", {}).get("nodeName") or ""
+        flying = (
+            bool(uid)
+            and uid not in self._bound_copies
+            and holds_resources(pod)
+            and self._is_leaf(node)
+        )
+        if flying and self._leaf_of.get(uid) == node:
+            return  # a status update of a pod already in flight (requests are immutable)
+        self._drop(uid)
+        if not flying:
+            return
+        self._by_leaf.setdefault(node, {})[uid] = scheduling_request(pod)
+        self._leaf_of[uid] = node
+
+    def host_pod_gone(self, pod: Obj) -> None:
+        self._drop(_uid(pod))
+
+    def member_pod(self, pod: Obj) -> None:
+        """A member pod was added or changed: a bound copy ends its host pod's flight."""
+        uid = host_uid(pod)
+        if not uid:
+            return
+        if pod.get("spec", {}).get("nodeName"):
+            self._bound_copies.add(uid)
+            self._drop(uid)
+
+    def member_pod_gone(self, pod: Obj) -> None:
+        self._bound_copies.discard(host_uid(pod))
+
+
+class HostPodHandler:
+    """Host pod informer events -> ``InFlight``."""
+
+    def __init__(self, flight: InFlight) -> None:
+        self.flight = flight
+
+    def on_add(self, obj: Obj) -> None:
+        self.flight.host_pod(obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self.flight.host_pod(new)
+
+    def on_delete(self, obj: Obj) -> None:
+        self.flight.host_pod_gone(obj)
+
+
+class MemberPodHandler:
+    """Member pod informer events -> ``InFlight``."""
+
+    def __init__(self, flight: InFlight) -> None:
+        self.flight = flight
+
+    def on_add(self, obj: Obj) -> None:
+        self.flight.member_pod(obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self.flight.member_pod(new)
+
+    def on_delete(self, obj: Obj) -> None:
+        self.flight.member_pod_gone(obj)

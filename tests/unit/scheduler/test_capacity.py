@@ -1,0 +1,136 @@
+"""True capacity: one real node must fit the pod, whatever the sum says."""
+
+import pytest
+
+from kosmos.scheduler.capacity import (
+    NodeUsage,
+    Room,
+    fits,
+    headroom,
+    is_available,
+    misfit,
+    place_in_flight,
+    room_of,
+    scheduling_request,
+)
+
+M = 1000  # amounts are in milli-units
+GPU = "nvidia.com/gpu"
+
+
+def node(name, cpu="8", memory="32Gi", pods="110", ready="True", **extra):
+    return {
+        "metadata": {"name": name},
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": cpu, "memory": memory, "pods": pods, **extra},
+            "conditions": [{"type": "Ready", "status": ready}],
+        },
+    }
+
+
+def pod(uid, node_name="", cpu="1", phase="Running", **extra):
+    requests = {"cpu": cpu, **extra}
+    return {
+        "metadata": {"uid": uid},
+        "spec": {"nodeName": node_name, "containers": [{"resources": {"requests": requests}}]},
+        "status": {"phase": phase},
+    }
+
+
+def test_scheduling_request_includes_the_pod_slot():
+    assert scheduling_request(pod("a", cpu="500m")) == {"cpu": 500, "pods": 1 * M}
+
+
+def test_usage_follows_add_move_finish_and_delete():
+    usage = NodeUsage()
+    usage.on_add(pod("a", "n1", cpu="2"))
+    usage.on_add(pod("b", "n1", cpu="1"))
+    assert usage.used("n1") == {"cpu": 3 * M, "pods": 2 * M}
+    usage.on_update(pod("b", "n1"), pod("b", "n1", phase="Succeeded"))
+    assert usage.used("n1") == {"cpu": 2 * M, "pods": 1 * M}
+    usage.on_add(pod("c"))  # unbound: holds nothing
+    usage.on_update(pod("c"), pod("c", "n2", cpu="4"))
+    assert usage.used("n2") == {"cpu": 4 * M, "pods": 1 * M}
+    usage.on_delete(pod("a", "n1"))
+    assert usage.used("n1") == {}
+
+
+def test_room_is_allocatable_minus_used_clamped():
+    room = room_of(node("n", cpu="4"), {"cpu": 5 * M, "pods": 1 * M})
+    assert room.free["cpu"] == 0
+    assert room.free["pods"] == 109 * M
+
+
+@pytest.mark.parametrize(
+    ("request_", "free", "ok"),
+    [
+        ({"cpu": 2 * M}, {"cpu": 2 * M}, True),
+        ({"cpu": 3 * M}, {"cpu": 2 * M}, False),
+        ({GPU: 1 * M}, {"cpu": 8 * M}, False),  # the node lacks the resource
+        ({GPU: 0}, {}, True),
+    ],
+)
+def test_fits(request_, free, ok):
+    assert fits(request_, free) is ok
+
+
+def test_in_flight_pods_spread_over_the_freest_nodes():
+    rooms = [Room("a", {"cpu": 4 * M}), Room("b", {"cpu": 3 * M})]
+    place_in_flight(rooms, [{"cpu": 2 * M}, {"cpu": 2 * M}, {"cpu": 9 * M}])
+    assert [r.free["cpu"] for r in rooms] == [2 * M, 1 * M]  # the 9-cpu pod fits nowhere
+
+
+def test_misfit_when_no_single_node_has_enough_cpu():
+    rooms = [Room("a", {"cpu": 16 * M, "pods": 100 * M}), Room("b", {"cpu": 12 * M, "pods": 9 * M})]
+    reason = misfit("cluster1", rooms, {"cpu": 20 * M, "pods": 1 * M})
+    assert reason == (
+        "leaf node(s) of cluster1 with no member node that fits the pod "
+        "(requests cpu 20; most free on one member node: cpu 16)"
+    )
+    assert misfit("cluster1", rooms, {"cpu": 10 * M, "pods": 1 * M}) is None
+
+
+def test_misfit_when_resources_are_on_different_nodes():
+    rooms = [Room("big", {"cpu": 16 * M}), Room("gpu", {"cpu": 2 * M, GPU: 1 * M})]
+    reason = misfit("c", rooms, {"cpu": 4 * M, GPU: 1 * M})
+    assert "no single member node has all of it free" in reason
+    assert misfit("c", rooms, {"cpu": 2 * M, GPU: 1 * M}) is None
+
+
+def test_misfit_shows_milli_cpu_and_mebibytes():
+    rooms = [Room("a", {"cpu": 500, "memory": 2**30 * M})]
+    reason = misfit("c", rooms, {"cpu": 750, "memory": 2 * 2**30 * M})
+    assert "cpu 750m" in reason and "memory 2048Mi" in reason and "cpu 500m" in reason
+
+
+def test_misfit_without_available_member_nodes():
+    assert misfit("c", [], {"cpu": 1 * M}) == (
+        "leaf node(s) of c with no Ready, schedulable member node"
+    )
+
+
+def test_availability():
+    assert is_available(node("n"))
+    assert not is_available(node("n", ready="False"))
+    cordoned = node("n")
+    cordoned["spec"]["unschedulable"] = True
+    assert not is_available(cordoned)
+
+
+def test_headroom_scores_the_best_single_node():
+    big = Room("a", {"cpu": 8 * M, "memory": 8 * M}, {"cpu": 16 * M, "memory": 16 * M})
+    small = Room("b", {"cpu": 2 * M, "memory": 2 * M}, {"cpu": 4 * M, "memory": 4 * M})
+    assert headroom([small, big], {"cpu": 4 * M, "memory": 4 * M}) == 0.25
+    assert headroom([small], {"cpu": 4 * M}) == 0.0
+
+
+def test_usage_recounts_a_resized_pod_but_not_status_updates():
+    usage = NodeUsage()
+    usage.on_add(pod("a", "n1", cpu="2"))
+    running = pod("a", "n1", cpu="2")
+    running["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    usage.on_update(pod("a", "n1"), running)
+    assert usage.used("n1") == {"cpu": 2 * M, "pods": 1 * M}
+    usage.on_update(running, pod("a", "n1", cpu="3"))  # in-place resize
+    assert usage.used("n1") == {"cpu": 3 * M, "pods": 1 * M}
