@@ -37,7 +37,7 @@ def kernel() -> None:
         require(shutil.which(tool) is not None, f"dataplane tests need `{tool}` on PATH")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def link_plane(kernel: None, local_env: LocalEnv) -> Iterator[LinkEnv]:
     """The CRDs in the host and a real ``kosmos network-manager`` process (no member linked)."""
     ports = components.Ports.for_base(local_env.plan(local_env.host).apiserver_port)

@@ -378,6 +378,17 @@ def sweep_stale_testbeds(link: LinkEnv) -> None:
         name = item["metadata"]["name"]
         if name.startswith("tb") and len(name) == 7:  # tb<4 hex><a|b>
             link.host.run("delete", "cluster", name, "--wait=false")
+            agent = f"kosmos-agent-{name}"  # what its join made for its agents in the host
+            link.host.run("delete", "clusterrolebinding", agent, "--ignore-not-found")
+            link.host.run(
+                "delete",
+                "serviceaccount,secret,role,rolebinding",
+                "-n",
+                "kosmos-system",
+                "-l",
+                f"kosmos.io/cluster={name},app.kubernetes.io/name=kosmos-agent",
+                "--ignore-not-found",
+            )
     for member in link.env.members:
         link.member(member).run("delete", "nodes", "-l", TESTBED_LABEL, "--wait=false")
     for line in subprocess.run(

@@ -201,11 +201,19 @@ async def join_member(
             )
         except linkside.LinkSetupFailed as exc:
             raise Refused(str(exc)) from exc
-    waits = [("cluster-manager", "Ready")] if options.enable_tree else []
-    waits += [("network-manager", "CIDRsDiscovered")] if options.enable_link else []
-    for controller, condition in waits:
+    if options.enable_tree:
         await waiting.wait_condition(
-            host, name, wait_seconds, progress, controller=controller, condition=condition
+            host, name, wait_seconds, progress, controller="cluster-manager", condition="Ready"
+        )
+    if options.enable_link:
+        await waiting.wait_condition(
+            host,
+            name,
+            wait_seconds,
+            progress,
+            controller="network-manager",
+            condition="CIDRsDiscovered",
+            report_false=True,
         )
     return f"cluster {name} joined"
 

@@ -375,3 +375,22 @@ async def tear_down(host: Client, member: Client | None, cluster: Obj, progress:
     ):
         with contextlib.suppress(NotFound):
             await host.delete(resource, obj, ns)
+
+
+async def remove_all(host: Client, progress: Progress) -> None:
+    """Every agent identity left in the host (uninstall): per-member objects and the role."""
+    selector = f"app.kubernetes.io/name={AGENT}"
+    for resource, ns in (
+        (rbac.ROLEBINDINGS, names.SYSTEM_NAMESPACE),
+        (rbac.ROLES, names.SYSTEM_NAMESPACE),
+        (rbac.CLUSTERROLEBINDINGS, None),
+        (SECRETS, names.SYSTEM_NAMESPACE),
+        (SERVICEACCOUNTS, names.SYSTEM_NAMESPACE),
+    ):
+        with contextlib.suppress(NotFound):
+            for item in (await host.list(resource, ns, label_selector=selector)).items:
+                with contextlib.suppress(NotFound):
+                    await host.delete(resource, item["metadata"]["name"], ns)
+    with contextlib.suppress(NotFound):
+        await host.delete(rbac.CLUSTERROLES, AGENT)
+        progress(f"clusterrole.rbac.authorization.k8s.io/{AGENT} deleted")

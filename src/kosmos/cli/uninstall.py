@@ -18,7 +18,7 @@ from kosmos.api.cluster import Cluster
 from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
 from kosmos.api.schema import kind_info
 from kosmos.cli import apply as applier
-from kosmos.cli import manifests
+from kosmos.cli import linkside, manifests
 from kosmos.cli.context import CliContext, pass_cli
 from kosmos.cli.install import namespace_option, timeout_option
 from kosmos.cli.manifests import InstallOptions
@@ -75,9 +75,18 @@ async def _uninstall(
         )
     lines: list[str] = []
     targets = clusters if force else [c for c in clusters if is_root(c)]
-    await _delete_clusters(
-        client, clusters=targets, force=force, timeout=timeout, lines=lines, progress=progress
-    )
+    agents = [(c, await linkside.member_client(client, c)) for c in targets if not is_root(c)]
+    try:
+        await _delete_clusters(
+            client, clusters=targets, force=force, timeout=timeout, lines=lines, progress=progress
+        )
+        for cluster, member in agents:  # a forced uninstall takes the members' agents too
+            await linkside.tear_down(client, member, cluster, progress)
+    finally:
+        for _, member in agents:
+            if member is not None:
+                await member.close()
+    await linkside.remove_all(client, progress)
     for resource, body in reversed(manifests.all_component_objects(options)):
         await _delete(client, resource, body, lines)
     gone: list[applier.Target] = []

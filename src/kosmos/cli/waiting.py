@@ -38,9 +38,20 @@ async def controller_running(host: Client, lease_name: str) -> bool:
 
 
 async def wait_condition(
-    host: Client, name: str, seconds: int, progress: Progress, *, controller: str, condition: str
+    host: Client,
+    name: str,
+    seconds: int,
+    progress: Progress,
+    *,
+    controller: str,
+    condition: str,
+    report_false: bool = False,
 ) -> None:
-    """Wait until ``controller`` (if one runs) sets ``condition`` True on the Cluster."""
+    """Wait until ``controller`` (if one runs) sets ``condition`` True on the Cluster.
+
+    With ``report_false`` a False condition ends the wait too: the join has happened and the
+    condition's message (e.g. "Calico is not installed") is what the user needs next.
+    """
     if seconds <= 0:
         return
     if not await controller_running(host, controller):
@@ -50,8 +61,13 @@ async def wait_condition(
     while time.monotonic() < deadline:
         cluster = await host.get(CLUSTERS, name)
         for found in cluster.get("status", {}).get("conditions", []):
-            if found["type"] == condition and found["status"] == "True":
+            if found["type"] != condition:
+                continue
+            if found["status"] == "True":
                 progress(f"{name}: {condition}")
+                return
+            if report_false and found["status"] == "False":
+                progress(f"{name}: {condition} is False: {found.get('message', '')}")
                 return
         progress(f"{name}: waiting for {condition}")
         await asyncio.sleep(2)
