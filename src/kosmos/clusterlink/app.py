@@ -30,8 +30,9 @@ from kosmos.clusterlink.context import HOST, Link, Options
 from kosmos.clusterlink.ippools import IPPoolReconciler
 from kosmos.clusterlink.members import MemberReconciler
 from kosmos.clusterlink.routing import wire
+from kosmos.kube import config as kube_config
+from kosmos.kube import diagnostics
 from kosmos.kube.client import Client
-from kosmos.kube.config import from_kubeconfig, in_cluster
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.leader import LeaderElectionConfig, LeadershipLost
 from kosmos.kube.manager import Manager
@@ -68,11 +69,7 @@ async def run(
     leader_elect: bool,
     health_address: tuple[str, int],
 ) -> None:
-    config = (
-        await from_kubeconfig(HOST, kubeconfig, context)
-        if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST")
-        else in_cluster(HOST)
-    )
+    config = await kube_config.for_component(HOST, kubeconfig, context)
     config.qps, config.burst = options.host_qps, options.host_burst
     host = Client(config)
     identity = f"{socket.gethostname()}_{os.getpid()}"
@@ -132,10 +129,7 @@ def command(  # noqa: PLR0917 - click passes every option positionally by name
     verbose: int,
 ) -> None:
     """Run ClusterLink's control plane: CIDR discovery and ClusterNodes for every member."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    diagnostics.configure_logging(verbose)
     options = Options(
         host_qps=kube_qps,
         host_burst=kube_burst,

@@ -28,9 +28,9 @@ from kosmos.clustertree.leafnodes import LeafNodeReconciler
 from kosmos.clustertree.pods import PodReconciler
 from kosmos.clustertree.routing import wire
 from kosmos.clustertree.volumes import VolumeReconciler
-from kosmos.kube import tls
+from kosmos.kube import config as kube_config
+from kosmos.kube import diagnostics, tls
 from kosmos.kube.client import Client
-from kosmos.kube.config import from_kubeconfig, in_cluster
 from kosmos.kube.controller import (
     Controller,
     Reconciler,
@@ -128,11 +128,7 @@ async def run(
     health_port: int,
     cert_dir: str | None,
 ) -> None:
-    config = (
-        await from_kubeconfig(HOST, kubeconfig, context)
-        if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST")
-        else in_cluster(HOST)
-    )
+    config = await kube_config.for_component(HOST, kubeconfig, context)
     config.qps, config.burst = options.host_qps, options.host_burst
     host = Client(config)
     identity = f"{socket.gethostname()}_{os.getpid()}"
@@ -243,10 +239,7 @@ def command(  # noqa: PLR0917 - click passes every option positionally by name
     verbose: int,
 ) -> None:
     """Run ClusterTree: member clusters as leaf nodes, pods and dependencies synced."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    diagnostics.configure_logging(verbose)
     options = Options(
         node_address=node_address,
         kubelet_port=listen_port,

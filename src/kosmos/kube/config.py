@@ -89,6 +89,13 @@ async def from_kubeconfig_text(
     return _from_configuration(name, configuration)
 
 
+async def for_component(name: str, kubeconfig: str | None, context: str | None) -> ClusterConfig:
+    """A component's host: ``--kubeconfig`` if given, in-cluster in a pod, else the default file."""
+    if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return await from_kubeconfig(name, kubeconfig, context)
+    return in_cluster(name)
+
+
 def in_cluster(name: str) -> ClusterConfig:
     """The pod's own service account (token refreshed from the projected file)."""
     configuration = Configuration()

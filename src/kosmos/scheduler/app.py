@@ -22,9 +22,9 @@ from pathlib import Path
 import click
 
 from kosmos.api import names
-from kosmos.kube import tls
+from kosmos.kube import config as kube_config
+from kosmos.kube import diagnostics, tls
 from kosmos.kube.client import Client
-from kosmos.kube.config import from_kubeconfig, in_cluster
 from kosmos.kube.controller import Controller, Request
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import EnqueueHandler
@@ -86,11 +86,7 @@ async def run(
     qps: tuple[float, int],
     member_qps: tuple[float, int],
 ) -> None:
-    config = (
-        await from_kubeconfig(HOST, kubeconfig, context)
-        if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST")
-        else in_cluster(HOST)
-    )
+    config = await kube_config.for_component(HOST, kubeconfig, context)
     config.qps, config.burst = qps
     host = Client(config)
     manager = Manager(COMPONENT, health_address=None)
@@ -212,10 +208,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
 ) -> None:
     """Serve kube-scheduler's extender verbs: distribution policies, per-cluster placement,
     true capacity and volume pinning for the kosmos-scheduler profile."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    diagnostics.configure_logging(verbose)
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(
             run(

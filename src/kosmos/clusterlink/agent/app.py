@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +30,9 @@ from kosmos.clusterlink.agent.context import (
 from kosmos.clusterlink.agent.elector import GatewayElector
 from kosmos.clusterlink.agent.reconciler import NodeConfigReconciler
 from kosmos.clusterlink.agent.tunnels import Driver
+from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics
 from kosmos.kube.client import Client, Obj
-from kosmos.kube.config import from_kubeconfig, in_cluster
 from kosmos.kube.controller import Controller, Request
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.manager import Manager
@@ -113,11 +112,7 @@ def _stopper(task: asyncio.Task[None]) -> Callable[[], None]:
 async def run(
     settings: Settings, *, kubeconfig: str | None, context: str | None, health_port: int
 ) -> None:
-    config = (
-        await from_kubeconfig(HOST, kubeconfig, context)
-        if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST")
-        else in_cluster(HOST)
-    )
+    config = await kube_config.for_component(HOST, kubeconfig, context)
     host = Client(config)
     ctx, _, elector, _driver = _build(settings, host, health_port)
     diagnostics.install()
@@ -178,10 +173,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
     verbose: int,
 ) -> None:
     """Run the ClusterLink agent of one node."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    diagnostics.configure_logging(verbose)
     settings = Settings(
         cluster=cluster,
         node=node,
