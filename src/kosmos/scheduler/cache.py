@@ -34,6 +34,7 @@ from kosmos.scheduler.capacity import (
     Room,
     allocatable_of,
     is_available,
+    open_to,
     room_of,
     spread_choice,
     take,
@@ -216,10 +217,10 @@ class Caches:
         """Each pod in flight takes room on the member node it was first placed on."""
         by_name = {r.node: r for r in rooms}
         assigned = self.in_flight.assigned
-        for uid, request in self.in_flight.entries(leaf):
+        for uid, (request, tolerations) in self.in_flight.entries(leaf):
             room = by_name.get(assigned.get(uid, ""))
             if room is None:
-                room = spread_choice(rooms, request)
+                room = spread_choice(open_to(rooms, tolerations), request)
                 if room is None:
                     continue  # fits nowhere: it will wait in the member
                 assigned[uid] = room.node

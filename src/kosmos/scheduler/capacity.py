@@ -6,6 +6,9 @@ with 12 cpu free each, and the pod then stays Pending in the member. The extende
 member nodes and pods in its own caches (informers on every member, like ClusterTree's) and
 checks each resource the pod requests — cpu, memory, pods, ephemeral storage and extended
 resources such as ``nvidia.com/gpu`` — against every available member node on its own.
+Only member nodes whose NoSchedule/NoExecute taints the pod tolerates count: the member's
+scheduler keeps the pod's copy off the others (a control-plane node's room is no room for
+most pods).
 
 Why caches on the members and not the leaf node's ``kosmos.io/largest-free-node``
 annotation: that annotation is one node's free room (the one with most free cpu), so a pod
@@ -32,6 +35,7 @@ from typing import Any
 
 from kosmos.api.podrequests import pod_requests
 from kosmos.api.quantity import parse_resources
+from kosmos.api.selectors import tolerated
 
 Obj = dict[str, Any]
 #: resource name -> amount in milli-units (1 cpu = 1000, 1 byte of memory = 1000)
@@ -39,6 +43,8 @@ Resources = dict[str, int]
 
 _TERMINAL = frozenset({"Succeeded", "Failed"})
 _SCORED = ("cpu", "memory")
+#: taint effects that keep a pod off a node (PreferNoSchedule only lowers its score)
+_BLOCKING = frozenset({"NoSchedule", "NoExecute"})
 MILLI = 1000
 
 
@@ -144,6 +150,20 @@ class Room:
     node: str
     free: Resources
     allocatable: Resources = field(default_factory=dict)
+    #: the node's NoSchedule/NoExecute taints: only pods tolerating all of them get the room
+    taints: tuple[Obj, ...] = ()
+
+
+def blocking_taints(node: Obj) -> tuple[Obj, ...]:
+    taints = node.get("spec", {}).get("taints") or []
+    return tuple(t for t in taints if t.get("effect") in _BLOCKING)
+
+
+def open_to(rooms: Iterable[Room], tolerations: Iterable[Obj]) -> list[Room]:
+    """The rooms whose taints the pod tolerates: a member's own scheduler (its
+    TaintToleration plugin) keeps the pod's copy off the others, e.g. control-plane nodes."""
+    tolerations = list(tolerations)
+    return [r for r in rooms if all(tolerated(t, tolerations) for t in r.taints)]
 
 
 def allocatable_of(node: Obj) -> Resources:
@@ -155,7 +175,8 @@ def room_of(node: Obj, used: Mapping[str, int], allocatable: Resources | None = 
     """``allocatable`` may be given pre-parsed (the cache keeps it per node version)."""
     alloc = allocatable if allocatable is not None else allocatable_of(node)
     free = {name: max(value - used.get(name, 0), 0) for name, value in alloc.items()}
-    return Room(str(node.get("metadata", {}).get("name", "")), free, alloc)
+    name = str(node.get("metadata", {}).get("name", ""))
+    return Room(name, free, alloc, blocking_taints(node))
 
 
 def fits(request: Mapping[str, int], free: Mapping[str, int]) -> bool:
@@ -174,14 +195,6 @@ def spread_choice(rooms: list[Room], request: Mapping[str, int]) -> Room | None:
     return max(fitting, key=lambda r: (r.free.get("cpu", 0), r.node)) if fitting else None
 
 
-def place_in_flight(rooms: list[Room], in_flight: Iterable[Mapping[str, int]]) -> None:
-    """Subtract pods not yet bound to a node: each on the fitting node with most free cpu."""
-    for request in in_flight:
-        chosen = spread_choice(rooms, request)
-        if chosen is not None:
-            take(chosen, request)
-
-
 def _show(name: str, value: int) -> str:
     exact = Fraction(value, MILLI)
     if name == "cpu" and exact.denominator != 1:
@@ -191,24 +204,42 @@ def _show(name: str, value: int) -> str:
     return f"{name} {float(exact):g}"
 
 
-def misfit(cluster: str, rooms: list[Room], request: Mapping[str, int]) -> str | None:
-    """Why no room takes ``request`` (None if one does), phrased for FailedScheduling."""
+def _taint_text(taint: Obj) -> str:
+    value = taint.get("value")
+    return f"{taint.get('key', '')}{'=' + str(value) if value else ''}:{taint.get('effect', '')}"
+
+
+def misfit(
+    cluster: str, rooms: list[Room], request: Mapping[str, int], tolerations: Iterable[Obj] = ()
+) -> str | None:
+    """Why no room open to the pod takes ``request`` (None if one does), phrased for
+    FailedScheduling."""
     if not rooms:
         return f"leaf node(s) of {cluster} with no Ready, schedulable member node"
-    if any(fits(request, r.free) for r in rooms):
+    usable = open_to(rooms, tolerations)
+    if not usable:
+        taints = sorted({_taint_text(t) for r in rooms for t in r.taints})
+        shown = ", ".join(taints[:3]) + (", ..." if len(taints) > 3 else "")
+        return (
+            f"leaf node(s) of {cluster} whose member nodes all have taints the pod does not "
+            f"tolerate ({shown})"
+        )
+    if any(fits(request, r.free) for r in usable):
         return None
     wanted = {n: v for n, v in request.items() if v > 0}
-    short = [n for n, v in wanted.items() if all(r.free.get(n, 0) < v for r in rooms)]
+    short = [n for n, v in wanted.items() if all(r.free.get(n, 0) < v for r in usable)]
     asked = ", ".join(_show(n, wanted[n]) for n in sorted(wanted) if n != "pods")
+    tainted = len(rooms) - len(usable)
+    aside = f"; {tainted} member node(s) with taints the pod does not tolerate" if tainted else ""
     if short:
-        most = ", ".join(_show(n, max(r.free.get(n, 0) for r in rooms)) for n in short)
+        most = ", ".join(_show(n, max(r.free.get(n, 0) for r in usable)) for n in short)
         return (
             f"leaf node(s) of {cluster} with no member node that fits the pod "
-            f"(requests {asked or 'a pod slot'}; most free on one member node: {most})"
+            f"(requests {asked or 'a pod slot'}; most free on one member node: {most}{aside})"
         )
     return (
         f"leaf node(s) of {cluster} with no member node that fits the pod "
-        f"(requests {asked}: no single member node has all of it free)"
+        f"(requests {asked}: no single member node has all of it free{aside})"
     )
 
 

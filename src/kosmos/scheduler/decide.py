@@ -5,7 +5,8 @@ binding) and hands the extender the nodes that passed. The filter then applies, 
 
 1. the distribution policy term's nodeType (``nodetype``) — unresolvable;
 2. the pod's claims (``volumes``) — unresolvable;
-3. true capacity of leaf nodes (``capacity``) — resolvable (preemption can free room);
+3. true capacity of leaf nodes (``capacity``): some member node whose taints the pod
+   tolerates must fit it — resolvable (preemption can free room);
 
 and finally, when the term has a ``placement``, keeps only the nodes of the one cluster the
 pod's workload needs next (``placement``), recording that choice in the ledger. Offering one
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kosmos.scheduler import nodetype, placement, policy, volumes
-from kosmos.scheduler.capacity import Room, headroom, misfit, scheduling_request
+from kosmos.scheduler.capacity import Room, headroom, misfit, open_to, scheduling_request
 from kosmos.scheduler.ledger import Ledger
 
 Obj = dict[str, Any]
@@ -119,14 +120,19 @@ def placed(view: View, ledger: Ledger, owner: Owner, me: str) -> Counter[str]:
     return counts
 
 
+def _tolerations(pod: Obj) -> list[Obj]:
+    return list(pod.get("spec", {}).get("tolerations") or [])
+
+
 def _node_reasons(
     view: View,
     found: policy.Match | None,
     claims: volumes.Pins,
-    request: dict[str, Any],
+    pod: tuple[dict[str, Any], list[Obj]],
     node: Obj,
 ) -> tuple[str, str, Rooms | None]:
-    """("", "", rooms) if the node passes, else (reason, cause, _)."""
+    """("", "", rooms) if the node passes, else (reason, cause, _); ``pod`` is its
+    (request, tolerations)."""
     reason = nodetype.rejection(found, node)
     if reason:
         return reason, "policy", None
@@ -134,15 +140,19 @@ def _node_reasons(
     if reason:
         return reason, "volume", None
     behind = view.rooms(node)
+    request, tolerations = pod
     if behind is not None and nodetype.is_leaf(node):
-        reason = misfit(behind.cluster, behind.rooms, request)
+        reason = misfit(behind.cluster, behind.rooms, request, tolerations)
         if reason:
             return reason, "capacity", behind
     return "", "", behind
 
 
-def score(behind: Rooms | None, request: dict[str, int]) -> int:
-    return round(MAX_SCORE * headroom(behind.rooms, request)) if behind else 0
+def score(behind: Rooms | None, request: dict[str, int], tolerations: list[Obj]) -> int:
+    """Headroom on the real nodes behind, counting only those the pod may use."""
+    if behind is None:
+        return 0
+    return round(MAX_SCORE * headroom(open_to(behind.rooms, tolerations), request))
 
 
 def filter_nodes(view: View, ledger: Ledger, pod: Obj, names: Iterable[str]) -> Filtered:
@@ -153,7 +163,7 @@ def filter_nodes(view: View, ledger: Ledger, pod: Obj, names: Iterable[str]) -> 
         found = policy.match(pod, view.policies(meta.get("namespace", "")), view.cluster_policies())
     out = Filtered(match=found)
     claims = volumes.pins(pod, view.claim, view.volume, view.storage_class)
-    request = scheduling_request(pod)
+    request, tolerations = scheduling_request(pod), _tolerations(pod)
     survivors: list[tuple[str, str]] = []  # (node, cluster)
     for name in names:
         node = view.node(name)
@@ -161,14 +171,14 @@ def filter_nodes(view: View, ledger: Ledger, pod: Obj, names: Iterable[str]) -> 
             out.failed[name] = UNKNOWN_NODE
             out.causes["unknown"] += 1
             continue
-        reason, cause, behind = _node_reasons(view, found, claims, request, node)
+        reason, cause, behind = _node_reasons(view, found, claims, (request, tolerations), node)
         if reason:
             # only room can be freed (by preemption); the rest no eviction changes
             (out.failed if cause == "capacity" else out.unresolvable)[name] = reason
             out.causes[cause] += 1
         else:
             survivors.append((name, nodetype.cluster_of(node)))
-            out.scores[name] = score(behind, request)
+            out.scores[name] = score(behind, request, tolerations)
     shares = placement.shares_of(found.term) if found is not None else []
     if found is None or not shares:
         out.nodes = [n for n, _ in survivors]
@@ -225,9 +235,10 @@ def priorities(view: View, pod: Obj, names: Iterable[str]) -> list[dict[str, Any
     Leaf nodes advertise summed room, so kube-scheduler's own scores overrate a leaf whose
     room is fragmented over many small member nodes; this score looks at one node at a time.
     """
-    request = scheduling_request(pod)
+    request, tolerations = scheduling_request(pod), _tolerations(pod)
     out = []
     for name in names:
         node = view.node(name)
-        out.append({"Host": name, "Score": score(view.rooms(node) if node else None, request)})
+        behind = view.rooms(node) if node else None
+        out.append({"Host": name, "Score": score(behind, request, tolerations)})
     return out

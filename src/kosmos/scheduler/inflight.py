@@ -10,7 +10,7 @@ once the copy is bound. Both sides may arrive in any order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from kosmos.api import names
 from kosmos.scheduler.capacity import Resources, holds_resources, scheduling_request
@@ -28,22 +28,26 @@ def host_uid(member_pod: Obj) -> str:
     return str(annotations.get(names.ANNOTATION_HOST_POD_UID) or "")
 
 
+class Flying(NamedTuple):
+    """What a pod in flight will take, and which member nodes' taints it tolerates."""
+
+    request: Resources
+    tolerations: list[Obj]
+
+
 class InFlight:
     """Per leaf node: host pod UID -> its requests, while its member copy is unbound."""
 
     def __init__(self, is_leaf: IsLeaf) -> None:
         self._is_leaf = is_leaf
-        self._by_leaf: dict[str, dict[str, Resources]] = {}
+        self._by_leaf: dict[str, dict[str, Flying]] = {}
         self._leaf_of: dict[str, str] = {}
         self._bound_copies: set[str] = set()
         #: host pod UID -> the member node its room was taken from (see ``Caches.rooms``),
         #: decided once so each filter call need not re-place every pod in flight
         self.assigned: dict[str, str] = {}
 
-    def pods(self, leaf: str) -> list[Resources]:
-        return list(self._by_leaf.get(leaf, {}).values())
-
-    def entries(self, leaf: str) -> list[tuple[str, Resources]]:
+    def entries(self, leaf: str) -> list[tuple[str, Flying]]:
         return list(self._by_leaf.get(leaf, {}).items())
 
     def __len__(self) -> int:
@@ -69,11 +73,12 @@ class InFlight:
             and self._is_leaf(node)
         )
         if flying and self._leaf_of.get(uid) == node:
-            return  # a status update of a pod already in flight (requests are immutable)
+            return  # a status update (requests are immutable; the room stays where it was taken)
         self._drop(uid)
         if not flying:
             return
-        self._by_leaf.setdefault(node, {})[uid] = scheduling_request(pod)
+        tolerations = list(pod.get("spec", {}).get("tolerations") or [])
+        self._by_leaf.setdefault(node, {})[uid] = Flying(scheduling_request(pod), tolerations)
         self._leaf_of[uid] = node
 
     def host_pod_gone(self, pod: Obj) -> None:

@@ -149,3 +149,58 @@ def test_extended_resources_must_be_on_the_same_member_node_as_the_cpu(
         "the member copy bound",
     )
     assert copy["spec"]["nodeName"] == "cluster1-node3"  # the only member node with a GPU
+
+
+BIG_NODE = "cluster1-node2"  # the 16-cpu member node; the others have 8 and 4
+RESERVED = {"key": "reserved", "value": "batch", "effect": "NoSchedule"}
+
+
+@pytest.fixture
+def tainted_big_node(scheduler):
+    """cluster1's only node with room for 10 cpu carries a taint ordinary pods lack."""
+    member = scheduler.tree.member("cluster1")
+    member.run("taint", "node", BIG_NODE, "reserved=batch:NoSchedule", "--overwrite")
+    yield member
+    member.run("taint", "node", BIG_NODE, "reserved:NoSchedule-")
+
+
+def ten_cpu_pod(name: str, tolerations: list[dict[str, str]]) -> dict[str, Any]:
+    body = gpu_pod(name, "10")
+    container = body["spec"]["containers"][0]
+    container["image"] = "busybox"
+    container["resources"] = {"requests": {"cpu": "10"}}
+    body["spec"]["tolerations"] = tolerations
+    return body
+
+
+def test_member_node_taints_the_pod_does_not_tolerate_give_no_room(
+    scheduler, tainted_big_node, namespace
+):
+    host = scheduler.host
+    apply(host, ten_cpu_pod("plain", []), namespace=namespace)
+    messages = wait_for(lambda: events(host, namespace, "plain"), 60, "FailedScheduling for plain")
+    assert any(
+        "leaf node(s) of cluster1 with no member node that fits the pod" in m
+        and "1 member node(s) with taints the pod does not tolerate" in m
+        for m in messages
+    ), messages
+    toleration = {**RESERVED, "operator": "Equal"}
+    apply(host, ten_cpu_pod("tolerant", [toleration]), namespace=namespace)
+    assert (
+        wait_for(
+            lambda: get(host, "pod", "tolerant", "-n", namespace)["spec"].get("nodeName"),
+            60,
+            "tolerant bound",
+        )
+        == "kosmos-cluster1"
+    )
+    copy = wait_for(
+        lambda: (
+            (p := get(tainted_big_node, "pod", "tolerant", "-n", namespace))["spec"].get("nodeName")
+            and p
+        ),
+        60,
+        "the member copy bound",
+    )
+    assert copy["spec"]["nodeName"] == BIG_NODE
+    assert not get(host, "pod", "plain", "-n", namespace)["spec"].get("nodeName")

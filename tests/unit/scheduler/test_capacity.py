@@ -9,10 +9,13 @@ from kosmos.scheduler.capacity import (
     headroom,
     is_available,
     misfit,
-    place_in_flight,
+    open_to,
     room_of,
     scheduling_request,
+    spread_choice,
+    take,
 )
+from kosmos.scheduler.inflight import InFlight
 
 M = 1000  # amounts are in milli-units
 GPU = "nvidia.com/gpu"
@@ -77,8 +80,21 @@ def test_fits(request_, free, ok):
 
 def test_in_flight_pods_spread_over_the_freest_nodes():
     rooms = [Room("a", {"cpu": 4 * M}), Room("b", {"cpu": 3 * M})]
-    place_in_flight(rooms, [{"cpu": 2 * M}, {"cpu": 2 * M}, {"cpu": 9 * M}])
-    assert [r.free["cpu"] for r in rooms] == [2 * M, 1 * M]  # the 9-cpu pod fits nowhere
+    for request in ({"cpu": 2 * M}, {"cpu": 2 * M}):
+        take(spread_choice(rooms, request), request)
+    assert [r.free["cpu"] for r in rooms] == [2 * M, 1 * M]
+    assert spread_choice(rooms, {"cpu": 9 * M}) is None  # fits nowhere
+
+
+def test_pods_in_flight_keep_their_tolerations_for_placing_their_room():
+    flight = InFlight(lambda node: node == "kosmos-c1")
+    tolerant = pod("u1", "kosmos-c1", cpu="2")
+    tolerant["spec"]["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
+    flight.host_pod(tolerant)
+    flight.host_pod(pod("u2", "host-node", cpu="2"))  # not a leaf: not in flight
+    ((uid, (request, tolerations)),) = flight.entries("kosmos-c1")
+    assert uid == "u1" and request["cpu"] == 2 * M
+    assert tolerations == [{"key": "dedicated", "operator": "Exists"}]
 
 
 def test_misfit_when_no_single_node_has_enough_cpu():
@@ -108,6 +124,53 @@ def test_misfit_without_available_member_nodes():
     assert misfit("c", [], {"cpu": 1 * M}) == (
         "leaf node(s) of c with no Ready, schedulable member node"
     )
+
+
+CONTROL_PLANE = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+GPU_ONLY = {"key": "dedicated", "value": "gpu", "effect": "NoExecute"}
+
+
+def test_room_keeps_only_the_taints_that_keep_pods_away():
+    tainted = node("n")
+    soft = {"key": "busy", "effect": "PreferNoSchedule"}
+    tainted["spec"]["taints"] = [CONTROL_PLANE, soft, GPU_ONLY]
+    assert room_of(tainted, {}).taints == (CONTROL_PLANE, GPU_ONLY)
+
+
+def test_only_rooms_whose_taints_the_pod_tolerates_are_open():
+    plain = Room("plain", {"cpu": 1 * M})
+    control = Room("cp", {"cpu": 1 * M}, taints=(CONTROL_PLANE,))
+    gpu = Room("gpu", {"cpu": 1 * M}, taints=(GPU_ONLY,))
+    rooms = [plain, control, gpu]
+    assert open_to(rooms, []) == [plain]
+    everything = [{"operator": "Exists"}]
+    assert open_to(rooms, everything) == rooms
+    wrong_value = [{"key": "dedicated", "value": "db", "effect": "NoExecute"}]
+    assert open_to(rooms, wrong_value) == [plain]
+    assert open_to(rooms, [{"key": "dedicated", "operator": "Exists"}]) == [plain, gpu]
+
+
+def test_misfit_when_every_member_node_is_tainted_against_the_pod():
+    rooms = [Room("cp", {"cpu": 64 * M}, taints=(CONTROL_PLANE,))]
+    assert misfit("c", rooms, {"cpu": 1 * M}) == (
+        "leaf node(s) of c whose member nodes all have taints the pod does not tolerate "
+        "(node-role.kubernetes.io/control-plane:NoSchedule)"
+    )
+    assert misfit("c", rooms, {"cpu": 1 * M}, [{"operator": "Exists"}]) is None
+
+
+def test_misfit_counts_no_room_of_a_tainted_node_and_says_so():
+    rooms = [
+        Room("big", {"cpu": 16 * M}, taints=(GPU_ONLY,)),
+        Room("small", {"cpu": 4 * M}),
+    ]
+    reason = misfit("c", rooms, {"cpu": 8 * M})
+    assert reason == (
+        "leaf node(s) of c with no member node that fits the pod (requests cpu 8; most free "
+        "on one member node: cpu 4; 1 member node(s) with taints the pod does not tolerate)"
+    )
+    toleration = {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"}
+    assert misfit("c", rooms, {"cpu": 8 * M}, [toleration]) is None
 
 
 def test_availability():

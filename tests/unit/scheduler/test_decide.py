@@ -123,6 +123,21 @@ def test_capacity_rejects_leaf_whose_member_nodes_are_too_small_resolvably():
     assert out.causes == {"capacity": 1}
 
 
+def test_capacity_and_scores_count_only_member_nodes_the_pod_tolerates():
+    taint = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
+    big = Room("big", {"cpu": 16 * M, "pods": 100 * M}, {"cpu": 16 * M}, taints=(taint,))
+    small = Room("small", {"cpu": 2 * M, "pods": 100 * M}, {"cpu": 4 * M})
+    view = View(free={"kosmos-c1": [big, small]})
+    out = filter_nodes(view, Ledger(), pod(cpu="6"), ["kosmos-c1"])
+    assert out.nodes == [] and "1 member node(s) with taints" in out.failed["kosmos-c1"]
+    tolerant = pod(cpu="6")
+    tolerant["spec"]["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
+    out = filter_nodes(view, Ledger(), tolerant, ["kosmos-c1"])
+    assert out.nodes == ["kosmos-c1"] and out.scores == {"kosmos-c1": 6}  # 10/16 left
+    # without the toleration only the small node counts: 1 of its 4 cpu left, not 15 of 16
+    assert priorities(view, pod(cpu="1"), ["kosmos-c1"]) == [{"Host": "kosmos-c1", "Score": 2}]
+
+
 def test_daemon_pods_ignore_policies():
     ds = pod()
     ds["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "controller": True, "uid": "d"}]
