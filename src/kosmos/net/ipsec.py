@@ -63,11 +63,40 @@ class IpsecSettings:
     child_rekey_time: int = 3600
 
 
+#: Debian packages of the plugins that are not part of libstrongswan itself
+PLUGIN_PACKAGES = {
+    "openssl": "libstrongswan-standard-plugins",
+    "kernel-libipsec": "libcharon-extra-plugins",
+}
+
+
+def plugins_for(backend: Backend) -> list[str]:
+    plugins = list(PLUGINS)
+    if backend == "libipsec":
+        plugins.insert(plugins.index("kernel-netlink"), "kernel-libipsec")
+    return plugins
+
+
+def check_plugins(backend: Backend, directory: Path) -> None:
+    """Name a missing plugin before charon starts: charon itself only logs an "unmet
+    dependency" (e.g. ``HASHER:HASH_SHA1`` without openssl) and never opens its socket.
+    Builds without a plugin directory (plugins linked in) are not checked."""
+    if not directory.is_dir():
+        return
+    missing = [
+        p for p in plugins_for(backend) if not (directory / f"libstrongswan-{p}.so").exists()
+    ]
+    if missing:
+        packages = sorted({PLUGIN_PACKAGES.get(p, "strongswan-charon") for p in missing})
+        raise TunnelError(
+            f"strongSwan plugin(s) {', '.join(missing)} missing from {directory} "
+            f"(Debian: apt-get install {' '.join(packages)})"
+        )
+
+
 def strongswan_conf(settings: IpsecSettings, run_dir: Path) -> str:
     """The strongswan.conf of one private charon; nothing in it is secret."""
-    plugins = list(PLUGINS)
-    if settings.backend == "libipsec":
-        plugins.insert(plugins.index("kernel-netlink"), "kernel-libipsec")
+    plugins = plugins_for(settings.backend)
     return f"""\
 # Written by kosmos.net.ipsec for one private charon (docs/encryption.md); do not edit.
 charon {{
@@ -280,6 +309,7 @@ class StrongSwan:
             await running.stop()
         elif self._pid_file.exists() or self._state_file.exists():
             await self._scrub(self._read_state().values())  # the last charon died uncleanly
+        check_plugins(self.settings.backend, self._charon.parent / "plugins")
         conf.write_text(text)
         conf.chmod(0o600)
         for stale in (self._pid_file, self.vici_socket, self._state_file):

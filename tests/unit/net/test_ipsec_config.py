@@ -10,8 +10,10 @@ import pytest
 
 from kosmos.net.ipsec import (
     IpsecSettings,
+    check_plugins,
     conn_message,
     fingerprint,
+    plugins_for,
     shared_message,
     strongswan_conf,
     tunnel_state,
@@ -310,3 +312,17 @@ def test_parse_peers_reads_a_uapi_get_answer():
     )
     assert peers["bb" * 32].preshared_key == "cc" * 32
     assert peers["bb" * 32].allowed_ips == frozenset({"10.13.0.0/16"})
+
+
+def test_a_missing_plugin_is_named_with_its_package_before_charon_starts(tmp_path):
+    for plugin in plugins_for("kernel"):
+        (tmp_path / f"libstrongswan-{plugin}.so").touch()
+    check_plugins("kernel", tmp_path)
+    with pytest.raises(TunnelError) as caught:
+        check_plugins("libipsec", tmp_path)
+    assert "kernel-libipsec missing" in str(caught.value)
+    assert "apt-get install libcharon-extra-plugins" in str(caught.value)
+    (tmp_path / "libstrongswan-openssl.so").unlink()
+    with pytest.raises(TunnelError, match="libstrongswan-standard-plugins"):
+        check_plugins("kernel", tmp_path)
+    check_plugins("libipsec", tmp_path / "linked-in")  # no plugin directory: not checked
