@@ -15,7 +15,10 @@ one big kwok node so capacity is not the limit:
     (leaf-node selector and tolerations, 10m cpu, 16Mi);
   * extender latency: p50/p99 of the extender's own handler time per verb (its histogram,
     before/after), and kube-scheduler's per-pod scheduling-algorithm time per profile;
-  * the two profiles run alternately for --rounds rounds; the ratio is the median.
+  * the two profiles run alternately for --rounds rounds, which one goes first alternating
+    too; before each run the previous run's pods are gone from the members and the machine
+    is quiet again (the cluster-manager deleting 1000 member pods would otherwise slow
+    whichever profile runs second); the ratio is the median.
 Goal: kosmos/default throughput >= 0.7.
 
 Usage: .venv/bin/python bench/scheduler.py [--pods 1000] [--qps 500] [--rounds 2]
@@ -134,7 +137,8 @@ def start_scheduler(config: dict[str, object], port: int, tag: str) -> subproces
 
 async def run_profile(
     host: Client, name: str, total: int, config: dict[str, object], port: int, extender_port: int
-) -> dict[str, float]:
+) -> tuple[dict[str, float], str]:
+    """The run's figures, and its (deleted) namespace."""
     namespace = f"bench-sched-{name}-{secrets.token_hex(2)}"
     await ensure_namespace(host, namespace)
     spec = {
@@ -195,7 +199,41 @@ async def run_profile(
     started = time.monotonic()
     await delete_namespace(host, namespace)
     out["namespace_deleted"] = time.monotonic() - started
-    return out
+    return out, namespace
+
+
+def busy_share(window: float = 1.0) -> float:
+    """The machine's non-idle CPU share over ``window`` seconds (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in (procs.PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(window)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+async def has_pods(client: Client, namespace: str) -> bool:
+    async for page in client.list_pages(PODS, namespace, limit=1):
+        return bool(page.items)
+    return False
+
+
+async def settle(members: dict[str, Client], namespace: str, timeout: float = 300) -> float:
+    """Wait until the members hold no pod of ``namespace`` and the machine is quiet."""
+    started = time.monotonic()
+    deadline = started + timeout
+    for client in members.values():
+        while time.monotonic() < deadline:
+            if not await has_pods(client, namespace):
+                break
+            await asyncio.sleep(1)
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        quiet = quiet + 1 if await asyncio.to_thread(busy_share) < 0.35 else 0
+    return time.monotonic() - started
 
 
 def cpu_seconds(pid: int) -> float:
@@ -240,14 +278,16 @@ async def main(plan: ClusterPlan, total: int, qps: float, repeat: int, prioritiz
     }
     rounds: list[tuple[dict[str, float], dict[str, float]]] = []
     try:
-        for _ in range(repeat):  # alternate, so drift of the machine hits both alike
-            default = await run_profile(
-                host, DEFAULT_PROFILE, total, default_config, ports.scheduler, ports.extender
-            )
-            kosmos = await run_profile(
-                host, local.SCHEDULER, total, kosmos_config, ports.scheduler, ports.extender
-            )
-            rounds.append((default, kosmos))
+        for index in range(repeat):  # alternate, so drift of the machine hits both alike
+            order = [(DEFAULT_PROFILE, default_config), (local.SCHEDULER, kosmos_config)]
+            results: dict[str, dict[str, float]] = {}
+            for name, config in order if index % 2 == 0 else order[::-1]:
+                out, namespace = await run_profile(
+                    host, name, total, config, ports.scheduler, ports.extender
+                )
+                out["settled"] = await settle(members, namespace)
+                results[name] = out
+            rounds.append((results[DEFAULT_PROFILE], results[local.SCHEDULER]))
     finally:
         for client in members.values():  # leave the members as the environment made them
             with contextlib.suppress(NotFound):
@@ -262,10 +302,13 @@ async def main(plan: ClusterPlan, total: int, qps: float, repeat: int, prioritiz
         ("extender verbs", "filter, prioritize" if prioritize else "filter"),
     ]
     for i, (default, kosmos) in enumerate(rounds, start=1):
+        first = "default" if i % 2 else "kosmos"
         rows += [
             (f"round {i} default pods/s", f"{default['throughput']:.1f}"),
-            (f"round {i} kosmos pods/s", f"{kosmos['throughput']:.1f}"),
+            (f"round {i} kosmos pods/s", f"{kosmos['throughput']:.1f} ({first} first)"),
         ]
+    waits = [r["settled"] for pair in rounds for r in pair]
+    rows.append(("settle wait after a run s (max)", f"{max(waits):.0f}"))
     ratios = sorted(k["throughput"] / d["throughput"] for d, k in rounds)
     default, kosmos = rounds[-1]
     rows += [

@@ -19,6 +19,7 @@ from kosmos.api.resources import Resource
 from kosmos.kube import metrics
 from kosmos.kube.client import Client, Obj
 from kosmos.kube.errors import ApiError, ConnectError, Gone
+from kosmos.kube.gate import Gate
 from kosmos.kube.store import IndexFunc, Store, object_key
 
 log = logging.getLogger("kosmos.kube.informer")
@@ -81,6 +82,7 @@ class Informer:
         watch_timeout: int = 300,
         stall_timeout: float | None = None,
         backoff_cap: float = 30.0,
+        gate: Gate | None = None,
     ) -> None:
         self.client = client
         self.resource = resource
@@ -93,6 +95,7 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.stall_timeout = stall_timeout
         self.backoff_cap = backoff_cap
+        self.gate = gate
         self.resource_version = ""
         self._handlers: list[EventHandler] = []
         self._synced = asyncio.Event()
@@ -202,6 +205,8 @@ class Informer:
                 # One read can hold hundreds of events, and handling them never suspends:
                 # let request handlers sharing the loop (an extender's) run in between.
                 await asyncio.sleep(0)
+                if self.gate is not None:
+                    await self.gate.pause()
 
     def _dispatch(self, kind: str, old: Obj | None, obj: Obj) -> None:
         for handler in self._handlers:

@@ -18,6 +18,7 @@ from typing import Any
 from kosmos.api.resources import Resource
 from kosmos.kube.client import Client
 from kosmos.kube.controller import Controller
+from kosmos.kube.gate import Gate
 from kosmos.kube.informer import Informer
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector
 from kosmos.kube.serving import HealthServer
@@ -47,8 +48,11 @@ class Manager:
         leader_election: tuple[Client, LeaderElectionConfig] | None = None,
         health_address: tuple[str, int] | None = ("127.0.0.1", 0),
         sync_timeout: float = 120.0,
+        gate: Gate | None = None,
     ) -> None:
         self.name = name
+        #: given to every informer: request handlers of this process go before cache upkeep
+        self.gate = gate
         self._clusters: dict[str, _Cluster] = {}
         self._controllers: list[Controller] = []
         self._added_hooks: list[ClusterHook] = []
@@ -124,7 +128,7 @@ class Manager:
                 namespace=namespace,
                 label_selector=label_selector,
                 field_selector=field_selector,
-                **options,
+                **{"gate": self.gate, **options},
             )
             if self._running:
                 self._start_informer(entry, key)

@@ -27,6 +27,7 @@ from kosmos.kube import diagnostics, tls
 from kosmos.kube.client import Client
 from kosmos.kube.controller import Controller, Request
 from kosmos.kube.events import EventRecorder
+from kosmos.kube.gate import Gate
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector
 from kosmos.kube.manager import Manager
@@ -89,7 +90,8 @@ async def run(
     config = await kube_config.for_component(HOST, kubeconfig, context)
     config.qps, config.burst = qps
     host = Client(config)
-    manager = Manager(COMPONENT, health_address=None)
+    gate = Gate()  # kube-scheduler waits on every filter/prioritize: they go first
+    manager = Manager(COMPONENT, health_address=None, gate=gate)
     manager.add_cluster(HOST, host)
     ledger = Ledger()
     caches = Caches(manager, ledger)
@@ -116,7 +118,9 @@ async def run(
         waiting = caches.not_synced()
         return [f"host caches not synced yet: {', '.join(waiting)}"] if waiting else []
 
-    server = Server(Extender(caches, ledger, not_ready), bind, port, tls.server_ssl_context(*cert))
+    server = Server(
+        Extender(caches, ledger, not_ready, gate), bind, port, tls.server_ssl_context(*cert)
+    )
     await server.start()
     log.info("serving filter/prioritize on https://%s:%d", bind, port)
     if leader_elect:

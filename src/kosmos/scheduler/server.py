@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kosmos.kube.gate import Gate
 from kosmos.kube.metrics import REGISTRY
 from kosmos.scheduler import decide, metrics
 from kosmos.scheduler.cache import Caches
@@ -59,8 +60,16 @@ SCORES_KEPT = 64
 
 
 class Extender:
-    def __init__(self, caches: Caches, ledger: Ledger, not_ready: Callable[[], list[str]]) -> None:
+    def __init__(
+        self,
+        caches: Caches,
+        ledger: Ledger,
+        not_ready: Callable[[], list[str]],
+        gate: Gate | None = None,
+    ) -> None:
         self.caches = caches
+        #: held while a verb is answered: the informers sharing the loop wait meanwhile
+        self.gate = gate or Gate()
         self.ledger = ledger
         self.not_ready = not_ready
         #: (pod UID, resourceVersion) -> scores the filter computed for its passing nodes:
@@ -91,7 +100,8 @@ class Extender:
         async def timed(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             try:
-                return await handler(request)
+                with self.gate.urgent():
+                    return await handler(request)
             finally:
                 metrics.request_seconds.labels(verb).observe(time.perf_counter() - started)
 
