@@ -55,6 +55,16 @@ def _keepers(host: Kubectl, namespace: str, count: int) -> Counter[str]:
     return Counter(p["spec"]["nodeName"] for _, p in ranked[:count])
 
 
+def _ready(host: Kubectl, namespace: str) -> int:
+    return sum(
+        any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p["status"].get("conditions") or []
+        )
+        for p in live_pods(host, namespace, "app=web")
+    )
+
+
 def test_weights_7_3_hold_from_zero_up_down_and_after_deleting_pods(workers, namespace):
     host = workers.host
     weights = [{"name": "cluster1", "weight": 7}, {"name": "cluster2", "weight": 3}]
@@ -74,6 +84,9 @@ def test_weights_7_3_hold_from_zero_up_down_and_after_deleting_pods(workers, nam
     # ... and the costs have settled: the ten dearest pods are the 7:3 split (costs follow
     # bindings through the extender's watch, so right after a burst some may still move)
     wait_for(lambda: _keepers(host, namespace, 10) == {C1: 7, C2: 3}, 30, "settled deletion costs")
+    # ... and every pod is Ready: the ReplicaSet controller removes Pending and unready pods
+    # before it looks at deletion costs (a member slower to report status loses its pods)
+    wait_for(lambda: _ready(host, namespace) == 20, 120, "all 20 pods Ready")
     scale(host, namespace, "Deployment", "web", 10)
     assert split(host, namespace, "web", 10) == {C1: 7, C2: 3}
 
