@@ -35,7 +35,7 @@ from typing import Any
 
 from kosmos.api.podrequests import pod_requests
 from kosmos.api.quantity import parse_resources
-from kosmos.api.selectors import tolerated
+from kosmos.api.selectors import HARD_EFFECTS, tolerated
 
 Obj = dict[str, Any]
 #: resource name -> amount in milli-units (1 cpu = 1000, 1 byte of memory = 1000)
@@ -43,8 +43,6 @@ Resources = dict[str, int]
 
 _TERMINAL = frozenset({"Succeeded", "Failed"})
 _SCORED = ("cpu", "memory")
-#: taint effects that keep a pod off a node (PreferNoSchedule only lowers its score)
-_BLOCKING = frozenset({"NoSchedule", "NoExecute"})
 MILLI = 1000
 
 
@@ -156,7 +154,7 @@ class Room:
 
 def blocking_taints(node: Obj) -> tuple[Obj, ...]:
     taints = node.get("spec", {}).get("taints") or []
-    return tuple(t for t in taints if t.get("effect") in _BLOCKING)
+    return tuple(t for t in taints if t.get("effect") in HARD_EFFECTS)
 
 
 def open_to(rooms: Iterable[Room], tolerations: Iterable[Obj]) -> list[Room]:
