@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.selectors import SELECTOR_OPERATORS, selector_matches
 
 NAME_PREFIX = "kosmos-"
@@ -33,7 +34,6 @@ TAINT_EFFECTS = frozenset({"NoSchedule", "PreferNoSchedule", "NoExecute"})
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
-Obj = dict[str, Any]
 LeafMode = Literal["whole-cluster", "one-to-one", "group"]
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
 
+from kosmos.api.objects import Obj
 from kosmos.api.quantity import parse_resources
 
-Obj = dict[str, Any]
 Resources = dict[str, Fraction]
 
 #: Pod-level requests (spec.resources) replace the containers' sum for these only.

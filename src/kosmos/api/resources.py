@@ -1,8 +1,15 @@
-"""Kubernetes resource types (group/version/plural) as plain data, and the built-ins we use."""
+"""Kubernetes resource types (group/version/plural) as plain data: every one Kosmos uses.
+
+All ``Resource`` constants live here, built-in and kosmos.io alike, so a component, the CLI
+and the tests name a resource the same way (a unit test checks the kosmos.io ones against
+the kinds the CRDs are generated from).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from kosmos.api import names
 
 
 @dataclass(frozen=True)
@@ -71,3 +78,45 @@ MUTATING_ADMISSION_POLICY_BINDINGS = Resource(
 CUSTOMRESOURCEDEFINITIONS = Resource(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
 )
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+CLUSTERROLES = Resource(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", namespaced=False)
+CLUSTERROLEBINDINGS = Resource(
+    RBAC_GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
+)
+ROLES = Resource(RBAC_GROUP, "v1", "roles", "Role")
+ROLEBINDINGS = Resource(RBAC_GROUP, "v1", "rolebindings", "RoleBinding")
+SELF_SUBJECT_ACCESS_REVIEWS = Resource(
+    "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False
+)
+SERVICECIDRS = Resource("networking.k8s.io", "v1", "servicecidrs", "ServiceCIDR", False)
+
+# Calico's CRDs, which ClusterLink reads and writes in members that run Calico.
+CALICO_GROUP = "crd.projectcalico.org"
+IPPOOLS = Resource(CALICO_GROUP, "v1", "ippools", "IPPool", namespaced=False)
+BLOCKAFFINITIES = Resource(CALICO_GROUP, "v1", "blockaffinities", "BlockAffinity", False)
+
+
+def _kosmos(plural: str, kind: str, namespaced: bool) -> Resource:
+    return Resource(names.GROUP, names.VERSION, plural, kind, namespaced)
+
+
+# kosmos.io/v1alpha1 (the CRDs in deploy/crds/)
+CLUSTERS = _kosmos("clusters", "Cluster", False)
+CLUSTERNODES = _kosmos("clusternodes", "ClusterNode", False)
+NODECONFIGS = _kosmos("nodeconfigs", "NodeConfig", False)
+POD_CONVERT_POLICIES = _kosmos("podconvertpolicies", "PodConvertPolicy", True)
+CLUSTER_POD_CONVERT_POLICIES = _kosmos(
+    "clusterpodconvertpolicies", "ClusterPodConvertPolicy", False
+)
+DISTRIBUTION_POLICIES = _kosmos("distributionpolicies", "DistributionPolicy", True)
+CLUSTER_DISTRIBUTION_POLICIES = _kosmos(
+    "clusterdistributionpolicies", "ClusterDistributionPolicy", False
+)
+PROMOTE_POLICIES = _kosmos("promotepolicies", "PromotePolicy", True)
+VIRTUAL_CLUSTERS = _kosmos("virtualclusters", "VirtualCluster", True)
+GLOBAL_NODES = _kosmos("globalnodes", "GlobalNode", False)
+
+# multicluster.x-k8s.io/v1alpha1 (the MCS API)
+SERVICE_EXPORTS = Resource(names.MCS_GROUP, "v1alpha1", "serviceexports", "ServiceExport")
+SERVICE_IMPORTS = Resource(names.MCS_GROUP, "v1alpha1", "serviceimports", "ServiceImport")

@@ -12,14 +12,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from kosmos.api.objects import Obj
 from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
 from kosmos.cli.manifests import display_name
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
 
-Obj = dict[str, Any]
 FIELD_MANAGER = "kosmosctl"
 POLL_SECONDS = 0.5
 

@@ -13,14 +13,13 @@ import click
 import yaml
 
 from kosmos.api import crds
+from kosmos.api.objects import Obj
 from kosmos.api.schema import kind_info
 from kosmos.cli.apply import strip
 from kosmos.cli.context import CliContext, output_option, pass_cli
 from kosmos.cli.output import table
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
-
-Obj = dict[str, Any]
 
 
 def valid_kinds() -> str:

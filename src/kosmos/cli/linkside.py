@@ -20,6 +20,7 @@ import yaml
 
 from kosmos.api import link, names
 from kosmos.api.cluster import Cluster
+from kosmos.api.objects import Obj
 from kosmos.api.resources import DAEMONSETS, NAMESPACES, SECRETS, SERVICEACCOUNTS
 from kosmos.api.schema import kind_info
 from kosmos.cli import rbac
@@ -28,7 +29,6 @@ from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 
-Obj = dict[str, Any]
 FIELD_MANAGER = "kosmosctl"
 AGENT = "kosmos-agent"
 AGENT_KUBECONFIG = "kosmos-agent-kubeconfig"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from kosmos.api import crds, names
 from kosmos.api.cluster import (
@@ -20,6 +20,7 @@ from kosmos.api.cluster import (
     ClusterSpec,
     ClusterTreeOptions,
 )
+from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CUSTOMRESOURCEDEFINITIONS,
     DEPLOYMENTS,
@@ -35,7 +36,6 @@ from kosmos.cli import rbac, scheduling
 from kosmos.cli.rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, RBAC_GROUP, ROLEBINDINGS, ROLES
 from kosmos.clustertree import admission
 
-Obj = dict[str, Any]
 Planned = tuple[Resource, Obj]
 
 DEFAULT_IMAGE_REPOSITORY = "ghcr.io/kosmos-io"

@@ -8,12 +8,9 @@ create pods, bind them, or edit RBAC. No wildcard appears anywhere (a unit test 
 
 from __future__ import annotations
 
-from typing import Any
-
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import Resource
-
-Obj = dict[str, Any]
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 CLUSTERROLES = Resource(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", namespaced=False)

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -40,7 +41,6 @@ from kosmos.cli import rbac
 from kosmos.cli.rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, RBAC_GROUP, ROLEBINDINGS, ROLES
 from kosmos.scheduler import admission, profile
 
-Obj = dict[str, Any]
 Planned = tuple[Resource, Obj]
 Labels = Callable[[str], dict[str, str]]
 

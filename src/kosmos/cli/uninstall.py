@@ -9,12 +9,11 @@ joined make it refuse, naming them, unless --force.
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from kosmos.api import names
 from kosmos.api.cluster import Cluster
+from kosmos.api.objects import Obj
 from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
 from kosmos.api.schema import kind_info
 from kosmos.cli import apply as applier
@@ -26,7 +25,6 @@ from kosmos.cli.output import Progress
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
 
-Obj = dict[str, Any]
 #: Namespaces uninstall never deletes, even when told to install into one of them.
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 

@@ -7,19 +7,17 @@ reached: "which version am I running" must be answerable without a cluster.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 import yaml
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import DEPLOYMENTS
 from kosmos.cli import manifests
 from kosmos.cli.context import CliContext, pass_cli
 from kosmos.cli.output import table
 from kosmos.kube.errors import KubeError
-
-Obj = dict[str, Any]
 
 
 @click.command()

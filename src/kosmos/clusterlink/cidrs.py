@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kosmos.api.objects import Obj
 from kosmos.api.resources import SERVICES
 from kosmos.clusterlink import discovery, metrics
-from kosmos.clusterlink.context import CLUSTERS, HOST, KUBE_SYSTEM, SERVICECIDRS, Link, Obj
+from kosmos.clusterlink.context import CLUSTERS, HOST, KUBE_SYSTEM, SERVICECIDRS, Link
 from kosmos.clusterlink.discovery import CILIUM_CONFIGMAP, DiscoveryError, Family
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import ConnectError, Forbidden, Invalid, KubeError, NotFound

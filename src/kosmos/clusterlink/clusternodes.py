@@ -23,8 +23,9 @@ import logging
 from datetime import UTC, datetime
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.clusterlink import discovery, forge, metrics
-from kosmos.clusterlink.context import CLUSTERNODES, HOST, Link, Obj
+from kosmos.clusterlink.context import CLUSTERNODES, HOST, Link
 from kosmos.clusterlink.discovery import DiscoveryError
 from kosmos.kube.controller import Request, Result, TerminalError
 from kosmos.kube.errors import NotFound

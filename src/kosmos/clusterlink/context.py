@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CONFIGMAPS,
     CUSTOMRESOURCEDEFINITIONS,
@@ -36,7 +37,6 @@ from kosmos.kube.informer import Informer, strip_bulk
 from kosmos.kube.manager import ClusterNotFound, Manager
 from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
 
-Obj = dict[str, Any]
 log = logging.getLogger("kosmos.clusterlink")
 
 #: the manager's name for the host; also the root Cluster's name, so when the root Cluster

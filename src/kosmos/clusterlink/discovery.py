@@ -20,11 +20,11 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 
-Obj = dict[str, Any]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Family = Literal[4, 6]
 PodSource = Literal["override", "calico", "flannel", "cilium", "nodes"]

@@ -20,8 +20,7 @@ import ipaddress
 from typing import Any
 
 from kosmos.api import names
-
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
 
 FIELD_MANAGER = "kosmos-network-manager"
 #: label value marking ClusterNodes this process created: only those are deleted when their

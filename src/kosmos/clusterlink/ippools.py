@@ -14,8 +14,9 @@ import contextlib
 import logging
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.clusterlink import discovery, remotepools
-from kosmos.clusterlink.context import IPPOOLS, Link, Obj
+from kosmos.clusterlink.context import IPPOOLS, Link
 from kosmos.clusterlink.forge import FIELD_MANAGER, MANAGED_BY
 from kosmos.kube.client import Client
 from kosmos.kube.controller import Request, Result

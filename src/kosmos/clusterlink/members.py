@@ -22,6 +22,7 @@ import hashlib
 import logging
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
 from kosmos.clusterlink import ippools
 from kosmos.clusterlink.context import (
@@ -30,7 +31,6 @@ from kosmos.clusterlink.context import (
     HOST,
     NODECONFIGS,
     Link,
-    Obj,
     is_root,
     link_enabled,
 )

@@ -21,10 +21,10 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from kosmos.api import link, names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
 from kosmos.clusterlink.context import CLUSTERNODES, CLUSTERS, NODECONFIGS
 from kosmos.clusterlink.planner import inputs, plan
-from kosmos.kube.client import Obj
 from kosmos.kube.controller import Controller, Request, Result
 from kosmos.kube.errors import AlreadyExists, Invalid, NotFound
 from kosmos.kube.informer import Informer

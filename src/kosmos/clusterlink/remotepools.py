@@ -17,13 +17,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.clusterlink.discovery import OWN_POOL_PREFIX, Network, normalize
 from kosmos.clusterlink.forge import MANAGED_BY
 
-Obj = dict[str, Any]
 Kind = Literal["pod", "service"]
 MAX_NAME = 253
 

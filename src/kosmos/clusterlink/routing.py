@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.clusterlink.context import (
     BLOCKAFFINITIES,
     CALICO,
@@ -28,7 +29,6 @@ from kosmos.clusterlink.forge import node_view
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.manager import Manager
 
-Obj = dict[str, Any]
 Change = Callable[[Obj | None, Obj | None], None]
 
 

@@ -21,9 +21,7 @@ down; pods created before the policy was installed keep their default toleration
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
 
 POLICY_NAME = "kosmos-leaf-pod-tolerations"
 LIFECYCLE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.podrequests import Resources, pod_requests
 from kosmos.api.quantity import QuantityValue, format_resources, parse_quantity, parse_resources
-from kosmos.clustertree.placement import Obj
 
 #: Always reported, as zero when no member node is available.
 BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CONFIGMAPS,
     NODES,
@@ -23,7 +24,6 @@ from kosmos.api.resources import (
     SERVICES,
     Resource,
 )
-from kosmos.clustertree.placement import Obj
 from kosmos.clustertree.podforge import dependencies
 from kosmos.kube.controller import Controller
 from kosmos.kube.events import EventRecorder

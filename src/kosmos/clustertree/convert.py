@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kosmos.api import names
-from kosmos.clustertree.placement import Obj
+from kosmos.api.objects import Obj
 
 #: label keys that only mean something on host nodes (the leaf node's own identity and role)
 HOST_ONLY_PREFIXES = ("kosmos.io/", "kosmos-io/", "node-role.kubernetes.io/")

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from kosmos.api.leafmodel import (
     LeafModelError,
     LeafNode,
-    Obj,
     is_root_cluster,
     leaf_nodes,
     member_nodes_of,
     tree_enabled,
 )
+from kosmos.api.objects import Obj
 from kosmos.api.resources import LEASES, NODES, PODS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.capacity import free_resources

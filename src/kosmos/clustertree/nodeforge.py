@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kosmos.api import names
-from kosmos.api.leafmodel import LeafNode, Obj
+from kosmos.api.leafmodel import LeafNode
+from kosmos.api.objects import Obj
 from kosmos.api.quantity import QuantityError, parse_quantity
 from kosmos.clustertree.capacity import Free
 

@@ -10,11 +10,9 @@ a ``Placement`` that says how the pod must be pinned inside the member.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from kosmos.api.leafmodel import LeafMode, LeafNode
-
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
 
 
 @dataclass(frozen=True)

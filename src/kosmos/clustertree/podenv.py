@@ -20,7 +20,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kosmos.clustertree.placement import Obj
+from kosmos.api.objects import Obj
 
 #: the kubelet always links these from ``default``; in the member the pod's token talks to the
 #: member apiserver, so the member's own ``kubernetes`` Service must be the one it sees

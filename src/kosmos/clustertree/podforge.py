@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.clustertree.convert import apply_policies, member_scheduling, require_node_labels
-from kosmos.clustertree.placement import Obj, Placement
+from kosmos.clustertree.placement import Placement
 from kosmos.clustertree.podenv import member_env
 
 DEFAULT_SCHEDULER = "default-scheduler"

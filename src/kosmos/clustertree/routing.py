@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import NODES, PERSISTENTVOLUMECLAIMS, PODS
 from kosmos.clustertree.context import COPIED, HOST, MANAGED_SELECTOR, Tree
-from kosmos.clustertree.placement import Obj
 from kosmos.kube.controller import Request
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.manager import Manager

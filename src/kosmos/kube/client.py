@@ -17,6 +17,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from kosmos.api.objects import Obj
 from kosmos.api.resources import Resource
 from kosmos.kube import metrics
 from kosmos.kube.clock import Clock, RealClock
@@ -24,7 +25,6 @@ from kosmos.kube.config import ClusterConfig
 from kosmos.kube.errors import ApiError, ConnectError, KubeError, NotFound, from_status
 from kosmos.kube.ratelimit import TokenBucket
 
-Obj = dict[str, Any]
 PatchType = Literal["merge", "json", "strategic"]
 _PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",

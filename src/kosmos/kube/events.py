@@ -13,8 +13,9 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Literal
 
+from kosmos.api.objects import Obj
 from kosmos.api.resources import EVENTS
-from kosmos.kube.client import Client, Obj
+from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 
 log = logging.getLogger("kosmos.kube.events")

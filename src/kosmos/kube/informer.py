@@ -15,9 +15,10 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from kosmos.api.objects import Obj
 from kosmos.api.resources import Resource
 from kosmos.kube import metrics
-from kosmos.kube.client import Client, Obj
+from kosmos.kube.client import Client
 from kosmos.kube.errors import ApiError, ConnectError, Gone
 from kosmos.kube.gate import Gate
 from kosmos.kube.store import IndexFunc, Store, object_key

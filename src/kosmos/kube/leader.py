@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kosmos.api.objects import Obj
 from kosmos.api.resources import LEASES
 from kosmos.kube import metrics
-from kosmos.kube.client import Client, Obj
+from kosmos.kube.client import Client
 from kosmos.kube.clock import Clock, RealClock
 from kosmos.kube.errors import AlreadyExists, KubeError, NotFound
 

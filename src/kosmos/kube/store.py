@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable
-from typing import Any
 
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
+
 IndexFunc = Callable[[Obj], Iterable[str]]
 
 

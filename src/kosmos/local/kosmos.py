@@ -20,14 +20,13 @@ import json
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.local import paths
 from kosmos.local.components import Ports, SchedulerPorts
 from kosmos.local.topology import ClusterPlan
-
-Obj = dict[str, Any]
 
 CLUSTER_MANAGER = "cluster-manager"
 #: The leader-election Lease every cluster-manager competes for.

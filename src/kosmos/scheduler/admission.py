@@ -31,11 +31,8 @@ Applied after it, that policy finds nothing left to change.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kosmos.api import names
-
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
 
 POLICY_NAME = "kosmos-scheduler-leaf-toleration"
 TOLERATION = {"key": names.LABEL_NODE, "operator": "Exists", "effect": "NoSchedule"}

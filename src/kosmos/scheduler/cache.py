@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from kosmos.api import names
 from kosmos.api.cluster import Cluster
 from kosmos.api.leafmodel import LeafModelError, LeafNode, leaf_nodes, member_nodes_of
+from kosmos.api.objects import Obj
 from kosmos.api.policy import ClusterDistributionPolicy, DistributionPolicy
 from kosmos.api.resources import (
     NODES,
@@ -39,7 +40,7 @@ from kosmos.scheduler.capacity import (
     spread_choice,
     take,
 )
-from kosmos.scheduler.decide import Obj, Owner, Rooms
+from kosmos.scheduler.decide import Owner, Rooms
 from kosmos.scheduler.inflight import HostPodHandler, InFlight, MemberPodHandler
 from kosmos.scheduler.ledger import Ledger, LedgerHandler
 from kosmos.scheduler.nodetype import HOST_CLUSTER, is_leaf

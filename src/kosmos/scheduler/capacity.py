@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from kosmos.api.objects import Obj
 from kosmos.api.podrequests import pod_requests
 from kosmos.api.quantity import parse_resources
 from kosmos.api.selectors import HARD_EFFECTS, tolerated
 
-Obj = dict[str, Any]
 #: resource name -> amount in milli-units (1 cpu = 1000, 1 byte of memory = 1000)
 Resources = dict[str, int]
 

@@ -25,11 +25,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kosmos.api.objects import Obj
 from kosmos.scheduler import nodetype, placement, policy, volumes
 from kosmos.scheduler.capacity import Room, headroom, misfit, open_to, scheduling_request
 from kosmos.scheduler.ledger import Ledger
-
-Obj = dict[str, Any]
 
 MAX_SCORE = 10  # extenderv1.MaxExtenderPriority
 _ORDINAL = re.compile(r"-(\d+)$")

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import PODS
 from kosmos.kube.controller import Controller, Request, Result
 from kosmos.kube.errors import KubeError, NotFound
@@ -30,7 +31,6 @@ from kosmos.kube.leader import LeaderElector, LeadershipLost
 from kosmos.kube.manager import Manager
 from kosmos.scheduler import metrics, placement, policy
 from kosmos.scheduler.cache import HOST, Caches
-from kosmos.scheduler.decide import Obj
 from kosmos.scheduler.nodetype import cluster_of
 
 log = logging.getLogger("kosmos.scheduler.deletioncost")

@@ -10,12 +10,12 @@ once the copy is bound. Both sides may arrive in any order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.scheduler.capacity import Resources, holds_resources, scheduling_request
 
-Obj = dict[str, Any]
 IsLeaf = Callable[[str], bool]
 
 

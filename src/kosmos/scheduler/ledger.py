@@ -16,9 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
 
 
 @dataclass(frozen=True)

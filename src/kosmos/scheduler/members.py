@@ -18,6 +18,7 @@ import logging
 
 from kosmos.api import names
 from kosmos.api.leafmodel import is_root_cluster, tree_enabled
+from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
 from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig_text
@@ -26,7 +27,6 @@ from kosmos.kube.errors import KubeconfigError, KubeError
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.manager import Manager
 from kosmos.scheduler.cache import HOST, Caches
-from kosmos.scheduler.decide import Obj
 
 log = logging.getLogger("kosmos.scheduler.members")
 

@@ -11,13 +11,10 @@ TaintToleration plugin first, exactly as upstream.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.selectors import tolerated
 from kosmos.scheduler.policy import Match
-
-Obj = dict[str, Any]
 
 #: The cluster of the host's own nodes in placement terms (the root Cluster's name).
 HOST_CLUSTER = names.ROOT_CLUSTER_NAME

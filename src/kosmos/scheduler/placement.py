@@ -27,9 +27,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
-from typing import Any
 
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
 
 #: The cost of a pod holding no seat (its cluster is over its share): deleted first.
 OVERFLOW_COST = -1_000_000

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from kosmos.api.objects import Obj
 from kosmos.api.selectors import selector_matches, selector_size
-
-Obj = dict[str, Any]
 
 NAMESPACED = "DistributionPolicy"
 CLUSTER_SCOPED = "ClusterDistributionPolicy"

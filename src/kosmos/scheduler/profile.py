@@ -34,11 +34,9 @@ runs elsewhere). Its settings, verified against kube-scheduler v1.36's strict de
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from kosmos.api import names
-
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
 
 API_VERSION = "kubescheduler.config.k8s.io/v1"
 HTTP_TIMEOUT = "3s"

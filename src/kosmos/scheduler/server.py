@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kosmos.api.objects import Obj
 from kosmos.kube.gate import Gate
 from kosmos.kube.metrics import REGISTRY
 from kosmos.scheduler import decide, metrics
@@ -38,7 +39,6 @@ log = logging.getLogger("kosmos.scheduler.server")
 #: The path kube-scheduler calls (``urlPrefix``): it names us in the scheduler's errors.
 URL_PATH = "/kosmos-scheduler-extender"
 COMPONENT = "kosmos-scheduler-extender"
-Obj = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

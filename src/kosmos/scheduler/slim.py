@@ -7,11 +7,8 @@ fields below are a few hundred bytes, so a 100k-pod fleet fits in tens of megaby
 
 from __future__ import annotations
 
-from typing import Any
-
 from kosmos.api import names
-
-Obj = dict[str, Any]
+from kosmos.api.objects import Obj
 
 _META = (
     "name",

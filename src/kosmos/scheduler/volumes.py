@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.scheduler.nodetype import HOST_CLUSTER, cluster_of, is_leaf
 
-Obj = dict[str, Any]
 Lookup = Callable[[str], Obj | None]
 
 

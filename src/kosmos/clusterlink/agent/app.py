@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from kosmos.api import link
+from kosmos.api.objects import Obj
 from kosmos.clusterlink.agent.addresses import AddressReconciler
 from kosmos.clusterlink.agent.context import (
     CLUSTERNODES,
@@ -32,7 +33,7 @@ from kosmos.clusterlink.agent.reconciler import NodeConfigReconciler
 from kosmos.clusterlink.agent.tunnels import Driver
 from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics
-from kosmos.kube.client import Client, Obj
+from kosmos.kube.client import Client
 from kosmos.kube.controller import Controller, Request
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.manager import Manager

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
 from kosmos.clusterlink.context import CLUSTERNODES, CLUSTERS, NODECONFIGS
-from kosmos.kube.client import Client, Obj
+from kosmos.kube.client import Client
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.net.sync import Dataplane

@@ -14,7 +14,7 @@ from typing import Any
 
 from kosmos.api import link
 
-Obj = Mapping[str, Any]
+ReadOnlyObj = Mapping[str, Any]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _FAMILIES: dict[str, tuple[link.Family, ...]] = {"all": (4, 6), "ipv4": (4,), "ipv6": (6,)}
@@ -98,7 +98,7 @@ def _networks(
     return tuple(found)
 
 
-def read_cluster(obj: Obj, inputs: Inputs) -> ClusterNet | None:
+def read_cluster(obj: ReadOnlyObj, inputs: Inputs) -> ClusterNet | None:
     name = obj["metadata"]["name"]
     spec = obj.get("spec", {})
     options = spec.get("clusterLinkOptions")
@@ -129,7 +129,7 @@ def read_cluster(obj: Obj, inputs: Inputs) -> ClusterNet | None:
 
 
 def _pools(
-    options: Obj, key: str, default: dict[str, str], inputs: Inputs, cluster: str
+    options: ReadOnlyObj, key: str, default: dict[str, str], inputs: Inputs, cluster: str
 ) -> dict[str, str]:
     """A device pool per family; the CRD only says "a CIDR", so one of the wrong family
     (which would fail the device addressing of the whole plan) is reported and replaced by
@@ -174,7 +174,9 @@ def _global_map(
     return tuple(pairs)
 
 
-def read_member(obj: Obj, clusters: Mapping[str, ClusterNet], inputs: Inputs) -> Member | None:
+def read_member(
+    obj: ReadOnlyObj, clusters: Mapping[str, ClusterNet], inputs: Inputs
+) -> Member | None:
     name = obj["metadata"]["name"]
     spec = obj.get("spec", {})
     cluster = clusters.get(spec.get("clusterName", ""))
@@ -203,7 +205,7 @@ def read_member(obj: Obj, clusters: Mapping[str, ClusterNet], inputs: Inputs) ->
     )
 
 
-def _unusable(spec: Obj, cluster: ClusterNet | None) -> str:
+def _unusable(spec: ReadOnlyObj, cluster: ClusterNet | None) -> str:
     if cluster is None:
         return f"Cluster {spec.get('clusterName', '')!r} does not exist or has ClusterLink disabled"
     if not spec.get("interfaceName"):
@@ -229,7 +231,7 @@ def _is_ip(value: str, family: int) -> bool:
         return False
 
 
-def read(clusters: Iterable[Obj], nodes: Iterable[Obj]) -> Inputs:
+def read(clusters: Iterable[ReadOnlyObj], nodes: Iterable[ReadOnlyObj]) -> Inputs:
     inputs = Inputs()
     for obj in sorted(clusters, key=lambda o: o["metadata"]["name"]):
         if obj["metadata"].get("deletionTimestamp"):
