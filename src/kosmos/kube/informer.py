@@ -66,6 +66,23 @@ class EnqueueHandler:
         self._enqueue(obj)
 
 
+class ChangeHandler:
+    """Adapts one ``changed(old, new)`` callback to add (old None), update and delete (new
+    None), for handlers that compare what an event changed before they enqueue."""
+
+    def __init__(self, changed: Callable[[Obj | None, Obj | None], None]) -> None:
+        self._changed = changed
+
+    def on_add(self, obj: Obj) -> None:
+        self._changed(None, obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self._changed(old, new)
+
+    def on_delete(self, obj: Obj) -> None:
+        self._changed(obj, None)
+
+
 class Informer:
     """Keeps ``store`` in step with one resource (optionally one namespace/selector)."""
 
