@@ -51,7 +51,7 @@ class Encryption:
     mode: Literal["auto", "ipsec", "wireguard", "none"] = prop(
         default="auto",
         description=(
-            "auto: IPsec between nodes that both have elastic IPs (the seed's behaviour); "
+            "auto: IPsec between nodes that both have elastic IPs (Kosmos's default); "
             "ipsec/wireguard: always, to every cluster that does not say none; none: never"
         ),
     )

@@ -167,7 +167,7 @@ class PolicyTerm:
 
     A node's cluster is the member its leaf node stands for, or the host itself for the
     host's own nodes, so ``placement`` works with every nodeType that can reach the clusters
-    it names. The seed's terms carry no placement and keep their meaning.
+    it names. Terms without a placement keep their plain meaning (no division).
     """
 
     name: str = prop(required=True, min_length=1, max_length=_NAME)
