@@ -25,6 +25,7 @@ from kosmos.api import names
 from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics, tls
 from kosmos.kube.client import Client
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Controller, Request
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.gate import Gate
@@ -32,7 +33,7 @@ from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector
 from kosmos.kube.manager import Manager
 from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
-from kosmos.scheduler.cache import HOST, Caches
+from kosmos.scheduler.cache import Caches
 from kosmos.scheduler.deletioncost import CostReconciler, CostTrigger, PolicyTrigger, run_elected
 from kosmos.scheduler.ledger import Ledger
 from kosmos.scheduler.members import MemberReconciler

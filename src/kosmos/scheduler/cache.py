@@ -10,14 +10,14 @@ member, the reservation ledger — so a filter call never scans every pod.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from kosmos.api import names
-from kosmos.api.cluster import Cluster
 from kosmos.api.leafmodel import LeafModelError, LeafNode, leaf_nodes, member_nodes_of
 from kosmos.api.objects import Obj
-from kosmos.api.policy import ClusterDistributionPolicy, DistributionPolicy
 from kosmos.api.resources import (
+    CLUSTER_DISTRIBUTION_POLICIES,
+    CLUSTERS,
+    DISTRIBUTION_POLICIES,
     NODES,
     PERSISTENTVOLUMECLAIMS,
     PERSISTENTVOLUMES,
@@ -26,7 +26,7 @@ from kosmos.api.resources import (
     STATEFULSETS,
     STORAGECLASSES,
 )
-from kosmos.api.schema import kind_info
+from kosmos.kube.component import HOST
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.scheduler.capacity import (
@@ -40,7 +40,7 @@ from kosmos.scheduler.capacity import (
     spread_choice,
     take,
 )
-from kosmos.scheduler.decide import Owner, Rooms
+from kosmos.scheduler.decide import Owner, Rooms, live
 from kosmos.scheduler.inflight import HostPodHandler, InFlight, MemberPodHandler
 from kosmos.scheduler.ledger import Ledger, LedgerHandler
 from kosmos.scheduler.nodetype import HOST_CLUSTER, is_leaf
@@ -48,12 +48,7 @@ from kosmos.scheduler.slim import slim_pod, slim_workload
 
 log = logging.getLogger("kosmos.scheduler.cache")
 
-HOST = names.ROOT_CLUSTER_NAME
-CLUSTERS = kind_info(Cluster).resource
-DISTRIBUTION_POLICIES = kind_info(DistributionPolicy).resource
-CLUSTER_DISTRIBUTION_POLICIES = kind_info(ClusterDistributionPolicy).resource
 _WORKLOADS = {"ReplicaSet": REPLICASETS, "StatefulSet": STATEFULSETS}
-_TERMINAL = frozenset({"Succeeded", "Failed"})
 
 
 def _controller_ref(pod: Obj) -> Obj | None:
@@ -158,17 +153,8 @@ class Caches:
         if workload is not None and workload["metadata"].get("uid") == uid:
             replicas = int(workload["spec"].get("replicas", 1))
         else:  # not cached yet: the pods that exist are the best guess
-            replicas = len(self._live(self.owner_pods(uid))) or 1
+            replicas = sum(map(live, self.owner_pods(uid))) or 1
         return Owner(kind, uid, f"{namespace}/{name}", replicas)
-
-    @staticmethod
-    def _live(pods: Iterable[Obj]) -> list[Obj]:
-        return [
-            p
-            for p in pods
-            if not p["metadata"].get("deletionTimestamp")
-            and p.get("status", {}).get("phase") not in _TERMINAL
-        ]
 
     def _alloc(self, cluster: str, node: Obj) -> Resources:
         meta = node.get("metadata", {})

@@ -21,12 +21,13 @@ from kosmos.api.leafmodel import is_root_cluster, tree_enabled
 from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
 from kosmos.kube.client import Client
+from kosmos.kube.component import HOST
 from kosmos.kube.config import from_kubeconfig_text
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import KubeconfigError, KubeError
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.manager import Manager
-from kosmos.scheduler.cache import HOST, Caches
+from kosmos.scheduler.cache import Caches
 
 log = logging.getLogger("kosmos.scheduler.members")
 
