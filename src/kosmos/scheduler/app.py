@@ -34,7 +34,7 @@ from kosmos.kube.leader import LeaderElectionConfig, LeaderElector
 from kosmos.kube.manager import Manager
 from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
 from kosmos.scheduler.cache import Caches
-from kosmos.scheduler.deletioncost import CostReconciler, CostTrigger, PolicyTrigger, run_elected
+from kosmos.scheduler.deletioncost import CostReconciler, CostTrigger, run_elected
 from kosmos.scheduler.ledger import Ledger
 from kosmos.scheduler.members import MemberReconciler
 from kosmos.scheduler.server import COMPONENT, Extender, Server
@@ -113,7 +113,7 @@ async def run(
     trigger = CostTrigger(first, caches)
     caches.pods.add_handler(trigger)
     for informer in (caches.namespaced, caches.cluster_scoped):
-        informer.add_handler(PolicyTrigger(trigger))
+        informer.add_handler(EnqueueHandler(trigger.policy_changed))
 
     def not_ready() -> list[str]:
         waiting = caches.not_synced()

@@ -41,8 +41,8 @@ from kosmos.scheduler.capacity import (
     take,
 )
 from kosmos.scheduler.decide import Owner, Rooms, live
-from kosmos.scheduler.inflight import HostPodHandler, InFlight, MemberPodHandler
-from kosmos.scheduler.ledger import Ledger, LedgerHandler
+from kosmos.scheduler.inflight import InFlight
+from kosmos.scheduler.ledger import Ledger
 from kosmos.scheduler.nodetype import HOST_CLUSTER, is_leaf
 from kosmos.scheduler.slim import slim_pod, slim_workload
 
@@ -92,7 +92,7 @@ class Caches:
         self.cluster_scoped = informer(HOST, CLUSTER_DISTRIBUTION_POLICIES)
         self.host_usage = NodeUsage()
         self.in_flight = InFlight(self._is_leaf_name)
-        for handler in (self.host_usage, HostPodHandler(self.in_flight), LedgerHandler(ledger)):
+        for handler in (self.host_usage, self.in_flight.host_handler(), ledger.handler()):
             self.pods.add_handler(handler)
         self._members: dict[str, _Member] = {}
         #: parsed once per object version: node name -> (resourceVersion, allocatable)
@@ -109,7 +109,7 @@ class Caches:
         pods = manager.informer(cluster, PODS, transform=slim_pod)
         usage = NodeUsage()
         pods.add_handler(usage)
-        pods.add_handler(MemberPodHandler(self.in_flight))
+        pods.add_handler(self.in_flight.member_handler())
         self._members[cluster] = _Member(manager.informer(cluster, NODES), pods, usage)
         log.info("member %s: watching its nodes and pods", cluster)
 

@@ -150,20 +150,6 @@ class CostTrigger:
             self.controller.enqueue(Request(HOST, meta.get("namespace", ""), meta["name"]))
 
 
-class PolicyTrigger:
-    def __init__(self, trigger: CostTrigger) -> None:
-        self.trigger = trigger
-
-    def on_add(self, obj: Obj) -> None:
-        self.trigger.policy_changed(obj)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.trigger.policy_changed(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self.trigger.policy_changed(obj)
-
-
 async def run_elected(
     make: Callable[[], Controller],
     trigger: CostTrigger,
