@@ -53,7 +53,7 @@ from _cluster import (
     report,
 )
 
-from kosmos.api.resources import NODES, PODS
+from kosmos.api.resources import DISTRIBUTION_POLICIES, NODES, PODS
 from kosmos.cli import local_kosmos
 from kosmos.cli.output import Progress
 from kosmos.kube.client import Client
@@ -62,7 +62,6 @@ from kosmos.local import components, environment, paths, procs
 from kosmos.local import kosmos as local
 from kosmos.local.topology import ClusterPlan
 from kosmos.scheduler import profile
-from kosmos.scheduler.cache import DISTRIBUTION_POLICIES
 
 HOST, MEMBERS = "host", ("cluster1", "cluster2")
 TOLERATIONS = [

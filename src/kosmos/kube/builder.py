@@ -61,7 +61,23 @@ def controller(
     on_terminal: TerminalHandler | None = None,
 ) -> Controller:
     """A controller with metrics and terminal logging, woken by ``watches``, run by ``manager``."""
-    built = Controller(
+    built = standalone(name, reconcile, workers=workers, on_terminal=on_terminal)
+    for watch in watches:
+        watch.informer.add_handler(EnqueueHandler(_enqueuer(built, watch.keys)))
+    manager.add_controller(built)
+    return built
+
+
+def standalone(
+    name: str,
+    reconcile: Reconciler,
+    *,
+    workers: int = 1,
+    on_terminal: TerminalHandler | None = None,
+) -> Controller:
+    """A controller with the same defaults that no manager runs: for one the component runs
+    itself, e.g. afresh for each term of a Lease the manager does not hold."""
+    return Controller(
         name,
         reconcile,
         workers=workers,
@@ -69,10 +85,6 @@ def controller(
         observer=PrometheusReconcileObserver(),
         on_terminal=on_terminal or log_terminal(name),
     )
-    for watch in watches:
-        watch.informer.add_handler(EnqueueHandler(_enqueuer(built, watch.keys)))
-    manager.add_controller(built)
-    return built
 
 
 def _enqueuer(target: Controller, keys: Mapper) -> Callable[[Obj], None]:

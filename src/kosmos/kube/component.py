@@ -69,15 +69,18 @@ class Common:
 def common_options(
     lease: str | None,
     *,
-    health_port: int = 8080,
+    health_port: int | None = 8080,
     kube_qps: float = 50.0,
     kube_burst: int = 100,
     member_qps: float | None = 20.0,
     member_burst: int = 40,
+    leader_elect_help: str | None = None,
 ) -> Callable[[F], F]:
     """Add the shared flags to a click command; the command receives them as ``common``.
 
-    ``lease`` names the Lease ``--leader-elect`` holds (None: no such flag);
+    ``lease`` names the Lease ``--leader-elect`` holds (None: no such flag), and
+    ``leader_elect_help`` says what holding it means when that is not the whole manager;
+    ``health_port`` None: health is served elsewhere (no ``--health-port`` flag);
     ``member_qps`` None: the component has no member clients (no ``--member-*`` flags).
     """
 
@@ -93,12 +96,7 @@ def common_options(
             ),
             click.option("--context", default=None, help="Context of --kubeconfig."),
             click.option("--bind-address", default="0.0.0.0", show_default=True),
-            click.option(
-                "--health-port",
-                default=health_port,
-                show_default=True,
-                help="/healthz /readyz /metrics (0: any free port).",
-            ),
+            *_health_option(health_port),
             click.option(
                 "--kube-qps", default=kube_qps, show_default=True, help="Host client QPS."
             ),
@@ -113,7 +111,8 @@ def common_options(
                     "--leader-elect/--no-leader-elect",
                     default=False,
                     show_default=True,
-                    help=f"Run controllers only while holding Lease {_NS}/{lease}.",
+                    help=leader_elect_help
+                    or f"Run controllers only while holding Lease {_NS}/{lease}.",
                 )
             )
         if member_qps is not None:
@@ -137,6 +136,20 @@ def common_options(
         return wrapped  # type: ignore[no-any-return]
 
     return decorate
+
+
+def _health_option(port: int | None) -> list[Callable[[Any], Any]]:
+    """``--health-port`` with its default, or nothing when health is served elsewhere."""
+    if port is None:
+        return []
+    return [
+        click.option(
+            "--health-port",
+            default=port,
+            show_default=True,
+            help="/healthz /readyz /metrics (0: any free port).",
+        )
+    ]
 
 
 _COMMON_FIELDS = frozenset(Common.__dataclass_fields__)

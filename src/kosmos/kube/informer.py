@@ -83,6 +83,24 @@ class ChangeHandler:
         self._changed(obj, None)
 
 
+class UpsertHandler:
+    """Adapts ``upsert(obj)`` (add, and update with the new object) and ``delete(obj)``, for
+    state derived per object that follows its latest version and forgets it when it goes."""
+
+    def __init__(self, upsert: Callable[[Obj], None], delete: Callable[[Obj], None]) -> None:
+        self._upsert = upsert
+        self._delete = delete
+
+    def on_add(self, obj: Obj) -> None:
+        self._upsert(obj)
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        self._upsert(new)
+
+    def on_delete(self, obj: Obj) -> None:
+        self._delete(obj)
+
+
 class Informer:
     """Keeps ``store`` in step with one resource (optionally one namespace/selector)."""
 

@@ -36,7 +36,7 @@ from kosmos.api.resources import CLUSTERS, SECRETS
 from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig_text
 from kosmos.kube.controller import Request, Result
-from kosmos.kube.errors import KubeconfigError, NotFound
+from kosmos.kube.errors import KubeconfigError, KubeError, NotFound
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 
@@ -139,7 +139,9 @@ class MemberRegistry:
     # -- credentials ------------------------------------------------------------------------
 
     async def kubeconfig(self, cluster: Obj) -> str:
-        """The member's kubeconfig text; KubeconfigError says what is missing or malformed."""
+        """The member's kubeconfig text; KubeconfigError says what is missing, malformed or
+        unreadable (a Secret read the host refused or could not answer goes to
+        ``hooks.failed`` too, with the host's error)."""
         name = name_of(cluster)
         spec = cluster.get("spec") or {}
         try:
@@ -151,7 +153,10 @@ class MemberRegistry:
                 raise KubeconfigError(name, message)
             namespace = ref.get("namespace") or names.SYSTEM_NAMESPACE
             where = f"Secret {namespace}/{ref['name']}"
-            secret = await self._secret(namespace, ref["name"])
+            try:
+                secret = await self._secret(namespace, ref["name"])
+            except KubeError as exc:  # forbidden, host unreachable: unreadable for now
+                raise KubeconfigError(name, f"{where} could not be read: {exc}") from exc
             if secret is None:
                 message = (
                     f"{where} (spec.kubeconfigSecretRef) not found; `kosmosctl join` creates it"

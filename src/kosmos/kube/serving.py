@@ -1,4 +1,5 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` for a component, on its own small aiohttp server."""
+"""``/healthz``, ``/readyz`` and ``/metrics`` for a component, on its own small aiohttp server
+or (``add_health_routes``) on a server the component already runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,29 @@ from kosmos.kube.metrics import REGISTRY
 ReadyCheck = Callable[[], list[str]]  # returns the reasons it is NOT ready (empty = ready)
 
 
+def add_health_routes(app: web.Application, ready: ReadyCheck) -> None:
+    """``/healthz`` (the process answers), ``/readyz`` (503 with the reasons while ``ready``
+    has any) and ``/metrics`` (the Prometheus registry) on ``app``."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        reasons = ready()
+        if reasons:
+            return web.Response(status=503, text="\n".join(reasons) + "\n")
+        return web.Response(text="ok")
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
 class HealthServer:
     def __init__(self, host: str, port: int, ready: ReadyCheck) -> None:
         self.host = host
@@ -21,9 +45,7 @@ class HealthServer:
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
+        add_health_routes(app, self._ready)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -35,17 +57,3 @@ class HealthServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-
-    async def _healthz(self, _: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    async def _readyz(self, _: web.Request) -> web.Response:
-        reasons = self._ready()
-        if reasons:
-            return web.Response(status=503, text="\n".join(reasons) + "\n")
-        return web.Response(text="ok")
-
-    async def _metrics(self, _: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )

@@ -1,47 +1,51 @@
 """``kosmos scheduler-extender``: the Kosmos extender of the kosmos-scheduler profile.
 
 One process: caches of the host and of every member (``cache``, ``members``), the HTTPS
-filter/prioritize endpoint kube-scheduler calls (``server``), and the deletion-cost
-controller (``deletioncost``) that runs only while holding the Lease
-``kosmos-system/kosmos-scheduler-extender``. Serving never waits for that Lease: each
-kube-scheduler replica calls the extender next to it, and only the leading scheduler calls
-at all.
+filter/prioritize endpoint kube-scheduler calls (``server``, which also serves the health
+endpoints), and the deletion-cost controller (``deletioncost``) that runs only while holding
+the Lease ``kosmos-system/kosmos-scheduler-extender``. The manager itself is not elected:
+serving never waits for that Lease, because each kube-scheduler replica calls the extender
+next to it, and only the leading scheduler calls at all.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import gc
 import logging
-import os
-import signal
-import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from kosmos.api import names
-from kosmos.kube import config as kube_config
-from kosmos.kube import diagnostics, tls
-from kosmos.kube.client import Client
-from kosmos.kube.controller import Controller, Request
-from kosmos.kube.events import EventRecorder
-from kosmos.kube.gate import Gate
+from kosmos.kube import builder, tls
+from kosmos.kube.builder import Watch, by_name
+from kosmos.kube.component import (
+    HOST,
+    Common,
+    Component,
+    Runtime,
+    common_options,
+    main,
+    run_component,
+)
+from kosmos.kube.controller import Controller
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector
 from kosmos.kube.manager import Manager
-from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
-from kosmos.scheduler.cache import HOST, Caches
-from kosmos.scheduler.deletioncost import CostReconciler, CostTrigger, PolicyTrigger, run_elected
+from kosmos.scheduler.cache import Caches
+from kosmos.scheduler.deletioncost import CostReconciler, CostTrigger, run_elected
 from kosmos.scheduler.ledger import Ledger
-from kosmos.scheduler.members import MemberReconciler
+from kosmos.scheduler.members import registry
 from kosmos.scheduler.server import COMPONENT, Extender, Server
 
 log = logging.getLogger("kosmos.scheduler")
 
 NAME = "scheduler-extender"
 LEASE = "kosmos-scheduler-extender"
+#: health is served on the HTTPS port (``server``); kube-scheduler's calls go before cache upkeep
+EXTENDER = Component(COMPONENT, event_source=COMPONENT, serve_health=False, gate=True)
 
 
 def serving_pair(cert_dir: str | None, hosts: list[str]) -> tuple[bytes, bytes]:
@@ -64,79 +68,70 @@ def serving_pair(cert_dir: str | None, hosts: list[str]) -> tuple[bytes, bytes]:
     return cert.read_bytes(), key.read_bytes()
 
 
-def _controller(
-    name: str, reconcile: CostReconciler | MemberReconciler, workers: int
-) -> Controller:
-    return Controller(
-        name,
-        reconcile,
-        workers=workers,
-        queue_metrics=PrometheusQueueMetrics(),
-        observer=PrometheusReconcileObserver(),
-    )
-
-
-async def run(
-    *,
-    kubeconfig: str | None,
-    context: str | None,
-    bind: str,
-    port: int,
-    cert: tuple[bytes, bytes],
-    leader_elect: bool,
-    qps: tuple[float, int],
-    member_qps: tuple[float, int],
-) -> None:
-    config = await kube_config.for_component(HOST, kubeconfig, context)
-    config.qps, config.burst = qps
-    host = Client(config)
-    gate = Gate()  # kube-scheduler waits on every filter/prioritize: they go first
-    manager = Manager(COMPONENT, health_address=None, gate=gate)
-    manager.add_cluster(HOST, host)
+def build(runtime: Runtime, *, port: int, cert: tuple[bytes, bytes]) -> None:
+    """The caches, the member set, the deletion costs and the HTTPS endpoint."""
+    manager, common = runtime.manager, runtime.common
     ledger = Ledger()
     caches = Caches(manager, ledger)
-    identity = f"{socket.gethostname()}_{os.getpid()}"
-    recorder = EventRecorder(host, COMPONENT, identity)
-    members = _controller(
-        "scheduler-members", MemberReconciler(manager, caches, recorder, member_qps), 2
+    members = registry(
+        manager, caches.clusters, runtime.recorder, (common.member_qps, common.member_burst)
     )
-    caches.clusters.add_handler(
-        EnqueueHandler(lambda c: members.enqueue(Request(HOST, "", c["metadata"]["name"])))
+    builder.controller(
+        manager,
+        "scheduler-members",
+        members,
+        workers=2,
+        watches=[Watch(caches.clusters, by_name(HOST))],
     )
-    manager.add_controller(members)
+    _deletion_costs(runtime, caches)
+    _serve(runtime, Extender(caches, ledger, _not_ready(caches), manager.gate), port, cert)
+    tune_gc()
+    runtime.alongside(functools.partial(_calm_gc, manager))
+
+
+def _deletion_costs(runtime: Runtime, caches: Caches) -> None:
+    """A fresh controller per term of the Lease (or one for the process without
+    ``--leader-elect``), woken by host pod and policy events once the caches are synced."""
+    manager = runtime.manager
 
     def cost_controller() -> Controller:
-        return _controller("scheduler-deletion-costs", CostReconciler(manager, caches), 2)
+        reconcile = CostReconciler(manager, caches)
+        return builder.standalone("scheduler-deletion-costs", reconcile, workers=2)
 
     first = cost_controller()
     trigger = CostTrigger(first, caches)
     caches.pods.add_handler(trigger)
     for informer in (caches.namespaced, caches.cluster_scoped):
-        informer.add_handler(PolicyTrigger(trigger))
+        informer.add_handler(EnqueueHandler(trigger.policy_changed))
+    if runtime.common.leader_elect:
+        config = LeaderElectionConfig(names.SYSTEM_NAMESPACE, LEASE, runtime.identity)
+        elector = LeaderElector(runtime.host, config)
+        runtime.alongside(
+            functools.partial(run_elected, cost_controller, trigger, elector, manager.wait_for_sync)
+        )
+    else:
+        runtime.alongside(functools.partial(_after_sync, manager, first))
 
+
+def _not_ready(caches: Caches) -> Callable[[], list[str]]:
     def not_ready() -> list[str]:
         waiting = caches.not_synced()
         return [f"host caches not synced yet: {', '.join(waiting)}"] if waiting else []
 
-    server = Server(
-        Extender(caches, ledger, not_ready, gate), bind, port, tls.server_ssl_context(*cert)
-    )
-    await server.start()
-    log.info("serving filter/prioritize on https://%s:%d", bind, port)
-    if leader_elect:
-        elector = LeaderElector(host, LeaderElectionConfig(names.SYSTEM_NAMESPACE, LEASE, identity))
-        costs = run_elected(cost_controller, trigger, elector, manager.wait_for_sync)
-    else:
-        costs = _after_sync(manager, first)
-    current = asyncio.current_task()
-    if current is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
-    tune_gc()
-    try:
-        await asyncio.gather(manager.run(), costs, _calm_gc(manager))
-    finally:
-        await server.stop()
-        await manager.close()
+    return not_ready
+
+
+def _serve(runtime: Runtime, extender: Extender, port: int, cert: tuple[bytes, bytes]) -> None:
+    """Open the HTTPS port before the manager starts; close it at shutdown."""
+    bind = runtime.common.bind_address
+    server = Server(extender, bind, port, tls.server_ssl_context(*cert))
+
+    async def start() -> None:
+        await server.start()
+        log.info("serving filter/prioritize on https://%s:%d", bind, port)
+
+    runtime.on_start(start)
+    runtime.on_stop(server.stop)
 
 
 async def _after_sync(manager: Manager, controller: Controller) -> None:
@@ -161,9 +156,6 @@ def tune_gc() -> None:
 
 
 @click.command(NAME)
-@click.option("--kubeconfig", envvar="KUBECONFIG", help="Host kubeconfig (default: in-cluster).")
-@click.option("--context", default=None, help="Context of --kubeconfig.")
-@click.option("--bind-address", default="0.0.0.0", show_default=True)
 @click.option(
     "--secure-port",
     default=10260,
@@ -185,44 +177,22 @@ def tune_gc() -> None:
     show_default=True,
     help="Names and IPs of a generated certificate (repeatable).",
 )
-@click.option(
-    "--leader-elect/--no-leader-elect",
-    default=False,
-    show_default=True,
-    help="Write deletion costs only while holding Lease kosmos-system/kosmos-scheduler-extender.",
+@common_options(
+    LEASE,
+    health_port=None,
+    kube_qps=100.0,
+    kube_burst=200,
+    member_qps=50.0,
+    member_burst=100,
+    leader_elect_help=(
+        f"Write deletion costs only while holding Lease {names.SYSTEM_NAMESPACE}/{LEASE}."
+    ),
 )
-@click.option("--kube-qps", default=100.0, show_default=True, help="Host client QPS.")
-@click.option("--kube-burst", default=200, show_default=True, help="Host client burst.")
-@click.option("--member-qps", default=50.0, show_default=True, help="QPS per member client.")
-@click.option("--member-burst", default=100, show_default=True, help="Burst per member client.")
-@click.option("-v", "--verbose", count=True)
-def command(  # noqa: PLR0917 - click passes every option by name
-    kubeconfig: str | None,
-    context: str | None,
-    bind_address: str,
-    secure_port: int,
-    cert_dir: str | None,
-    cert_hosts: tuple[str, ...],
-    leader_elect: bool,
-    kube_qps: float,
-    kube_burst: int,
-    member_qps: float,
-    member_burst: int,
-    verbose: int,
+def command(
+    common: Common, secure_port: int, cert_dir: str | None, cert_hosts: tuple[str, ...]
 ) -> None:
     """Serve kube-scheduler's extender verbs: distribution policies, per-cluster placement,
     true capacity and volume pinning for the kosmos-scheduler profile."""
-    diagnostics.configure_logging(verbose)
-    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-        asyncio.run(
-            run(
-                kubeconfig=kubeconfig,
-                context=context,
-                bind=bind_address,
-                port=secure_port,
-                cert=serving_pair(cert_dir, list(cert_hosts)),
-                leader_elect=leader_elect,
-                qps=(kube_qps, kube_burst),
-                member_qps=(member_qps, member_burst),
-            )
-        )
+    cert = serving_pair(cert_dir, list(cert_hosts))
+    build_extender = functools.partial(build, port=secure_port, cert=cert)
+    main(COMPONENT, common.verbose, run_component(EXTENDER, common, build_extender))

@@ -10,14 +10,14 @@ member, the reservation ledger — so a filter call never scans every pod.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from kosmos.api import names
-from kosmos.api.cluster import Cluster
 from kosmos.api.leafmodel import LeafModelError, LeafNode, leaf_nodes, member_nodes_of
 from kosmos.api.objects import Obj
-from kosmos.api.policy import ClusterDistributionPolicy, DistributionPolicy
 from kosmos.api.resources import (
+    CLUSTER_DISTRIBUTION_POLICIES,
+    CLUSTERS,
+    DISTRIBUTION_POLICIES,
     NODES,
     PERSISTENTVOLUMECLAIMS,
     PERSISTENTVOLUMES,
@@ -26,7 +26,7 @@ from kosmos.api.resources import (
     STATEFULSETS,
     STORAGECLASSES,
 )
-from kosmos.api.schema import kind_info
+from kosmos.kube.component import HOST
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.scheduler.capacity import (
@@ -40,20 +40,15 @@ from kosmos.scheduler.capacity import (
     spread_choice,
     take,
 )
-from kosmos.scheduler.decide import Owner, Rooms
-from kosmos.scheduler.inflight import HostPodHandler, InFlight, MemberPodHandler
-from kosmos.scheduler.ledger import Ledger, LedgerHandler
+from kosmos.scheduler.decide import Owner, Rooms, live
+from kosmos.scheduler.inflight import InFlight
+from kosmos.scheduler.ledger import Ledger
 from kosmos.scheduler.nodetype import HOST_CLUSTER, is_leaf
 from kosmos.scheduler.slim import slim_pod, slim_workload
 
 log = logging.getLogger("kosmos.scheduler.cache")
 
-HOST = names.ROOT_CLUSTER_NAME
-CLUSTERS = kind_info(Cluster).resource
-DISTRIBUTION_POLICIES = kind_info(DistributionPolicy).resource
-CLUSTER_DISTRIBUTION_POLICIES = kind_info(ClusterDistributionPolicy).resource
 _WORKLOADS = {"ReplicaSet": REPLICASETS, "StatefulSet": STATEFULSETS}
-_TERMINAL = frozenset({"Succeeded", "Failed"})
 
 
 def _controller_ref(pod: Obj) -> Obj | None:
@@ -97,7 +92,7 @@ class Caches:
         self.cluster_scoped = informer(HOST, CLUSTER_DISTRIBUTION_POLICIES)
         self.host_usage = NodeUsage()
         self.in_flight = InFlight(self._is_leaf_name)
-        for handler in (self.host_usage, HostPodHandler(self.in_flight), LedgerHandler(ledger)):
+        for handler in (self.host_usage, self.in_flight.host_handler(), ledger.handler()):
             self.pods.add_handler(handler)
         self._members: dict[str, _Member] = {}
         #: parsed once per object version: node name -> (resourceVersion, allocatable)
@@ -114,7 +109,7 @@ class Caches:
         pods = manager.informer(cluster, PODS, transform=slim_pod)
         usage = NodeUsage()
         pods.add_handler(usage)
-        pods.add_handler(MemberPodHandler(self.in_flight))
+        pods.add_handler(self.in_flight.member_handler())
         self._members[cluster] = _Member(manager.informer(cluster, NODES), pods, usage)
         log.info("member %s: watching its nodes and pods", cluster)
 
@@ -158,17 +153,8 @@ class Caches:
         if workload is not None and workload["metadata"].get("uid") == uid:
             replicas = int(workload["spec"].get("replicas", 1))
         else:  # not cached yet: the pods that exist are the best guess
-            replicas = len(self._live(self.owner_pods(uid))) or 1
+            replicas = sum(map(live, self.owner_pods(uid))) or 1
         return Owner(kind, uid, f"{namespace}/{name}", replicas)
-
-    @staticmethod
-    def _live(pods: Iterable[Obj]) -> list[Obj]:
-        return [
-            p
-            for p in pods
-            if not p["metadata"].get("deletionTimestamp")
-            and p.get("status", {}).get("phase") not in _TERMINAL
-        ]
 
     def _alloc(self, cluster: str, node: Obj) -> Resources:
         meta = node.get("metadata", {})

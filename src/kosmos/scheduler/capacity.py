@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, node_ready, pod_terminal
 from kosmos.api.podrequests import pod_requests
 from kosmos.api.quantity import parse_resources
 from kosmos.api.selectors import HARD_EFFECTS, tolerated
@@ -41,7 +41,6 @@ from kosmos.api.selectors import HARD_EFFECTS, tolerated
 #: resource name -> amount in milli-units (1 cpu = 1000, 1 byte of memory = 1000)
 Resources = dict[str, int]
 
-_TERMINAL = frozenset({"Succeeded", "Failed"})
 _SCORED = ("cpu", "memory")
 MILLI = 1000
 
@@ -56,10 +55,7 @@ def milli_down(value: Fraction) -> int:
 
 def is_available(node: Obj) -> bool:
     """A node can take pods: not cordoned and its Ready condition is True."""
-    if node.get("spec", {}).get("unschedulable"):
-        return False
-    conditions = node.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return not node.get("spec", {}).get("unschedulable") and node_ready(node)
 
 
 def scheduling_request(pod: Obj) -> Resources:
@@ -71,9 +67,7 @@ def scheduling_request(pod: Obj) -> Resources:
 
 def holds_resources(pod: Obj) -> bool:
     """Bound and not finished: kube-scheduler counts it against its node."""
-    return bool(pod.get("spec", {}).get("nodeName")) and (
-        pod.get("status", {}).get("phase") not in _TERMINAL
-    )
+    return bool(pod.get("spec", {}).get("nodeName")) and not pod_terminal(pod)
 
 
 def resources_key(pod: Obj) -> tuple[Any, ...]:

@@ -25,14 +25,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, is_deleting, pod_terminal
 from kosmos.scheduler import nodetype, placement, policy, volumes
 from kosmos.scheduler.capacity import Room, headroom, misfit, open_to, scheduling_request
 from kosmos.scheduler.ledger import Ledger
 
 MAX_SCORE = 10  # extenderv1.MaxExtenderPriority
 _ORDINAL = re.compile(r"-(\d+)$")
-_TERMINAL = frozenset({"Succeeded", "Failed"})
 UNKNOWN_NODE = "node(s) not yet in the kosmos-scheduler-extender cache"
 
 
@@ -88,10 +87,9 @@ def _uid(pod: Obj) -> str:
     return str(pod.get("metadata", {}).get("uid", ""))
 
 
-def _live(pod: Obj) -> bool:
-    return not pod.get("metadata", {}).get("deletionTimestamp") and (
-        pod.get("status", {}).get("phase") not in _TERMINAL
-    )
+def live(pod: Obj) -> bool:
+    """Neither being deleted nor finished: the pod still counts for its workload."""
+    return not is_deleting(pod) and not pod_terminal(pod)
 
 
 def placed(view: View, ledger: Ledger, owner: Owner, me: str) -> Counter[str]:
@@ -100,7 +98,7 @@ def placed(view: View, ledger: Ledger, owner: Owner, me: str) -> Counter[str]:
     seen = {me}
     for pod in view.owner_pods(owner.uid):
         uid = _uid(pod)
-        if uid in seen or not _live(pod):
+        if uid in seen or not live(pod):
             seen.add(uid)
             continue
         seen.add(uid)

@@ -23,20 +23,21 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, is_deleting
 from kosmos.api.resources import PODS
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Controller, Request, Result
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.kube.leader import LeaderElector, LeadershipLost
 from kosmos.kube.manager import Manager
 from kosmos.scheduler import metrics, placement, policy
-from kosmos.scheduler.cache import HOST, Caches
+from kosmos.scheduler.cache import Caches
+from kosmos.scheduler.decide import live
 from kosmos.scheduler.nodetype import cluster_of
 
 log = logging.getLogger("kosmos.scheduler.deletioncost")
 
 COST = names.ANNOTATION_DELETION_COST
-_TERMINAL = frozenset({"Succeeded", "Failed"})
 
 
 def _replicaset(pod: Obj) -> str | None:
@@ -63,7 +64,7 @@ def wanted_costs(
     current: dict[str, str] = {}
     for pod in sorted(pods, key=_keep_order):
         meta, spec = pod.get("metadata", {}), pod.get("spec", {})
-        if meta.get("deletionTimestamp") or pod.get("status", {}).get("phase") in _TERMINAL:
+        if not live(pod):
             continue
         term = term_of(pod)
         where = cluster(spec.get("nodeName") or "")
@@ -132,9 +133,7 @@ class CostTrigger:
     def on_update(self, old: Obj, new: Obj) -> None:
         moved = old.get("spec", {}).get("nodeName") != new.get("spec", {}).get("nodeName")
         ended = old.get("status", {}).get("phase") != new.get("status", {}).get("phase")
-        leaving = bool(new["metadata"].get("deletionTimestamp")) != bool(
-            old["metadata"].get("deletionTimestamp")
-        )
+        leaving = is_deleting(new) != is_deleting(old)
         if moved or ended or leaving:
             self._pod(new)
 
@@ -149,20 +148,6 @@ class CostTrigger:
         for replicaset in sets:
             meta = replicaset["metadata"]
             self.controller.enqueue(Request(HOST, meta.get("namespace", ""), meta["name"]))
-
-
-class PolicyTrigger:
-    def __init__(self, trigger: CostTrigger) -> None:
-        self.trigger = trigger
-
-    def on_add(self, obj: Obj) -> None:
-        self.trigger.policy_changed(obj)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.trigger.policy_changed(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self.trigger.policy_changed(obj)
 
 
 async def run_elected(

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
+from kosmos.kube.informer import UpsertHandler
 from kosmos.scheduler.capacity import Resources, holds_resources, scheduling_request
 
 IsLeaf = Callable[[str], bool]
@@ -96,34 +97,10 @@ class InFlight:
     def member_pod_gone(self, pod: Obj) -> None:
         self._bound_copies.discard(host_uid(pod))
 
+    def host_handler(self) -> UpsertHandler:
+        """Host pod informer events -> ``host_pod`` and ``host_pod_gone``."""
+        return UpsertHandler(self.host_pod, self.host_pod_gone)
 
-class HostPodHandler:
-    """Host pod informer events -> ``InFlight``."""
-
-    def __init__(self, flight: InFlight) -> None:
-        self.flight = flight
-
-    def on_add(self, obj: Obj) -> None:
-        self.flight.host_pod(obj)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.flight.host_pod(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self.flight.host_pod_gone(obj)
-
-
-class MemberPodHandler:
-    """Member pod informer events -> ``InFlight``."""
-
-    def __init__(self, flight: InFlight) -> None:
-        self.flight = flight
-
-    def on_add(self, obj: Obj) -> None:
-        self.flight.member_pod(obj)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.flight.member_pod(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self.flight.member_pod_gone(obj)
+    def member_handler(self) -> UpsertHandler:
+        """Member pod informer events -> ``member_pod`` and ``member_pod_gone``."""
+        return UpsertHandler(self.member_pod, self.member_pod_gone)

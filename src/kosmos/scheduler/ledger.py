@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kosmos.api.objects import Obj
+from kosmos.kube.informer import UpsertHandler
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,14 @@ class Ledger:
         if settled or refused:
             self.release(found.uid)
 
+    def pod_gone(self, pod: Obj) -> None:
+        """A pod was deleted: its reservation, if any, ends."""
+        self.release(str(pod.get("metadata", {}).get("uid", "")))
+
+    def handler(self) -> UpsertHandler:
+        """Host pod informer events -> ``observe`` and ``pod_gone``."""
+        return UpsertHandler(self.observe, self.pod_gone)
+
     def expire(self) -> int:
         """Drop reservations older than ``ttl``; returns how many."""
         now = self._clock()
@@ -88,19 +97,3 @@ class Ledger:
         for uid in old:
             self.release(uid)
         return len(old)
-
-
-class LedgerHandler:
-    """Host pod informer events -> ``Ledger``."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-
-    def on_add(self, obj: Obj) -> None:
-        self.ledger.observe(obj)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self.ledger.observe(new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self.ledger.release(str(obj.get("metadata", {}).get("uid", "")))

@@ -3,10 +3,10 @@
 A *leaf node* carries ``kosmos.io/node=true`` (ClusterTree sets it and users cannot override
 it); every other node is a *host node*. ``adv`` admits a node when any of its advancedTerm
 clauses does: ``nodeName`` equals the node's name, ``nodeSelector`` labels all match, or one
-of the node's taints is tolerated by ``tolerations`` (upstream toleration semantics; the
-original's check always failed). The adv tolerations *select* nodes, they do not make the pod
-tolerate anything: the pod's own tolerations still pass through kube-scheduler's
-TaintToleration plugin first, exactly as upstream.
+of the node's taints is tolerated by ``tolerations`` (Kubernetes toleration semantics,
+``kosmos.api.selectors.tolerated``). The adv tolerations *select* nodes, they do not make the
+pod tolerate anything: the pod's own tolerations still pass through kube-scheduler's own
+TaintToleration plugin first, unchanged.
 """
 
 from __future__ import annotations

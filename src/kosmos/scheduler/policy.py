@@ -1,10 +1,9 @@
-"""Which distribution policy term governs a pod: the documented precedence, made total.
+"""Which distribution policy term governs a pod: one documented precedence, made total.
 
-The proposal ranks a match by scope, then by how it selects: a DistributionPolicy in the
-pod's namespace beats any ClusterDistributionPolicy, and within one scope a ``name`` match
-beats a ``namePrefix`` match, which beats a ``labelSelector`` match. The original evaluated
-policies in list order and let the last one win, so two matches of the same rank depended
-on informer order. Here the winner is unique and documented:
+A match ranks by scope, then by how it selects: a DistributionPolicy in the pod's namespace
+beats any ClusterDistributionPolicy, and within one scope a ``name`` match beats a
+``namePrefix`` match, which beats a ``labelSelector`` match. Further rules leave exactly one
+winner, so two matches of the same rank never depend on the order an informer lists them:
 
 1. scope: namespaced over cluster-scoped;
 2. how: ``name`` (the exact pod name) over ``namePrefix`` over ``labelSelector``;
@@ -12,9 +11,9 @@ on informer order. Here the winner is unique and documented:
    requirements (matchLabels pairs + matchExpressions);
 4. then the policy whose name sorts first, then the selector listed first in it.
 
-``labelSelector`` has the standard meaning (every matchLabels pair and every expression
-holds; the original matched when any one label did). A pod no policy selects is not
-restricted (nodeType ``mix``), as in the original.
+``labelSelector`` has the Kubernetes meaning (every matchLabels pair and every expression
+holds). A pod no policy selects is not restricted (nodeType ``mix``). docs/scheduler.md
+shows these rules with examples.
 """
 
 from __future__ import annotations

@@ -25,11 +25,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kosmos.api.objects import Obj
 from kosmos.kube.gate import Gate
-from kosmos.kube.metrics import REGISTRY
+from kosmos.kube.serving import add_health_routes
 from kosmos.scheduler import decide, metrics
 from kosmos.scheduler.cache import Caches
 from kosmos.scheduler.ledger import Ledger
@@ -91,9 +90,7 @@ class Extender:
         app = web.Application(client_max_size=64 * 2**20)
         app.router.add_post(f"{URL_PATH}/filter", self._timed("filter", self.filter))
         app.router.add_post(f"{URL_PATH}/prioritize", self._timed("prioritize", self.prioritize))
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", self.metrics)
+        add_health_routes(app, self.not_ready)
         return app
 
     def _timed(self, verb: str, handler: Handler) -> Handler:
@@ -167,20 +164,6 @@ class Extender:
             metrics.requests_total.labels("prioritize", "ok").inc()
         metrics.in_flight.set(len(self.caches.in_flight))
         return _json(scores)
-
-    async def healthz(self, _: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    async def readyz(self, _: web.Request) -> web.Response:
-        problems = self.not_ready()
-        if problems:
-            return web.Response(status=503, text="\n".join(problems) + "\n")
-        return web.Response(text="ok")
-
-    async def metrics(self, _: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
 
 
 def _version_key(pod: Obj) -> tuple[str, str]:

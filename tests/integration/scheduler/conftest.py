@@ -1,12 +1,14 @@
 """Host worker nodes for the scheduler tests, and helpers to place pods and read results.
 
 The local host's own nodes are control-plane nodes (tainted), as in a Kosmos control cluster;
-distribution policies need host nodes ordinary pods can use, like the seed's
-``kosmoscluster1-1``/``-2``. Three kwok workers join the host for this package only (other
-tests expect every untolerating pod to stay off the host):
+distribution policies need host nodes ordinary pods can use. Three kwok workers join the
+host for this package only (other tests expect every untolerating pod to stay off the host):
 
-* ``host-worker1`` (label ``advNode=true``, the seed's adv nodeSelector) and ``host-worker2``;
-* ``host-worker3`` tainted ``dedicated=kosmos:NoSchedule`` (adv tolerations, upstream taints).
+* ``host-worker1`` (label ``advNode=true``, the adv nodeSelector of the sample policy
+  ``tests/integration/api/seed_examples/04-distributionpolicy-busybox.yaml``) and
+  ``host-worker2``;
+* ``host-worker3`` tainted ``dedicated=kosmos:NoSchedule`` (adv tolerations, kube-scheduler's
+  own taint handling).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-from kosmos.scheduler.ledger import Ledger, LedgerHandler
+from kosmos.scheduler.ledger import Ledger
 
 
 class Clock:
@@ -30,7 +30,7 @@ def test_reserve_and_count_per_owner():
 
 def test_binding_deletion_and_refusal_end_a_reservation():
     ledger = Ledger()
-    handler = LedgerHandler(ledger)
+    handler = ledger.handler()
     for uid in "abcd":
         ledger.reserve(uid, "rs", "c1", "5")
     handler.on_update(pod("a"), pod("a", "6", node="kosmos-c1"))

@@ -44,7 +44,7 @@ def winner(p, namespaced=(), cluster=()):
     return None if found is None else (found.policy, found.selector, found.term_name)
 
 
-# The seed's policies (distribution-policy proposal), unchanged.
+# The sample policy tests/integration/api/seed_examples/04-distributionpolicy-busybox.yaml.
 SEED_NS = policy(
     "kosmos-node-distribution-policy",
     by_name("busybox", "leaf"),
