@@ -23,13 +23,13 @@ import sys
 import click
 
 from kosmos.api import names
-from kosmos.clusterlink import planning
+from kosmos.clusterlink import nodeconfigs
 from kosmos.clusterlink.cidrs import CIDRReconciler
 from kosmos.clusterlink.clusternodes import ClusterNodeReconciler
-from kosmos.clusterlink.context import HOST, Link, Options
 from kosmos.clusterlink.ippools import IPPoolReconciler
+from kosmos.clusterlink.link import HOST, Link, Options
 from kosmos.clusterlink.members import MemberReconciler
-from kosmos.clusterlink.routing import wire
+from kosmos.clusterlink.watches import wire
 from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics
 from kosmos.kube.client import Client
@@ -50,7 +50,7 @@ def build(manager: Manager, options: Options, recorder: EventRecorder) -> Link:
     link.add_controller("cidrs", cidrs, workers=2)
     link.add_controller("clusternodes", ClusterNodeReconciler(link), workers=options.workers)
     link.add_controller("ippools", pools, workers=2)
-    planning.register(manager, host=HOST)
+    nodeconfigs.register(manager, host=HOST)
     wire(link)
 
     def removed(_manager: Manager, cluster: str) -> None:

@@ -25,8 +25,8 @@ from typing import Any
 from kosmos.api.objects import Obj
 from kosmos.api.resources import SERVICES
 from kosmos.clusterlink import discovery, metrics
-from kosmos.clusterlink.context import CLUSTERS, HOST, KUBE_SYSTEM, SERVICECIDRS, Link
 from kosmos.clusterlink.discovery import CILIUM_CONFIGMAP, DiscoveryError, Family
+from kosmos.clusterlink.link import CLUSTERS, HOST, KUBE_SYSTEM, SERVICECIDRS, Link
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import ConnectError, Forbidden, Invalid, KubeError, NotFound
 

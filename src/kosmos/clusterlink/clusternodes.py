@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.clusterlink import discovery, forge, metrics
-from kosmos.clusterlink.context import CLUSTERNODES, HOST, Link
 from kosmos.clusterlink.discovery import DiscoveryError
+from kosmos.clusterlink.link import CLUSTERNODES, HOST, Link
 from kosmos.kube.controller import Request, Result, TerminalError
 from kosmos.kube.errors import NotFound
 from kosmos.kube.manager import ClusterNotFound

@@ -2,7 +2,7 @@
 
 For every Cluster with ``clusterLinkOptions.enable`` it loads the member's kubeconfig (Secret
 reference or inline), registers the member with the manager — whose cluster hook creates
-its caches (``routing.wire_member``) — and holds the ``kosmos.io/network-manager``
+its caches (``watches.wire_member``) — and holds the ``kosmos.io/network-manager``
 finalizer. The root Cluster is the host itself: with link enabled the host's own client
 serves as its member, no kubeconfig needed. When the Cluster is deleted (``kosmosctl
 unjoin``) or its link disabled, what ClusterLink made for it goes — its ClusterNodes and
@@ -25,7 +25,7 @@ from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
 from kosmos.clusterlink import ippools
-from kosmos.clusterlink.context import (
+from kosmos.clusterlink.link import (
     CLUSTERNODES,
     CLUSTERS,
     HOST,
@@ -34,7 +34,7 @@ from kosmos.clusterlink.context import (
     is_root,
     link_enabled,
 )
-from kosmos.clusterlink.routing import wire_member
+from kosmos.clusterlink.watches import wire_member
 from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig_text
 from kosmos.kube.controller import Request, Result

@@ -14,7 +14,7 @@ from typing import Any
 
 from kosmos.api import link
 from kosmos.clusterlink.agent import detect
-from kosmos.clusterlink.agent.context import CLUSTERNODES, AgentContext
+from kosmos.clusterlink.agent.state import CLUSTERNODES, AgentState
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import NotFound
 from kosmos.net.errors import NetError
@@ -25,7 +25,7 @@ RECHECK_SECONDS = 10.0
 
 
 class AddressReconciler:
-    def __init__(self, ctx: AgentContext) -> None:
+    def __init__(self, ctx: AgentState) -> None:
         self.ctx = ctx
         self.nic_up = False
 

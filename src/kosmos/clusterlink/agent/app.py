@@ -20,16 +20,16 @@ import click
 from kosmos.api import link
 from kosmos.api.objects import Obj
 from kosmos.clusterlink.agent.addresses import AddressReconciler
-from kosmos.clusterlink.agent.context import (
+from kosmos.clusterlink.agent.elector import GatewayElector
+from kosmos.clusterlink.agent.reconciler import NodeConfigReconciler
+from kosmos.clusterlink.agent.state import (
     CLUSTERNODES,
     CLUSTERS,
     HOST,
     NODECONFIGS,
-    AgentContext,
+    AgentState,
     Settings,
 )
-from kosmos.clusterlink.agent.elector import GatewayElector
-from kosmos.clusterlink.agent.reconciler import NodeConfigReconciler
 from kosmos.clusterlink.agent.tunnels import Driver
 from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics
@@ -45,11 +45,11 @@ log = logging.getLogger("kosmos.clusterlink.agent")
 
 def _build(
     settings: Settings, host: Client, health_port: int
-) -> tuple[AgentContext, list[Controller], GatewayElector, Driver]:
+) -> tuple[AgentState, list[Controller], GatewayElector, Driver]:
     manager = Manager(f"agent-{settings.name}", health_address=("127.0.0.1", health_port))
     manager.add_cluster(HOST, host)
     by_name = f"metadata.name={settings.name}"
-    ctx = AgentContext(
+    ctx = AgentState(
         settings=settings,
         manager=manager,
         dataplane=Dataplane(settings.netns),

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kosmos.api import link, names
-from kosmos.clusterlink.agent.context import CLUSTERNODES, AgentContext
+from kosmos.clusterlink.agent.state import CLUSTERNODES, AgentState
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector, LeadershipLost
 
@@ -38,7 +38,7 @@ def _ready(node: dict[str, Any]) -> bool:
     return True  # no condition yet: the node controller has not looked; do not block
 
 
-def eligible(ctx: AgentContext, nic_up: Callable[[], bool]) -> bool:
+def eligible(ctx: AgentState, nic_up: Callable[[], bool]) -> bool:
     """Whether this node may be (or stay) its cluster's gateway right now.
 
     Nodes with an elastic IP are the ones other clusters can reach, so while any of them is
@@ -59,13 +59,13 @@ def eligible(ctx: AgentContext, nic_up: Callable[[], bool]) -> bool:
     return nic_up()
 
 
-def preferred(ctx: AgentContext) -> bool:
+def preferred(ctx: AgentState) -> bool:
     node = ctx.clusternode() or {}
     return bool(node.get("spec", {}).get("elasticIP"))
 
 
 class GatewayElector:
-    def __init__(self, ctx: AgentContext, nic_up: Callable[[], bool]) -> None:
+    def __init__(self, ctx: AgentState, nic_up: Callable[[], bool]) -> None:
         self.ctx = ctx
         self.nic_up = nic_up
         self.is_gateway = False

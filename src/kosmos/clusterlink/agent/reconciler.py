@@ -17,7 +17,7 @@ from typing import Any
 
 from kosmos.api import link
 from kosmos.clusterlink.agent import desired, tunnels
-from kosmos.clusterlink.agent.context import CLUSTERNODES, NODECONFIGS, AgentContext
+from kosmos.clusterlink.agent.state import CLUSTERNODES, NODECONFIGS, AgentState
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import NotFound
 from kosmos.net.errors import DeviceMissing
@@ -52,7 +52,7 @@ def condition(failures: list[tuple[str, str]], generation: int) -> dict[str, Any
 
 
 class NodeConfigReconciler:
-    def __init__(self, ctx: AgentContext, tunnel_driver: tunnels.Driver) -> None:
+    def __init__(self, ctx: AgentState, tunnel_driver: tunnels.Driver) -> None:
         self.ctx = ctx
         self.tunnels = tunnel_driver
         self._applied = False

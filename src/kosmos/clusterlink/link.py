@@ -2,7 +2,7 @@
 
 One process serves the host and every linked member. Host objects (Clusters, ClusterNodes,
 kubeconfig Secrets) are cached through informers created at start; member informers are
-created when a member joins (``routing.py``) with the scopes defined here, so a controller
+created when a member joins (``watches.py``) with the scopes defined here, so a controller
 looks a cache up by the same scope and never keeps its own copy of an object. Informers for
 CRDs a member may not serve (Calico's) live in ``optional`` and come and go with the CRD.
 """
@@ -118,7 +118,7 @@ class Link:
     optional: OptionalInformers = field(default_factory=OptionalInformers)
     #: member -> why it has no client (its kubeconfig cannot be loaded); cidrs reports it
     member_errors: dict[str, str] = field(default_factory=dict)
-    #: members whose caches and event routes exist (``routing.wire_member``)
+    #: members whose caches and event routes exist (``watches.wire_member``)
     wired: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from kosmos.api import link, names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
-from kosmos.clusterlink.context import CLUSTERNODES, CLUSTERS, NODECONFIGS
+from kosmos.clusterlink.link import CLUSTERNODES, CLUSTERS, NODECONFIGS
 from kosmos.clusterlink.planner import inputs, plan
 from kosmos.kube.controller import Controller, Request, Result
 from kosmos.kube.errors import AlreadyExists, Invalid, NotFound
@@ -31,7 +31,7 @@ from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.kube.metrics import REGISTRY, PrometheusQueueMetrics, PrometheusReconcileObserver
 
-log = logging.getLogger("kosmos.clusterlink.planning")
+log = logging.getLogger("kosmos.clusterlink.nodeconfigs")
 
 CONDITION = "NetworkPlanned"
 PLAN_KEY = "plan"

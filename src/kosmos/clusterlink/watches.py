@@ -16,7 +16,9 @@ from typing import Any
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
-from kosmos.clusterlink.context import (
+from kosmos.clusterlink.discovery import affinity_node, is_apiserver_pod
+from kosmos.clusterlink.forge import node_view
+from kosmos.clusterlink.link import (
     BLOCKAFFINITIES,
     CALICO,
     HOST,
@@ -24,8 +26,6 @@ from kosmos.clusterlink.context import (
     calico_indexers,
     crd_established,
 )
-from kosmos.clusterlink.discovery import affinity_node, is_apiserver_pod
-from kosmos.clusterlink.forge import node_view
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.manager import Manager
 
