@@ -27,12 +27,13 @@ from kosmos.clusterlink import nodeconfigs
 from kosmos.clusterlink.cidrs import CIDRReconciler
 from kosmos.clusterlink.clusternodes import ClusterNodeReconciler
 from kosmos.clusterlink.ippools import IPPoolReconciler
-from kosmos.clusterlink.link import HOST, Link, Options
+from kosmos.clusterlink.link import Link, Options
 from kosmos.clusterlink.members import MemberReconciler
 from kosmos.clusterlink.watches import wire
 from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics
 from kosmos.kube.client import Client
+from kosmos.kube.component import HOST
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.leader import LeaderElectionConfig, LeadershipLost
 from kosmos.kube.manager import Manager

@@ -15,14 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, condition_true, is_deleting, labels_of
 from kosmos.api.resources import (
+    BLOCKAFFINITIES,
+    CALICO_GROUP,
+    CLUSTERNODES,
+    CLUSTERS,
     CONFIGMAPS,
     CUSTOMRESOURCEDEFINITIONS,
+    IPPOOLS,
     NODES,
     PODS,
     SECRETS,
-    Resource,
 )
 from kosmos.clusterlink.discovery import (
     CILIUM_CONFIGMAP,
@@ -31,6 +35,7 @@ from kosmos.clusterlink.discovery import (
     is_apiserver_pod,
 )
 from kosmos.clusterlink.optional import OptionalInformers
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Controller, Reconciler, Request, TerminalError
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import Informer, strip_bulk
@@ -39,18 +44,8 @@ from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObser
 
 log = logging.getLogger("kosmos.clusterlink")
 
-#: the manager's name for the host; also the root Cluster's name, so when the root Cluster
-#: has ClusterLink enabled the host is its own member through the same client
-HOST = names.ROOT_CLUSTER_NAME
-
-CLUSTERS = Resource(names.GROUP, names.VERSION, "clusters", "Cluster", namespaced=False)
-CLUSTERNODES = Resource(names.GROUP, names.VERSION, "clusternodes", "ClusterNode", False)
-NODECONFIGS = Resource(names.GROUP, names.VERSION, "nodeconfigs", "NodeConfig", False)
-CALICO_GROUP = "crd.projectcalico.org"
-IPPOOLS = Resource(CALICO_GROUP, "v1", "ippools", "IPPool", namespaced=False)
-BLOCKAFFINITIES = Resource(CALICO_GROUP, "v1", "blockaffinities", "BlockAffinity", False)
+#: Calico's resources by plural: their informers come and go with their CRD (``optional``)
 CALICO = {r.plural: r for r in (IPPOOLS, BLOCKAFFINITIES)}
-SERVICECIDRS = Resource("networking.k8s.io", "v1", "servicecidrs", "ServiceCIDR", False)
 KUBE_SYSTEM = "kube-system"
 
 
@@ -78,14 +73,6 @@ def link_enabled(cluster: Obj) -> bool:
     return options is not None and options.get("enable", True) is not False
 
 
-def is_root(cluster: Obj) -> bool:
-    annotations = cluster.get("metadata", {}).get("annotations") or {}
-    return (
-        annotations.get(names.ANNOTATION_CLUSTER_ROLE) == "root"
-        or cluster["metadata"]["name"] == names.ROOT_CLUSTER_NAME
-    )
-
-
 def slim_pod(pod: Obj) -> Obj:
     """kube-system pods: only apiserver pods are kept whole (thousands of DaemonSet pods
     would otherwise sit in memory for one flag)."""
@@ -98,7 +85,7 @@ def slim_pod(pod: Obj) -> Obj:
 
 
 def _by_cluster(obj: Obj) -> Iterable[str]:
-    cluster = (obj["metadata"].get("labels") or {}).get(names.LABEL_CLUSTER)
+    cluster = labels_of(obj).get(names.LABEL_CLUSTER)
     return [cluster] if cluster else []
 
 
@@ -160,7 +147,7 @@ class Link:
     def active(self, name: str) -> Obj | None:
         """The Cluster if ClusterLink should serve it now: present, enabled, not deleting."""
         cluster = self.clusters.store.get(name)
-        if cluster is None or cluster["metadata"].get("deletionTimestamp"):
+        if cluster is None or is_deleting(cluster):
             return None
         return cluster if link_enabled(cluster) else None
 
@@ -221,5 +208,4 @@ def calico_indexers(plural: str) -> dict[str, Any]:
 
 
 def crd_established(crd: Obj | None) -> bool:
-    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    return condition_true(crd or {}, "Established")

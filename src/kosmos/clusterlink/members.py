@@ -22,20 +22,14 @@ import hashlib
 import logging
 
 from kosmos.api import names
+from kosmos.api.leafmodel import is_root_cluster
 from kosmos.api.objects import Obj
-from kosmos.api.resources import SECRETS
+from kosmos.api.resources import CLUSTERNODES, CLUSTERS, NODECONFIGS, SECRETS
 from kosmos.clusterlink import ippools
-from kosmos.clusterlink.link import (
-    CLUSTERNODES,
-    CLUSTERS,
-    HOST,
-    NODECONFIGS,
-    Link,
-    is_root,
-    link_enabled,
-)
+from kosmos.clusterlink.link import Link, link_enabled
 from kosmos.clusterlink.watches import wire_member
 from kosmos.kube.client import Client
+from kosmos.kube.component import HOST
 from kosmos.kube.config import from_kubeconfig_text
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import KubeconfigError, NotFound
@@ -76,12 +70,12 @@ class MemberReconciler:
 
     async def _join(self, cluster: Obj) -> Result | None:
         name = cluster["metadata"]["name"]
-        if is_root(cluster) and name == HOST:
+        if is_root_cluster(cluster) and name == HOST:
             wire_member(self.link, HOST)  # the host's own client and caches
             self._forgive(name)
             return None
         try:
-            text = "" if is_root(cluster) else await self._kubeconfig(cluster)
+            text = "" if is_root_cluster(cluster) else await self._kubeconfig(cluster)
             await self._register(name, text)
         except KubeconfigError as exc:
             self.link.member_errors[name] = str(exc)

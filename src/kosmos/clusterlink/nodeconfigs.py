@@ -21,9 +21,15 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from kosmos.api import link, names
-from kosmos.api.objects import Obj
-from kosmos.api.resources import SECRETS
-from kosmos.clusterlink.link import CLUSTERNODES, CLUSTERS, NODECONFIGS
+from kosmos.api.objects import (
+    Obj,
+    condition_of,
+    conditions_of,
+    find_condition,
+    now,
+    with_condition,
+)
+from kosmos.api.resources import CLUSTERNODES, CLUSTERS, NODECONFIGS, SECRETS
 from kosmos.clusterlink.planner import inputs, plan
 from kosmos.kube.controller import Controller, Request, Result
 from kosmos.kube.errors import AlreadyExists, Invalid, NotFound
@@ -50,7 +56,7 @@ nodeconfig_writes = Counter(
 )
 
 
-def nodeconfig(name: str, cluster: str, spec: dict[str, Any]) -> Obj:
+def nodeconfig(name: str, cluster: str, spec: Obj) -> Obj:
     return {
         "apiVersion": names.API_VERSION,
         "kind": "NodeConfig",
@@ -59,9 +65,7 @@ def nodeconfig(name: str, cluster: str, spec: dict[str, Any]) -> Obj:
     }
 
 
-def planned_condition(
-    problems: list[str], skipped: dict[str, str], generation: int
-) -> dict[str, Any]:
+def planned_condition(problems: list[str], skipped: dict[str, str], generation: int) -> Obj:
     waiting = sorted(skipped)
     notes = list(problems)
     if waiting:
@@ -84,7 +88,7 @@ class PlannerReconciler:
         self.clusternodes: Informer = manager.informer(host, CLUSTERNODES)
         self.nodeconfigs: Informer = manager.informer(host, NODECONFIGS)
         self._written: dict[str, tuple[Any, int]] = {}  # name -> (spec we applied, generation)
-        self._conditions: dict[str, dict[str, Any]] = {}
+        self._conditions: dict[str, Obj] = {}
         self.last_plan: plan.Plan | None = None
 
     async def __call__(self, request: Request) -> Result:
@@ -127,7 +131,7 @@ class PlannerReconciler:
                 self._written.pop(name, None)
                 nodeconfig_writes.labels("delete").inc()
 
-    def _unchanged(self, name: str, spec: dict[str, Any], current: Obj) -> bool:
+    def _unchanged(self, name: str, spec: Obj, current: Obj) -> bool:
         if current.get("spec") == spec:
             return True
         written = self._written.get(name)
@@ -156,9 +160,7 @@ class PlannerReconciler:
                 "apiVersion": names.API_VERSION,
                 "kind": "Cluster",
                 "metadata": {"name": meta["name"]},
-                "status": {
-                    "conditions": [dict(wanted, lastTransitionTime=_transition(cluster, wanted))]
-                },
+                "status": {"conditions": [_stamped(cluster, wanted)]},
             }
             try:
                 await host.apply(
@@ -208,18 +210,16 @@ class PlannerReconciler:
             pass
 
 
-def _has(cluster: Obj, wanted: dict[str, Any]) -> bool:
-    for cond in (cluster.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == CONDITION:
-            return all(cond.get(k) == v for k, v in wanted.items())
-    return False
+def _has(cluster: Obj, wanted: Obj) -> bool:
+    current = condition_of(cluster, CONDITION)
+    return current is not None and all(current.get(k) == v for k, v in wanted.items())
 
 
-def _transition(cluster: Obj, wanted: dict[str, Any]) -> str:
-    for cond in (cluster.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == CONDITION and cond.get("status") == wanted["status"]:
-            return str(cond.get("lastTransitionTime"))
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def _stamped(cluster: Obj, wanted: Obj) -> Obj:
+    """``wanted`` with the transition time ``set_condition`` gives it against the Cluster's
+    condition: kept while the status stays, now when it flips."""
+    merged = find_condition(with_condition(conditions_of(cluster), wanted), CONDITION) or {}
+    return {**wanted, "lastTransitionTime": merged.get("lastTransitionTime") or now()}
 
 
 def _cluster_inputs(obj: Obj) -> Any:

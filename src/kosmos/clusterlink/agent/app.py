@@ -19,17 +19,11 @@ import click
 
 from kosmos.api import link
 from kosmos.api.objects import Obj
+from kosmos.api.resources import CLUSTERNODES, CLUSTERS, NODECONFIGS
 from kosmos.clusterlink.agent.addresses import AddressReconciler
 from kosmos.clusterlink.agent.elector import GatewayElector
 from kosmos.clusterlink.agent.reconciler import NodeConfigReconciler
-from kosmos.clusterlink.agent.state import (
-    CLUSTERNODES,
-    CLUSTERS,
-    HOST,
-    NODECONFIGS,
-    AgentState,
-    Settings,
-)
+from kosmos.clusterlink.agent.state import HOST, AgentState, Settings
 from kosmos.clusterlink.agent.tunnels import Driver
 from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics

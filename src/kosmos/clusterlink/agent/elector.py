@@ -21,21 +21,22 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from kosmos.api import link, names
-from kosmos.clusterlink.agent.state import CLUSTERNODES, AgentState
+from kosmos.api.objects import Obj, condition_of
+from kosmos.api.resources import CLUSTERNODES
+from kosmos.clusterlink.agent.state import AgentState
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector, LeadershipLost
 
 log = logging.getLogger("kosmos.clusterlink.agent.elector")
 
 
-def _ready(node: dict[str, Any]) -> bool:
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return bool(cond.get("status") == "True")
-    return True  # no condition yet: the node controller has not looked; do not block
+def _ready(node: Obj) -> bool:
+    """Ready, or not known yet: unlike ``node_ready``, a ClusterNode without the condition
+    does not block (the network-manager has not mirrored its node's yet)."""
+    found = condition_of(node, "Ready")
+    return found is None or found.get("status") == "True"
 
 
 def eligible(ctx: AgentState, nic_up: Callable[[], bool]) -> bool:

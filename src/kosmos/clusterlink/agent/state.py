@@ -7,15 +7,12 @@ from pathlib import Path
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
-from kosmos.api.resources import SECRETS
-from kosmos.clusterlink.link import CLUSTERNODES, CLUSTERS, NODECONFIGS
 from kosmos.kube.client import Client
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.net.sync import Dataplane
 
 HOST = "host"
-__all__ = ["CLUSTERNODES", "CLUSTERS", "HOST", "NODECONFIGS", "SECRETS", "AgentState", "Settings"]
 
 
 @dataclass(frozen=True)
