@@ -9,7 +9,6 @@ CRDs a member may not serve (Calico's) live in ``optional`` and come and go with
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,13 +35,10 @@ from kosmos.clusterlink.discovery import (
 )
 from kosmos.clusterlink.optional import OptionalInformers
 from kosmos.kube.component import HOST
-from kosmos.kube.controller import Controller, Reconciler, Request, TerminalError
+from kosmos.kube.controller import Controller, Request
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import Informer, strip_bulk
 from kosmos.kube.manager import ClusterNotFound, Manager
-from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
-
-log = logging.getLogger("kosmos.clusterlink")
 
 #: Calico's resources by plural: their informers come and go with their CRD (``optional``)
 CALICO = {r.plural: r for r in (IPPOOLS, BLOCKAFFINITIES)}
@@ -53,8 +49,6 @@ KUBE_SYSTEM = "kube-system"
 class Options:
     """The network-manager's knobs (flags in ``app.py``)."""
 
-    host_qps: float = 50.0
-    host_burst: int = 100
     member_qps: float = 20.0
     member_burst: int = 40
     workers: int = 4
@@ -114,25 +108,7 @@ class Link:
         self.cluster_nodes = informer(HOST, CLUSTERNODES, indexers={"cluster": _by_cluster})
         self.secrets = informer(HOST, SECRETS, namespace=names.SYSTEM_NAMESPACE)
 
-    # -- controllers -----------------------------------------------------------------------
-
-    def add_controller(self, name: str, reconcile: Reconciler, *, workers: int = 1) -> Controller:
-        """Register a controller ``network-manager-<name>`` with the shared metrics."""
-
-        async def report(request: Request, error: TerminalError) -> None:
-            log.warning("%s %s: %s (not retried)", name, request, error.message)
-
-        controller = Controller(
-            f"network-manager-{name}",
-            reconcile,
-            workers=workers,
-            queue_metrics=PrometheusQueueMetrics(),
-            observer=PrometheusReconcileObserver(),
-            on_terminal=report,
-        )
-        self.controllers[name] = controller
-        self.manager.add_controller(controller)
-        return controller
+    # -- controllers (declared by ``app.build``) -----------------------------------------------
 
     def enqueue(self, controller: str, cluster: str, name: str = "") -> None:
         self.controllers[controller].enqueue(Request(cluster, "", name))

@@ -31,11 +31,12 @@ from kosmos.api.objects import (
 )
 from kosmos.api.resources import CLUSTERNODES, CLUSTERS, NODECONFIGS, SECRETS
 from kosmos.clusterlink.planner import inputs, plan
+from kosmos.kube.builder import controller
 from kosmos.kube.controller import Controller, Request, Result
 from kosmos.kube.errors import AlreadyExists, Invalid, NotFound
-from kosmos.kube.informer import Informer
+from kosmos.kube.informer import ChangeHandler, Informer
 from kosmos.kube.manager import Manager
-from kosmos.kube.metrics import REGISTRY, PrometheusQueueMetrics, PrometheusReconcileObserver
+from kosmos.kube.metrics import REGISTRY
 
 log = logging.getLogger("kosmos.clusterlink.nodeconfigs")
 
@@ -240,41 +241,23 @@ def _config_inputs(obj: Obj) -> Any:
     return (obj.get("spec"), obj["metadata"].get("labels"))
 
 
-class _Replan:
+def _replan(controller: Controller, key: Request, relevant: Callable[[Obj], Any]) -> ChangeHandler:
     """Ask for a new plan when what the plan reads changed (not on status-only writes)."""
 
-    def __init__(
-        self, controller: Controller, key: Request, relevant: Callable[[Obj], Any]
-    ) -> None:
-        self.controller = controller
-        self.key = key
-        self.relevant = relevant
+    def changed(old: Obj | None, new: Obj | None) -> None:
+        if old is None or new is None or relevant(old) != relevant(new):
+            controller.enqueue(key)
 
-    def on_add(self, obj: Obj) -> None:
-        self.controller.enqueue(self.key)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        if self.relevant(old) != self.relevant(new):
-            self.controller.enqueue(self.key)
-
-    def on_delete(self, obj: Obj) -> None:
-        self.controller.enqueue(self.key)
+    return ChangeHandler(changed)
 
 
 def register(manager: Manager, *, host: str) -> tuple[Controller, PlannerReconciler]:
     """Add the planner to ``manager`` (leader-only, like every controller of the manager)."""
     reconciler = PlannerReconciler(manager, host=host)
-    controller = Controller(
-        "clusterlink-planner",
-        reconciler,
-        workers=1,
-        queue_metrics=PrometheusQueueMetrics(),
-        observer=PrometheusReconcileObserver(),
-    )
+    planner = controller(manager, "clusterlink-planner", reconciler)
     key = Request(host, "", PLAN_KEY)
-    reconciler.clusters.add_handler(_Replan(controller, key, _cluster_inputs))
-    reconciler.clusternodes.add_handler(_Replan(controller, key, _node_inputs))
-    reconciler.nodeconfigs.add_handler(_Replan(controller, key, _config_inputs))
-    manager.add_controller(controller)
-    controller.enqueue(key)
-    return controller, reconciler
+    reconciler.clusters.add_handler(_replan(planner, key, _cluster_inputs))
+    reconciler.clusternodes.add_handler(_replan(planner, key, _node_inputs))
+    reconciler.nodeconfigs.add_handler(_replan(planner, key, _config_inputs))
+    planner.enqueue(key)
+    return planner, reconciler

@@ -70,6 +70,7 @@ def common_options(
     lease: str | None,
     *,
     health_port: int = 8080,
+    bind_address: str = "0.0.0.0",
     kube_qps: float = 50.0,
     kube_burst: int = 100,
     member_qps: float | None = 20.0,
@@ -92,7 +93,7 @@ def common_options(
                 "--kubeconfig", envvar="KUBECONFIG", help="Host kubeconfig (default: in-cluster)."
             ),
             click.option("--context", default=None, help="Context of --kubeconfig."),
-            click.option("--bind-address", default="0.0.0.0", show_default=True),
+            click.option("--bind-address", default=bind_address, show_default=True),
             click.option(
                 "--health-port",
                 default=health_port,

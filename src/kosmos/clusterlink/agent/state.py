@@ -8,11 +8,10 @@ from pathlib import Path
 from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.kube.client import Client
+from kosmos.kube.component import HOST
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.net.sync import Dataplane
-
-HOST = "host"
 
 
 @dataclass(frozen=True)
