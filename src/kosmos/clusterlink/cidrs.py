@@ -7,8 +7,8 @@ answer to the probe cannot be watched. The sources are chosen as ``discovery`` d
 
 Results go to ``status.clusterLinkStatus`` through the status subresource — a merge patch
 carrying the resourceVersion it was computed from, and only when something changed — so a
-concurrent spec edit is never overwritten (the original's whole-object Update could lose
-one, spec §13 gap 14). Condition ``CIDRsDiscovered`` says where each list came from, or
+concurrent spec edit is never overwritten (a whole-object update could lose one).
+Condition ``CIDRsDiscovered`` says where each list came from, or
 what to fix; a source that fails keeps the list found before rather than blanking it.
 """
 

@@ -32,7 +32,7 @@ _REASONS = {"True": "NodeReady", "False": "NodeNotReady", "Unknown": "NodeStatus
 
 
 def cluster_node_name(cluster: str, node: str) -> str:
-    """``<cluster>-<node>`` (spec §12.4: names are derived, never stored)."""
+    """``<cluster>-<node>``: derived from the two names, never stored anywhere."""
     return f"{cluster}-{node}"
 
 
@@ -52,8 +52,8 @@ def skip_reason(node: Obj) -> str | None:
 def elastic_ip(cluster: Obj, node: str) -> str | None:
     """The node's entry in ``nodeElasticIPMap``: its exact name, never a substring of it.
 
-    (The original matched NIC overrides by substring, so node ``a`` also matched
-    ``node-a``; spec §13 gap 10.) The CRD validates the values; anything else is ignored.
+    (A substring match would give node ``a`` the entry of ``node-a``.) The CRD validates
+    the values; anything else is ignored.
     """
     options = cluster.get("spec", {}).get("clusterLinkOptions") or {}
     value = (options.get("nodeElasticIPMap") or {}).get(node)

@@ -61,7 +61,7 @@ class Options:
 def link_enabled(cluster: Obj) -> bool:
     """ClusterLink runs for a Cluster with ``clusterLinkOptions`` whose ``enable`` is not false.
 
-    Unlike the tree, no options means off (spec §6.5: such Clusters are ignored).
+    Unlike the tree, no options means off: such Clusters are not ClusterLink's at all.
     """
     options = cluster.get("spec", {}).get("clusterLinkOptions")
     return options is not None and options.get("enable", True) is not False

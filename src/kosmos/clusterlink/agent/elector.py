@@ -10,9 +10,9 @@ role ``gateway`` and the lease's transition count (``kosmos.io/gateway-epoch``);
 trusts the newest epoch, so a stale mark left by a dead gateway never wins. An agent that
 stops being eligible hands the lease back at once.
 
-The original ran a separate elector Deployment whose leader marked *its own* node, so the
-gateway was wherever that pod ran, Ready or not; here the node that routes is the one that
-competes, and failover time is the lease duration (seconds, configurable).
+The node that routes is the one that competes (an elector elsewhere, marking the node it
+happens to run on, could pick a node that is not Ready), and failover time is the lease
+duration (seconds, configurable).
 """
 
 from __future__ import annotations
