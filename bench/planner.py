@@ -13,7 +13,7 @@ For each scenario:
   * one change, recomputed from scratch: (1) one node's IP changes, (2) its cluster's gateway
     fails over to another node (newer epoch): the planner time (median) and how many
     NodeConfigs differ from the previous plan -- the controller writes only those
-    (``kosmos.clusterlink.planning``);
+    (``kosmos.clusterlink.nodeconfigs``);
   * the largest NodeConfig: entries (routes, FDB, ARP, iptables rules, ipset entries,
     tunnels) and JSON bytes of the object, against etcd's 1.5 MiB request limit and the
     CRD's 4096 items per list.
@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kosmos.clusterlink import planning
+from kosmos.clusterlink import nodeconfigs
 from kosmos.clusterlink.planner import inputs, plan
 
 Obj = dict[str, Any]
@@ -170,7 +170,7 @@ def largest(result: plan.Plan, nodes: list[Obj]) -> tuple[str, int, int, int]:
     clusters = {n["metadata"]["name"]: n["spec"]["clusterName"] for n in nodes}
     best = ("", 0, 0, 0)
     for name, spec in result.configs.items():
-        size = len(json.dumps(planning.nodeconfig(name, clusters[name], spec)).encode())
+        size = len(json.dumps(nodeconfigs.nodeconfig(name, clusters[name], spec)).encode())
         longest = max(
             [len(v) for v in spec.values()]
             + [len(s.get("entries", [])) for s in spec.get("ipsets", [])]

@@ -7,8 +7,8 @@ answer to the probe cannot be watched. The sources are chosen as ``discovery`` d
 
 Results go to ``status.clusterLinkStatus`` through the status subresource — a merge patch
 carrying the resourceVersion it was computed from, and only when something changed — so a
-concurrent spec edit is never overwritten (the original's whole-object Update could lose
-one, spec §13 gap 14). Condition ``CIDRsDiscovered`` says where each list came from, or
+concurrent spec edit is never overwritten (a whole-object update could lose one).
+Condition ``CIDRsDiscovered`` says where each list came from, or
 what to fix; a source that fails keeps the list found before rather than blanking it.
 """
 
@@ -19,14 +19,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from kosmos.api.objects import Obj
-from kosmos.api.resources import SERVICES
+from kosmos.api.objects import Obj, conditions_of, find_condition, name_of, set_condition
+from kosmos.api.resources import CLUSTERS, SERVICECIDRS, SERVICES
 from kosmos.clusterlink import discovery, metrics
-from kosmos.clusterlink.context import CLUSTERS, HOST, KUBE_SYSTEM, SERVICECIDRS, Link
 from kosmos.clusterlink.discovery import CILIUM_CONFIGMAP, DiscoveryError, Family
+from kosmos.clusterlink.link import KUBE_SYSTEM, Link
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import ConnectError, Forbidden, Invalid, KubeError, NotFound
 
@@ -35,10 +35,6 @@ log = logging.getLogger("kosmos.clusterlink.cidrs")
 CONDITION = "CIDRsDiscovered"
 RETRY_UNREACHABLE_SECONDS = 10.0
 SYNC_GRACE_SECONDS = 30.0
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -281,7 +277,7 @@ class CIDRReconciler:
     # -- status ----------------------------------------------------------------------------
 
     async def _report(self, cluster: Obj, out: Outcome) -> None:
-        name = cluster["metadata"]["name"]
+        name = name_of(cluster)
         status = cluster.get("status") or {}
         old_link = status.get("clusterLinkStatus") or {}
         new_link = dict(old_link)
@@ -289,19 +285,15 @@ class CIDRReconciler:
             new_link["podCIDRs"] = out.pods
         if out.services is not None:
             new_link["serviceCIDRs"] = out.services
-        old = next((c for c in status.get("conditions") or [] if c["type"] == CONDITION), None)
-        condition = _condition(cluster, out, old)
+        conditions = [dict(c) for c in conditions_of(cluster)]
+        same = not set_condition(conditions, _condition(cluster, out))
+        condition = find_condition(conditions, CONDITION) or {}
         _observe(name, out, new_link)
-        same = old is not None and all(
-            old.get(k) == condition[k]
-            for k in ("status", "reason", "message", "observedGeneration")
-        )
         if same and new_link == old_link:
             return
-        others = [c for c in status.get("conditions") or [] if c["type"] != CONDITION]
         patch = {
             "metadata": {"resourceVersion": cluster["metadata"]["resourceVersion"]},
-            "status": {"clusterLinkStatus": new_link, "conditions": [*others, condition]},
+            "status": {"clusterLinkStatus": new_link, "conditions": conditions},
         }
         with contextlib.suppress(NotFound):
             host = self.link.manager.client(HOST)
@@ -320,7 +312,9 @@ _FIX = (
 )
 
 
-def _condition(cluster: Obj, out: Outcome, old: Obj | None) -> Obj:
+def _condition(cluster: Obj, out: Outcome) -> Obj:
+    """``CIDRsDiscovered`` as this pass found it; ``set_condition`` keeps its transition time
+    while the status stays."""
     if out.problems:
         status, reason = "False", out.problems[0][0]
         message = "; ".join(message for _, message in out.problems)
@@ -330,13 +324,11 @@ def _condition(cluster: Obj, out: Outcome, old: Obj | None) -> Obj:
             f"pod CIDRs {', '.join(out.pods or [])} from {out.pod_source}; service CIDRs "
             f"{', '.join(out.services or [])} from {out.service_source}"
         )
-    transition = old["lastTransitionTime"] if old and old.get("status") == status else _now()
     return {
         "type": CONDITION,
         "status": status,
         "reason": reason,
         "message": message[:2000],
-        "lastTransitionTime": transition,
         "observedGeneration": int(cluster["metadata"].get("generation", 0)),
     }
 

@@ -20,22 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import UTC, datetime
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, now
+from kosmos.api.resources import CLUSTERNODES
 from kosmos.clusterlink import discovery, forge, metrics
-from kosmos.clusterlink.context import CLUSTERNODES, HOST, Link
 from kosmos.clusterlink.discovery import DiscoveryError
+from kosmos.clusterlink.link import Link
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request, Result, TerminalError
 from kosmos.kube.errors import NotFound
 from kosmos.kube.manager import ClusterNotFound
 
 log = logging.getLogger("kosmos.clusterlink.clusternodes")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ClusterNodeReconciler:
@@ -131,7 +128,7 @@ class ClusterNodeReconciler:
             metrics.cluster_node_writes.labels(cluster_name, "apply").inc()
             log.info("%s: ClusterNode %s applied", cluster_name, want["metadata"]["name"])
         previous = forge.current_ready(existing)
-        condition = forge.ready_condition(node, previous, _now())
+        condition = forge.ready_condition(node, previous, now())
         if forge.condition_differs(previous, condition):
             await host.apply(
                 CLUSTERNODES,

@@ -20,7 +20,7 @@ import ipaddress
 from typing import Any
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, condition_of, set_condition
 
 FIELD_MANAGER = "kosmos-network-manager"
 #: label value marking ClusterNodes this process created: only those are deleted when their
@@ -32,7 +32,7 @@ _REASONS = {"True": "NodeReady", "False": "NodeNotReady", "Unknown": "NodeStatus
 
 
 def cluster_node_name(cluster: str, node: str) -> str:
-    """``<cluster>-<node>`` (spec §12.4: names are derived, never stored)."""
+    """``<cluster>-<node>``: derived from the two names, never stored anywhere."""
     return f"{cluster}-{node}"
 
 
@@ -52,8 +52,8 @@ def skip_reason(node: Obj) -> str | None:
 def elastic_ip(cluster: Obj, node: str) -> str | None:
     """The node's entry in ``nodeElasticIPMap``: its exact name, never a substring of it.
 
-    (The original matched NIC overrides by substring, so node ``a`` also matched
-    ``node-a``; spec §13 gap 10.) The CRD validates the values; anything else is ignored.
+    (A substring match would give node ``a`` the entry of ``node-a``.) The CRD validates
+    the values; anything else is ignored.
     """
     options = cluster.get("spec", {}).get("clusterLinkOptions") or {}
     value = (options.get("nodeElasticIPMap") or {}).get(node)
@@ -103,19 +103,15 @@ def needs_apply(existing: Obj | None, want: Obj) -> bool:
     return existing is None or _ours(existing) != _ours(want)
 
 
-def node_ready(node: Obj) -> Obj | None:
-    conditions = (node.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), None)
-
-
 def ready_condition(node: Obj, previous: Obj | None, now: str) -> Obj:
     """The ClusterNode's ``Ready`` condition, mirroring the member node's.
 
     The transition time is the node's own (when it really changed), kept from the previous
-    condition while the status stays the same, and ``now`` only when neither says.
+    condition while the status stays the same (``set_condition``), and ``now`` only when
+    neither says.
     """
     name = node["metadata"]["name"]
-    source = node_ready(node)
+    source = condition_of(node, "Ready")
     status = str((source or {}).get("status", "Unknown"))
     if status not in _REASONS:
         status = "Unknown"
@@ -123,22 +119,19 @@ def ready_condition(node: Obj, previous: Obj | None, now: str) -> Obj:
         message = f"member node {name} has not reported a Ready condition yet"
     else:
         message = str(source.get("message") or f"member node {name} reports Ready={status}")
-    if previous is not None and previous.get("status") == status:
-        transition = previous.get("lastTransitionTime") or now
-    else:
-        transition = (source or {}).get("lastTransitionTime") or now
-    return {
+    wanted = {
         "type": "Ready",
         "status": status,
         "reason": str((source or {}).get("reason") or _REASONS[status]),
         "message": message[:1024],
-        "lastTransitionTime": transition,
     }
+    kept = [{**previous, "type": "Ready"}] if previous is not None else []
+    set_condition(kept, wanted, at=(source or {}).get("lastTransitionTime") or now)
+    return {**wanted, "lastTransitionTime": kept[0].get("lastTransitionTime") or now}
 
 
 def current_ready(cluster_node: Obj | None) -> Obj | None:
-    conditions = ((cluster_node or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), None)
+    return condition_of(cluster_node or {}, "Ready")
 
 
 def condition_differs(previous: Obj | None, want: Obj) -> bool:
@@ -162,7 +155,7 @@ def node_view(node: Obj) -> tuple[Any, ...]:
     """What of a member Node can change its ClusterNode (heartbeats cannot)."""
     meta = node["metadata"]
     labels = meta.get("labels") or {}
-    ready = node_ready(node) or {}
+    ready = condition_of(node, "Ready") or {}
     spec = node.get("spec") or {}
     return (
         labels.get(names.LABEL_NODE),

@@ -15,9 +15,10 @@ import logging
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
+from kosmos.api.resources import IPPOOLS
 from kosmos.clusterlink import discovery, remotepools
-from kosmos.clusterlink.context import IPPOOLS, Link
 from kosmos.clusterlink.forge import FIELD_MANAGER, MANAGED_BY
+from kosmos.clusterlink.link import Link
 from kosmos.kube.client import Client
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import KubeError, NotFound

@@ -4,7 +4,7 @@ Calico masquerades pod traffic to any destination outside its own IPPools and ma
 addresses from any range it does not know is taken. A disabled IPPool per remote pod and
 service CIDR — no NAT, no BGP export, no encapsulation — tells Calico in a member "this
 range is real, not the internet": pods keep their source address towards the other
-cluster and nothing is allocated from it (spec §6.2, §12.2).
+cluster and nothing is allocated from it (docs/clusterlink.md).
 
 Other clusters are seen through their ``globalCIDRsMap`` (a real CIDR is reached as its
 global one). A remote range that overlaps one of the member's own pools is left out — a

@@ -70,6 +70,7 @@ def common_options(
     lease: str | None,
     *,
     health_port: int | None = 8080,
+    bind_address: str = "0.0.0.0",
     kube_qps: float = 50.0,
     kube_burst: int = 100,
     member_qps: float | None = 20.0,
@@ -90,12 +91,14 @@ def common_options(
             return func(common=Common(**picked), **kwargs)
 
         collect.__name__, collect.__doc__ = func.__name__, func.__doc__
+        # options declared below this decorator were attached to ``func``: keep them
+        collect.__click_params__ = list(getattr(func, "__click_params__", []))  # type: ignore[attr-defined]
         options = [
             click.option(
                 "--kubeconfig", envvar="KUBECONFIG", help="Host kubeconfig (default: in-cluster)."
             ),
             click.option("--context", default=None, help="Context of --kubeconfig."),
-            click.option("--bind-address", default="0.0.0.0", show_default=True),
+            click.option("--bind-address", default=bind_address, show_default=True),
             *_health_option(health_port),
             click.option(
                 "--kube-qps", default=kube_qps, show_default=True, help="Host client QPS."

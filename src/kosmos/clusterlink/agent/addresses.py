@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
 
 from kosmos.api import link
+from kosmos.api.objects import Obj
+from kosmos.api.resources import CLUSTERNODES
 from kosmos.clusterlink.agent import detect
-from kosmos.clusterlink.agent.context import CLUSTERNODES, AgentContext
+from kosmos.clusterlink.agent.state import AgentState
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import NotFound
 from kosmos.net.errors import NetError
@@ -25,7 +26,7 @@ RECHECK_SECONDS = 10.0
 
 
 class AddressReconciler:
-    def __init__(self, ctx: AgentContext) -> None:
+    def __init__(self, ctx: AgentState) -> None:
         self.ctx = ctx
         self.nic_up = False
 
@@ -44,7 +45,7 @@ class AddressReconciler:
             return Result(requeue_after=RECHECK_SECONDS)
 
         self.nic_up = info.up
-        wanted: dict[str, Any] = {
+        wanted: Obj = {
             "interfaceName": info.name,
             "ip": info.address(4),
             "ip6": info.address(6),
@@ -68,7 +69,7 @@ class AddressReconciler:
             )
         return Result(requeue_after=RECHECK_SECONDS)
 
-    async def _named_but_missing(self, node: dict[str, Any], options: dict[str, Any]) -> None:
+    async def _named_but_missing(self, node: Obj, options: Obj) -> None:
         """A NIC the Cluster names explicitly is reported even when absent.
 
         The plan then names it and the agent says, in the NodeConfig's ``Applied`` condition,

@@ -1,7 +1,7 @@
 """Which NIC carries this node's tunnels, and its addresses (for the node's ClusterNode).
 
-Order, as in the original: the Cluster's ``nicNodeNames`` entry that lists this node (exact
-name match -- the original matched substrings, so node ``a`` matched ``node-a``), else
+Order: the Cluster's ``nicNodeNames`` entry that lists this node (exact name match: a
+substring match would give node ``a`` the entry of ``node-a``), else
 ``defaultNICName``; ``*`` means autodetect: the device the kernel routes
 ``autodetectionMethod: can-reach=<ip>`` through (default: the default route's device).
 """

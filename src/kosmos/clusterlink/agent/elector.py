@@ -10,9 +10,9 @@ role ``gateway`` and the lease's transition count (``kosmos.io/gateway-epoch``);
 trusts the newest epoch, so a stale mark left by a dead gateway never wins. An agent that
 stops being eligible hands the lease back at once.
 
-The original ran a separate elector Deployment whose leader marked *its own* node, so the
-gateway was wherever that pod ran, Ready or not; here the node that routes is the one that
-competes, and failover time is the lease duration (seconds, configurable).
+The node that routes is the one that competes (an elector elsewhere, marking the node it
+happens to run on, could pick a node that is not Ready), and failover time is the lease
+duration (seconds, configurable).
 """
 
 from __future__ import annotations
@@ -21,24 +21,25 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from kosmos.api import link, names
-from kosmos.clusterlink.agent.context import CLUSTERNODES, AgentContext
+from kosmos.api.objects import Obj, condition_of
+from kosmos.api.resources import CLUSTERNODES
+from kosmos.clusterlink.agent.state import AgentState
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector, LeadershipLost
 
 log = logging.getLogger("kosmos.clusterlink.agent.elector")
 
 
-def _ready(node: dict[str, Any]) -> bool:
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return bool(cond.get("status") == "True")
-    return True  # no condition yet: the node controller has not looked; do not block
+def _ready(node: Obj) -> bool:
+    """Ready, or not known yet: unlike ``node_ready``, a ClusterNode without the condition
+    does not block (the network-manager has not mirrored its node's yet)."""
+    found = condition_of(node, "Ready")
+    return found is None or found.get("status") == "True"
 
 
-def eligible(ctx: AgentContext, nic_up: Callable[[], bool]) -> bool:
+def eligible(ctx: AgentState, nic_up: Callable[[], bool]) -> bool:
     """Whether this node may be (or stay) its cluster's gateway right now.
 
     Nodes with an elastic IP are the ones other clusters can reach, so while any of them is
@@ -59,13 +60,13 @@ def eligible(ctx: AgentContext, nic_up: Callable[[], bool]) -> bool:
     return nic_up()
 
 
-def preferred(ctx: AgentContext) -> bool:
+def preferred(ctx: AgentState) -> bool:
     node = ctx.clusternode() or {}
     return bool(node.get("spec", {}).get("elasticIP"))
 
 
 class GatewayElector:
-    def __init__(self, ctx: AgentContext, nic_up: Callable[[], bool]) -> None:
+    def __init__(self, ctx: AgentState, nic_up: Callable[[], bool]) -> None:
         self.ctx = ctx
         self.nic_up = nic_up
         self.is_gateway = False

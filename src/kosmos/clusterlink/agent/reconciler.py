@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import UTC, datetime
-from typing import Any
 
 from kosmos.api import link
+from kosmos.api.objects import Obj, condition_of, now, set_condition
+from kosmos.api.resources import CLUSTERNODES, NODECONFIGS
 from kosmos.clusterlink.agent import desired, tunnels
-from kosmos.clusterlink.agent.context import CLUSTERNODES, NODECONFIGS, AgentContext
+from kosmos.clusterlink.agent.state import AgentState
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import NotFound
 from kosmos.net.errors import DeviceMissing
@@ -27,11 +27,7 @@ from kosmos.net.sync import Report
 log = logging.getLogger("kosmos.clusterlink.agent")
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def condition(failures: list[tuple[str, str]], generation: int) -> dict[str, Any]:
+def condition(failures: list[tuple[str, str]], generation: int) -> Obj:
     if failures:
         shown = "; ".join(f"{item}: {why}" for item, why in failures[:10])
         more = f" (and {len(failures) - 10} more)" if len(failures) > 10 else ""
@@ -52,7 +48,7 @@ def condition(failures: list[tuple[str, str]], generation: int) -> dict[str, Any
 
 
 class NodeConfigReconciler:
-    def __init__(self, ctx: AgentContext, tunnel_driver: tunnels.Driver) -> None:
+    def __init__(self, ctx: AgentState, tunnel_driver: tunnels.Driver) -> None:
         self.ctx = ctx
         self.tunnels = tunnel_driver
         self._applied = False
@@ -93,7 +89,7 @@ class NodeConfigReconciler:
                 field_manager=link.FIELD_MANAGER_AGENT,
             )
 
-    async def _bind_devices(self, spec: dict[str, Any]) -> dict[str, LinkInfo]:
+    async def _bind_devices(self, spec: Obj) -> dict[str, LinkInfo]:
         found: dict[str, LinkInfo] = {}
         for name in {d.get("bindDev", "") for d in spec.get("devices") or []}:
             try:
@@ -109,29 +105,22 @@ class NodeConfigReconciler:
             log.info("%s: NodeConfig gone; removed what this agent owned", self.ctx.settings.name)
         self._applied = False
 
-    async def _report(
-        self, config: dict[str, Any], failures: list[tuple[str, str]], report: Report
-    ) -> None:
-        status = config.get("status") or {}
+    async def _report(self, config: Obj, failures: list[tuple[str, str]], report: Report) -> None:
         generation = int(config["metadata"].get("generation") or 0)
         wanted = condition(failures, generation)
-        current = next(
-            (c for c in status.get("conditions") or [] if c.get("type") == "Applied"), None
-        )
-        same = current is not None and all(current.get(k) == v for k, v in wanted.items())
+        current = condition_of(config, "Applied")
+        kept = [dict(current)] if current is not None else []
+        stamp = now()
+        same = not set_condition(kept, wanted, at=stamp)
         if same and not report.changes:
             return
-        now = _now()
-        if current is None or current.get("status") != wanted["status"]:
-            wanted["lastTransitionTime"] = now
-        else:
-            wanted["lastTransitionTime"] = current.get("lastTransitionTime") or now
-        patch: dict[str, Any] = {
+        wanted["lastTransitionTime"] = kept[0].get("lastTransitionTime") or stamp
+        patch: Obj = {
             "status": {
                 "conditions": [wanted],
-                "lastSyncTime": now,
+                "lastSyncTime": stamp,
                 "observedGeneration": generation,
-                **({"lastChangeTime": now} if report.changes else {}),
+                **({"lastChangeTime": stamp} if report.changes else {}),
             }
         }
         try:

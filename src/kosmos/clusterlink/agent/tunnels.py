@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
 from kosmos.clusterlink.agent import keys
 from kosmos.clusterlink.planner.plan import tunnel_name
@@ -41,7 +42,7 @@ class Driver:
         self.ipsec_backend = ipsec_backend
         self._backends: dict[str, net_tunnels.TunnelBackend] = {}
 
-    async def ensure(self, specs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    async def ensure(self, specs: Sequence[Obj]) -> list[tuple[str, str]]:
         """Converge the tunnels; return (item, why) for each that could not be set up."""
         failures: list[tuple[str, str]] = []
         wanted: dict[str, list[net_tunnels.TunnelSpec]] = {}
@@ -68,7 +69,7 @@ class Driver:
         return failures
 
     async def _spec(
-        self, spec: dict[str, Any], masters: dict[tuple[str, str, str], bytes]
+        self, spec: Obj, masters: dict[tuple[str, str, str], bytes]
     ) -> net_tunnels.TunnelSpec:
         ref = spec["keySecretRef"]
         where = (ref.get("namespace", "kosmos-system"), ref["name"], ref.get("key", "psk"))

@@ -1,9 +1,9 @@
 """Device addresses and MACs, derived so that they are the same on every computation.
 
 A device's address keeps the host bits of the node's underlay address under the pool's network
-bits (the original's rule: 192.168.10.11 in 220.0.0.0/8 -> 220.168.10.11/8), so it can be
-read back to the node. MACs are derived from the ClusterNode name and device (the original
-drew random ones and had to remember them), locally administered and unicast.
+bits (192.168.10.11 in 220.0.0.0/8 -> 220.168.10.11/8), so it can be read back to the
+node. MACs are derived from the ClusterNode name and device (random ones would have to be
+remembered somewhere), locally administered and unicast.
 """
 
 from __future__ import annotations

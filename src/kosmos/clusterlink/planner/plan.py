@@ -1,6 +1,6 @@
 """Compute every node's NodeConfig spec from the planner inputs.
 
-Traffic model (as in the original Kosmos, see docs/clusterlink.md):
+Traffic model (docs/clusterlink.md):
 
 * p2p clusters: every node has ``vx-bridge`` and tunnels straight to the node that owns the
   destination in the other cluster (a p2p node for its pod CIDRs, a gateway otherwise);

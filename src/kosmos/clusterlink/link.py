@@ -2,27 +2,30 @@
 
 One process serves the host and every linked member. Host objects (Clusters, ClusterNodes,
 kubeconfig Secrets) are cached through informers created at start; member informers are
-created when a member joins (``routing.py``) with the scopes defined here, so a controller
+created when a member joins (``watches.py``) with the scopes defined here, so a controller
 looks a cache up by the same scope and never keeps its own copy of an object. Informers for
 CRDs a member may not serve (Calico's) live in ``optional`` and come and go with the CRD.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, condition_true, is_deleting, labels_of
 from kosmos.api.resources import (
+    BLOCKAFFINITIES,
+    CALICO_GROUP,
+    CLUSTERNODES,
+    CLUSTERS,
     CONFIGMAPS,
     CUSTOMRESOURCEDEFINITIONS,
+    IPPOOLS,
     NODES,
     PODS,
     SECRETS,
-    Resource,
 )
 from kosmos.clusterlink.discovery import (
     CILIUM_CONFIGMAP,
@@ -31,26 +34,14 @@ from kosmos.clusterlink.discovery import (
     is_apiserver_pod,
 )
 from kosmos.clusterlink.optional import OptionalInformers
-from kosmos.kube.controller import Controller, Reconciler, Request, TerminalError
+from kosmos.kube.component import HOST
+from kosmos.kube.controller import Controller, Request
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import Informer, strip_bulk
 from kosmos.kube.manager import ClusterNotFound, Manager
-from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
 
-log = logging.getLogger("kosmos.clusterlink")
-
-#: the manager's name for the host; also the root Cluster's name, so when the root Cluster
-#: has ClusterLink enabled the host is its own member through the same client
-HOST = names.ROOT_CLUSTER_NAME
-
-CLUSTERS = Resource(names.GROUP, names.VERSION, "clusters", "Cluster", namespaced=False)
-CLUSTERNODES = Resource(names.GROUP, names.VERSION, "clusternodes", "ClusterNode", False)
-NODECONFIGS = Resource(names.GROUP, names.VERSION, "nodeconfigs", "NodeConfig", False)
-CALICO_GROUP = "crd.projectcalico.org"
-IPPOOLS = Resource(CALICO_GROUP, "v1", "ippools", "IPPool", namespaced=False)
-BLOCKAFFINITIES = Resource(CALICO_GROUP, "v1", "blockaffinities", "BlockAffinity", False)
+#: Calico's resources by plural: their informers come and go with their CRD (``optional``)
 CALICO = {r.plural: r for r in (IPPOOLS, BLOCKAFFINITIES)}
-SERVICECIDRS = Resource("networking.k8s.io", "v1", "servicecidrs", "ServiceCIDR", False)
 KUBE_SYSTEM = "kube-system"
 
 
@@ -58,8 +49,6 @@ KUBE_SYSTEM = "kube-system"
 class Options:
     """The network-manager's knobs (flags in ``app.py``)."""
 
-    host_qps: float = 50.0
-    host_burst: int = 100
     member_qps: float = 20.0
     member_burst: int = 40
     workers: int = 4
@@ -72,18 +61,10 @@ class Options:
 def link_enabled(cluster: Obj) -> bool:
     """ClusterLink runs for a Cluster with ``clusterLinkOptions`` whose ``enable`` is not false.
 
-    Unlike the tree, no options means off (spec §6.5: such Clusters are ignored).
+    Unlike the tree, no options means off: such Clusters are not ClusterLink's at all.
     """
     options = cluster.get("spec", {}).get("clusterLinkOptions")
     return options is not None and options.get("enable", True) is not False
-
-
-def is_root(cluster: Obj) -> bool:
-    annotations = cluster.get("metadata", {}).get("annotations") or {}
-    return (
-        annotations.get(names.ANNOTATION_CLUSTER_ROLE) == "root"
-        or cluster["metadata"]["name"] == names.ROOT_CLUSTER_NAME
-    )
 
 
 def slim_pod(pod: Obj) -> Obj:
@@ -98,7 +79,7 @@ def slim_pod(pod: Obj) -> Obj:
 
 
 def _by_cluster(obj: Obj) -> Iterable[str]:
-    cluster = (obj["metadata"].get("labels") or {}).get(names.LABEL_CLUSTER)
+    cluster = labels_of(obj).get(names.LABEL_CLUSTER)
     return [cluster] if cluster else []
 
 
@@ -118,7 +99,7 @@ class Link:
     optional: OptionalInformers = field(default_factory=OptionalInformers)
     #: member -> why it has no client (its kubeconfig cannot be loaded); cidrs reports it
     member_errors: dict[str, str] = field(default_factory=dict)
-    #: members whose caches and event routes exist (``routing.wire_member``)
+    #: members whose caches and event routes exist (``watches.wire_member``)
     wired: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -127,25 +108,7 @@ class Link:
         self.cluster_nodes = informer(HOST, CLUSTERNODES, indexers={"cluster": _by_cluster})
         self.secrets = informer(HOST, SECRETS, namespace=names.SYSTEM_NAMESPACE)
 
-    # -- controllers -----------------------------------------------------------------------
-
-    def add_controller(self, name: str, reconcile: Reconciler, *, workers: int = 1) -> Controller:
-        """Register a controller ``network-manager-<name>`` with the shared metrics."""
-
-        async def report(request: Request, error: TerminalError) -> None:
-            log.warning("%s %s: %s (not retried)", name, request, error.message)
-
-        controller = Controller(
-            f"network-manager-{name}",
-            reconcile,
-            workers=workers,
-            queue_metrics=PrometheusQueueMetrics(),
-            observer=PrometheusReconcileObserver(),
-            on_terminal=report,
-        )
-        self.controllers[name] = controller
-        self.manager.add_controller(controller)
-        return controller
+    # -- controllers (declared by ``app.build``) -----------------------------------------------
 
     def enqueue(self, controller: str, cluster: str, name: str = "") -> None:
         self.controllers[controller].enqueue(Request(cluster, "", name))
@@ -160,7 +123,7 @@ class Link:
     def active(self, name: str) -> Obj | None:
         """The Cluster if ClusterLink should serve it now: present, enabled, not deleting."""
         cluster = self.clusters.store.get(name)
-        if cluster is None or cluster["metadata"].get("deletionTimestamp"):
+        if cluster is None or is_deleting(cluster):
             return None
         return cluster if link_enabled(cluster) else None
 
@@ -221,5 +184,4 @@ def calico_indexers(plural: str) -> dict[str, Any]:
 
 
 def crd_established(crd: Obj | None) -> bool:
-    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    return condition_true(crd or {}, "Established")

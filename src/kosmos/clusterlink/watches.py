@@ -15,43 +15,22 @@ from collections.abc import Callable
 from typing import Any
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
-from kosmos.clusterlink.context import (
-    BLOCKAFFINITIES,
-    CALICO,
-    HOST,
-    Link,
-    calico_indexers,
-    crd_established,
-)
+from kosmos.api.objects import Obj, is_deleting, name_of
+from kosmos.api.resources import BLOCKAFFINITIES
 from kosmos.clusterlink.discovery import affinity_node, is_apiserver_pod
 from kosmos.clusterlink.forge import node_view
-from kosmos.kube.informer import EnqueueHandler
+from kosmos.clusterlink.link import CALICO, Link, calico_indexers, crd_established
+from kosmos.kube.component import HOST
+from kosmos.kube.informer import ChangeHandler, EnqueueHandler
 from kosmos.kube.manager import Manager
 
 Change = Callable[[Obj | None, Obj | None], None]
 
 
-class _Handler:
-    """Add/update/delete all call one function with the old and new object (either None)."""
-
-    def __init__(self, func: Change) -> None:
-        self._func = func
-
-    def on_add(self, obj: Obj) -> None:
-        self._func(None, obj)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self._func(old, new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self._func(obj, None)
-
-
 def _spec_view(cluster: Obj | None) -> tuple[Any, ...]:
     if cluster is None:
         return ()
-    return (cluster.get("spec"), bool(cluster["metadata"].get("deletionTimestamp")))
+    return (cluster.get("spec"), is_deleting(cluster))
 
 
 def _cidrs_view(cluster: Obj | None) -> tuple[Any, ...]:
@@ -66,7 +45,7 @@ def route_host_events(link: Link) -> None:
     def cluster_changed(old: Obj | None, new: Obj | None) -> None:
         cluster = new or old
         assert cluster is not None
-        name = cluster["metadata"]["name"]
+        name = name_of(cluster)
         link.enqueue("members", HOST, name)
         link.enqueue("cidrs", name)
         if _spec_view(old) != _spec_view(new):
@@ -75,7 +54,7 @@ def route_host_events(link: Link) -> None:
             for member in link.wired:
                 link.enqueue_soon("ippools", member)
 
-    link.clusters.add_handler(_Handler(cluster_changed))
+    link.clusters.add_handler(ChangeHandler(cluster_changed))
 
     def cluster_node_changed(obj: Obj) -> None:
         cluster = (obj["metadata"].get("labels") or {}).get(names.LABEL_CLUSTER)
@@ -86,10 +65,10 @@ def route_host_events(link: Link) -> None:
     link.cluster_nodes.add_handler(EnqueueHandler(cluster_node_changed))
 
     def secret_changed(secret: Obj) -> None:
-        name = secret["metadata"]["name"]
+        name = name_of(secret)
         for cluster in link.clusters.store.list():
             if (cluster.get("spec", {}).get("kubeconfigSecretRef") or {}).get("name") == name:
-                link.enqueue("members", HOST, cluster["metadata"]["name"])
+                link.enqueue("members", HOST, name_of(cluster))
 
     link.secrets.add_handler(EnqueueHandler(secret_changed))
 
@@ -104,10 +83,10 @@ def wire_member(link: Link, cluster: str) -> None:
         node = new or old
         assert node is not None
         if old is None or new is None or node_view(old) != node_view(new):
-            link.enqueue("clusternodes", cluster, node["metadata"]["name"])
+            link.enqueue("clusternodes", cluster, name_of(node))
             link.enqueue_soon("cidrs", cluster)
 
-    link.nodes(cluster).add_handler(_Handler(node_changed))
+    link.nodes(cluster).add_handler(ChangeHandler(node_changed))
 
     def apiserver_changed(old: Obj | None, new: Obj | None) -> None:
         if any(p is not None and is_apiserver_pod(p) for p in (old, new)) and _containers(
@@ -115,11 +94,13 @@ def wire_member(link: Link, cluster: str) -> None:
         ) != _containers(new):
             link.enqueue_soon("cidrs", cluster)
 
-    link.apiserver_pods(cluster).add_handler(_Handler(apiserver_changed))
+    link.apiserver_pods(cluster).add_handler(ChangeHandler(apiserver_changed))
     for informer in (link.flannel_configs(cluster), link.cilium_configs(cluster)):
         informer.add_handler(EnqueueHandler(lambda _obj: link.enqueue_soon("cidrs", cluster)))
     for plural in CALICO:
-        link.calico_crd(cluster, plural).add_handler(_Handler(_crd_changed(link, cluster, plural)))
+        link.calico_crd(cluster, plural).add_handler(
+            ChangeHandler(_crd_changed(link, cluster, plural))
+        )
     link.enqueue("cidrs", cluster)
     link.enqueue("clusternodes", cluster)
     link.enqueue("ippools", cluster)
@@ -136,7 +117,7 @@ def _crd_changed(link: Link, cluster: str, plural: str) -> Change:
 
     def changed(_old: Obj | None, new: Obj | None) -> None:
         if crd_established(new):
-            handler = _Handler(_calico_changed(link, cluster, plural))
+            handler = ChangeHandler(_calico_changed(link, cluster, plural))
             started = link.optional.ensure(
                 link.manager.client(cluster),
                 CALICO[plural],

@@ -21,17 +21,24 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from kosmos.api import link, names
-from kosmos.api.objects import Obj
-from kosmos.api.resources import SECRETS
-from kosmos.clusterlink.context import CLUSTERNODES, CLUSTERS, NODECONFIGS
+from kosmos.api.objects import (
+    Obj,
+    condition_of,
+    conditions_of,
+    find_condition,
+    now,
+    with_condition,
+)
+from kosmos.api.resources import CLUSTERNODES, CLUSTERS, NODECONFIGS, SECRETS
 from kosmos.clusterlink.planner import inputs, plan
+from kosmos.kube.builder import controller
 from kosmos.kube.controller import Controller, Request, Result
 from kosmos.kube.errors import AlreadyExists, Invalid, NotFound
-from kosmos.kube.informer import Informer
+from kosmos.kube.informer import ChangeHandler, Informer
 from kosmos.kube.manager import Manager
-from kosmos.kube.metrics import REGISTRY, PrometheusQueueMetrics, PrometheusReconcileObserver
+from kosmos.kube.metrics import REGISTRY
 
-log = logging.getLogger("kosmos.clusterlink.planning")
+log = logging.getLogger("kosmos.clusterlink.nodeconfigs")
 
 CONDITION = "NetworkPlanned"
 PLAN_KEY = "plan"
@@ -50,7 +57,7 @@ nodeconfig_writes = Counter(
 )
 
 
-def nodeconfig(name: str, cluster: str, spec: dict[str, Any]) -> Obj:
+def nodeconfig(name: str, cluster: str, spec: Obj) -> Obj:
     return {
         "apiVersion": names.API_VERSION,
         "kind": "NodeConfig",
@@ -59,9 +66,7 @@ def nodeconfig(name: str, cluster: str, spec: dict[str, Any]) -> Obj:
     }
 
 
-def planned_condition(
-    problems: list[str], skipped: dict[str, str], generation: int
-) -> dict[str, Any]:
+def planned_condition(problems: list[str], skipped: dict[str, str], generation: int) -> Obj:
     waiting = sorted(skipped)
     notes = list(problems)
     if waiting:
@@ -84,7 +89,7 @@ class PlannerReconciler:
         self.clusternodes: Informer = manager.informer(host, CLUSTERNODES)
         self.nodeconfigs: Informer = manager.informer(host, NODECONFIGS)
         self._written: dict[str, tuple[Any, int]] = {}  # name -> (spec we applied, generation)
-        self._conditions: dict[str, dict[str, Any]] = {}
+        self._conditions: dict[str, Obj] = {}
         self.last_plan: plan.Plan | None = None
 
     async def __call__(self, request: Request) -> Result:
@@ -127,7 +132,7 @@ class PlannerReconciler:
                 self._written.pop(name, None)
                 nodeconfig_writes.labels("delete").inc()
 
-    def _unchanged(self, name: str, spec: dict[str, Any], current: Obj) -> bool:
+    def _unchanged(self, name: str, spec: Obj, current: Obj) -> bool:
         if current.get("spec") == spec:
             return True
         written = self._written.get(name)
@@ -156,9 +161,7 @@ class PlannerReconciler:
                 "apiVersion": names.API_VERSION,
                 "kind": "Cluster",
                 "metadata": {"name": meta["name"]},
-                "status": {
-                    "conditions": [dict(wanted, lastTransitionTime=_transition(cluster, wanted))]
-                },
+                "status": {"conditions": [_stamped(cluster, wanted)]},
             }
             try:
                 await host.apply(
@@ -208,18 +211,16 @@ class PlannerReconciler:
             pass
 
 
-def _has(cluster: Obj, wanted: dict[str, Any]) -> bool:
-    for cond in (cluster.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == CONDITION:
-            return all(cond.get(k) == v for k, v in wanted.items())
-    return False
+def _has(cluster: Obj, wanted: Obj) -> bool:
+    current = condition_of(cluster, CONDITION)
+    return current is not None and all(current.get(k) == v for k, v in wanted.items())
 
 
-def _transition(cluster: Obj, wanted: dict[str, Any]) -> str:
-    for cond in (cluster.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == CONDITION and cond.get("status") == wanted["status"]:
-            return str(cond.get("lastTransitionTime"))
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def _stamped(cluster: Obj, wanted: Obj) -> Obj:
+    """``wanted`` with the transition time ``set_condition`` gives it against the Cluster's
+    condition: kept while the status stays, now when it flips."""
+    merged = find_condition(with_condition(conditions_of(cluster), wanted), CONDITION) or {}
+    return {**wanted, "lastTransitionTime": merged.get("lastTransitionTime") or now()}
 
 
 def _cluster_inputs(obj: Obj) -> Any:
@@ -240,41 +241,23 @@ def _config_inputs(obj: Obj) -> Any:
     return (obj.get("spec"), obj["metadata"].get("labels"))
 
 
-class _Replan:
+def _replan(controller: Controller, key: Request, relevant: Callable[[Obj], Any]) -> ChangeHandler:
     """Ask for a new plan when what the plan reads changed (not on status-only writes)."""
 
-    def __init__(
-        self, controller: Controller, key: Request, relevant: Callable[[Obj], Any]
-    ) -> None:
-        self.controller = controller
-        self.key = key
-        self.relevant = relevant
+    def changed(old: Obj | None, new: Obj | None) -> None:
+        if old is None or new is None or relevant(old) != relevant(new):
+            controller.enqueue(key)
 
-    def on_add(self, obj: Obj) -> None:
-        self.controller.enqueue(self.key)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        if self.relevant(old) != self.relevant(new):
-            self.controller.enqueue(self.key)
-
-    def on_delete(self, obj: Obj) -> None:
-        self.controller.enqueue(self.key)
+    return ChangeHandler(changed)
 
 
 def register(manager: Manager, *, host: str) -> tuple[Controller, PlannerReconciler]:
     """Add the planner to ``manager`` (leader-only, like every controller of the manager)."""
     reconciler = PlannerReconciler(manager, host=host)
-    controller = Controller(
-        "clusterlink-planner",
-        reconciler,
-        workers=1,
-        queue_metrics=PrometheusQueueMetrics(),
-        observer=PrometheusReconcileObserver(),
-    )
+    planner = controller(manager, "clusterlink-planner", reconciler)
     key = Request(host, "", PLAN_KEY)
-    reconciler.clusters.add_handler(_Replan(controller, key, _cluster_inputs))
-    reconciler.clusternodes.add_handler(_Replan(controller, key, _node_inputs))
-    reconciler.nodeconfigs.add_handler(_Replan(controller, key, _config_inputs))
-    manager.add_controller(controller)
-    controller.enqueue(key)
-    return controller, reconciler
+    reconciler.clusters.add_handler(_replan(planner, key, _cluster_inputs))
+    reconciler.clusternodes.add_handler(_replan(planner, key, _node_inputs))
+    reconciler.nodeconfigs.add_handler(_replan(planner, key, _config_inputs))
+    planner.enqueue(key)
+    return planner, reconciler

@@ -7,15 +7,11 @@ from pathlib import Path
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
-from kosmos.api.resources import SECRETS
-from kosmos.clusterlink.context import CLUSTERNODES, CLUSTERS, NODECONFIGS
 from kosmos.kube.client import Client
+from kosmos.kube.component import HOST
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.net.sync import Dataplane
-
-HOST = "host"
-__all__ = ["CLUSTERNODES", "CLUSTERS", "HOST", "NODECONFIGS", "SECRETS", "AgentContext", "Settings"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ class Settings:
 
 
 @dataclass
-class AgentContext:
+class AgentState:
     settings: Settings
     manager: Manager
     dataplane: Dataplane
