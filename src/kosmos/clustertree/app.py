@@ -21,12 +21,12 @@ import click
 from kosmos.api import names
 from kosmos.clustertree import metrics
 from kosmos.clustertree.clusters import ClusterReconciler
-from kosmos.clustertree.context import HOST, Options, Tree
+from kosmos.clustertree.tree import HOST, Options, Tree
 from kosmos.clustertree.copies import CopyReconciler
 from kosmos.clustertree.kubelet import KubeletServer, Resolve, Target
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
 from kosmos.clustertree.pods import PodReconciler
-from kosmos.clustertree.routing import wire
+from kosmos.clustertree.watches import wire
 from kosmos.clustertree.volumes import VolumeReconciler
 from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics, tls

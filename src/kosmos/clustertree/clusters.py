@@ -21,7 +21,7 @@ from kosmos.api import names
 from kosmos.api.leafmodel import LeafModelError, is_root_cluster, leaf_nodes, tree_enabled
 from kosmos.api.objects import Obj
 from kosmos.api.resources import NODES, PODS, Resource
-from kosmos.clustertree.context import CLUSTERS, COPIED, HOST, MANAGED_SELECTOR, Tree
+from kosmos.clustertree.tree import CLUSTERS, COPIED, HOST, MANAGED_SELECTOR, Tree
 from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig_text
 from kosmos.kube.controller import Request, Result

@@ -21,7 +21,7 @@ import logging
 from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import Resource
-from kosmos.clustertree.context import COPIED, MANAGED_SELECTOR, Tree
+from kosmos.clustertree.tree import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.clustertree.podforge import dependencies
 from kosmos.clustertree.volumes import ensure_member_pvc
 from kosmos.kube.controller import Request, Result

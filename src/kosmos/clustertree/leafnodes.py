@@ -27,7 +27,7 @@ from kosmos.api.objects import Obj
 from kosmos.api.resources import LEASES, NODES, PODS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.capacity import free_resources
-from kosmos.clustertree.context import HOST, Tree
+from kosmos.clustertree.tree import HOST, Tree
 from kosmos.clustertree.nodeforge import leaf_node, metadata_patch, status_patch
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import AlreadyExists, KubeError, NotFound

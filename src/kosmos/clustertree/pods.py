@@ -31,7 +31,7 @@ from kosmos.api.leafmodel import leaf_nodes
 from kosmos.api.objects import Obj
 from kosmos.api.resources import NAMESPACES, PODS
 from kosmos.clustertree import metrics
-from kosmos.clustertree.context import HOST, Tree, is_finished
+from kosmos.clustertree.tree import HOST, Tree, is_finished
 from kosmos.clustertree.copies import ensure_dependencies
 from kosmos.clustertree.placement import Placement, placement_of
 from kosmos.clustertree.podforge import (

@@ -20,7 +20,7 @@ import logging
 from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES
-from kosmos.clustertree.context import HOST, MANAGED_SELECTOR, Tree
+from kosmos.clustertree.tree import HOST, MANAGED_SELECTOR, Tree
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import AlreadyExists, Conflict, NotFound
 from kosmos.kube.manager import ClusterNotFound

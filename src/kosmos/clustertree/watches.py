@@ -12,7 +12,7 @@ from collections.abc import Callable
 from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import NODES, PERSISTENTVOLUMECLAIMS, PODS
-from kosmos.clustertree.context import COPIED, HOST, MANAGED_SELECTOR, Tree
+from kosmos.clustertree.tree import COPIED, HOST, MANAGED_SELECTOR, Tree
 from kosmos.kube.controller import Request
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.manager import Manager
@@ -74,7 +74,7 @@ def route_host_events(tree: Tree) -> None:
             old is not None
             and old.get("status", {}).get("phase") != new.get("status", {}).get("phase")
         ):
-            from kosmos.clustertree.context import pod_dependency_keys  # noqa: PLC0415
+            from kosmos.clustertree.tree import pod_dependency_keys  # noqa: PLC0415
 
             for dep in pod_dependency_keys(pod):
                 _enqueue_dep(tree, cluster, namespace, dep)
