@@ -21,16 +21,17 @@ import click
 from kosmos.api import names
 from kosmos.clustertree import metrics
 from kosmos.clustertree.clusters import ClusterReconciler
-from kosmos.clustertree.tree import HOST, Options, Tree
 from kosmos.clustertree.copies import CopyReconciler
 from kosmos.clustertree.kubelet import KubeletServer, Resolve, Target
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
 from kosmos.clustertree.pods import PodReconciler
-from kosmos.clustertree.watches import wire
+from kosmos.clustertree.tree import Options, Tree
 from kosmos.clustertree.volumes import VolumeReconciler
+from kosmos.clustertree.watches import wire
 from kosmos.kube import config as kube_config
 from kosmos.kube import diagnostics, tls
 from kosmos.kube.client import Client
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import (
     Controller,
     Reconciler,

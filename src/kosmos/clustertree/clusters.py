@@ -15,14 +15,14 @@ import base64
 import contextlib
 import hashlib
 import logging
-from datetime import UTC, datetime
 
 from kosmos.api import names
 from kosmos.api.leafmodel import LeafModelError, is_root_cluster, leaf_nodes, tree_enabled
-from kosmos.api.objects import Obj
-from kosmos.api.resources import NODES, PODS, Resource
-from kosmos.clustertree.tree import CLUSTERS, COPIED, HOST, MANAGED_SELECTOR, Tree
+from kosmos.api.objects import Obj, now
+from kosmos.api.resources import CLUSTERS, NODES, PODS, Resource
+from kosmos.clustertree.tree import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.kube.client import Client
+from kosmos.kube.component import HOST
 from kosmos.kube.config import from_kubeconfig_text
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import KubeconfigError, KubeError, NotFound
@@ -30,10 +30,6 @@ from kosmos.kube.errors import KubeconfigError, KubeError, NotFound
 log = logging.getLogger("kosmos.clustertree.clusters")
 
 POD_SELECTOR = f"{names.LABEL_POD}=true"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ClusterReconciler:
@@ -173,7 +169,7 @@ class ClusterReconciler:
             and (tree_status is None or status.get("clusterTreeStatus") == tree_status)
         ):
             return
-        transition = old["lastTransitionTime"] if old and old["status"] == wanted else _now()
+        transition = old["lastTransitionTime"] if old and old["status"] == wanted else now()
         condition = {
             "type": "Ready",
             "status": wanted,
