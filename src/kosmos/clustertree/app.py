@@ -20,7 +20,7 @@ import click
 
 from kosmos.api import names
 from kosmos.clustertree import metrics
-from kosmos.clustertree.clusters import ClusterReconciler
+from kosmos.clustertree.clusters import cluster_registry
 from kosmos.clustertree.copies import CopyReconciler
 from kosmos.clustertree.kubelet import KubeletServer, Resolve, Target
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
@@ -55,7 +55,7 @@ def build(manager: Manager, options: Options, recorder: EventRecorder) -> Tree:
     tree = Tree(manager, options, recorder)
     pods = PodReconciler(tree)
     reconcilers: dict[str, tuple[Reconciler, int]] = {
-        "clusters": (ClusterReconciler(tree), 2),
+        "clusters": (cluster_registry(tree), 2),
         "leafnodes": (LeafNodeReconciler(tree), 2),
         "pods": (pods, options.workers),
         "copies": (CopyReconciler(tree), 2),
