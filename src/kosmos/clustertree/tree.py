@@ -44,12 +44,11 @@ COPIED = {r.plural: r for r in (CONFIGMAPS, SECRETS, SERVICEACCOUNTS)}
 
 @dataclass(frozen=True)
 class Options:
-    """The cluster-manager's knobs (flags in ``app.py``)."""
+    """The cluster-manager's knobs (flags in ``app.py``; the shared ones are ``Common``'s)."""
 
     #: address and port the host apiserver uses to reach our kubelet endpoint
     node_address: str = "127.0.0.1"
     kubelet_port: int = 10250
-    kubelet_bind: str = "0.0.0.0"
     kubelet_client_ca: str | None = None
     #: how often leases are renewed and members probed
     heartbeat_seconds: float = 10.0
@@ -57,10 +56,8 @@ class Options:
     unreachable_seconds: float = 40.0
     lease_seconds: int = 40
     reserved_namespaces: frozenset[str] = frozenset({"kube-system", "kube-node-lease"})
-    #: client rate limits: a status write per pod start on the host, a create per pod and
-    #: the copies on the member; the original's 40/60 made the host writes the bottleneck
-    host_qps: float = 100.0
-    host_burst: int = 200
+    #: member client rate limits: a create per pod plus the copies it needs. The defaults
+    #: (100/200, as the host client's) keep the client from being the bottleneck of pod starts
     member_qps: float = 100.0
     member_burst: int = 200
     workers: int = 16
