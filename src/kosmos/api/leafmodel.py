@@ -72,7 +72,10 @@ def tree_enabled(cluster: Obj) -> bool:
 
 
 def is_root_cluster(cluster: Obj) -> bool:
-    """The host's own Cluster: it never gets leaf nodes."""
+    """The host's own Cluster (``kosmosctl install`` registers it): annotated root, or by name.
+
+    It never gets leaf nodes, and components treat it as the host rather than a member.
+    """
     annotations = cluster.get("metadata", {}).get("annotations") or {}
     return (
         annotations.get(names.ANNOTATION_CLUSTER_ROLE) == "root"

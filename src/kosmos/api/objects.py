@@ -27,6 +27,11 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def micro_now() -> str:
+    """The current time as a MicroTime (Lease ``renewTime``/``acquireTime``): microseconds."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_time(value: str) -> datetime:
     """A timestamp the apiserver wrote (``...Z`` or with an offset, optional fraction)."""
     return datetime.fromisoformat(value.replace("Z", "+00:00"))

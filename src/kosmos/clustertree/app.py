@@ -3,74 +3,56 @@
 One manager holds the host and every member; controllers run only while this replica
 holds the ``cluster-manager`` Lease. The kubelet endpoint (logs/exec/port-forward through
 leaf nodes) is served by every replica but answers only from the leader's caches, because
-leaf nodes advertise the leader's address.
+leaf nodes advertise the leader's address. ``--bind-address`` is where both the kubelet
+endpoint and the health port listen. Start-up, signals and leader election are the shared
+component runtime's (``kosmos.kube.component``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import signal
 import socket
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from kosmos.api import names
 from kosmos.clustertree import metrics
-from kosmos.clustertree.clusters import ClusterReconciler
-from kosmos.clustertree.context import HOST, Options, Tree
+from kosmos.clustertree.clusters import cluster_registry
 from kosmos.clustertree.copies import CopyReconciler
 from kosmos.clustertree.kubelet import KubeletServer, Resolve, Target
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
 from kosmos.clustertree.pods import PodReconciler
-from kosmos.clustertree.routing import wire
+from kosmos.clustertree.tree import Options, Tree
 from kosmos.clustertree.volumes import VolumeReconciler
-from kosmos.kube import config as kube_config
-from kosmos.kube import diagnostics, tls
-from kosmos.kube.client import Client
-from kosmos.kube.controller import (
-    Controller,
-    Reconciler,
-    Request,
-    Result,
-    TerminalError,
-    TerminalHandler,
-)
+from kosmos.clustertree.watches import wire
+from kosmos.kube import tls
+from kosmos.kube.builder import controller
+from kosmos.kube.component import Common, Component, Runtime, common_options, main, run_component
+from kosmos.kube.controller import Reconciler, Request, Result
 from kosmos.kube.events import EventRecorder
-from kosmos.kube.leader import LeaderElectionConfig, LeadershipLost
 from kosmos.kube.manager import ClusterNotFound, Manager
-from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
 
 log = logging.getLogger("kosmos.clustertree")
 
 COMPONENT = "cluster-manager"
 
 
-def build(manager: Manager, options: Options, recorder: EventRecorder) -> Tree:
+def build_tree(manager: Manager, options: Options, recorder: EventRecorder) -> Tree:
     """The tree with its five controllers, wired to the host and every future member."""
     tree = Tree(manager, options, recorder)
     pods = PodReconciler(tree)
     reconcilers: dict[str, tuple[Reconciler, int]] = {
-        "clusters": (ClusterReconciler(tree), 2),
+        "clusters": (cluster_registry(tree), 2),
         "leafnodes": (LeafNodeReconciler(tree), 2),
         "pods": (pods, options.workers),
         "copies": (CopyReconciler(tree), 2),
         "volumes": (VolumeReconciler(tree), 1),
     }
     for name, (reconcile, workers) in reconcilers.items():
-        controller = Controller(
-            f"clustertree-{name}",
-            _counting_errors(name, reconcile),
-            workers=workers,
-            queue_metrics=PrometheusQueueMetrics(),
-            observer=PrometheusReconcileObserver(),
-            on_terminal=_terminal_logger(name),
+        tree.controllers[name] = controller(
+            manager, f"clustertree-{name}", _counting_errors(name, reconcile), workers=workers
         )
-        tree.controllers[name] = controller
-        manager.add_controller(controller)
     wire(tree)
     manager.on_cluster_removed(lambda _m, cluster: _forget(tree, pods, cluster))
     return tree
@@ -95,13 +77,6 @@ def _counting_errors(name: str, reconcile: Reconciler) -> Reconciler:
     return counted
 
 
-def _terminal_logger(name: str) -> TerminalHandler:
-    async def report(request: Request, error: TerminalError) -> None:
-        log.warning("%s %s: %s (not retried)", name, request, error.message)
-
-    return report
-
-
 def resolver(tree: Tree) -> Resolve:
     """Host pod -> its member client and member pod name, for the kubelet endpoint."""
 
@@ -119,51 +94,31 @@ def resolver(tree: Tree) -> Resolve:
     return resolve
 
 
-async def run(
-    options: Options,
-    *,
-    kubeconfig: str | None,
-    context: str | None,
-    leader_elect: bool,
-    health_port: int,
-    cert_dir: str | None,
-) -> None:
-    config = await kube_config.for_component(HOST, kubeconfig, context)
-    config.qps, config.burst = options.host_qps, options.host_burst
-    host = Client(config)
-    identity = f"{socket.gethostname()}_{os.getpid()}"
-    election = (
-        (host, LeaderElectionConfig(names.SYSTEM_NAMESPACE, COMPONENT, identity))
-        if leader_elect
-        else None
-    )
-    manager = Manager(
-        COMPONENT, leader_election=election, health_address=(options.kubelet_bind, health_port)
-    )
-    manager.add_cluster(HOST, host)
-    tree = build(manager, options, EventRecorder(host, f"kosmos-{COMPONENT}", identity))
-    cert, key = _serving_pair(options, cert_dir)
-    server = KubeletServer(
-        resolver(tree),
-        host=options.kubelet_bind,
-        port=options.kubelet_port,
-        ssl_context=tls.server_ssl_context(cert, key, options.kubelet_client_ca),
-    )
-    await server.start()
-    current = asyncio.current_task()
-    if current is not None:  # SIGTERM: stop controllers and release the lease, then exit
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
-    log.info(
-        "kubelet endpoint on %s:%d (advertised %s)",
-        options.kubelet_bind,
-        server.port,
-        options.node_address,
-    )
-    try:
-        await manager.run()
-    finally:
-        await server.stop()
-        await manager.close()
+def builder(options: Options, cert_dir: str | None) -> Callable[[Runtime], None]:
+    """The component's ``build``: the tree's controllers, and the kubelet endpoint served
+    from before the manager starts until after it stops."""
+
+    def build(runtime: Runtime) -> None:
+        tree = build_tree(runtime.manager, options, runtime.recorder)
+        cert, key = _serving_pair(options, cert_dir)
+        bind = runtime.common.bind_address
+        server = KubeletServer(
+            resolver(tree),
+            host=bind,
+            port=options.kubelet_port,
+            ssl_context=tls.server_ssl_context(cert, key, options.kubelet_client_ca),
+        )
+
+        async def start() -> None:
+            await server.start()
+            log.info(
+                "kubelet endpoint on %s:%d (advertised %s)", bind, server.port, options.node_address
+            )
+
+        runtime.on_start(start)
+        runtime.on_stop(server.stop)
+
+    return build
 
 
 def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]:
@@ -173,15 +128,6 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
 
 
 @click.command(COMPONENT)
-@click.option("--kubeconfig", envvar="KUBECONFIG", help="Host kubeconfig (default: in-cluster).")
-@click.option("--context", default=None, help="Context of --kubeconfig.")
-@click.option(
-    "--leader-elect/--no-leader-elect",
-    default=False,
-    show_default=True,
-    help="Run controllers only while holding Lease kosmos-system/cluster-manager.",
-)
-@click.option("--health-port", default=8080, show_default=True, help="/healthz /readyz /metrics.")
 @click.option(
     "--listen-port",
     default=10250,
@@ -195,7 +141,6 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
     show_default=True,
     help="Address leaf nodes advertise; the host apiserver must reach it.",
 )
-@click.option("--bind-address", default="0.0.0.0", show_default=True)
 @click.option(
     "--kubelet-client-ca",
     default=None,
@@ -214,58 +159,27 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
     help="Seconds without a member answer before its leaf nodes turn NotReady.",
 )
 @click.option("--workers", default=16, show_default=True, help="Pod sync workers.")
-@click.option("--kube-qps", default=100.0, show_default=True, help="Host client QPS.")
-@click.option("--kube-burst", default=200, show_default=True, help="Host client burst.")
-@click.option("--member-qps", default=100.0, show_default=True, help="QPS per member client.")
-@click.option("--member-burst", default=200, show_default=True, help="Burst per member client.")
-@click.option("-v", "--verbose", count=True)
-def command(  # noqa: PLR0917 - click passes every option positionally by name
-    kubeconfig: str | None,
-    context: str | None,
-    leader_elect: bool,
-    health_port: int,
+@common_options(COMPONENT, kube_qps=100.0, kube_burst=200, member_qps=100.0, member_burst=200)
+def command(  # noqa: PLR0917 - click passes every option by name
+    common: Common,
     listen_port: int,
     node_address: str,
-    bind_address: str,
     kubelet_client_ca: str | None,
     cert_dir: str | None,
     heartbeat: float,
     unreachable_after: float,
     workers: int,
-    kube_qps: float,
-    kube_burst: int,
-    member_qps: float,
-    member_burst: int,
-    verbose: int,
 ) -> None:
     """Run ClusterTree: member clusters as leaf nodes, pods and dependencies synced."""
-    diagnostics.configure_logging(verbose)
     options = Options(
         node_address=node_address,
         kubelet_port=listen_port,
-        kubelet_bind=bind_address,
         kubelet_client_ca=kubelet_client_ca,
         heartbeat_seconds=heartbeat,
         unreachable_seconds=unreachable_after,
         workers=workers,
-        host_qps=kube_qps,
-        host_burst=kube_burst,
-        member_qps=member_qps,
-        member_burst=member_burst,
+        member_qps=common.member_qps,
+        member_burst=common.member_burst,
     )
-    try:
-        asyncio.run(
-            run(
-                options,
-                kubeconfig=kubeconfig,
-                context=context,
-                leader_elect=leader_elect,
-                health_port=health_port,
-                cert_dir=cert_dir,
-            )
-        )
-    except LeadershipLost:
-        log.error("lost the cluster-manager lease; exiting so a fresh process can compete")
-        sys.exit(1)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        pass
+    component = Component(COMPONENT, lease=COMPONENT)
+    main(COMPONENT, common.verbose, run_component(component, common, builder(options, cert_dir)))

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, labels_of, node_ready, pod_terminal
 from kosmos.api.podrequests import Resources, pod_requests
 from kosmos.api.quantity import QuantityValue, format_resources, parse_quantity, parse_resources
 
 #: Always reported, as zero when no member node is available.
 BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
-_TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,7 @@ class Free:
 
 def is_available(node: Obj) -> bool:
     """A node can take pods: not cordoned and its Ready condition is True."""
-    if node.get("spec", {}).get("unschedulable"):
-        return False
-    conditions = node.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return not node.get("spec", {}).get("unschedulable") and node_ready(node)
 
 
 def _add(total: Resources, extra: Mapping[str, Fraction]) -> None:
@@ -55,11 +51,10 @@ def _add(total: Resources, extra: Mapping[str, Fraction]) -> None:
 
 def occupies_node(pod: Obj) -> bool:
     """The pod holds resources on its node and Kosmos did not create it."""
-    labels = pod.get("metadata", {}).get("labels") or {}
     return (
         bool(pod.get("spec", {}).get("nodeName"))
-        and pod.get("status", {}).get("phase") not in _TERMINAL_PHASES
-        and labels.get(names.LABEL_POD) != "true"
+        and not pod_terminal(pod)
+        and labels_of(pod).get(names.LABEL_POD) != "true"
     )
 
 

@@ -1,138 +1,97 @@
-"""The Cluster controller: members join and leave the manager as their Cluster objects say.
+"""Members of the tree: ClusterTree's part of the Cluster controller.
 
-For every Cluster with the tree enabled it loads the member's kubeconfig (Secret reference or
-inline), registers the member with the manager (which starts its informers through the hook
-in ``wire_member``), reports reachability and the leaf nodes in the Cluster's status, and
-holds the ``kosmos.io/cluster-manager`` finalizer. When the Cluster is deleted (``kosmosctl
-unjoin``) or its tree disabled, it removes what ClusterTree made: the leaf nodes, the host
-pods bound to them, and in the member the pods and copies Kosmos created. Unlike the
-original, any spec change (leaf models, kubeconfig) is picked up, not only kubeconfig edits.
+``kosmos.kube.members.MemberRegistry`` does what every component does with Clusters: for
+each Cluster with the tree enabled (the root Cluster excepted) it registers the member with
+the manager (whose hook in ``watches.py`` starts the member's informers), replaces the client
+when the kubeconfig changes, and holds the ``kosmos.io/cluster-manager`` finalizer. Any
+spec change (leaf models, kubeconfig) wakes it, not only kubeconfig edits.
+
+``TreeMembers`` is what ClusterTree does around that:
+
+* joined: the leaf-node controller is woken, the member's ``/readyz`` is asked, and the
+  Cluster's Ready condition and ``status.clusterTreeStatus.leafNodeItems`` say the answer;
+  looked at again every 30 s, every 10 s while the member does not answer;
+* a kubeconfig or leaf model that cannot be read: Ready=False with reason ``Kubeconfig`` or
+  ``LeafModel``, looked at again every 30 s;
+* every Ready=False written also goes out as a Warning event on the Cluster;
+* leaving (the Cluster deleted, e.g. by ``kosmosctl unjoin``, or its tree disabled): the leaf
+  nodes, the host pods bound to them, and in the member the pods and copies Kosmos created
+  are removed before the finalizer goes (docs/clustertree.md, "Unjoin").
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import logging
-from datetime import UTC, datetime
 
 from kosmos.api import names
-from kosmos.api.leafmodel import LeafModelError, is_root_cluster, leaf_nodes, tree_enabled
-from kosmos.api.objects import Obj
-from kosmos.api.resources import NODES, PODS, Resource
-from kosmos.clustertree.context import CLUSTERS, COPIED, HOST, MANAGED_SELECTOR, Tree
+from kosmos.api.leafmodel import LeafModelError, leaf_nodes, tree_enabled
+from kosmos.api.objects import Obj, conditions_of, name_of, namespace_of, with_condition
+from kosmos.api.resources import CLUSTERS, NODES, PODS, Resource
+from kosmos.clustertree.tree import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.kube.client import Client
-from kosmos.kube.config import from_kubeconfig_text
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import KubeconfigError, KubeError, NotFound
+from kosmos.kube.members import MemberHooks, MemberPolicy, MemberRegistry
 
 log = logging.getLogger("kosmos.clustertree.clusters")
 
 POD_SELECTOR = f"{names.LABEL_POD}=true"
+#: a joined member (or one whose Cluster cannot be read) is looked at again this often
+RECHECK_SECONDS = 30.0
+#: a member that does not answer is asked again this often
+UNREACHABLE_RECHECK_SECONDS = 10.0
+#: condition messages are cut to this length (the CRD allows 32768): the status stays readable
+MAX_MESSAGE = 1000
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def cluster_registry(tree: Tree) -> MemberRegistry:
+    """The Cluster controller's reconciler, keyed ``Request(HOST, "", <cluster>)``."""
+    policy = MemberPolicy(
+        serves=tree_enabled,
+        finalizer=names.FINALIZER_CLUSTER_MANAGER,
+        root="skip",
+        qps=tree.options.member_qps,
+        burst=tree.options.member_burst,
+    )
+    return MemberRegistry(
+        tree.manager,
+        HOST,
+        tree.clusters,
+        policy,
+        TreeMembers(tree),
+        secrets=tree.copied["secrets"],
+    )
 
 
-class ClusterReconciler:
-    """Keyed by Cluster name (``Request(HOST, "", name)``)."""
+class TreeMembers(MemberHooks):
+    """ClusterTree's follow-up to a member joining, failing and leaving."""
 
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
-        self._fingerprints: dict[str, str] = {}
 
-    async def __call__(self, request: Request) -> Result | None:
-        name = request.name
-        cluster = self.tree.clusters.store.get(name)
-        if cluster is None:
-            await self._forget(name)
-            return None
-        if is_root_cluster(cluster):
-            return None
-        meta = cluster["metadata"]
-        finalizers = meta.get("finalizers") or []
-        if meta.get("deletionTimestamp") or not tree_enabled(cluster):
-            if names.FINALIZER_CLUSTER_MANAGER in finalizers:
-                await self._clean_up(name)
-                await self._set_finalizer(cluster, present=False)
-            await self._forget(name)
-            return None
-        if names.FINALIZER_CLUSTER_MANAGER not in finalizers:
-            await self._set_finalizer(cluster, present=True)
-        return await self._join(cluster)
-
-    # -- joining ---------------------------------------------------------------------------
-
-    async def _join(self, cluster: Obj) -> Result:
-        name = cluster["metadata"]["name"]
+    async def joined(self, cluster: Obj) -> Result:
+        name = name_of(cluster)
         try:
-            text = self._kubeconfig(cluster)
-            await self._register(name, text)
             leaves = [leaf.name for leaf in leaf_nodes(cluster)]
-        except (KubeconfigError, LeafModelError) as exc:
-            await self._status(cluster, False, type(exc).__name__.removesuffix("Error"), str(exc))
-            return Result(requeue_after=30)
+        except LeafModelError as exc:
+            return await self._unreadable(cluster, exc)
         self.tree.controllers["leafnodes"].enqueue(Request(name, "", ""))
-        client = self.tree.manager.client(name)
         try:
-            await client.get_raw("/readyz")
+            await self.tree.manager.client(name).get_raw("/readyz")
         except KubeError as exc:
-            await self._status(cluster, False, "MemberUnreachable", str(exc), leaves)
-            return Result(requeue_after=10)
-        await self._status(cluster, True, "MemberReachable", "member apiserver is ready", leaves)
-        return Result(requeue_after=30)
+            await self._ready(cluster, False, "MemberUnreachable", str(exc), leaves)
+            return Result(requeue_after=UNREACHABLE_RECHECK_SECONDS)
+        await self._ready(cluster, True, "MemberReachable", "member apiserver is ready", leaves)
+        return Result(requeue_after=RECHECK_SECONDS)
 
-    def _kubeconfig(self, cluster: Obj) -> str:
-        name = cluster["metadata"]["name"]
-        spec = cluster.get("spec", {})
-        if spec.get("kubeconfig"):
-            return base64.b64decode(spec["kubeconfig"]).decode()
-        ref = spec.get("kubeconfigSecretRef") or {}
-        namespace = ref.get("namespace", names.SYSTEM_NAMESPACE)
-        secret = self.tree.copied["secrets"].store.get(f"{namespace}/{ref.get('name')}")
-        key = ref.get("key", names.KUBECONFIG_SECRET_KEY)
-        data = (secret or {}).get("data", {}).get(key)
-        if not data:
-            raise KubeconfigError(name, f"Secret {namespace}/{ref.get('name')} has no key {key}")
-        return base64.b64decode(data).decode()
+    async def failed(self, cluster: Obj, error: KubeconfigError) -> Result:
+        return await self._unreadable(cluster, error)
 
-    async def _register(self, name: str, text: str) -> None:
-        """Add the member to the manager; a changed kubeconfig replaces its client."""
-        fingerprint = hashlib.sha256(text.encode()).hexdigest()
-        if name in self.tree.manager.cluster_names:
-            if self._fingerprints.get(name) == fingerprint:
-                return
-            await self.tree.manager.remove_cluster(name)
-        config = await from_kubeconfig_text(name, text, origin=f"Cluster {name} kubeconfig")
-        config.qps, config.burst = self.tree.options.member_qps, self.tree.options.member_burst
-        self.tree.manager.add_cluster(name, Client(config))
-        self._fingerprints[name] = fingerprint
-        log.info("member %s registered", name)
-
-    async def _forget(self, name: str) -> None:
-        self._fingerprints.pop(name, None)
-        if name != HOST:  # the root Cluster going must not take the host's own client along
-            await self.tree.manager.remove_cluster(name)
-
-    # -- leaving ---------------------------------------------------------------------------
-
-    async def _clean_up(self, name: str) -> None:
+    async def leaving(self, name: str) -> None:
         """Remove the leaf nodes and host pods, then Kosmos's pods and copies in the member."""
-        host = self.tree.manager.client(HOST)
-        for node in self.tree.leaf_nodes.store.by_index("cluster", name):
-            node_name = node["metadata"]["name"]
-            for pod in self.tree.pods.store.by_index("node", node_name):
-                with contextlib.suppress(NotFound):
-                    await host.delete(
-                        PODS,
-                        pod["metadata"]["name"],
-                        pod["metadata"]["namespace"],
-                        grace_period_seconds=0,
-                    )
-            with contextlib.suppress(NotFound):
-                await host.delete(NODES, node_name)
+        await self._remove_leaf_nodes(name)
         if name not in self.tree.manager.cluster_names:
             return  # never registered (e.g. bad kubeconfig): nothing was created there
         member = self.tree.manager.client(name)
@@ -141,18 +100,15 @@ class ClusterReconciler:
             await _delete_all(member, resource, MANAGED_SELECTOR)
         log.info("member %s: leaf nodes, pods and copies removed", name)
 
-    async def _set_finalizer(self, cluster: Obj, *, present: bool) -> None:
-        meta = cluster["metadata"]
-        finalizers = [
-            f for f in meta.get("finalizers") or [] if f != names.FINALIZER_CLUSTER_MANAGER
-        ]
-        if present:
-            finalizers.append(names.FINALIZER_CLUSTER_MANAGER)
-        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
-        with contextlib.suppress(NotFound):
-            await self.tree.manager.client(HOST).patch(CLUSTERS, meta["name"], patch)
+    # -- what the Cluster says -----------------------------------------------------------
 
-    async def _status(
+    async def _unreadable(self, cluster: Obj, error: KubeconfigError | LeafModelError) -> Result:
+        """The Cluster's kubeconfig or leaf models cannot be used: say which, and why."""
+        reason = type(error).__name__.removesuffix("Error")
+        await self._ready(cluster, False, reason, str(error))
+        return Result(requeue_after=RECHECK_SECONDS)
+
+    async def _ready(
         self,
         cluster: Obj,
         ready: bool,
@@ -160,37 +116,45 @@ class ClusterReconciler:
         message: str,
         leaves: list[str] | None = None,
     ) -> None:
-        status = cluster.get("status") or {}
-        old = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), None)
-        wanted = "True" if ready else "False"
-        items = [{"leafNodeName": n} for n in leaves or []]
-        tree_status = {"leafNodeItems": items} if leaves is not None else None
-        if (
-            old
-            and old["status"] == wanted
-            and old.get("reason") == reason
-            and old.get("message") == message
-            and (tree_status is None or status.get("clusterTreeStatus") == tree_status)
-        ):
-            return
-        transition = old["lastTransitionTime"] if old and old["status"] == wanted else _now()
+        """Write the Ready condition (and the leaf nodes, when known) if either changed.
+
+        The condition keeps its lastTransitionTime while its status stays
+        (``kosmos.api.objects.set_condition``); a Ready=False written is also a Warning event.
+        """
+        current = conditions_of(cluster)
         condition = {
             "type": "Ready",
-            "status": wanted,
+            "status": "True" if ready else "False",
             "reason": reason,
-            "message": message[:1000],
-            "lastTransitionTime": transition,
+            "message": message[:MAX_MESSAGE],
             "observedGeneration": cluster["metadata"].get("generation", 0),
         }
-        others = [c for c in status.get("conditions") or [] if c["type"] != "Ready"]
-        patch: Obj = {"status": {"conditions": [*others, condition]}}
-        if tree_status is not None:
+        conditions = with_condition(current, condition)
+        tree_status = {"leafNodeItems": [{"leafNodeName": n} for n in leaves or []]}
+        known = (cluster.get("status") or {}).get("clusterTreeStatus")
+        if conditions == current and (leaves is None or known == tree_status):
+            return
+        patch: Obj = {"status": {"conditions": conditions}}
+        if leaves is not None:
             patch["status"]["clusterTreeStatus"] = tree_status
-        name = cluster["metadata"]["name"]
+        host = self.tree.manager.client(HOST)
         with contextlib.suppress(NotFound):
-            await self.tree.manager.client(HOST).patch(CLUSTERS, name, patch, subresource="status")
+            await host.patch(CLUSTERS, name_of(cluster), patch, subresource="status")
         if not ready:
             await self.tree.recorder.record(cluster, "Warning", reason, message)
+
+    # -- leaving ---------------------------------------------------------------------------
+
+    async def _remove_leaf_nodes(self, cluster: str) -> None:
+        """The member's leaf nodes and the host pods bound to them (grace 0: no kubelet)."""
+        host = self.tree.manager.client(HOST)
+        for node in self.tree.leaf_nodes.store.by_index("cluster", cluster):
+            node_name = name_of(node)
+            for pod in self.tree.pods.store.by_index("node", node_name):
+                with contextlib.suppress(NotFound):
+                    await host.delete(PODS, name_of(pod), namespace_of(pod), grace_period_seconds=0)
+            with contextlib.suppress(NotFound):
+                await host.delete(NODES, node_name)
 
 
 async def _delete_all(client: Client, resource: Resource, selector: str) -> None:

@@ -19,10 +19,10 @@ import contextlib
 import logging
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, annotations_of, labels_of, namespace_of
 from kosmos.api.resources import Resource
-from kosmos.clustertree.context import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.clustertree.podforge import dependencies
+from kosmos.clustertree.tree import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.clustertree.volumes import ensure_member_pvc
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import AlreadyExists, Conflict, NotFound
@@ -42,12 +42,10 @@ def desired_copy(plural: str, source: Obj) -> Obj:
     """The member copy of a host object: its payload, labels and a managed-by marker."""
     meta = source["metadata"]
     annotations = {
-        k: v
-        for k, v in (meta.get("annotations") or {}).items()
-        if not k.startswith(_SKIPPED_ANNOTATIONS)
+        k: v for k, v in annotations_of(source).items() if not k.startswith(_SKIPPED_ANNOTATIONS)
     }
     annotations[names.ANNOTATION_GLOBAL] = "true"
-    labels = {**(meta.get("labels") or {}), names.LABEL_MANAGED_BY: names.MANAGED_BY_KOSMOS}
+    labels = {**labels_of(source), names.LABEL_MANAGED_BY: names.MANAGED_BY_KOSMOS}
     copy: Obj = {
         "apiVersion": "v1",
         "kind": COPIED[plural].kind,
@@ -67,18 +65,17 @@ def desired_copy(plural: str, source: Obj) -> Obj:
 
 
 def differs(current: Obj, desired: Obj) -> bool:
-    meta, want = current["metadata"], desired["metadata"]
-    if (meta.get("labels") or {}) != want["labels"]:
+    want = desired["metadata"]
+    if labels_of(current) != want["labels"]:
         return True
-    if (meta.get("annotations") or {}) != want["annotations"]:
+    if annotations_of(current) != want["annotations"]:
         return True
     fields = set(desired) - {"apiVersion", "kind", "metadata"}
     return any(current.get(f) != desired.get(f) for f in fields)
 
 
 def is_managed(obj: Obj) -> bool:
-    labels = obj["metadata"].get("labels") or {}
-    return labels.get(names.LABEL_MANAGED_BY) == names.MANAGED_BY_KOSMOS
+    return labels_of(obj).get(names.LABEL_MANAGED_BY) == names.MANAGED_BY_KOSMOS
 
 
 async def ensure_copy(tree: Tree, cluster: str, plural: str, source: Obj) -> None:
@@ -111,7 +108,7 @@ async def ensure_copy(tree: Tree, cluster: str, plural: str, source: Obj) -> Non
 
 async def ensure_dependencies(tree: Tree, cluster: str, pod: Obj) -> None:
     """Copy everything ``pod`` references that the host has, before the pod is created."""
-    namespace = pod["metadata"]["namespace"]
+    namespace = namespace_of(pod)
     deps = dependencies(pod)
     wanted: list[tuple[str, str]] = [("configmaps", n) for n in sorted(deps.configmaps)]
     wanted += [("secrets", n) for n in sorted(deps.secrets)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
 
 from kosmos.api.leafmodel import (
     LeafModelError,
@@ -23,12 +22,13 @@ from kosmos.api.leafmodel import (
     member_nodes_of,
     tree_enabled,
 )
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, is_deleting, micro_now, name_of, now
 from kosmos.api.resources import LEASES, NODES, PODS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.capacity import free_resources
-from kosmos.clustertree.context import HOST, Tree
 from kosmos.clustertree.nodeforge import leaf_node, metadata_patch, status_patch
+from kosmos.clustertree.tree import Tree
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import AlreadyExists, KubeError, NotFound
 from kosmos.kube.manager import ClusterNotFound
@@ -39,14 +39,6 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 PROBE_TIMEOUT = 5.0
 STATUS_HEARTBEAT_SECONDS = 60.0
 RECOVERY_PROBE_SECONDS = 2.0
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeafNodeReconciler:
@@ -61,7 +53,7 @@ class LeafNodeReconciler:
     async def __call__(self, request: Request) -> Result | None:
         cluster_name = request.cluster
         cluster = self.tree.clusters.store.get(cluster_name)
-        if cluster is None or cluster["metadata"].get("deletionTimestamp"):
+        if cluster is None or is_deleting(cluster):
             return None
         if not tree_enabled(cluster) or is_root_cluster(cluster):
             return None  # the host's own Cluster never becomes a leaf node
@@ -105,7 +97,7 @@ class LeafNodeReconciler:
         nodes = self.tree.member(cluster, NODES).store.list()
         members = member_nodes_of(leaf, nodes)
         pods_by_node = self.tree.member(cluster, PODS).store
-        pods = [p for m in members for p in pods_by_node.by_index("node", m["metadata"]["name"])]
+        pods = [p for m in members for p in pods_by_node.by_index("node", name_of(m))]
         free = free_resources(members, pods)
         reason, message = (
             ("KubeletReady", "")
@@ -126,7 +118,7 @@ class LeafNodeReconciler:
             ready=ready,
             reason=reason,
             message=message,
-            now=_now(),
+            now=now(),
         )
         host = self.tree.manager.client(HOST)
         current = self.tree.leaf_nodes.store.get(leaf.name)
@@ -144,7 +136,7 @@ class LeafNodeReconciler:
 
     async def _create(self, desired: Obj) -> None:
         host = self.tree.manager.client(HOST)
-        name = desired["metadata"]["name"]
+        name = name_of(desired)
         try:
             await host.create(NODES, {k: v for k, v in desired.items() if k != "status"})
         except AlreadyExists:
@@ -161,7 +153,7 @@ class LeafNodeReconciler:
         spec = {
             "holderIdentity": node,
             "leaseDurationSeconds": self.tree.options.lease_seconds,
-            "renewTime": _micro_now(),
+            "renewTime": micro_now(),
         }
         try:
             await host.patch(LEASES, node, {"spec": spec}, namespace=NODE_LEASE_NAMESPACE)
@@ -195,7 +187,7 @@ class LeafNodeReconciler:
     async def _remove_stale(self, cluster: str, wanted: set[str]) -> None:
         host = self.tree.manager.client(HOST)
         for node in self.tree.leaf_nodes.store.by_index("cluster", cluster):
-            name = node["metadata"]["name"]
+            name = name_of(node)
             if name not in wanted:
                 with contextlib.suppress(NotFound):
                     await host.delete(NODES, name, uid=node["metadata"]["uid"])

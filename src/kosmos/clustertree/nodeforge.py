@@ -17,7 +17,7 @@ from typing import Any
 
 from kosmos.api import names
 from kosmos.api.leafmodel import LeafNode
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, labels_of
 from kosmos.api.quantity import QuantityError, parse_quantity
 from kosmos.clustertree.capacity import Free
 
@@ -45,10 +45,6 @@ _QUIET_CONDITIONS = (
 )
 
 
-def _labels_of(node: Obj) -> dict[str, str]:
-    return dict(node.get("metadata", {}).get("labels") or {})
-
-
 def _uniform(values: Iterable[str | None]) -> str | None:
     """The single value every member has; None when they differ, lack it, or are none."""
     distinct = set(values)
@@ -59,7 +55,7 @@ def _uniform(values: Iterable[str | None]) -> str | None:
 
 def _arch(members: Sequence[Obj]) -> str:
     archs = (
-        _labels_of(m).get(LABEL_ARCH) or m.get("status", {}).get("nodeInfo", {}).get("architecture")
+        labels_of(m).get(LABEL_ARCH) or m.get("status", {}).get("nodeInfo", {}).get("architecture")
         for m in members
     )
     return _uniform(archs) or DEFAULT_ARCH
@@ -74,13 +70,13 @@ def _topology(leaf: LeafNode, members: Sequence[Obj]) -> dict[str, str]:
     instead of treating a multi-zone cluster as "no zone". Region is set only if uniform.
     """
     labels: dict[str, str] = {}
-    zones = [_labels_of(m).get(names.LABEL_ZONE) for m in members]
+    zones = [labels_of(m).get(names.LABEL_ZONE) for m in members]
     zone = _uniform(zones)
     if zone is not None:
         labels[names.LABEL_ZONE] = zone
     elif any(zones):
         labels[names.LABEL_ZONE] = leaf.name
-    region = _uniform(_labels_of(m).get(names.LABEL_REGION) for m in members)
+    region = _uniform(labels_of(m).get(names.LABEL_REGION) for m in members)
     if region is not None:
         labels[names.LABEL_REGION] = region
     return labels
@@ -101,7 +97,7 @@ def _copied_labels(member: Obj | None) -> dict[str, str]:
         return {}
     return {
         key: value
-        for key, value in _labels_of(member).items()
+        for key, value in labels_of(member).items()
         if key != names.LABEL_HOSTNAME and not key.startswith(_NOT_COPIED_PREFIXES)
     }
 
@@ -122,7 +118,7 @@ def node_labels(leaf: LeafNode, members: Sequence[Obj]) -> dict[str, str]:
             LABEL_BETA_ARCH: arch,
         }
     )
-    instance_type = _uniform(_labels_of(m).get(LABEL_INSTANCE_TYPE) for m in members)
+    instance_type = _uniform(labels_of(m).get(LABEL_INSTANCE_TYPE) for m in members)
     if instance_type is not None:
         labels[LABEL_INSTANCE_TYPE] = instance_type
     labels.update(_topology(leaf, members))

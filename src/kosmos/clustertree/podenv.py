@@ -3,8 +3,8 @@
 References to ConfigMaps and Secrets (``configMapKeyRef``, ``secretKeyRef``, ``envFrom``) stay
 references: the cluster-manager copies the referenced objects into the member before it
 creates the pod, and the member kubelet resolves them there. Resolving them here into literal
-``value``\\ s (as the original virtual-kubelet code did) would write Secret data into the pod
-spec, readable by anyone who may read pods, and freeze it against later updates.
+``value``\\ s would write Secret data into the pod spec, readable by anyone who may read pods,
+and freeze it against later updates.
 
 What the member cannot know is resolved: the host pod's uid (``metadata.uid``) and the node it
 was bound to (``spec.nodeName``, the host leaf node). Every other downward-API field either

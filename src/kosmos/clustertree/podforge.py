@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, annotations_of, labels_of
 from kosmos.clustertree.convert import apply_policies, member_scheduling, require_node_labels
 from kosmos.clustertree.placement import Placement
 from kosmos.clustertree.podenv import member_env
@@ -342,13 +342,12 @@ def _added_tolerations(live: Sequence[Obj], want: Sequence[Obj]) -> list[Obj] | 
 
 def is_kosmos_pod(member_pod: Obj) -> bool:
     """Whether kosmos created this member pod (only those are updated or deleted)."""
-    return ((member_pod.get("metadata") or {}).get("labels") or {}).get(names.LABEL_POD) == "true"
+    return labels_of(member_pod).get(names.LABEL_POD) == "true"
 
 
 def host_uid(member_pod: Obj) -> str | None:
     """The uid of the host pod this member pod mirrors."""
-    annotations = (member_pod.get("metadata") or {}).get("annotations") or {}
-    uid = annotations.get(names.ANNOTATION_HOST_POD_UID)
+    uid = annotations_of(member_pod).get(names.ANNOTATION_HOST_POD_UID)
     return str(uid) if uid else None
 
 

@@ -28,10 +28,18 @@ from datetime import UTC, datetime
 import orjson
 
 from kosmos.api.leafmodel import leaf_nodes
-from kosmos.api.objects import Obj
+from kosmos.api.objects import (
+    Obj,
+    is_deleting,
+    labels_of,
+    name_of,
+    namespace_of,
+    parse_time,
+    pod_phase,
+    pod_terminal,
+)
 from kosmos.api.resources import NAMESPACES, PODS
 from kosmos.clustertree import metrics
-from kosmos.clustertree.context import HOST, Tree, is_finished
 from kosmos.clustertree.copies import ensure_dependencies
 from kosmos.clustertree.placement import Placement, placement_of
 from kosmos.clustertree.podforge import (
@@ -42,6 +50,8 @@ from kosmos.clustertree.podforge import (
     member_status,
     mutable_patch,
 )
+from kosmos.clustertree.tree import Tree
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request, Result, TerminalError
 from kosmos.kube.errors import AlreadyExists, Conflict, Invalid, NotFound
 from kosmos.kube.manager import ClusterNotFound
@@ -53,7 +63,7 @@ def _age(pod: Obj) -> float:
     created = pod["metadata"].get("creationTimestamp")
     if not created:
         return 0.0
-    started = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    started = parse_time(created)
     return max(0.0, (datetime.now(UTC) - started).total_seconds())
 
 
@@ -108,7 +118,7 @@ class PodReconciler:
             if host is None:
                 self._observed.pop(str((member or {}).get("metadata", {}).get("uid")), None)
             return None
-        if host["metadata"].get("deletionTimestamp"):
+        if is_deleting(host):
             return await self._terminate(cluster, host, member)
         if member is None:
             return await self._create_or_replace(cluster, host)
@@ -123,7 +133,7 @@ class PodReconciler:
         if host_uid(member) != host["metadata"]["uid"]:
             await self._delete_member(cluster, member, 0)  # left from an older host pod
             return Result(requeue_after=1.0)
-        if member["metadata"].get("deletionTimestamp"):
+        if is_deleting(member):
             return Result(requeue_after=2.0)  # deleted in the member; act once it is gone
         await self._update(cluster, host, member)
         return None
@@ -132,7 +142,7 @@ class PodReconciler:
 
     async def _create_or_replace(self, cluster: str, host: Obj) -> Result | None:
         status = host.get("status") or {}
-        if status.get("startTime") and not is_finished(host):
+        if status.get("startTime") and not pod_terminal(host):
             # it ran in the member and is gone there: let its owner replace it
             owners = host["metadata"].get("ownerReferences") or []
             if any(ref.get("controller") for ref in owners):
@@ -145,7 +155,7 @@ class PodReconciler:
                 )
                 await self._delete_host(host)
                 return None
-        if is_finished(host):
+        if pod_terminal(host):
             return None
         await self._create(cluster, host)
         return None
@@ -178,10 +188,10 @@ class PodReconciler:
         await self._status_up(cluster, host, member)
 
     async def _status_up(self, cluster: str, host: Obj, member: Obj) -> None:
-        member_state = member.get("status") or {}
-        if member_state.get("phase") == "Running":
+        running = pod_phase(member) == "Running"
+        if running:
             self._stage(cluster, host, "member_running")
-        if _digest(member_state) == _digest(host.get("status") or {}):
+        if _digest(member.get("status") or {}) == _digest(host.get("status") or {}):
             return
         status = member_status(member, host)
         for key in host.get("status") or {}:
@@ -195,12 +205,12 @@ class PodReconciler:
                 namespace=meta["namespace"],
                 subresource="status",
             )
-        if member_state.get("phase") == "Running":
+        if running:
             self._stage(cluster, host, "host_status")
 
     async def _terminate(self, cluster: str, host: Obj, member: Obj | None) -> Result | None:
         if member is not None and is_kosmos_pod(member) and _same(member, host):
-            if not member["metadata"].get("deletionTimestamp"):
+            if not is_deleting(member):
                 grace = host["metadata"].get("deletionGracePeriodSeconds")
                 await self._delete_member(cluster, member, grace)
             return Result(requeue_after=2.0)
@@ -238,8 +248,7 @@ class PodReconciler:
 
     def _placement(self, cluster: str, host: Obj) -> Placement:
         node_name = host["spec"]["nodeName"]
-        node = self.tree.leaf_nodes.store.get(node_name) or {"metadata": {}}
-        labels = node["metadata"].get("labels") or {}
+        labels = labels_of(self.tree.leaf_nodes.store.get(node_name) or {})
         cluster_obj = self.tree.clusters.store.get(cluster)
         for leaf in leaf_nodes(cluster_obj) if cluster_obj else []:
             if leaf.name == node_name:
@@ -247,18 +256,14 @@ class PodReconciler:
         return Placement(cluster=cluster, host_node=node_name, node_labels=labels)
 
     def _context(self, host: Obj) -> HostContext:
-        namespace = host["metadata"]["namespace"]
+        namespace = namespace_of(host)
         services = self.tree.services.store.by_index("namespace", namespace)
         policies = self.tree.cluster_policies.store.list() or self.tree.policies.store.by_index(
             "namespace", namespace
         )
-        policies = sorted(policies, key=lambda p: p["metadata"]["name"])
-        node = self.tree.leaf_nodes.store.get(host["spec"]["nodeName"]) or {"metadata": {}}
-        return HostContext(
-            services=services,
-            policies=policies,
-            host_node_labels=node["metadata"].get("labels") or {},
-        )
+        policies = sorted(policies, key=name_of)
+        node = self.tree.leaf_nodes.store.get(host["spec"]["nodeName"]) or {}
+        return HostContext(services=services, policies=policies, host_node_labels=labels_of(node))
 
     def _stage(self, cluster: str, host: Obj, stage: str) -> None:
         uid = host["metadata"]["uid"]

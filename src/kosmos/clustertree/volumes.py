@@ -8,7 +8,7 @@ bound to the claim that stands for a claim in that leaf node's member, the sched
 the pod, and the pod controller creates the member claim (``ensure_member_pvc``) before the
 member pod — so a StatefulSet's volumeClaimTemplates work on a leaf node. The member claim
 uses the StorageClass named by the host class's ``memberStorageClass`` parameter (absent:
-the member's default). Claims lives as long as the host claim, not as long as a pod: a
+the member's default). Claims live as long as the host claim, not as long as a pod: a
 member claim is deleted when its host claim is, and our host PV then goes with it.
 """
 
@@ -18,9 +18,10 @@ import contextlib
 import logging
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, annotations_of, is_deleting, labels_of
 from kosmos.api.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES
-from kosmos.clustertree.context import HOST, MANAGED_SELECTOR, Tree
+from kosmos.clustertree.tree import MANAGED_SELECTOR, Tree
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import AlreadyExists, Conflict, NotFound
 from kosmos.kube.manager import ClusterNotFound
@@ -45,7 +46,7 @@ def member_claim(source: Obj, storage_class: Obj | None) -> Obj:
             member_spec["storageClassName"] = mapped
     elif spec.get("storageClassName"):
         member_spec["storageClassName"] = spec["storageClassName"]
-    labels = {**(meta.get("labels") or {}), names.LABEL_MANAGED_BY: names.MANAGED_BY_KOSMOS}
+    labels = {**labels_of(source), names.LABEL_MANAGED_BY: names.MANAGED_BY_KOSMOS}
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -151,7 +152,7 @@ class VolumeReconciler:
         )
         if storage_class is None or storage_class.get("provisioner") != PROVISIONER:
             return
-        node = (claim["metadata"].get("annotations") or {}).get(names.ANNOTATION_SELECTED_NODE)
+        node = annotations_of(claim).get(names.ANNOTATION_SELECTED_NODE)
         cluster = self.tree.cluster_of_node(node) if node else None
         if cluster is None:
             return
@@ -173,8 +174,7 @@ class VolumeReconciler:
             volume = await host.get(PERSISTENTVOLUMES, pv_name)
         except NotFound:
             return
-        annotations = volume["metadata"].get("annotations") or {}
-        if annotations.get(ANNOTATION_PROVISIONED_BY) != PROVISIONER:
+        if annotations_of(volume).get(ANNOTATION_PROVISIONED_BY) != PROVISIONER:
             return
         if volume.get("status", {}).get("phase") != "Released":
             return
@@ -193,7 +193,7 @@ class VolumeReconciler:
             return None
         copy = cache.store.get(key)
         source = self.tree.pvcs.store.get(key)
-        if copy is None or (source is not None and not source["metadata"].get("deletionTimestamp")):
+        if copy is None or (source is not None and not is_deleting(source)):
             return None
         meta = copy["metadata"]
         with contextlib.suppress(NotFound, Conflict):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kosmos.api import names
+from kosmos.api.leafmodel import is_root_cluster
 from kosmos.api.objects import Obj, is_deleting, name_of
 from kosmos.api.resources import CLUSTERS, SECRETS
 from kosmos.kube.client import Client
@@ -44,15 +45,6 @@ log = logging.getLogger("kosmos.kube.members")
 
 #: a kubeconfig Secret no cache watches cannot wake us: look at it again this often
 UNWATCHED_SECRET_SECONDS = 60.0
-
-
-def is_root_cluster(cluster: Obj) -> bool:
-    """The host's own Cluster (``kosmosctl install`` registers it): annotated root, or by name."""
-    annotations = cluster.get("metadata", {}).get("annotations") or {}
-    return (
-        annotations.get(names.ANNOTATION_CLUSTER_ROLE) == "root"
-        or cluster.get("metadata", {}).get("name") == names.ROOT_CLUSTER_NAME
-    )
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,23 @@ def pods(kubectl: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
     return items
 
 
+def static_volume(kubectl: Any, name: str, path: str, namespace: str, claim: str) -> None:
+    """A 1Gi hostPath volume in a member, reserved for the claim Kosmos makes there."""
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": path},
+            "storageClassName": "",
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(volume))
+
+
 def running(items: list[dict[str, Any]], count: int) -> bool:
     return len(items) == count and all(p["status"].get("phase") == "Running" for p in items)
 
@@ -140,25 +157,7 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
     member = tree.member("cluster1")
     # a static volume in the member for the claim Kosmos makes there
     pv_name = f"pv-{namespace}"
-    member.run(
-        "apply",
-        "-f",
-        "-",
-        stdin=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": pv_name},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteOnce"],
-                    "hostPath": {"path": "/tmp/kosmos-test"},
-                    "storageClassName": "",
-                    "claimRef": {"namespace": namespace, "name": "data"},
-                },
-            }
-        ),
-    )
+    static_volume(member, pv_name, "/tmp/kosmos-test", namespace, "data")
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -280,24 +279,8 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
 def test_statefulset_with_claim_templates_runs_on_a_leaf(tree: TreeEnv, namespace: str) -> None:
     member = tree.member("cluster2")
     for i in range(2):
-        member.run(
-            "apply",
-            "-f",
-            "-",
-            stdin=json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "PersistentVolume",
-                    "metadata": {"name": f"pv-{namespace}-{i}"},
-                    "spec": {
-                        "capacity": {"storage": "1Gi"},
-                        "accessModes": ["ReadWriteOnce"],
-                        "hostPath": {"path": f"/tmp/kosmos-sts-{i}"},
-                        "storageClassName": "",
-                        "claimRef": {"namespace": namespace, "name": f"data-db-{i}"},
-                    },
-                }
-            ),
+        static_volume(
+            member, f"pv-{namespace}-{i}", f"/tmp/kosmos-sts-{i}", namespace, f"data-db-{i}"
         )
     apply(
         tree.host,

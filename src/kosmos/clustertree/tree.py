@@ -12,35 +12,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, labels_of, name_of, namespace_of, pod_terminal
 from kosmos.api.resources import (
+    CLUSTER_POD_CONVERT_POLICIES,
+    CLUSTERS,
     CONFIGMAPS,
     NODES,
     PERSISTENTVOLUMECLAIMS,
     PERSISTENTVOLUMES,
+    POD_CONVERT_POLICIES,
     PODS,
     SECRETS,
     SERVICEACCOUNTS,
     SERVICES,
+    STORAGECLASSES,
     Resource,
 )
 from kosmos.clustertree.podforge import dependencies
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Controller
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import ClusterNotFound, Manager
-
-#: the manager's name for the host cluster (a Cluster CR can never use it: it is the root's)
-HOST = names.ROOT_CLUSTER_NAME
-
-CLUSTERS = Resource(names.GROUP, names.VERSION, "clusters", "Cluster", namespaced=False)
-POD_CONVERT_POLICIES = Resource(
-    names.GROUP, names.VERSION, "podconvertpolicies", "PodConvertPolicy"
-)
-CLUSTER_POD_CONVERT_POLICIES = Resource(
-    names.GROUP, names.VERSION, "clusterpodconvertpolicies", "ClusterPodConvertPolicy", False
-)
-STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
 
 #: copied objects in members carry this label; informers there watch only these
 MANAGED_SELECTOR = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY_KOSMOS}"
@@ -51,12 +44,11 @@ COPIED = {r.plural: r for r in (CONFIGMAPS, SECRETS, SERVICEACCOUNTS)}
 
 @dataclass(frozen=True)
 class Options:
-    """The cluster-manager's knobs (flags in ``app.py``)."""
+    """The cluster-manager's knobs (flags in ``app.py``; the shared ones are ``Common``'s)."""
 
     #: address and port the host apiserver uses to reach our kubelet endpoint
     node_address: str = "127.0.0.1"
     kubelet_port: int = 10250
-    kubelet_bind: str = "0.0.0.0"
     kubelet_client_ca: str | None = None
     #: how often leases are renewed and members probed
     heartbeat_seconds: float = 10.0
@@ -64,10 +56,8 @@ class Options:
     unreachable_seconds: float = 40.0
     lease_seconds: int = 40
     reserved_namespaces: frozenset[str] = frozenset({"kube-system", "kube-node-lease"})
-    #: client rate limits: a status write per pod start on the host, a create per pod and
-    #: the copies on the member; the original's 40/60 made the host writes the bottleneck
-    host_qps: float = 100.0
-    host_burst: int = 200
+    #: member client rate limits: a create per pod plus the copies it needs. The defaults
+    #: (100/200, as the host client's) keep the client from being the bottleneck of pod starts
     member_qps: float = 100.0
     member_burst: int = 200
     workers: int = 16
@@ -86,13 +76,14 @@ def pod_dependency_keys(pod: Obj) -> Iterable[str]:
     return keys
 
 
-def _by_node(pod: Obj) -> Iterable[str]:
+def by_node(pod: Obj) -> list[str]:
+    """Index values of a pod: the node it is bound to (none while unbound)."""
     node = pod.get("spec", {}).get("nodeName")
     return [node] if node else []
 
 
 def _by_cluster(node: Obj) -> Iterable[str]:
-    cluster = (node["metadata"].get("labels") or {}).get(names.LABEL_OWNER_CLUSTER)
+    cluster = labels_of(node).get(names.LABEL_OWNER_CLUSTER)
     return [cluster] if cluster else []
 
 
@@ -113,7 +104,7 @@ class Tree:
         self.leaf_nodes = informer(
             HOST, NODES, label_selector=LEAF_NODE_SELECTOR, indexers={"cluster": _by_cluster}
         )
-        self.pods = informer(HOST, PODS, indexers={"node": _by_node, "deps": pod_dependency_keys})
+        self.pods = informer(HOST, PODS, indexers={"node": by_node, "deps": pod_dependency_keys})
         self.copied: dict[str, Informer] = {
             plural: informer(HOST, resource) for plural, resource in COPIED.items()
         }
@@ -131,14 +122,14 @@ class Tree:
         node = self.leaf_nodes.store.get(node_name)
         if node is None:
             return None
-        return (node["metadata"].get("labels") or {}).get(names.LABEL_OWNER_CLUSTER)
+        return labels_of(node).get(names.LABEL_OWNER_CLUSTER)
 
     def cluster_of_pod(self, pod: Obj) -> str | None:
         node = pod.get("spec", {}).get("nodeName")
         return self.cluster_of_node(node) if node else None
 
     def leaf_node_names(self, cluster: str) -> list[str]:
-        return [n["metadata"]["name"] for n in self.leaf_nodes.store.by_index("cluster", cluster)]
+        return [name_of(n) for n in self.leaf_nodes.store.by_index("cluster", cluster)]
 
     def pods_on_cluster(self, cluster: str) -> list[Obj]:
         pods: list[Obj] = []
@@ -152,9 +143,9 @@ class Tree:
         return [
             pod
             for pod in self.pods.store.by_index("deps", dep)
-            if pod["metadata"].get("namespace") == namespace
+            if namespace_of(pod) == namespace
             and pod.get("spec", {}).get("nodeName") in nodes
-            and not is_finished(pod)
+            and not pod_terminal(pod)
         ]
 
     def member(self, cluster: str, resource: Resource, **scope: str) -> Informer:
@@ -169,7 +160,3 @@ class Tree:
 
     def reserved(self, namespace: str) -> bool:
         return namespace in self.options.reserved_namespaces
-
-
-def is_finished(pod: Obj) -> bool:
-    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")

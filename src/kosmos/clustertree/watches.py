@@ -10,55 +10,46 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, labels_of, name_of, namespace_of, pod_phase
 from kosmos.api.resources import NODES, PERSISTENTVOLUMECLAIMS, PODS
-from kosmos.clustertree.context import COPIED, HOST, MANAGED_SELECTOR, Tree
+from kosmos.clustertree.tree import (
+    COPIED,
+    MANAGED_SELECTOR,
+    Tree,
+    by_node,
+    pod_dependency_keys,
+)
+from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request
-from kosmos.kube.informer import EnqueueHandler
+from kosmos.kube.informer import ChangeHandler, EnqueueHandler
 from kosmos.kube.manager import Manager
 
 #: member capacity changes are coalesced: one leaf-node pass per member per this many seconds
 CAPACITY_COALESCE_SECONDS = 1.0
 
 
-def _meta(obj: Obj) -> tuple[str, str]:
-    meta = obj["metadata"]
-    return meta.get("namespace", ""), meta["name"]
-
-
-class _Handler:
-    """Add/update/delete all call one function with the old and new object (either None)."""
-
-    def __init__(self, func: Callable[[Obj | None, Obj | None], None]) -> None:
-        self._func = func
-
-    def on_add(self, obj: Obj) -> None:
-        self._func(None, obj)
-
-    def on_update(self, old: Obj, new: Obj) -> None:
-        self._func(old, new)
-
-    def on_delete(self, obj: Obj) -> None:
-        self._func(obj, None)
+def _request(cluster: str, obj: Obj) -> Request:
+    """The request naming ``obj`` (namespace and name) in ``cluster``."""
+    return Request(cluster, namespace_of(obj), name_of(obj))
 
 
 def route_host_events(tree: Tree) -> None:
     ctl = tree.controllers
 
     def cluster_changed(obj: Obj) -> None:
-        name = obj["metadata"]["name"]
+        name = name_of(obj)
         ctl["clusters"].enqueue(Request(HOST, "", name))
         ctl["leafnodes"].enqueue(Request(name, "", ""))
 
     tree.clusters.add_handler(EnqueueHandler(cluster_changed))
 
     def kubeconfig_changed(secret: Obj) -> None:
-        namespace, name = _meta(secret)
-        if namespace != names.SYSTEM_NAMESPACE:
+        if namespace_of(secret) != names.SYSTEM_NAMESPACE:
             return
         for cluster in tree.clusters.store.list():
-            if (cluster.get("spec", {}).get("kubeconfigSecretRef") or {}).get("name") == name:
-                ctl["clusters"].enqueue(Request(HOST, "", cluster["metadata"]["name"]))
+            ref = cluster.get("spec", {}).get("kubeconfigSecretRef") or {}
+            if ref.get("name") == name_of(secret):
+                ctl["clusters"].enqueue(Request(HOST, "", name_of(cluster)))
 
     tree.copied["secrets"].add_handler(EnqueueHandler(kubeconfig_changed))
 
@@ -68,32 +59,28 @@ def route_host_events(tree: Tree) -> None:
         cluster = tree.cluster_of_pod(pod)
         if cluster is None:
             return
-        namespace, name = _meta(pod)
-        ctl["pods"].enqueue(Request(cluster, namespace, name))
-        if new is None or (
-            old is not None
-            and old.get("status", {}).get("phase") != new.get("status", {}).get("phase")
-        ):
-            from kosmos.clustertree.context import pod_dependency_keys  # noqa: PLC0415
-
+        ctl["pods"].enqueue(_request(cluster, pod))
+        if new is None or (old is not None and pod_phase(old) != pod_phase(new)):
             for dep in pod_dependency_keys(pod):
-                _enqueue_dep(tree, cluster, namespace, dep)
+                _enqueue_dep(tree, cluster, namespace_of(pod), dep)
 
-    tree.pods.add_handler(_Handler(pod_changed))
+    tree.pods.add_handler(ChangeHandler(pod_changed))
 
     def leaf_node_added(node: Obj) -> None:
-        for pod in tree.pods.store.by_index("node", node["metadata"]["name"]):
+        for pod in tree.pods.store.by_index("node", name_of(node)):
             cluster = tree.cluster_of_pod(pod)
             if cluster:
-                ctl["pods"].enqueue(Request(cluster, *_meta(pod)))
+                ctl["pods"].enqueue(_request(cluster, pod))
 
-    tree.leaf_nodes.add_handler(_Handler(lambda old, new: leaf_node_added(new) if new else None))
+    tree.leaf_nodes.add_handler(
+        ChangeHandler(lambda _old, new: leaf_node_added(new) if new else None)
+    )
 
     for plural, informer in tree.copied.items():
         informer.add_handler(EnqueueHandler(_source_changed(tree, plural)))
     tree.pvcs.add_handler(EnqueueHandler(lambda claim: _claim_changed(tree, claim)))
     tree.volumes.add_handler(
-        EnqueueHandler(lambda pv: ctl["volumes"].enqueue(Request(HOST, "", pv["metadata"]["name"])))
+        EnqueueHandler(lambda pv: ctl["volumes"].enqueue(Request(HOST, "", name_of(pv))))
     )
 
 
@@ -107,7 +94,7 @@ def _enqueue_dep(tree: Tree, cluster: str, namespace: str, dep: str) -> None:
 
 def _source_changed(tree: Tree, plural: str) -> Callable[[Obj], None]:
     def changed(source: Obj) -> None:
-        namespace, name = _meta(source)
+        namespace, name = namespace_of(source), name_of(source)
         if tree.reserved(namespace):
             return
         key = f"{namespace}/{name}"
@@ -123,11 +110,8 @@ def _source_changed(tree: Tree, plural: str) -> Callable[[Obj], None]:
 
 
 def _claim_changed(tree: Tree, claim: Obj) -> None:
-    namespace, name = _meta(claim)
-    tree.controllers["volumes"].enqueue(Request(HOST, namespace, name))
-    for cluster in tree.manager.cluster_names:
-        if cluster != HOST:
-            tree.controllers["volumes"].enqueue(Request(cluster, namespace, name))
+    for cluster in tree.manager.cluster_names:  # the host's request, then every member's
+        tree.controllers["volumes"].enqueue(_request(cluster, claim))
 
 
 def route_member_events(tree: Tree, cluster: str) -> None:
@@ -142,39 +126,31 @@ def route_member_events(tree: Tree, cluster: str) -> None:
 
     nodes = tree.manager.informer(cluster, NODES)
     nodes.add_handler(EnqueueHandler(lambda _obj: capacity_changed()))
-    pods = tree.manager.informer(cluster, PODS, indexers={"node": _pod_node})
+    pods = tree.manager.informer(cluster, PODS, indexers={"node": by_node})
 
     def member_pod_changed(old: Obj | None, new: Obj | None) -> None:
         pod = new or old
         assert pod is not None
-        labels = pod["metadata"].get("labels") or {}
-        if labels.get(names.LABEL_POD) == "true":
-            ctl["pods"].enqueue(Request(cluster, *_meta(pod)))
+        if labels_of(pod).get(names.LABEL_POD) == "true":
+            ctl["pods"].enqueue(_request(cluster, pod))
         else:
             capacity_changed()
 
-    pods.add_handler(_Handler(member_pod_changed))
+    pods.add_handler(ChangeHandler(member_pod_changed))
     for plural, resource in COPIED.items():
         informer = tree.manager.informer(cluster, resource, label_selector=MANAGED_SELECTOR)
         informer.add_handler(EnqueueHandler(_copy_changed(tree, cluster, plural)))
     claims = tree.manager.informer(cluster, PERSISTENTVOLUMECLAIMS, label_selector=MANAGED_SELECTOR)
-    claims.add_handler(
-        EnqueueHandler(lambda obj: ctl["volumes"].enqueue(Request(cluster, *_meta(obj))))
-    )
+    claims.add_handler(EnqueueHandler(lambda obj: ctl["volumes"].enqueue(_request(cluster, obj))))
     ctl["leafnodes"].enqueue(leaf_key)
 
 
 def _copy_changed(tree: Tree, cluster: str, plural: str) -> Callable[[Obj], None]:
     def changed(obj: Obj) -> None:
-        namespace, name = _meta(obj)
-        tree.controllers["copies"].enqueue(Request(cluster, namespace, f"{plural}/{name}"))
+        dep = f"{plural}/{name_of(obj)}"
+        tree.controllers["copies"].enqueue(Request(cluster, namespace_of(obj), dep))
 
     return changed
-
-
-def _pod_node(pod: Obj) -> list[str]:
-    node = pod.get("spec", {}).get("nodeName")
-    return [node] if node else []
 
 
 def wire(tree: Tree) -> None:
