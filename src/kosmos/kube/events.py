@@ -10,10 +10,9 @@ import logging
 import secrets
 import socket
 from collections import OrderedDict
-from datetime import UTC, datetime
 from typing import Literal
 
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, now
 from kosmos.api.resources import EVENTS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
@@ -21,10 +20,6 @@ from kosmos.kube.errors import KubeError, NotFound
 log = logging.getLogger("kosmos.kube.events")
 EventType = Literal["Normal", "Warning"]
 _CACHE_SIZE = 4096
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
@@ -66,7 +61,7 @@ class EventRecorder:
             await self.client.patch(
                 EVENTS,
                 name,
-                {"count": count + 1, "lastTimestamp": _now()},
+                {"count": count + 1, "lastTimestamp": now()},
                 namespace=namespace,
             )
         except NotFound:  # expired (event TTL): start a new one
@@ -86,7 +81,7 @@ class EventRecorder:
         reason: str,
         message: str,
     ) -> None:
-        now = _now()
+        stamp = now()
         name = f"{involved['name'] or 'kosmos'}.{secrets.token_hex(8)}"
         await self.client.create(
             EVENTS,
@@ -101,8 +96,8 @@ class EventRecorder:
                 "source": {"component": self.component, "host": self.host},
                 "reportingComponent": self.component,
                 "reportingInstance": self.host,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
                 "count": 1,
             },
         )

@@ -14,10 +14,9 @@ import logging
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, micro_now
 from kosmos.api.resources import LEASES
 from kosmos.kube import metrics
 from kosmos.kube.client import Client
@@ -42,10 +41,6 @@ class LeaderElectionConfig:
     #: extra seconds this candidate waits before taking an expired or released lease, so
     #: candidates without it (preferred ones) win when both are alive
     acquire_grace: float = 0.0
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -125,7 +120,7 @@ class LeaderElector:
             wait = (duration if holder else 0.0) + cfg.acquire_grace
             if self._observed_at + wait > self.clock.now():
                 return False
-        now = _now()
+        now = micro_now()
         new_spec = dict(spec, holderIdentity=cfg.identity, renewTime=now)
         new_spec["leaseDurationSeconds"] = int(cfg.lease_duration)
         if holder != cfg.identity:
@@ -135,7 +130,7 @@ class LeaderElector:
         return await self._write(lease)
 
     async def _create(self) -> bool:
-        now = _now()
+        now = micro_now()
         cfg = self.config
         body: Obj = {
             "apiVersion": "coordination.k8s.io/v1",
@@ -186,7 +181,7 @@ class LeaderElector:
             lease = await self.client.get(LEASES, cfg.name, cfg.namespace)
             if lease.get("spec", {}).get("holderIdentity") != cfg.identity:
                 return
-            now = _now()
+            now = micro_now()
             lease["spec"].update(
                 holderIdentity=None, leaseDurationSeconds=1, renewTime=now, acquireTime=now
             )
