@@ -54,12 +54,12 @@ from _cluster import (
 )
 
 from kosmos.api.resources import DISTRIBUTION_POLICIES, NODES, PODS
-from kosmos.cli import local_kosmos
-from kosmos.cli.output import Progress
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
 from kosmos.local import components, environment, paths, procs
-from kosmos.local import kosmos as local
+from kosmos.local import kosmos_plan as local
+from kosmos.ops import local_setup
+from kosmos.ops.progress import Progress
 from kosmos.local.topology import ClusterPlan
 from kosmos.scheduler import profile
 
@@ -250,7 +250,7 @@ def prepare() -> ClusterPlan:
     if options is None:
         raise SystemExit("the local environment is not up: run `kosmosctl local up` first")
     clusters = environment.up(options, Progress())
-    local_kosmos.set_up(clusters, False, Progress())
+    local_setup.set_up(clusters, False, Progress())
     return clusters[0]
 
 
@@ -293,7 +293,7 @@ async def main(plan: ClusterPlan, total: int, qps: float, repeat: int, prioritiz
                 await client.delete(NODES, BENCH_NODE)
         for client in (host, *members.values()):
             await client.close()
-        await local_kosmos.ensure_scheduler(plan, Progress())
+        await local_setup.ensure_scheduler(plan, Progress())
     rows = [
         ("pods per profile per round", str(total)),
         ("rounds", str(len(rounds))),

@@ -1,7 +1,7 @@
 """``kosmos <component>``: one launcher for every long-running Kosmos component.
 
-Components register here as they are built (cluster-manager, network-manager, agent,
-scheduler-extender, webhook, ...); each is imported only when it is launched.
+Every component registers here (cluster-manager, network-manager, agent,
+scheduler-extender); each is imported only when it is launched.
 """
 
 from __future__ import annotations

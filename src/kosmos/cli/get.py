@@ -15,11 +15,11 @@ import yaml
 from kosmos.api import crds
 from kosmos.api.objects import Obj
 from kosmos.api.schema import kind_info
-from kosmos.cli.apply import strip
-from kosmos.cli.context import CliContext, output_option, pass_cli
+from kosmos.cli.invocation import CliContext, output_option, pass_cli
 from kosmos.cli.output import table
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
+from kosmos.ops.apply import strip
 
 
 def valid_kinds() -> str:
@@ -117,7 +117,7 @@ def render_table(
 
 
 async def _table(cli_ctx: CliContext, model: type[Any], name: str | None, ns: str | None) -> Obj:
-    client = await cli_ctx.host()
+    client = await cli_ctx.client()
     resource = kind_info(model).resource
     try:
         return await client.table(resource, ns, name)
@@ -126,7 +126,7 @@ async def _table(cli_ctx: CliContext, model: type[Any], name: str | None, ns: st
 
 
 async def _objects(cli_ctx: CliContext, model: type[Any], name: str | None, ns: str | None) -> Obj:
-    client = await cli_ctx.host()
+    client = await cli_ctx.client()
     resource = kind_info(model).resource
     try:
         if name:

@@ -1,31 +1,22 @@
-"""``kosmosctl install``: put the Kosmos control plane into the host cluster.
+"""``kosmosctl install``: its flags and how it prints what it applied.
 
-Order matters and is fixed: a server-side dry run of everything first (so an invalid object
-or a missing permission stops the install before anything is written), then the CRDs (and
-wait until they are Established, since the root Cluster is one of their objects), then the
-namespace, each enabled component's ServiceAccount, RBAC and Deployment, and the root Cluster.
-Every object is server-side applied by field manager ``kosmosctl``, so re-running converges
-instead of failing on AlreadyExists, and an upgrade is just a re-run with another --version.
+The install itself (order, dry run, waits) is :func:`kosmos.ops.install.install`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import click
 import yaml
 
 from kosmos.api import names
-from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS
 from kosmos.api.schema import is_dns1123_label
-from kosmos.cli import apply as applier
-from kosmos.cli import manifests
-from kosmos.cli.context import CliContext, pass_cli
-from kosmos.cli.manifests import InstallOptions
-from kosmos.cli.output import Progress
-from kosmos.kube.client import Client
-from kosmos.kube.errors import KubeError
+from kosmos.cli.invocation import CliContext, pass_cli
+from kosmos.ops import apply as applier
+from kosmos.ops import manifests
+from kosmos.ops.install import install as install_kosmos
+from kosmos.ops.manifests import InstallOptions
 
 
 def namespace_option(f: click.decorators.FC) -> click.decorators.FC:
@@ -155,7 +146,9 @@ def install(
         default_nic=default_nic,
     )
     report = Report(output, dry_run)
-    cli_ctx.run(_install(cli_ctx, options, report, wait, timeout))
+    cli_ctx.run(
+        install_kosmos(cli_ctx, options, report, dry_run=dry_run, wait=wait, timeout=timeout)
+    )
     report.finish()
 
 
@@ -177,71 +170,3 @@ class Report:
             click.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
         elif self.output == "yaml":
             click.echo(yaml.safe_dump_all(items, sort_keys=False), nl=False)
-
-
-async def _install(
-    cli_ctx: CliContext, options: InstallOptions, report: Report, wait: bool, timeout: float
-) -> None:
-    progress = Progress()
-    client = await cli_ctx.host()
-    objects = manifests.install_objects(options)
-    progress(f"checking {len(objects)} objects with a server-side dry run")
-    try:
-        plan = await applier.preflight(client, objects)
-    except KubeError as exc:
-        raise click.ClickException(f"dry run failed, nothing was changed: {exc}") from exc
-    removals = await _removals(client, options)
-    if report.dry_run:
-        for step in plan + removals:
-            report(step)
-        progress(f"dry run: {len(plan)} objects checked, nothing changed")
-        return
-    try:
-        await apply_all(client, objects, report, progress, timeout)
-        for step in removals:
-            meta = step.body["metadata"]
-            await applier.delete(client, step.resource, meta["name"], meta.get("namespace"))
-            report(step)
-        deployments = [
-            (b["metadata"]["namespace"], b["metadata"]["name"])
-            for r, b in objects
-            if r == DEPLOYMENTS
-        ]
-        if wait and deployments:
-            progress(f"waiting for {len(deployments)} Deployments to be Available")
-            await applier.wait_available(client, DEPLOYMENTS, deployments, timeout)
-    except (KubeError, applier.WaitTimeout) as exc:
-        raise click.ClickException(
-            f"{exc} ({len(report.steps)} of {len(objects)} objects applied; re-run install "
-            "to finish, or run uninstall to remove them)"
-        ) from exc
-    progress(f"installed Kosmos {options.version} in namespace {options.namespace}")
-
-
-async def apply_all(
-    client: Client,
-    objects: list[manifests.Planned],
-    report: Callable[[applier.Step], None],
-    progress: Callable[[str], None],
-    timeout: float,
-) -> None:
-    """Server-side apply ``objects`` in order, CRDs first and Established before the rest."""
-    crds = [(r, b) for r, b in objects if r == CUSTOMRESOURCEDEFINITIONS]
-    for resource, body in crds:
-        report(await applier.apply(client, resource, body, dry_run=False))
-    progress(f"waiting for {len(crds)} CRDs to be Established")
-    await applier.wait_established(client, [b["metadata"]["name"] for _, b in crds], timeout)
-    for resource, body in objects:
-        if resource != CUSTOMRESOURCEDEFINITIONS:
-            report(await applier.apply(client, resource, body, dry_run=False))
-
-
-async def _removals(client: Client, options: InstallOptions) -> list[applier.Step]:
-    """Objects of disabled components that an earlier install left: to be deleted."""
-    out = []
-    for resource, body in reversed(manifests.disabled_objects(options)):
-        meta = body["metadata"]
-        current = await applier.get_or_none(client, resource, meta["name"], meta.get("namespace"))
-        if current is not None:
-            out.append(applier.Step(resource, body, "deleted"))
-    return out

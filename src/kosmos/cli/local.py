@@ -1,4 +1,5 @@
-"""``kosmosctl local``: the local multi-cluster environment (real control planes + kwok)."""
+"""The ``kosmosctl local`` commands: the local multi-cluster environment (real control planes
++ kwok), and Kosmos set up on it (:mod:`kosmos.ops.local_setup`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from dataclasses import asdict
 
 import click
 
-from kosmos.cli import local_kosmos
-from kosmos.cli.output import FORMATS, Progress, emit, table
+from kosmos.cli.output import FORMATS, emit, table
+from kosmos.kube.errors import KubeError
 from kosmos.local import components, environment, paths, toolchain
 from kosmos.local.kubectl import KubectlError
 from kosmos.local.kwokctl import KwokctlError
 from kosmos.local.topology import Options, PlanError
+from kosmos.ops import local_setup
+from kosmos.ops.errors import OperationError
+from kosmos.ops.progress import Progress
 
 FAILURES = (
     toolchain.ToolchainError,
@@ -82,7 +86,7 @@ toolchain_cmd.name = "toolchain"
 @click.option(
     "--sample-app",
     is_flag=True,
-    help="Also run the seed's nginx Deployment (3 replicas) in the host's default namespace "
+    help="Also run an nginx Deployment (3 replicas) in the host's default namespace "
     "and wait until its pods run on leaf nodes.",
 )
 def up(
@@ -107,7 +111,10 @@ def up(
         raise click.ClickException(str(exc)) from exc
     progress(f"environment up: {', '.join(c.name for c in clusters)}")
     if with_kosmos:
-        local_kosmos.set_up(clusters, sample_app, progress)
+        try:
+            local_setup.set_up(clusters, sample_app, progress)
+        except (OperationError, KubeError) as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"export KUBECONFIG={environment.merged_kubeconfig()}")
     click.echo(f"export PATH={paths.bin_dir()}:$PATH")
     if with_kosmos:

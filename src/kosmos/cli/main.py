@@ -7,9 +7,9 @@ import logging
 import click
 
 from kosmos.cli.completion import completion
-from kosmos.cli.context import CliContext
 from kosmos.cli.get import get
 from kosmos.cli.install import install
+from kosmos.cli.invocation import CliContext
 from kosmos.cli.join import join, unjoin
 from kosmos.cli.local import local
 from kosmos.cli.uninstall import uninstall

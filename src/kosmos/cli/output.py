@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,16 +26,3 @@ def emit(fmt: str, headers: Sequence[str], rows: Sequence[Sequence[object]], dat
         click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
     else:
         click.echo(table(headers, rows))
-
-
-class Progress:
-    """Progress lines on stderr with elapsed time, so stdout stays machine-readable."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        elapsed = time.monotonic() - self.started
-        colour = sys.stderr.isatty()
-        stamp = click.style(f"[{elapsed:6.1f}s]", dim=True) if colour else f"[{elapsed:6.1f}s]"
-        click.echo(f"{stamp} {message}", err=True)

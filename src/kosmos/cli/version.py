@@ -14,10 +14,10 @@ import yaml
 from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import DEPLOYMENTS
-from kosmos.cli import manifests
-from kosmos.cli.context import CliContext, pass_cli
+from kosmos.cli.invocation import CliContext, pass_cli
 from kosmos.cli.output import table
 from kosmos.kube.errors import KubeError
+from kosmos.ops import manifests
 
 
 @click.command()
@@ -76,7 +76,7 @@ def kosmos_image(deployment: Obj) -> str:
 
 
 async def _server(cli_ctx: CliContext, namespace: str) -> Obj:
-    client = await cli_ctx.host()
+    client = await cli_ctx.client()
     server = await client.get_raw("/version")
     try:
         found = await client.list(

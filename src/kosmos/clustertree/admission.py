@@ -6,28 +6,28 @@ turn NotReady and the host's node-lifecycle controller taints them
 deletes every pod that does not tolerate the taint forever — by default after 300 s, a
 tolerance the DefaultTolerationSeconds admission plugin adds to every pod. Deleting the host
 pod would make us delete the member pod (which is healthy) once the member returns, while
-its owner has already made a replacement: churn and duplicates, the failure the seed's
-"Kosmos Node NotReady" page describes.
+its owner has already made a replacement: churn and duplicates.
 
-The seed answers with a Kyverno policy denying the node controller's deletes. We use the
+Rather than a policy engine (e.g. Kyverno) denying the node controller's deletes, we use the
 apiserver's own MutatingAdmissionPolicy (GA in Kubernetes 1.36, no webhook server, nothing
 that can be down): pods that tolerate the leaf-node taint ``kosmos.io/node`` — the only pods
 that can land on leaf nodes — get the two NoExecute tolerations without a time limit, in
 place of the 300 s defaults. A toleration the user set with another value is kept (their
 choice of failover time wins). Pods that cannot run on leaf nodes are untouched. The
 decision is made once, at creation, so it also holds while the cluster-manager itself is
-down; pods created before the policy was installed keep their default tolerations.
+down; pods created before the policy was installed keep their default tolerations
+(docs/clustertree.md, "A member that is away").
 """
 
 from __future__ import annotations
 
+from kosmos.api import manifests
+from kosmos.api.manifests import DEFAULT_TOLERATION_SECONDS, NODE_LIFECYCLE_TAINTS
 from kosmos.api.objects import Obj
 
 POLICY_NAME = "kosmos-leaf-pod-tolerations"
-LIFECYCLE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
-DEFAULT_TOLERATION_SECONDS = 300
 
-_KEYS = ", ".join(f"'{k}'" for k in LIFECYCLE_TAINTS)
+_KEYS = ", ".join(f"'{k}'" for k in NODE_LIFECYCLE_TAINTS)
 
 MAY_RUN_ON_LEAF = (
     "has(object.spec.tolerations) && object.spec.tolerations.exists(t, "
@@ -48,35 +48,13 @@ PATCH = (
 
 def toleration_policy(labels: dict[str, str]) -> tuple[Obj, Obj]:
     """The MutatingAdmissionPolicy and its binding (cluster-wide)."""
-    policy: Obj = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingAdmissionPolicy",
-        "metadata": {"name": POLICY_NAME, "labels": dict(labels)},
-        "spec": {
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE"],
-                        "resources": ["pods"],
-                    }
-                ]
-            },
-            "matchConditions": [{"name": "may-run-on-leaf-nodes", "expression": MAY_RUN_ON_LEAF}],
-            "variables": [{"name": "kept", "expression": KEPT}],
-            "failurePolicy": "Fail",
-            "reinvocationPolicy": "Never",
-            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": PATCH}}],
-        },
-    }
-    binding: Obj = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingAdmissionPolicyBinding",
-        "metadata": {"name": POLICY_NAME, "labels": dict(labels)},
-        "spec": {"policyName": POLICY_NAME},
-    }
-    return policy, binding
+    return manifests.mutating_admission_policy(
+        POLICY_NAME,
+        labels,
+        match_condition=("may-run-on-leaf-nodes", MAY_RUN_ON_LEAF),
+        variables=[("kept", KEPT)],
+        json_patch=PATCH,
+    )
 
 
 LEAF_STORAGE_CLASS = "kosmos-leaf"

@@ -115,14 +115,15 @@ def running(name: str) -> int | None:
     return pid
 
 
+def _launch(component: str, kubeconfig: Path, *flags: str) -> list[str]:
+    """``python -m kosmos.launcher <component> --kubeconfig <kubeconfig> <flags>``."""
+    return [sys.executable, "-m", LAUNCHER, component, "--kubeconfig", str(kubeconfig), *flags]
+
+
 def cluster_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        LAUNCHER,
+    return _launch(
         "cluster-manager",
-        "--kubeconfig",
-        str(kubeconfig),
+        kubeconfig,
         "--listen-port",
         str(ports.kubelet),
         "--health-port",
@@ -133,35 +134,27 @@ def cluster_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list
         "127.0.0.1",
         "--leader-elect",
         *extra,
-    ]
+    )
 
 
 def network_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        LAUNCHER,
+    return _launch(
         "network-manager",
-        "--kubeconfig",
-        str(kubeconfig),
+        kubeconfig,
         "--health-port",
         str(ports.network_health),
         "--bind-address",
         "127.0.0.1",
         "--leader-elect",
         *extra,
-    ]
+    )
 
 
 def extender_command(kubeconfig: Path, ports: SchedulerPorts, *extra: str) -> list[str]:
     """``kosmos scheduler-extender`` on loopback, certificate in ``extender_cert_dir()``."""
-    return [
-        sys.executable,
-        "-m",
-        LAUNCHER,
+    return _launch(
         "scheduler-extender",
-        "--kubeconfig",
-        str(kubeconfig),
+        kubeconfig,
         "--bind-address",
         "127.0.0.1",
         "--secure-port",
@@ -170,7 +163,7 @@ def extender_command(kubeconfig: Path, ports: SchedulerPorts, *extra: str) -> li
         str(extender_cert_dir()),
         "--leader-elect",
         *extra,
-    ]
+    )
 
 
 def extender_cert_dir() -> Path:
@@ -256,19 +249,23 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 HEALTH_FLAGS = ("--health-port", "--secure-port")
 
 
-def healthy(port: int, timeout: float = 2.0) -> bool:
-    """``/healthz`` on 127.0.0.1:``port`` answers 200, over HTTP or HTTPS.
+def loopback_tls() -> ssl.SSLContext:
+    """TLS for our own components' endpoints on 127.0.0.1, certificate not checked.
 
     HTTPS endpoints (kube-scheduler, the extender) have self-signed certificates on
-    loopback: this is a liveness probe, not a trust decision, so the certificate is not
-    checked.
+    loopback; what is read through this (health, metrics) is a probe, not a trust decision.
     """
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
+    return insecure
+
+
+def healthy(port: int, timeout: float = 2.0) -> bool:
+    """``/healthz`` on 127.0.0.1:``port`` answers 200, over HTTP or HTTPS (``loopback_tls``)."""
     for url, context in (
         (f"http://127.0.0.1:{port}/healthz", None),
-        (f"https://127.0.0.1:{port}/healthz", insecure),
+        (f"https://127.0.0.1:{port}/healthz", loopback_tls()),
     ):
         try:
             with urllib.request.urlopen(url, timeout=timeout, context=context) as r:

@@ -17,8 +17,7 @@ from typing import Any
 
 import yaml
 
-from kosmos.local import components, kwokctl, paths, procs, toolchain
-from kosmos.local import kosmos as local_kosmos
+from kosmos.local import components, kosmos_plan, kwokctl, paths, procs, toolchain
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.topology import (
     KWOK_NODE_SELECTOR,
@@ -285,7 +284,7 @@ def down(progress: Progress) -> DownReport:
         procs.terminate([p.pid for p in leftovers])
     still_bound = procs.wait_ports_free(sorted(ports), timeout=5.0)
     still = {port: ports[port] for port in still_bound}
-    doomed = (merged_kubeconfig(), state_file(), local_kosmos.marker_file())
+    doomed = (merged_kubeconfig(), state_file(), kosmos_plan.marker_file())
     for path in (*doomed, *kubeconfig_dir().glob("*-kubeconfig")):
         path.unlink(missing_ok=True)
     return DownReport(names, leftovers, still)

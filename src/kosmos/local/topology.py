@@ -1,8 +1,9 @@
 """Plan the local environment: cluster names, ports, CIDRs and simulated nodes (pure, no I/O).
 
 The plan is deterministic so that kubeconfigs stay stable across ``down``/``up`` and a test can
-predict every port the environment listens on. Names follow the seed quick start: the host is
-``host``, members are ``cluster1``..``clusterN`` (leaf nodes become ``kosmos-cluster1``...).
+predict every port the environment listens on. Names are those the README's quick start uses:
+the host is ``host``, members are ``cluster1``..``clusterN`` (leaf nodes become
+``kosmos-cluster1``...).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ HOST_PORT_OFFSETS = {
 
 #: The host is Kosmos's control cluster: its own nodes are control-plane nodes that ordinary
 #: workloads do not land on, so pods that tolerate only leaf nodes (``kosmos.io/node``) run in
-#: the members, as in the seed's quick start. ``kubectl get nodes`` shows the role.
+#: the members (the sample app of ``local up --sample-app`` shows it). ``kubectl get nodes``
+#: shows the role.
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
 CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_ROLE, "effect": "NoSchedule"}
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2", "eu-central-1", "ap-east-1")

@@ -6,7 +6,7 @@ place it, so it must be able to reach leaf nodes without writing the toleration 
 options were two:
 
 * disable kube-scheduler's TaintToleration plugin in the profile and re-implement it in the
-  extender with an exception for the leaf taint (the original's LeafNodeTaintToleration).
+  extender with an exception for the leaf taint (a LeafNodeTaintToleration plugin).
   Then every taint would depend on the extender: a slow or failing extender would mean no
   taint checks at all, and PreferNoSchedule scoring would have to be copied too;
 * add the toleration when the pod is created, with the apiserver's own
@@ -31,18 +31,17 @@ Applied after it, that policy finds nothing left to change.
 
 from __future__ import annotations
 
-from kosmos.api import names
+from kosmos.api import manifests, names
+from kosmos.api.manifests import DEFAULT_TOLERATION_SECONDS, NODE_LIFECYCLE_TAINTS
 from kosmos.api.objects import Obj
 
 POLICY_NAME = "kosmos-scheduler-leaf-toleration"
 TOLERATION = {"key": names.LABEL_NODE, "operator": "Exists", "effect": "NoSchedule"}
-#: As ClusterTree's admission policy: pods that may run on leaf nodes are never evicted
-#: because a member is away (see kosmos.clustertree.admission for why).
-LIFECYCLE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
-DEFAULT_TOLERATION_SECONDS = 300
 
 SCHEDULED_BY_KOSMOS = f"object.spec.schedulerName == '{names.SCHEDULER_NAME}'"
-_LIFECYCLE = ", ".join(f"'{k}'" for k in LIFECYCLE_TAINTS)
+#: As ClusterTree's admission policy: pods that may run on leaf nodes are never evicted
+#: because a member is away (see docs/clustertree.md for why).
+_LIFECYCLE = ", ".join(f"'{k}'" for k in NODE_LIFECYCLE_TAINTS)
 _TOLS = "object.spec.tolerations"
 TOLERATED = (
     f"has({_TOLS}) && {_TOLS}.exists(t, has(t.operator) && t.operator == 'Exists' && "
@@ -77,31 +76,9 @@ PATCH = " + ".join(
 
 def toleration_policy(labels: dict[str, str]) -> tuple[Obj, Obj]:
     """The MutatingAdmissionPolicy and its binding (cluster-wide, pod CREATE only)."""
-    policy: Obj = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingAdmissionPolicy",
-        "metadata": {"name": POLICY_NAME, "labels": dict(labels)},
-        "spec": {
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE"],
-                        "resources": ["pods"],
-                    }
-                ]
-            },
-            "matchConditions": [{"name": "scheduled-by-kosmos", "expression": SCHEDULED_BY_KOSMOS}],
-            "failurePolicy": "Fail",
-            "reinvocationPolicy": "Never",
-            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": PATCH}}],
-        },
-    }
-    binding: Obj = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingAdmissionPolicyBinding",
-        "metadata": {"name": POLICY_NAME, "labels": dict(labels)},
-        "spec": {"policyName": POLICY_NAME},
-    }
-    return policy, binding
+    return manifests.mutating_admission_policy(
+        POLICY_NAME,
+        labels,
+        match_condition=("scheduled-by-kosmos", SCHEDULED_BY_KOSMOS),
+        json_patch=PATCH,
+    )

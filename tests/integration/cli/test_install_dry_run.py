@@ -7,8 +7,8 @@ import asyncio
 import yaml
 
 from kosmos.api.resources import DEPLOYMENTS
-from kosmos.cli import apply, manifests
-from kosmos.cli.manifests import InstallOptions
+from kosmos.ops import apply, manifests
+from kosmos.ops.manifests import InstallOptions
 from tests.fixtures.clusters import LocalEnv
 from tests.integration.cli.conftest import kosmosctl, ok
 

@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from kosmos.api.resources import DEPLOYMENTS
-from kosmos.cli.apply import Step, unavailable
 from kosmos.cli.get import render_table
 from kosmos.cli.main import cli
 from kosmos.cli.version import image_tag
+from kosmos.ops.apply import Step, unavailable
 
 
 @pytest.mark.parametrize(
@@ -107,8 +107,8 @@ def test_step_lines_read_like_kubectl_apply():
 
 
 def test_version_reads_the_kosmos_container_of_a_deployment():
-    from kosmos.cli import manifests
     from kosmos.cli.version import kosmos_image
+    from kosmos.ops import manifests
 
     options = manifests.InstallOptions(image_repository="reg.example/k", version="v7")
     for _resource, body in manifests.install_objects(options):

@@ -3,10 +3,10 @@
 In the local environment the host's nodes are simulated, so Kosmos's components run as local
 processes (:mod:`kosmos.local.components`) rather than as the Deployments ``kosmosctl
 install`` creates. ``kosmosctl local up`` installs what those processes need into the host,
-starts them, joins every member with ClusterTree enabled and, with ``--sample-app``, runs the
-seed quick start's nginx Deployment on the leaf nodes. The orchestration talks to apiservers
-and lives in :mod:`kosmos.cli.local_kosmos`; this module holds its data and its decisions,
-so each can be unit-tested without a cluster.
+starts them, joins every member with ClusterTree enabled and, with ``--sample-app``, runs an
+nginx Deployment on the leaf nodes. The orchestration talks to apiservers and lives in
+:mod:`kosmos.ops.local_setup`; this module holds its data and its decisions, so each can be
+unit-tested without a cluster.
 
 A marker file (``$KOSMOS_LOCAL_DIR/kosmos.json``) records that ``up`` set Kosmos up, and
 whether with the sample app: the test session uses it to put a developer's environment back
@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from kosmos.api import manifests as build
 from kosmos.api import names
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, is_deleting, node_ready, pod_phase
 from kosmos.local import paths
 from kosmos.local.components import Ports, SchedulerPorts
 from kosmos.local.topology import ClusterPlan
@@ -37,30 +38,24 @@ SCHEDULER = names.SCHEDULER_NAME
 
 SAMPLE_NAMESPACE = "default"
 SAMPLE_SELECTOR = "app=nginx"
-#: The seed's nginx example (kosmos-website docs, "Deploy Nginx on Kosmos"), unchanged: it
-#: tolerates only the leaf-node taint, so it runs on leaf nodes, i.e. in the members.
-SAMPLE_APP: Obj = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "nginx-deployment", "labels": {"app": "nginx"}},
-    "spec": {
-        "replicas": 3,
-        "selector": {"matchLabels": {"app": "nginx"}},
-        "template": {
-            "metadata": {"labels": {"app": "nginx"}},
-            "spec": {
-                "tolerations": [{"key": "kosmos.io/node", "operator": "Equal", "value": "true"}],
-                "containers": [
-                    {"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}
-                ],
-            },
-        },
+#: Three nginx pods that tolerate only the leaf-node taint, so they run on leaf nodes, i.e.
+#: in the members: the smallest workload that shows a pod of the host running in a member.
+SAMPLE_APP: Obj = build.deployment(
+    build.metadata("nginx-deployment", {"app": "nginx"}),
+    selector={"app": "nginx"},
+    pod_labels={"app": "nginx"},
+    pod_spec={
+        "tolerations": [{"key": "kosmos.io/node", "operator": "Equal", "value": "true"}],
+        "containers": [
+            {"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}
+        ],
     },
-}
+    replicas=3,
+)
 
 
 def sample_app() -> Obj:
-    """The seed's Deployment placed in ``default``, as ``kubectl apply -f`` there would."""
+    """The sample Deployment placed in ``default``, as ``kubectl apply -f`` there would."""
     body = copy.deepcopy(SAMPLE_APP)
     body["metadata"]["namespace"] = SAMPLE_NAMESPACE
     return body
@@ -157,13 +152,6 @@ def holds_lease(lease: Obj | None, pid: int) -> bool:
     return holder == leader_identity(pid)
 
 
-def _ready(node: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (node.get("status") or {}).get("conditions") or []
-    )
-
-
 def _owned(nodes: list[Obj], members: list[str]) -> dict[str, list[Obj]]:
     """Each member's leaf nodes: the host nodes labelled with it as owner cluster."""
     owned: dict[str, list[Obj]] = {m: [] for m in members}
@@ -185,12 +173,12 @@ def leaves_pending(nodes: list[Obj], members: list[str]) -> list[str]:
     Any leaf model makes at least one leaf node per member.
     """
     owned = _owned(nodes, members)
-    return [m for m in members if not owned[m] or not all(_ready(n) for n in owned[m])]
+    return [m for m in members if not owned[m] or not all(node_ready(n) for n in owned[m])]
 
 
 def _live(pods: list[Obj]) -> list[Obj]:
     """Pods not being deleted (those of a previous rollout do not count)."""
-    return [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
+    return [p for p in pods if not is_deleting(p)]
 
 
 def misplaced(pods: list[Obj], leaves: set[str]) -> list[str]:
@@ -208,7 +196,7 @@ def sample_pending(deployment: Obj | None, pods: list[Obj]) -> str:
         return "Deployment not found"
     want = int((deployment.get("spec") or {}).get("replicas", 1))
     live = _live(pods)
-    running = [p for p in live if (p.get("status") or {}).get("phase") == "Running"]
+    running = [p for p in live if pod_phase(p) == "Running"]
     if len(live) != want or len(running) != want:
         return f"{len(running)}/{want} pods Running"
     return ""

@@ -14,25 +14,39 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from typing import Any
 
 import yaml
 
 from kosmos.api import link, names
-from kosmos.api.cluster import Cluster
+from kosmos.api import manifests as build
 from kosmos.api.objects import Obj
-from kosmos.api.resources import DAEMONSETS, NAMESPACES, SECRETS, SERVICEACCOUNTS
-from kosmos.api.schema import kind_info
-from kosmos.cli import rbac
-from kosmos.cli.output import Progress
+from kosmos.api.resources import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    CLUSTERS,
+    DAEMONSETS,
+    NAMESPACES,
+    ROLEBINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICEACCOUNTS,
+    Resource,
+)
 from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
+from kosmos.ops import rbac
+from kosmos.ops.manifests import (
+    DEFAULT_IMAGE_REPOSITORY,
+    FIELD_MANAGER,
+    default_version,
+    labels,
+)
+from kosmos.ops.progress import Progress
 
-FIELD_MANAGER = "kosmosctl"
 AGENT = "kosmos-agent"
 AGENT_KUBECONFIG = "kosmos-agent-kubeconfig"
-CLUSTERS = kind_info(Cluster).resource
+Planned = tuple[Resource, Obj]
 
 
 def account(cluster: str) -> str:
@@ -40,83 +54,23 @@ def account(cluster: str) -> str:
 
 
 def _labels(cluster: str) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": AGENT,
-        "app.kubernetes.io/part-of": "kosmos",
-        "app.kubernetes.io/managed-by": FIELD_MANAGER,
-        link.LABEL_CLUSTER: cluster,
-    }
+    return {**labels(AGENT), link.LABEL_CLUSTER: cluster}
 
 
-def host_objects(cluster: str, key_secrets: list[str]) -> list[tuple[Any, Obj]]:
+def host_objects(cluster: str, key_secrets: list[str]) -> list[Planned]:
     """ServiceAccount, token Secret and RBAC of one member's agents, in the host."""
-    ns, sa = names.SYSTEM_NAMESPACE, account(cluster)
-    meta = {"labels": _labels(cluster)}
-    subject = [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
-    api = f"{rbac.RBAC_GROUP}/v1"
+    ns, sa, own = names.SYSTEM_NAMESPACE, account(cluster), _labels(cluster)
+    subjects = [build.service_account_subject(sa, ns)]
+    token = build.metadata(f"{sa}-token", own, ns)
+    token["annotations"] = {"kubernetes.io/service-account.name": sa}
+    rules = rbac.agent_cluster_rules(link.GATEWAY_LEASE_PREFIX + cluster, key_secrets)
     return [
-        (
-            rbac.CLUSTERROLES,
-            {
-                "apiVersion": api,
-                "kind": "ClusterRole",
-                "metadata": {"name": AGENT, **meta},
-                "rules": list(rbac.AGENT_RULES),
-            },
-        ),
-        (
-            SERVICEACCOUNTS,
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {"name": sa, "namespace": ns, **meta},
-            },
-        ),
-        (
-            SECRETS,
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "kubernetes.io/service-account-token",
-                "metadata": {
-                    "name": f"{sa}-token",
-                    "namespace": ns,
-                    "annotations": {"kubernetes.io/service-account.name": sa},
-                    **meta,
-                },
-            },
-        ),
-        (
-            rbac.CLUSTERROLEBINDINGS,
-            {
-                "apiVersion": api,
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": sa, **meta},
-                "roleRef": {"apiGroup": rbac.RBAC_GROUP, "kind": "ClusterRole", "name": AGENT},
-                "subjects": subject,
-            },
-        ),
-        (
-            rbac.ROLES,
-            {
-                "apiVersion": api,
-                "kind": "Role",
-                "metadata": {"name": sa, "namespace": ns, **meta},
-                "rules": list(
-                    rbac.agent_cluster_rules(link.GATEWAY_LEASE_PREFIX + cluster, key_secrets)
-                ),
-            },
-        ),
-        (
-            rbac.ROLEBINDINGS,
-            {
-                "apiVersion": api,
-                "kind": "RoleBinding",
-                "metadata": {"name": sa, "namespace": ns, **meta},
-                "roleRef": {"apiGroup": rbac.RBAC_GROUP, "kind": "Role", "name": sa},
-                "subjects": subject,
-            },
-        ),
+        (CLUSTERROLES, build.cluster_role(AGENT, rbac.AGENT_RULES, own)),
+        (SERVICEACCOUNTS, build.service_account(sa, ns, own)),
+        (SECRETS, build.secret(token, secret_type="kubernetes.io/service-account-token")),
+        (CLUSTERROLEBINDINGS, build.cluster_role_binding(sa, AGENT, subjects, own)),
+        (ROLES, build.role(sa, ns, rules, own)),
+        (ROLEBINDINGS, build.role_binding(sa, ns, sa, subjects, own)),
     ]
 
 
@@ -146,19 +100,11 @@ def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
     )
 
 
-def member_objects(
-    cluster: str, namespace: str, kubeconfig: str, image: str
-) -> list[tuple[Any, Obj]]:
-    meta = {"namespace": namespace, "labels": _labels(cluster)}
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": AGENT_KUBECONFIG, **meta},
-        "stringData": {"kubeconfig": kubeconfig},
-    }
+def member_objects(cluster: str, namespace: str, kubeconfig: str, image: str) -> list[Planned]:
+    meta = build.metadata(AGENT_KUBECONFIG, _labels(cluster), namespace)
     return [
-        (NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-        (SECRETS, secret),
+        (NAMESPACES, build.namespace(namespace)),
+        (SECRETS, build.secret(meta, string_data={"kubeconfig": kubeconfig})),
         (DAEMONSETS, daemonset(cluster, namespace, image)),
     ]
 
@@ -185,50 +131,41 @@ def daemonset(cluster: str, namespace: str, image: str) -> Obj:
             {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
         ],
     }
-    labels = _labels(cluster)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": AGENT, "namespace": namespace, "labels": labels},
-        "spec": {
-            "selector": {"matchLabels": {"app.kubernetes.io/name": AGENT}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "hostNetwork": True,
-                    "dnsPolicy": "ClusterFirstWithHostNet",
-                    "priorityClassName": "system-node-critical",
-                    "terminationGracePeriodSeconds": 30,
-                    "tolerations": [{"operator": "Exists"}],
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {
-                                        "matchExpressions": [
-                                            {"key": names.LABEL_NODE, "operator": "DoesNotExist"},
-                                            {
-                                                "key": names.LABEL_EXCLUDE,
-                                                "operator": "DoesNotExist",
-                                            },
-                                        ]
-                                    }
-                                ]
-                            }
-                        }
-                    },
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "kubeconfig", "secret": {"secretName": AGENT_KUBECONFIG}},
-                        {
-                            "name": "xtables-lock",
-                            "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"},
-                        },
-                        {"name": "modules", "hostPath": {"path": "/lib/modules"}},
-                    ],
-                },
+    pod = {
+        "hostNetwork": True,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "priorityClassName": "system-node-critical",
+        "terminationGracePeriodSeconds": 30,
+        "tolerations": [{"operator": "Exists"}],
+        "affinity": {"nodeAffinity": _not_on_leaf_or_excluded_nodes()},
+        "containers": [container],
+        "volumes": [
+            {"name": "kubeconfig", "secret": {"secretName": AGENT_KUBECONFIG}},
+            {
+                "name": "xtables-lock",
+                "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"},
             },
-        },
+            {"name": "modules", "hostPath": {"path": "/lib/modules"}},
+        ],
+    }
+    return build.daemonset(
+        build.metadata(AGENT, _labels(cluster), namespace),
+        selector={"app.kubernetes.io/name": AGENT},
+        pod_labels=_labels(cluster),
+        pod_spec=pod,
+    )
+
+
+def _not_on_leaf_or_excluded_nodes() -> Obj:
+    """Leaf nodes are not real nodes; nodes labelled kosmos.io/exclude opted out of the link."""
+    absent = [
+        {"key": names.LABEL_NODE, "operator": "DoesNotExist"},
+        {"key": names.LABEL_EXCLUDE, "operator": "DoesNotExist"},
+    ]
+    return {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": absent}]
+        }
     }
 
 
@@ -246,8 +183,6 @@ async def _token(host: Client, cluster: str, timeout: float = 30.0) -> tuple[str
 
 
 def image_of(repository: str | None) -> str:
-    from kosmos.cli.manifests import DEFAULT_IMAGE_REPOSITORY, default_version  # noqa: PLC0415
-
     return f"{(repository or DEFAULT_IMAGE_REPOSITORY).rstrip('/')}/kosmos:{default_version()}"
 
 
@@ -367,9 +302,9 @@ async def tear_down(host: Client, member: Client | None, cluster: Obj, progress:
             )
     sa = account(name)
     for resource, obj, ns in (
-        (rbac.ROLEBINDINGS, sa, names.SYSTEM_NAMESPACE),
-        (rbac.ROLES, sa, names.SYSTEM_NAMESPACE),
-        (rbac.CLUSTERROLEBINDINGS, sa, None),
+        (ROLEBINDINGS, sa, names.SYSTEM_NAMESPACE),
+        (ROLES, sa, names.SYSTEM_NAMESPACE),
+        (CLUSTERROLEBINDINGS, sa, None),
         (SECRETS, f"{sa}-token", names.SYSTEM_NAMESPACE),
         (SERVICEACCOUNTS, sa, names.SYSTEM_NAMESPACE),
     ):
@@ -381,9 +316,9 @@ async def remove_all(host: Client, progress: Progress) -> None:
     """Every agent identity left in the host (uninstall): per-member objects and the role."""
     selector = f"app.kubernetes.io/name={AGENT}"
     for resource, ns in (
-        (rbac.ROLEBINDINGS, names.SYSTEM_NAMESPACE),
-        (rbac.ROLES, names.SYSTEM_NAMESPACE),
-        (rbac.CLUSTERROLEBINDINGS, None),
+        (ROLEBINDINGS, names.SYSTEM_NAMESPACE),
+        (ROLES, names.SYSTEM_NAMESPACE),
+        (CLUSTERROLEBINDINGS, None),
         (SECRETS, names.SYSTEM_NAMESPACE),
         (SERVICEACCOUNTS, names.SYSTEM_NAMESPACE),
     ):
@@ -392,5 +327,5 @@ async def remove_all(host: Client, progress: Progress) -> None:
                 with contextlib.suppress(NotFound):
                     await host.delete(resource, item["metadata"]["name"], ns)
     with contextlib.suppress(NotFound):
-        await host.delete(rbac.CLUSTERROLES, AGENT)
+        await host.delete(CLUSTERROLES, AGENT)
         progress(f"clusterrole.rbac.authorization.k8s.io/{AGENT} deleted")

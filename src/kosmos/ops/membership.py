@@ -1,7 +1,7 @@
 """The pure part of joining: parse flags, flatten kubeconfigs, build the Cluster and Secret.
 
-Everything here is deterministic and unit-tested; ``join.py`` does the I/O in an order that
-checks everything before it creates anything.
+Everything here is deterministic and unit-tested; :mod:`kosmos.ops.join` does the I/O in an
+order that checks everything before it creates anything.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
+from kosmos.api import manifests as build
 from kosmos.api import names
 from kosmos.api.cluster import (
     Cluster,
@@ -25,6 +26,7 @@ from kosmos.api.cluster import (
     SecretRef,
 )
 from kosmos.api.schema import is_dns1123_label, manifest
+from kosmos.ops.manifests import MANAGED_BY
 
 SECRET_PREFIX = "kosmos-kubeconfig-"
 
@@ -156,17 +158,13 @@ def cluster_object(options: JoinOptions, leaf_models: list[LeafModel] | None) ->
 
 
 def secret_object(cluster: str, kubeconfig: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": secret_name(cluster),
-            "namespace": names.SYSTEM_NAMESPACE,
-            "labels": {names.LABEL_CLUSTER: cluster, "app.kubernetes.io/managed-by": "kosmosctl"},
-        },
-        "data": {names.KUBECONFIG_SECRET_KEY: base64.b64encode(kubeconfig.encode()).decode()},
-    }
+    """The member's credentials in the host, where the Cluster's kubeconfigSecretRef points."""
+    labels = {names.LABEL_CLUSTER: cluster, "app.kubernetes.io/managed-by": MANAGED_BY}
+    return build.secret(
+        build.metadata(secret_name(cluster), labels, names.SYSTEM_NAMESPACE),
+        secret_type="Opaque",
+        data={names.KUBECONFIG_SECRET_KEY: base64.b64encode(kubeconfig.encode()).decode()},
+    )
 
 
 def flatten_kubeconfig(path: Path, context: str | None) -> str:

@@ -9,11 +9,16 @@ import pytest
 
 from kosmos.api import crds, names
 from kosmos.api.cluster import Cluster
-from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, NAMESPACES
+from kosmos.api.resources import (
+    CLUSTERROLES,
+    CUSTOMRESOURCEDEFINITIONS,
+    DEPLOYMENTS,
+    NAMESPACES,
+    ROLES,
+)
 from kosmos.api.schema import crd, kind_info
-from kosmos.cli import manifests
-from kosmos.cli.manifests import InstallOptions
-from kosmos.cli.rbac import CLUSTERROLES, ROLES
+from kosmos.ops import manifests
+from kosmos.ops.manifests import InstallOptions
 
 OPTIONS = InstallOptions(namespace="kosmos-x", image_repository="reg.example/kosmos", version="v9")
 

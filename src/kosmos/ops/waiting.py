@@ -11,17 +11,13 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-import click
-
 from kosmos.api import names
-from kosmos.api.cluster import Cluster
-from kosmos.api.resources import LEASES
-from kosmos.api.schema import kind_info
-from kosmos.cli.output import Progress
+from kosmos.api.objects import condition_of, parse_time
+from kosmos.api.resources import CLUSTERS, LEASES
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
-
-CLUSTERS = kind_info(Cluster).resource
+from kosmos.ops.errors import OperationError
+from kosmos.ops.progress import Progress
 
 
 async def controller_running(host: Client, lease_name: str) -> bool:
@@ -33,7 +29,7 @@ async def controller_running(host: Client, lease_name: str) -> bool:
     renewed = spec.get("renewTime")
     if not spec.get("holderIdentity") or not renewed:
         return False
-    age = datetime.now(UTC) - datetime.fromisoformat(renewed.replace("Z", "+00:00"))
+    age = datetime.now(UTC) - parse_time(renewed)
     return age.total_seconds() < 2 * float(spec.get("leaseDurationSeconds") or 15)
 
 
@@ -59,19 +55,16 @@ async def wait_condition(
         return
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        cluster = await host.get(CLUSTERS, name)
-        for found in cluster.get("status", {}).get("conditions", []):
-            if found["type"] != condition:
-                continue
-            if found["status"] == "True":
-                progress(f"{name}: {condition}")
-                return
-            if report_false and found["status"] == "False":
-                progress(f"{name}: {condition} is False: {found.get('message', '')}")
-                return
+        found = condition_of(await host.get(CLUSTERS, name), condition) or {}
+        if found.get("status") == "True":
+            progress(f"{name}: {condition}")
+            return
+        if report_false and found.get("status") == "False":
+            progress(f"{name}: {condition} is False: {found.get('message', '')}")
+            return
         progress(f"{name}: waiting for {condition}")
         await asyncio.sleep(2)
-    raise click.ClickException(
+    raise OperationError(
         f"cluster {name} joined but not {condition} after {seconds}s: "
         "see `kosmosctl get clusters` and the Cluster's conditions"
     )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS
-from kosmos.cli import local_kosmos, manifests
+from kosmos.api.resources import CLUSTERROLES, CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, ROLES
 from kosmos.cli.main import cli
-from kosmos.cli.rbac import CLUSTERROLES, ROLES
+from kosmos.ops import local_setup, manifests
 
 
 def test_local_objects_are_installs_minus_component_deployments_and_rbac():
-    objects = local_kosmos.local_objects()
+    objects = local_setup.local_objects()
     resources = [r for r, _ in objects]
     assert not {DEPLOYMENTS, CLUSTERROLES, ROLES} & set(resources)
     crds = [r for r in resources if r == CUSTOMRESOURCEDEFINITIONS]
@@ -28,9 +27,9 @@ def test_local_objects_are_installs_minus_component_deployments_and_rbac():
 
 
 def test_summarize_counts_actions_in_a_stable_order():
-    assert local_kosmos.summarize([]) == "0 objects: none"
+    assert local_setup.summarize([]) == "0 objects: none"
     actions = ["unchanged", "created", "unchanged", "configured"]
-    assert local_kosmos.summarize(actions) == "4 objects: 1 created, 1 configured, 2 unchanged"
+    assert local_setup.summarize(actions) == "4 objects: 1 created, 1 configured, 2 unchanged"
 
 
 def test_sample_app_needs_kosmos_and_a_member_before_anything_starts(tmp_path, monkeypatch):

@@ -11,41 +11,43 @@ component Deployment would never really run):
 3. start kosmos-scheduler — the extender (``kosmos scheduler-extender``), then a real
    kube-scheduler with the kosmos-scheduler profile pointing at it — and wait until the
    kube-scheduler leads;
-4. join every member with ClusterTree enabled (``kosmos.cli.join.join_member``) and wait
-   until its leaf node is Ready;
-5. with ``--sample-app``, apply the seed's nginx Deployment to ``default`` and wait until its
-   three pods run on leaf nodes.
+4. join every member with ClusterTree enabled (:func:`kosmos.ops.join.join_member`) and
+   wait until its leaf node is Ready;
+5. with ``--sample-app``, apply an nginx Deployment to ``default`` and wait until its three
+   pods run on leaf nodes.
 
 Every step converges, so a second ``up`` changes nothing: applies come back unchanged, the
 running cluster-manager is kept, joined members say so. Decisions are pure functions in
-:mod:`kosmos.local.kosmos`.
+:mod:`kosmos.local.kosmos_plan`. The test session uses ``tear_down`` and ``set_up`` to get a
+bare environment and to restore a developer's afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import click
 import yaml
 
 from kosmos.api import names
 from kosmos.api.resources import DEPLOYMENTS, LEASES, NODES, PODS
-from kosmos.cli import apply as applier
-from kosmos.cli import install, join, manifests
-from kosmos.cli.context import CliContext
-from kosmos.cli.manifests import InstallOptions, Planned
-from kosmos.cli.membership import JoinOptions, MembershipError, flatten_kubeconfig
-from kosmos.cli.output import Progress
 from kosmos.kube.client import Client
 from kosmos.local import components, environment, paths
-from kosmos.local import kosmos as local
+from kosmos.local import kosmos_plan as local
 from kosmos.local.topology import ClusterPlan
+from kosmos.ops import apply as applier
+from kosmos.ops import manifests
+from kosmos.ops.errors import OperationError
+from kosmos.ops.host import Host
+from kosmos.ops.install import apply_all
+from kosmos.ops.join import join_member, unjoin_member
+from kosmos.ops.manifests import InstallOptions, Planned
+from kosmos.ops.membership import JoinOptions, MembershipError, flatten_kubeconfig
+from kosmos.ops.progress import Progress
 from kosmos.scheduler import profile
 from kosmos.scheduler.app import serving_pair
 
@@ -57,7 +59,7 @@ LEAF_TIMEOUT = 120.0
 SAMPLE_TIMEOUT = 180.0
 
 
-class SetupError(click.ClickException):
+class SetupError(OperationError):
     """A step did not converge in time; the message says which and where to look."""
 
 
@@ -85,33 +87,37 @@ def summarize(actions: list[str]) -> str:
     return f"{len(actions)} objects: {', '.join(parts) or 'none'}"
 
 
-def _context(host: ClusterPlan) -> CliContext:
-    return CliContext(kubeconfig=str(environment.cluster_kubeconfig(host.name)))
+def _host(host: ClusterPlan) -> Host:
+    return Host(kubeconfig=str(environment.cluster_kubeconfig(host.name)))
 
 
 def set_up(clusters: list[ClusterPlan], sample_app: bool, progress: Progress) -> None:
-    """Install, start, join and wait (idempotent); records what it set up in the marker."""
+    """Install, start, join and wait (idempotent); records what it set up in the marker.
+
+    Raises ``SetupError`` (or another ``OperationError``, or the ``KubeError`` an apiserver
+    answered) when a step fails.
+    """
     host, members = clusters[0], clusters[1:]
     started = time.monotonic()
-    cli = _context(host)
-    cli.run(_set_up(cli, host, members, sample_app, progress))
+    hosts = _host(host)
+    hosts.run(_set_up(hosts, host, members, sample_app, progress))
     local.write_marker(local.merged_marker(local.read_marker(), sample_app))
     progress(f"kosmos: ready in {time.monotonic() - started:.1f}s")
 
 
 async def _set_up(
-    cli: CliContext,
+    hosts: Host,
     host: ClusterPlan,
     members: list[ClusterPlan],
     sample_app: bool,
     progress: Progress,
 ) -> None:
-    client = await cli.host()
+    client = await hosts.client()
     await install_objects(client, progress)
     await ensure_cluster_manager(client, host, progress)
     await ensure_scheduler(host, progress)
     for member in members:
-        await join_member(cli, member, progress)
+        await join_local_member(hosts, member, progress)
     leaves = await wait_leaves(client, [m.name for m in members], progress)
     if sample_app:
         await run_sample_app(client, leaves, progress)
@@ -120,7 +126,7 @@ async def _set_up(
 async def install_objects(client: Client, progress: Progress) -> None:
     actions: list[str] = []
     try:
-        await install.apply_all(
+        await apply_all(
             client, local_objects(), lambda step: actions.append(step.action), progress, CRD_TIMEOUT
         )
     except applier.WaitTimeout as exc:
@@ -207,12 +213,11 @@ async def ensure_scheduler(host: ClusterPlan, progress: Progress) -> int:
 
 async def _leads(ports: components.SchedulerPorts) -> str:
     def scrape() -> str:
-        insecure = ssl.create_default_context()
-        insecure.check_hostname = False
-        insecure.verify_mode = ssl.CERT_NONE
         url = f"https://127.0.0.1:{ports.scheduler}/metrics"
         try:
-            with urllib.request.urlopen(url, timeout=5, context=insecure) as response:
+            with urllib.request.urlopen(
+                url, timeout=5, context=components.loopback_tls()
+            ) as response:
                 return str(response.read().decode())
         except OSError:
             return ""
@@ -232,14 +237,14 @@ async def _leader_pending(client: Client, pid: int) -> str:
     return f"{local.CLUSTER_MANAGER} (pid {pid}) to take its Lease (held by {holder})"
 
 
-async def join_member(cli: CliContext, member: ClusterPlan, progress: Progress) -> None:
+async def join_local_member(hosts: Host, member: ClusterPlan, progress: Progress) -> None:
     """``kosmosctl join cluster --name <member> --kubeconfig <its kubeconfig> --enable-tree``."""
     try:
         kubeconfig = flatten_kubeconfig(environment.cluster_kubeconfig(member.name), None)
     except MembershipError as exc:
         raise SetupError(str(exc)) from exc
     options = JoinOptions(name=member.name, enable_link=False, enable_tree=True)
-    message = await join.join_member(cli, options, kubeconfig, JOIN_WAIT_SECONDS, progress)
+    message = await join_member(hosts, options, kubeconfig, JOIN_WAIT_SECONDS, progress)
     outcome = message.removeprefix(f"cluster {member.name} ").removeprefix("is ")
     progress(f"{member.name}: {outcome}")
 
@@ -262,7 +267,7 @@ async def wait_leaves(client: Client, members: list[str], progress: Progress) ->
 
 
 async def run_sample_app(client: Client, leaves: set[str], progress: Progress) -> None:
-    """Apply the seed's nginx Deployment and wait until its pods run on leaf nodes."""
+    """Apply the sample nginx Deployment and wait until its pods run on leaf nodes."""
     body = local.sample_app()
     step = await applier.apply(client, DEPLOYMENTS, body, dry_run=False)
     progress(f"sample app: {step.name} {step.action} in namespace {local.SAMPLE_NAMESPACE}")
@@ -298,21 +303,16 @@ async def _wait(
     progress: Progress,
 ) -> None:
     """Poll ``pending`` until it returns ""; print each new reason; fail clearly at timeout."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        why = await pending()
-        if not why:
-            return
-        if why != last:
-            progress(f"kosmos: waiting for {why}")
-        last = why
-        if time.monotonic() >= deadline:
-            raise SetupError(
-                f"timed out after {timeout:.0f}s waiting for {what}: {why} "
-                f"(cluster-manager log: {_log(local.CLUSTER_MANAGER)})"
-            )
-        await asyncio.sleep(POLL_SECONDS)
+    try:
+        await applier.poll(
+            what,
+            timeout,
+            pending,
+            interval=POLL_SECONDS,
+            report=lambda why: progress(f"kosmos: waiting for {why}"),
+        )
+    except applier.WaitTimeout as exc:
+        raise SetupError(f"{exc} (cluster-manager log: {_log(local.CLUSTER_MANAGER)})") from exc
 
 
 def _log(name: str) -> Path:
@@ -329,8 +329,8 @@ def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker |
     if marker is None:
         return None
     host, members = clusters[0], clusters[1:]
-    cli = _context(host)
-    cli.run(_tear_down(cli, host, [m.name for m in members], progress))
+    hosts = _host(host)
+    hosts.run(_tear_down(hosts, host, [m.name for m in members], progress))
     for name in (local.SCHEDULER, local.EXTENDER, local.CLUSTER_MANAGER):
         components.stop(name)
     local.clear_marker()
@@ -339,9 +339,9 @@ def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker |
 
 
 async def _tear_down(
-    cli: CliContext, host: ClusterPlan, members: list[str], progress: Progress
+    hosts: Host, host: ClusterPlan, members: list[str], progress: Progress
 ) -> None:
-    client = await cli.host()
+    client = await hosts.client()
     # Its finalizers clean up the members (and a restarted environment has none running).
     await ensure_cluster_manager(client, host, progress)
     meta = local.SAMPLE_APP["metadata"]
@@ -353,4 +353,4 @@ async def _tear_down(
 
     await _wait("the sample app's pods to go", SAMPLE_TIMEOUT, pods_left, progress)
     for member in members:
-        progress(await join.unjoin_member(cli, member, JOIN_WAIT_SECONDS, False, progress))
+        progress(await unjoin_member(hosts, member, JOIN_WAIT_SECONDS, False, progress))

@@ -1,24 +1,15 @@
 """Least-privilege RBAC rules of the components ``kosmosctl install`` deploys in the host.
 
-The Go original bound every component to ``*`` on everything. Here each rule names the
-resources and verbs a controller of the spec actually uses, with the reason next to it, so a
-reviewer can check a grant against behaviour and a compromised pod cannot, for example,
-create pods, bind them, or edit RBAC. No wildcard appears anywhere (a unit test checks).
+Each rule names the resources and verbs a controller actually uses, with the reason next to
+it, so a reviewer can check a grant against behaviour and a compromised pod cannot, for
+example, create pods, bind them, or edit RBAC. No wildcard appears anywhere (a unit test
+checks).
 """
 
 from __future__ import annotations
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
-from kosmos.api.resources import Resource
-
-RBAC_GROUP = "rbac.authorization.k8s.io"
-CLUSTERROLES = Resource(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", namespaced=False)
-CLUSTERROLEBINDINGS = Resource(
-    RBAC_GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
-)
-ROLES = Resource(RBAC_GROUP, "v1", "roles", "Role")
-ROLEBINDINGS = Resource(RBAC_GROUP, "v1", "rolebindings", "RoleBinding")
 
 READ = ("get", "list", "watch")
 

@@ -3,7 +3,7 @@ import base64
 import pytest
 import yaml
 
-from kosmos.cli.membership import (
+from kosmos.ops.membership import (
     JoinOptions,
     MembershipError,
     check_name,

@@ -1,4 +1,4 @@
-"""The local Kosmos set-up's data and decisions (kosmos.local.kosmos), without a cluster."""
+"""The local Kosmos set-up's data and decisions (kosmos.local.kosmos_plan), without a cluster."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from kosmos.local import kosmos
+from kosmos.local import kosmos_plan
 from kosmos.local.topology import Options, plan
 
 WANT = ["/venv/bin/python", "-m", "kosmos.launcher", "cluster-manager", "--kubeconfig", "k"]
@@ -26,15 +26,15 @@ WANT = ["/venv/bin/python", "-m", "kosmos.launcher", "cluster-manager", "--kubec
     ],
 )
 def test_component_action(pid, argv, serving, action):
-    assert kosmos.component_action(pid, argv, WANT, serving) == action
+    assert kosmos_plan.component_action(pid, argv, WANT, serving) == action
 
 
 def test_the_lease_must_be_held_by_this_very_process():
     mine = {"spec": {"holderIdentity": f"{socket.gethostname()}_42"}}
-    assert kosmos.holds_lease(mine, 42)
-    assert not kosmos.holds_lease(mine, 43)
-    assert not kosmos.holds_lease({"spec": {}}, 42)
-    assert not kosmos.holds_lease(None, 42)
+    assert kosmos_plan.holds_lease(mine, 42)
+    assert not kosmos_plan.holds_lease(mine, 43)
+    assert not kosmos_plan.holds_lease({"spec": {}}, 42)
+    assert not kosmos_plan.holds_lease(None, 42)
 
 
 def node(name: str, owner: str | None, ready: bool = True) -> dict:
@@ -48,14 +48,14 @@ def node(name: str, owner: str | None, ready: bool = True) -> dict:
 
 def test_leaves_pending_until_every_member_has_only_ready_leaf_nodes():
     members = ["cluster1", "cluster2"]
-    assert kosmos.leaves_pending([], members) == members
+    assert kosmos_plan.leaves_pending([], members) == members
     one = [node("kosmos-cluster1", "cluster1")]
-    assert kosmos.leaves_pending(one, members) == ["cluster2"]
+    assert kosmos_plan.leaves_pending(one, members) == ["cluster2"]
     both = [*one, node("kosmos-cluster2", "cluster2", ready=False)]
-    assert kosmos.leaves_pending(both, members) == ["cluster2"]
+    assert kosmos_plan.leaves_pending(both, members) == ["cluster2"]
     both[1] = node("kosmos-cluster2", "cluster2")
-    assert kosmos.leaves_pending(both, members) == []
-    assert kosmos.leaves_pending(both, []) == []
+    assert kosmos_plan.leaves_pending(both, members) == []
+    assert kosmos_plan.leaves_pending(both, []) == []
 
 
 def test_leaf_names_are_the_members_leaves_only():
@@ -64,7 +64,7 @@ def test_leaf_names_are_the_members_leaves_only():
         node("kosmos-kosmos-control-cluster", "kosmos-control-cluster"),
         node("stray", None),
     ]
-    assert kosmos.leaf_names(nodes, ["cluster1"]) == {"kosmos-cluster1"}
+    assert kosmos_plan.leaf_names(nodes, ["cluster1"]) == {"kosmos-cluster1"}
 
 
 def pod(name: str, node_name: str = "", phase: str = "Pending", deleting: bool = False) -> dict:
@@ -75,26 +75,26 @@ def pod(name: str, node_name: str = "", phase: str = "Pending", deleting: bool =
 
 
 def test_sample_pending_counts_live_running_pods_against_replicas():
-    deployment = kosmos.sample_app()
-    assert kosmos.sample_pending(None, []) == "Deployment not found"
-    assert kosmos.sample_pending(deployment, []) == "0/3 pods Running"
+    deployment = kosmos_plan.sample_app()
+    assert kosmos_plan.sample_pending(None, []) == "Deployment not found"
+    assert kosmos_plan.sample_pending(deployment, []) == "0/3 pods Running"
     pods = [pod(f"p{i}", "kosmos-cluster1", "Running") for i in range(3)]
-    assert kosmos.sample_pending(deployment, pods) == ""
+    assert kosmos_plan.sample_pending(deployment, pods) == ""
     old = pod("old", "kosmos-cluster2", "Running", deleting=True)
-    assert kosmos.sample_pending(deployment, [*pods, old]) == ""
-    assert kosmos.sample_pending(deployment, [*pods[:2], pod("p2")]) == "2/3 pods Running"
+    assert kosmos_plan.sample_pending(deployment, [*pods, old]) == ""
+    assert kosmos_plan.sample_pending(deployment, [*pods[:2], pod("p2")]) == "2/3 pods Running"
 
 
 def test_pods_bound_outside_the_leaf_nodes_are_misplaced():
     leaves = {"kosmos-cluster1", "kosmos-cluster2"}
     pods = [pod("a", "kosmos-cluster1"), pod("b"), pod("c", "host-node1")]
-    assert kosmos.misplaced(pods, leaves) == ["host-node1"]
-    assert kosmos.misplaced(pods[:2], leaves) == []
-    assert kosmos.misplaced([pod("d", "host-node2", deleting=True)], leaves) == []
+    assert kosmos_plan.misplaced(pods, leaves) == ["host-node1"]
+    assert kosmos_plan.misplaced(pods[:2], leaves) == []
+    assert kosmos_plan.misplaced([pod("d", "host-node2", deleting=True)], leaves) == []
 
 
 def test_the_sample_app_is_the_seeds_nginx_deployment_in_default():
-    body = kosmos.sample_app()
+    body = kosmos_plan.sample_app()
     assert body["metadata"] == {
         "name": "nginx-deployment",
         "labels": {"app": "nginx"},
@@ -106,23 +106,23 @@ def test_the_sample_app_is_the_seeds_nginx_deployment_in_default():
     assert spec["containers"] == [
         {"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}
     ]
-    assert "namespace" not in kosmos.SAMPLE_APP["metadata"]  # the seed's text is untouched
+    assert "namespace" not in kosmos_plan.SAMPLE_APP["metadata"]  # the constant is untouched
 
 
 def test_cluster_manager_ports_follow_the_host_plan():
     host = plan(Options(port_base=20000))[0]
-    assert kosmos.cluster_manager_ports(host).health == 20007
+    assert kosmos_plan.cluster_manager_ports(host).health == 20007
 
 
 def test_marker_round_trip_and_a_recorded_sample_app_stays(tmp_path, monkeypatch):
     monkeypatch.setenv("KOSMOS_LOCAL_DIR", str(tmp_path))
-    assert kosmos.read_marker() is None
-    kosmos.write_marker(kosmos.Marker(sample_app=True))
-    assert kosmos.read_marker() == kosmos.Marker(sample_app=True)
-    assert kosmos.merged_marker(kosmos.read_marker(), sample_app=False).sample_app
-    assert not kosmos.merged_marker(None, sample_app=False).sample_app
-    kosmos.clear_marker()
-    assert kosmos.read_marker() is None
+    assert kosmos_plan.read_marker() is None
+    kosmos_plan.write_marker(kosmos_plan.Marker(sample_app=True))
+    assert kosmos_plan.read_marker() == kosmos_plan.Marker(sample_app=True)
+    assert kosmos_plan.merged_marker(kosmos_plan.read_marker(), sample_app=False).sample_app
+    assert not kosmos_plan.merged_marker(None, sample_app=False).sample_app
+    kosmos_plan.clear_marker()
+    assert kosmos_plan.read_marker() is None
 
 
 def test_scheduler_leads_reads_kube_schedulers_own_metric():
@@ -130,6 +130,6 @@ def test_scheduler_leads_reads_kube_schedulers_own_metric():
         "# HELP leader_election_master_status ...",
         'leader_election_master_status{name="kube-scheduler"} 1',
     ]
-    assert kosmos.scheduler_leads("\n".join(lines))
-    assert not kosmos.scheduler_leads('leader_election_master_status{name="kube-scheduler"} 0')
-    assert not kosmos.scheduler_leads("")
+    assert kosmos_plan.scheduler_leads("\n".join(lines))
+    assert not kosmos_plan.scheduler_leads('leader_election_master_status{name="kube-scheduler"} 0')
+    assert not kosmos_plan.scheduler_leads("")

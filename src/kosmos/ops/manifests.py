@@ -3,7 +3,8 @@
 Pure functions of the install options (no I/O), so the objects can be unit-tested for labels,
 least privilege and hardening, checked by a server-side dry run, and applied in order by
 ``install``; ``uninstall`` uses the same list to know what to remove. RBAC rules live in
-``kosmos.cli.rbac``.
+:mod:`kosmos.ops.rbac`, kosmos-scheduler's objects in :mod:`kosmos.ops.scheduling`; the object
+shapes come from :mod:`kosmos.api.manifests`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kosmos.api import crds, names
+from kosmos.api import manifests as build
 from kosmos.api.cluster import (
     Cluster,
     ClusterLinkOptions,
@@ -22,24 +24,30 @@ from kosmos.api.cluster import (
 )
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    CLUSTERS,
     CUSTOMRESOURCEDEFINITIONS,
     DEPLOYMENTS,
     MUTATING_ADMISSION_POLICIES,
     MUTATING_ADMISSION_POLICY_BINDINGS,
     NAMESPACES,
+    ROLEBINDINGS,
+    ROLES,
     SERVICEACCOUNTS,
     STORAGECLASSES,
     Resource,
 )
-from kosmos.api.schema import kind_info, manifest
-from kosmos.cli import rbac, scheduling
-from kosmos.cli.rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, RBAC_GROUP, ROLEBINDINGS, ROLES
+from kosmos.api.schema import manifest
 from kosmos.clustertree import admission
+from kosmos.ops import rbac, scheduling
 
 Planned = tuple[Resource, Obj]
 
 DEFAULT_IMAGE_REPOSITORY = "ghcr.io/kosmos-io"
+#: The app.kubernetes.io/managed-by label of what kosmosctl creates, and its field manager.
 MANAGED_BY = "kosmosctl"
+FIELD_MANAGER = MANAGED_BY
 PART_OF = "kosmos"
 HEALTH_PORT = 8080
 #: UID/GID of the "nonroot" user of distroless-style images; any non-zero id would do.
@@ -78,7 +86,7 @@ class Component:
 
     @property
     def lease(self) -> str:
-        """The leader-election Lease (spec §2.5: same name as the component)."""
+        """The leader-election Lease: named like the component (``kosmos <name>``)."""
         return self.name
 
 
@@ -128,13 +136,6 @@ def labels(app: str) -> dict[str, str]:
     }
 
 
-def _meta(name: str, app: str, namespace: str | None = None) -> Obj:
-    meta: Obj = {"name": name, "labels": labels(app)}
-    if namespace:
-        meta["namespace"] = namespace
-    return meta
-
-
 def crd_objects() -> list[Planned]:
     out = []
     for crd in crds.crd_manifests():
@@ -145,51 +146,25 @@ def crd_objects() -> list[Planned]:
 
 
 def namespace_object(options: InstallOptions) -> Planned:
-    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(options.namespace, PART_OF)}
-    return NAMESPACES, body
+    return NAMESPACES, build.namespace(options.namespace, labels(PART_OF))
 
 
 def component_objects(options: InstallOptions, component: Component) -> list[Planned]:
     """ServiceAccount, RBAC and Deployment of one component, in apply order."""
-    ns, name = options.namespace, component.object_name
-    subject = [{"kind": "ServiceAccount", "name": name, "namespace": ns}]
-    rbac_api = f"{RBAC_GROUP}/v1"
-
-    def binding(kind: str, role_name: str, namespace: str | None = None) -> Obj:
-        role_kind = "Role" if namespace else "ClusterRole"
-        return {
-            "apiVersion": rbac_api,
-            "kind": kind,
-            "metadata": _meta(role_name, name, namespace),
-            "roleRef": {"apiGroup": RBAC_GROUP, "kind": role_kind, "name": role_name},
-            "subjects": copy.deepcopy(subject),
-        }
-
-    def role(
-        kind: str, role_name: str, rules: tuple[Obj, ...], namespace: str | None = None
-    ) -> Obj:
-        return {
-            "apiVersion": rbac_api,
-            "kind": kind,
-            "metadata": _meta(role_name, name, namespace),
-            "rules": copy.deepcopy(list(rules)),
-        }
-
+    ns, name, own = options.namespace, component.object_name, labels(component.object_name)
+    subjects = [build.service_account_subject(name, ns)]
     election = f"{name}-leader-election"
     out: list[Planned] = [
-        (
-            SERVICEACCOUNTS,
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, name, ns)},
-        ),
-        (CLUSTERROLES, role("ClusterRole", name, component.rules)),
-        (CLUSTERROLEBINDINGS, binding("ClusterRoleBinding", name)),
-        (ROLES, role("Role", election, rbac.leader_election_rules(component.lease), ns)),
-        (ROLEBINDINGS, binding("RoleBinding", election, ns)),
+        (SERVICEACCOUNTS, build.service_account(name, ns, own)),
+        (CLUSTERROLES, build.cluster_role(name, component.rules, own)),
+        (CLUSTERROLEBINDINGS, build.cluster_role_binding(name, name, subjects, own)),
+        (ROLES, build.role(election, ns, rbac.leader_election_rules(component.lease), own)),
+        (ROLEBINDINGS, build.role_binding(election, ns, election, subjects, own)),
     ]
     if component.node_lease_rules:
         leases, lease_ns = f"{name}-node-leases", "kube-node-lease"
-        out.append((ROLES, role("Role", leases, component.node_lease_rules, lease_ns)))
-        out.append((ROLEBINDINGS, binding("RoleBinding", leases, lease_ns)))
+        out.append((ROLES, build.role(leases, lease_ns, component.node_lease_rules, own)))
+        out.append((ROLEBINDINGS, build.role_binding(leases, lease_ns, leases, subjects, own)))
     if component.module == "tree":
         out.extend(tree_objects())
     out.append((DEPLOYMENTS, deployment(options, component)))
@@ -234,7 +209,6 @@ POD_SECURITY: Obj = {
 def deployment(options: InstallOptions, component: Component) -> Obj:
     """The component's Deployment: non-root, read-only root filesystem, probes on /healthz."""
     name = component.object_name
-    selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
     probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
     container = {
         "name": component.name,
@@ -246,34 +220,28 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
         "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 3},
         "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "health"}},
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": copy.deepcopy(build.HARDENED_CONTAINER),
         # Python and the kubeconfig loader need a writable temp dir; the root fs is read-only.
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(name, name, options.namespace),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": labels(name)},
-                "spec": {
-                    "serviceAccountName": name,
-                    "securityContext": copy.deepcopy(POD_SECURITY),
-                    "containers": [container],
-                    "tolerations": [dict(CONTROL_PLANE_TOLERATION)],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
-            },
-        },
+    pod = {
+        "serviceAccountName": name,
+        "securityContext": POD_SECURITY,
+        "containers": [container],
+        "tolerations": [CONTROL_PLANE_TOLERATION],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
+    return build.deployment(
+        build.metadata(name, labels(name), options.namespace),
+        selector=selector(name),
+        pod_labels=labels(name),
+        pod_spec=pod,
+    )
+
+
+def selector(app: str) -> dict[str, str]:
+    """What a component's Deployment selects its pods by: the stable subset of ``labels``."""
+    return {"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": PART_OF}
 
 
 def root_cluster(options: InstallOptions) -> Planned:
@@ -289,7 +257,7 @@ def root_cluster(options: InstallOptions) -> Planned:
     body = manifest(Cluster, names.ROOT_CLUSTER_NAME, spec=spec)
     body["metadata"]["labels"] = labels(PART_OF)
     body["metadata"]["annotations"] = {names.ANNOTATION_CLUSTER_ROLE: "root"}
-    return kind_info(Cluster).resource, body
+    return CLUSTERS, body
 
 
 def install_objects(options: InstallOptions) -> list[Planned]:

@@ -13,13 +13,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, condition_true
 from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
-from kosmos.cli.manifests import display_name
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
+from kosmos.ops.manifests import FIELD_MANAGER, display_name
 
-FIELD_MANAGER = "kosmosctl"
 POLL_SECONDS = 0.5
 
 
@@ -121,30 +120,37 @@ async def preflight(client: Client, objects: Iterable[tuple[Resource, Obj]]) -> 
     return steps
 
 
-def _conditions(obj: Obj) -> dict[str, str]:
-    return {
-        c.get("type", ""): c.get("status", "")
-        for c in (obj.get("status") or {}).get("conditions") or []
-    }
-
-
 async def established(client: Client, crd_name: str) -> bool:
     crd = await get_or_none(client, CUSTOMRESOURCEDEFINITIONS, crd_name)
     if crd is None or crd["metadata"].get("deletionTimestamp"):
         return False
-    return _conditions(crd).get("Established") == "True"
+    return condition_true(crd, "Established")
 
 
-async def _poll(what: str, timeout: float, pending: Callable[[], Awaitable[str]]) -> None:
-    """Call ``pending()`` (async; returns a description of what is pending, or "") until done."""
+async def poll(
+    what: str,
+    timeout: float,
+    pending: Callable[[], Awaitable[str]],
+    *,
+    interval: float = POLL_SECONDS,
+    report: Callable[[str], None] | None = None,
+) -> None:
+    """Call ``pending()`` (async; returns a description of what is pending, or "") until done.
+
+    ``report`` hears each new description, so a long wait says what it is waiting for.
+    """
     deadline = time.monotonic() + timeout
+    last = ""
     while True:
         left = await pending()
         if not left:
             return
+        if report is not None and left != last:
+            report(left)
+        last = left
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}: {left}")
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(interval)
 
 
 async def wait_established(client: Client, crd_names: list[str], timeout: float) -> None:
@@ -152,7 +158,7 @@ async def wait_established(client: Client, crd_names: list[str], timeout: float)
         waiting = [n for n in crd_names if not await established(client, n)]
         return ", ".join(waiting) + (" not Established" if waiting else "")
 
-    await _poll("CRDs to be Established", timeout, pending)
+    await poll("CRDs to be Established", timeout, pending)
 
 
 def unavailable(deployment: Obj) -> str:
@@ -164,7 +170,7 @@ def unavailable(deployment: Obj) -> str:
     for key in ("updatedReplicas", "availableReplicas"):
         if status.get(key, 0) < want:
             return f"{status.get(key, 0)}/{want} {key[: -len('Replicas')]}"
-    if _conditions(deployment).get("Available") != "True":
+    if not condition_true(deployment, "Available"):
         return "not Available"
     return ""
 
@@ -183,7 +189,7 @@ async def wait_available(
                 out.append(f"{name} ({why})")
         return ", ".join(out)
 
-    await _poll("Deployments to be Available", timeout, pending)
+    await poll("Deployments to be Available", timeout, pending)
 
 
 async def delete(client: Client, resource: Resource, name: str, namespace: str | None) -> bool:
@@ -211,7 +217,7 @@ async def wait_gone(client: Client, items: list[Target], timeout: float) -> list
         return ", ".join(target_name(t) for t in left)
 
     try:
-        await _poll("deletion", timeout, pending)
+        await poll("deletion", timeout, pending)
     except WaitTimeout:
         return left
     return []

@@ -27,18 +27,22 @@ from typing import Any
 
 import yaml
 
+from kosmos.api import manifests as build
 from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
     CONFIGMAPS,
     DEPLOYMENTS,
     MUTATING_ADMISSION_POLICIES,
     MUTATING_ADMISSION_POLICY_BINDINGS,
+    ROLEBINDINGS,
+    ROLES,
     SERVICEACCOUNTS,
     Resource,
 )
-from kosmos.cli import rbac
-from kosmos.cli.rbac import CLUSTERROLEBINDINGS, CLUSTERROLES, RBAC_GROUP, ROLEBINDINGS, ROLES
+from kosmos.ops import rbac
 from kosmos.scheduler import admission, profile
 
 Planned = tuple[Resource, Obj]
@@ -86,58 +90,23 @@ class Builder:
         self.labels = labels
 
     def meta(self, name: str, namespace: str | None = None) -> Obj:
-        meta: Obj = {"name": name, "labels": self.labels(NAME)}
-        if namespace:
-            meta["namespace"] = namespace
-        return meta
-
-    def binding(self, kind: str, name: str, role: tuple[str, str], where: str | None) -> Obj:
-        return {
-            "apiVersion": f"{RBAC_GROUP}/v1",
-            "kind": kind,
-            "metadata": self.meta(name, where),
-            "roleRef": {"apiGroup": RBAC_GROUP, "kind": role[0], "name": role[1]},
-            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": self.namespace}],
-        }
+        return build.metadata(name, self.labels(NAME), namespace)
 
     def rbac(self) -> list[Planned]:
-        ns, extender = self.namespace, f"{NAME}-extender"
-        cluster_role = {
-            "apiVersion": f"{RBAC_GROUP}/v1",
-            "kind": "ClusterRole",
-            "metadata": self.meta(extender),
-            "rules": copy.deepcopy(list(EXTENDER_RULES)),
-        }
+        ns, extender, own = self.namespace, f"{NAME}-extender", self.labels(NAME)
+        subjects = [build.service_account_subject(NAME, ns)]
         out: list[Planned] = [
-            (CLUSTERROLES, cluster_role),
-            (
-                CLUSTERROLEBINDINGS,
-                self.binding("ClusterRoleBinding", extender, ("ClusterRole", extender), None),
-            ),
+            (CLUSTERROLES, build.cluster_role(extender, EXTENDER_RULES, own)),
+            (CLUSTERROLEBINDINGS, build.cluster_role_binding(extender, extender, subjects, own)),
         ]
         for role in BUILTIN_ROLES:
             name = f"{NAME}-{role.removeprefix('system:')}"
-            out.append(
-                (
-                    CLUSTERROLEBINDINGS,
-                    self.binding("ClusterRoleBinding", name, ("ClusterRole", role), None),
-                )
-            )
+            out.append((CLUSTERROLEBINDINGS, build.cluster_role_binding(name, role, subjects, own)))
         reader = "extension-apiserver-authentication-reader"
-        out.append(
-            (
-                ROLEBINDINGS,
-                self.binding("RoleBinding", f"{NAME}-{reader}", ("Role", reader), "kube-system"),
-            )
-        )
-        own = {
-            "apiVersion": f"{RBAC_GROUP}/v1",
-            "kind": "Role",
-            "metadata": self.meta(NAME, ns),
-            "rules": copy.deepcopy(list(NAMESPACE_RULES)),
-        }
-        out.append((ROLES, own))
-        out.append((ROLEBINDINGS, self.binding("RoleBinding", NAME, ("Role", NAME), ns)))
+        binding = build.role_binding(f"{NAME}-{reader}", "kube-system", reader, subjects, own)
+        out.append((ROLEBINDINGS, binding))
+        out.append((ROLES, build.role(NAME, ns, NAMESPACE_RULES, own)))
+        out.append((ROLEBINDINGS, build.role_binding(NAME, ns, NAME, subjects, own)))
         return out
 
     def config_map(self) -> Planned:
@@ -159,14 +128,6 @@ def admission_objects(labels: dict[str, str]) -> list[Planned]:
     """The policy adding the leaf toleration to kosmos-scheduler pods, and its binding."""
     policy, binding = admission.toleration_policy(labels)
     return [(MUTATING_ADMISSION_POLICIES, policy), (MUTATING_ADMISSION_POLICY_BINDINGS, binding)]
-
-
-_HARDENED = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 def _probe(path: str, port: str, **extra: Any) -> Obj:
@@ -195,7 +156,7 @@ def _extender(image: str, env: list[Obj]) -> Obj:
         "livenessProbe": _probe("/healthz", "extender", failureThreshold=3),
         "readinessProbe": _probe("/readyz", "extender"),
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-        "securityContext": copy.deepcopy(_HARDENED),
+        "securityContext": copy.deepcopy(build.HARDENED_CONTAINER),
         "volumeMounts": [
             {"name": "extender-tls", "mountPath": CERT_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -215,7 +176,7 @@ def _scheduler() -> Obj:
         "livenessProbe": _probe("/healthz", "scheduler", initialDelaySeconds=15),
         "readinessProbe": _probe("/readyz", "scheduler"),
         "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}},
-        "securityContext": copy.deepcopy(_HARDENED),
+        "securityContext": copy.deepcopy(build.HARDENED_CONTAINER),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "extender-tls", "mountPath": CERT_DIR, "readOnly": True},
@@ -224,34 +185,27 @@ def _scheduler() -> Obj:
 
 
 def deployment(builder: Builder, image: str, pod_security: Obj, tolerations: list[Obj]) -> Planned:
-    selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "kosmos"}
     env = [
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
     ]
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": builder.meta(NAME, builder.namespace),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": builder.labels(NAME)},
-                "spec": {
-                    "serviceAccountName": NAME,
-                    "securityContext": copy.deepcopy(pod_security),
-                    "initContainers": [_extender(image, env)],
-                    "containers": [_scheduler()],
-                    "tolerations": copy.deepcopy(tolerations),
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": f"{NAME}-config"}},
-                        {"name": "extender-tls", "emptyDir": {}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
-            },
-        },
+    pod = {
+        "serviceAccountName": NAME,
+        "securityContext": pod_security,
+        "initContainers": [_extender(image, env)],
+        "containers": [_scheduler()],
+        "tolerations": tolerations,
+        "volumes": [
+            {"name": "config", "configMap": {"name": f"{NAME}-config"}},
+            {"name": "extender-tls", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
     }
+    body = build.deployment(
+        builder.meta(NAME, builder.namespace),
+        selector={"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "kosmos"},
+        pod_labels=builder.labels(NAME),
+        pod_spec=pod,
+    )
     return DEPLOYMENTS, body
 
 
@@ -266,13 +220,8 @@ def objects(
 ) -> list[Planned]:
     """Everything kosmos-scheduler needs, in apply order (ServiceAccount first)."""
     builder = Builder(namespace, labels)
-    account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": builder.meta(NAME, namespace),
-    }
     return [
-        (SERVICEACCOUNTS, account),
+        (SERVICEACCOUNTS, build.service_account(NAME, namespace, labels(NAME))),
         *builder.rbac(),
         *admission_objects(admission_labels),
         builder.config_map(),

@@ -1,0 +1,127 @@
+"""Installing Kosmos into the host cluster (``kosmosctl install``).
+
+Order matters and is fixed: a server-side dry run of everything first (so an invalid object
+or a missing permission stops the install before anything is written), then the CRDs (and
+wait until they are Established, since the root Cluster is one of their objects), then the
+namespace, each enabled component's ServiceAccount, RBAC and Deployment, and the root Cluster.
+Every object is server-side applied by field manager ``kosmosctl``, so re-running converges
+instead of failing on AlreadyExists, and an upgrade is just a re-run with another version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS
+from kosmos.kube.client import Client
+from kosmos.kube.errors import KubeError
+from kosmos.ops import apply as applier
+from kosmos.ops import manifests
+from kosmos.ops.errors import OperationError
+from kosmos.ops.host import Host
+from kosmos.ops.manifests import InstallOptions, Planned
+from kosmos.ops.progress import Progress
+
+#: Hears every object as it is applied, deleted or (dry run) checked.
+Report = Callable[[applier.Step], None]
+
+
+async def install(
+    hosts: Host,
+    options: InstallOptions,
+    report: Report,
+    *,
+    dry_run: bool,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Install (or upgrade, or reconfigure) Kosmos; with ``dry_run`` only check and report."""
+    progress = Progress()
+    client = await hosts.client()
+    objects = manifests.install_objects(options)
+    progress(f"checking {len(objects)} objects with a server-side dry run")
+    try:
+        plan = await applier.preflight(client, objects)
+    except KubeError as exc:
+        raise OperationError(f"dry run failed, nothing was changed: {exc}") from exc
+    removals = await _removals(client, options)
+    if dry_run:
+        for step in plan + removals:
+            report(step)
+        progress(f"dry run: {len(plan)} objects checked, nothing changed")
+        return
+    done: list[applier.Step] = []
+
+    def reported(step: applier.Step) -> None:
+        done.append(step)
+        report(step)
+
+    try:
+        await _apply(
+            client,
+            objects,
+            removals,
+            report=reported,
+            progress=progress,
+            wait=wait,
+            timeout=timeout,
+        )
+    except (KubeError, applier.WaitTimeout) as exc:
+        raise OperationError(
+            f"{exc} ({len(done)} of {len(objects)} objects applied; re-run install "
+            "to finish, or run uninstall to remove them)"
+        ) from exc
+    progress(f"installed Kosmos {options.version} in namespace {options.namespace}")
+
+
+async def _apply(
+    client: Client,
+    objects: list[Planned],
+    removals: list[applier.Step],
+    *,
+    report: Report,
+    progress: Progress,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Apply everything, delete what disabled components left, wait for the Deployments."""
+    await apply_all(client, objects, report, progress, timeout)
+    for step in removals:
+        meta = step.body["metadata"]
+        await applier.delete(client, step.resource, meta["name"], meta.get("namespace"))
+        report(step)
+    deployments = [
+        (b["metadata"]["namespace"], b["metadata"]["name"]) for r, b in objects if r == DEPLOYMENTS
+    ]
+    if wait and deployments:
+        progress(f"waiting for {len(deployments)} Deployments to be Available")
+        await applier.wait_available(client, DEPLOYMENTS, deployments, timeout)
+
+
+async def apply_all(
+    client: Client,
+    objects: list[Planned],
+    report: Report,
+    progress: Callable[[str], None],
+    timeout: float,
+) -> None:
+    """Server-side apply ``objects`` in order, CRDs first and Established before the rest."""
+    crds = [(r, b) for r, b in objects if r == CUSTOMRESOURCEDEFINITIONS]
+    for resource, body in crds:
+        report(await applier.apply(client, resource, body, dry_run=False))
+    progress(f"waiting for {len(crds)} CRDs to be Established")
+    await applier.wait_established(client, [b["metadata"]["name"] for _, b in crds], timeout)
+    for resource, body in objects:
+        if resource != CUSTOMRESOURCEDEFINITIONS:
+            report(await applier.apply(client, resource, body, dry_run=False))
+
+
+async def _removals(client: Client, options: InstallOptions) -> list[applier.Step]:
+    """Objects of disabled components that an earlier install left: to be deleted."""
+    out = []
+    for resource, body in reversed(manifests.disabled_objects(options)):
+        meta = body["metadata"]
+        current = await applier.get_or_none(client, resource, meta["name"], meta.get("namespace"))
+        if current is not None:
+            out.append(applier.Step(resource, body, "deleted"))
+    return out

@@ -1,1 +1,0 @@
-"""Admission webhooks for Kosmos resources."""
