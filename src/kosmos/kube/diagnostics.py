@@ -24,14 +24,6 @@ def _dump() -> None:
     log.warning("%s", out.getvalue())
 
 
-def configure_logging(verbose: int) -> None:
-    """The components' log format; ``-vv`` and more turn on debug output."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def install() -> None:
     """Register the dump on SIGUSR1 in the running loop."""
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump)
