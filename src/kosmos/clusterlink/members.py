@@ -36,16 +36,10 @@ log = logging.getLogger("kosmos.clusterlink.members")
 
 def registry(link: Link) -> MemberRegistry:
     """The member reconciler, keyed by Cluster name (``Request(HOST, "", name)``)."""
-    policy = MemberPolicy(
-        serves=link_enabled,
-        finalizer=names.FINALIZER_NETWORK_MANAGER,
-        root="host",
-        qps=link.options.member_qps,
-        burst=link.options.member_burst,
-    )
-    return MemberRegistry(
-        link.manager, HOST, link.clusters, policy, LinkMembers(link), secrets=link.secrets
-    )
+    rate = (link.options.member_qps, link.options.member_burst)
+    policy = MemberPolicy(link_enabled, names.FINALIZER_NETWORK_MANAGER, "host", *rate)
+    hooks = LinkMembers(link)
+    return MemberRegistry(link.manager, HOST, link.clusters, policy, hooks, secrets=link.secrets)
 
 
 class LinkMembers(MemberHooks):

@@ -48,20 +48,11 @@ MAX_MESSAGE = 1000
 
 def cluster_registry(tree: Tree) -> MemberRegistry:
     """The Cluster controller's reconciler, keyed ``Request(HOST, "", <cluster>)``."""
-    policy = MemberPolicy(
-        serves=tree_enabled,
-        finalizer=names.FINALIZER_CLUSTER_MANAGER,
-        root="skip",
-        qps=tree.options.member_qps,
-        burst=tree.options.member_burst,
-    )
+    rate = (tree.options.member_qps, tree.options.member_burst)
+    policy = MemberPolicy(tree_enabled, names.FINALIZER_CLUSTER_MANAGER, "skip", *rate)
+    hooks = TreeMembers(tree)
     return MemberRegistry(
-        tree.manager,
-        HOST,
-        tree.clusters,
-        policy,
-        TreeMembers(tree),
-        secrets=tree.copied["secrets"],
+        tree.manager, HOST, tree.clusters, policy, hooks, secrets=tree.copied["secrets"]
     )
 
 
