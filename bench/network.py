@@ -48,7 +48,7 @@ from tests.dataplane.topology import ClusterSpec, NodeSpec, Topology, ns_run
 from tests.fixtures.clusters import LocalEnv
 from tests.fixtures.crds import install_crds
 from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
+from tests.support import wait_for
 
 import asyncio
 

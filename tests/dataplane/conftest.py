@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ import pytest
 from kosmos.local import components
 from tests.dataplane.testbed import sweep_stale_testbeds
 from tests.fixtures.clusters import LocalEnv
-from tests.fixtures.crds import install_crds
 from tests.fixtures.link import LinkEnv
 from tests.support import require
 
@@ -42,9 +40,7 @@ def link_plane(kernel: None, local_env: LocalEnv) -> Iterator[LinkEnv]:
     """The CRDs in the host and a real ``kosmos network-manager`` process (no member linked)."""
     ports = components.Ports.for_base(local_env.plan(local_env.host).apiserver_port)
     env = LinkEnv(local_env, ports)
-    asyncio.run(install_crds(local_env))
-    if not env.host.ok("get", "namespace", "kosmos-system"):
-        env.host.run("create", "namespace", "kosmos-system")
+    env.install()
     sweep_stale_testbeds(env)
     started = components.running("network-manager") is None
     if started:

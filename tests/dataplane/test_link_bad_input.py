@@ -18,7 +18,7 @@ import pytest
 
 from tests.dataplane.testbed import Testbed, two_clusters
 from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from tests.dataplane.testbed import ContinuousPing, Testbed, two_clusters
 from tests.dataplane.topology import ip, ns_run
 from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
+from tests.support import wait_for
 
 OPTIONS = {"networkType": "gateway", "ipFamily": "ipv4", "encryption": {"mode": "none"}}
 

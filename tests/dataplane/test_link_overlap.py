@@ -16,7 +16,7 @@ import pytest
 
 from tests.dataplane.testbed import Testbed, global_ip, two_clusters
 from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")

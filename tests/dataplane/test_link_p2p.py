@@ -16,7 +16,7 @@ import pytest
 from tests.dataplane.testbed import Testbed, two_clusters
 from tests.dataplane.topology import ip, ns_run
 from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
+from tests.support import wait_for
 
 SERVICE_VIP = "10.112.0.50"  # in cluster2's service CIDR, discovered by the network-manager
 

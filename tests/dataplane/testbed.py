@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.dataplane.topology import ClusterSpec, NodeSpec, Topology, ip, ns_run
-from tests.fixtures.link import LinkEnv, join, unjoin
-from tests.fixtures.tree import wait_for
+from tests.fixtures.link import LinkEnv
+from tests.support import wait_for
 
 TESTBED_LABEL = "kosmos.io/testbed"
 #: Fast elections and repairs so failover and drift repair are measurable in a test run.
@@ -191,7 +191,7 @@ class Testbed:
     def leave(self, name: str) -> None:
         """Unjoin a testbed cluster (idempotent); its NodeConfigs go first, so agents clean up."""
         if self.link.host.ok("get", "cluster", name):
-            unjoin(self.link, name)
+            self.link.unjoin(name)
 
     def leftovers(self, node: NodeSpec) -> list[str]:
         """What an agent made that is still in ``node``'s namespace."""
@@ -225,8 +225,7 @@ class Testbed:
                 "-",
                 stdin=json.dumps(node_manifest(node, self.topology.tag)),
             )
-        join(
-            self.link,
+        self.link.join(
             cluster.spec.name,
             "--network-type",
             cluster.options.pop("networkType", "p2p"),

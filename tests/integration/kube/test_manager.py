@@ -18,6 +18,7 @@ from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.manager import ClusterNotFound, Manager
 from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
 from tests.fixtures.clusters import LocalEnv
+from tests.support import wait_for_async
 
 LABEL = "kosmos-test/mirror"
 MANAGER = "kosmos-test-mirror"
@@ -77,17 +78,6 @@ def build(manager: Manager, host: str) -> Controller:
     return controller
 
 
-async def eventually(check, timeout=30.0):
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                if await check():
-                    return
-            except NotFound:
-                pass
-            await asyncio.sleep(0.2)
-
-
 async def test_mirror_across_clusters_with_runtime_join_and_leave(
     local_env: LocalEnv, namespace: str
 ):
@@ -111,22 +101,42 @@ async def test_mirror_across_clusters_with_runtime_join_and_leave(
             "data": {"v": "1"},
         }
         await clients[host].create(CONFIGMAPS, source)
-        await eventually(lambda: _eq(value_in(m1), "1"))
+        await wait_for_async(
+            lambda: _eq(value_in(m1), "1"),
+            30,
+            f"the copy in {m1}",
+            interval=0.2,
+            ignoring=(NotFound,),
+        )
 
         # A member joins while running: it gets the copy without a restart.
         manager.add_cluster(m2, await local_env.client(m2))
-        await eventually(lambda: _eq(value_in(m2), "1"))
+        await wait_for_async(
+            lambda: _eq(value_in(m2), "1"),
+            30,
+            f"the copy in {m2}, joined at runtime",
+            interval=0.2,
+            ignoring=(NotFound,),
+        )
 
         # A member copy deleted behind our back is repaired (watching the member side).
         await clients[m2].delete(CONFIGMAPS, "shared", namespace)
-        await eventually(lambda: _eq(value_in(m2), "1"))
+        await wait_for_async(
+            lambda: _eq(value_in(m2), "1"),
+            30,
+            f"the deleted copy in {m2} repaired",
+            interval=0.2,
+            ignoring=(NotFound,),
+        )
 
         # A member leaves: it is no longer written, the others still are.
         await manager.remove_cluster(m1)
         assert m1 not in manager.cluster_names
         patch = {"data": {"v": "2"}}
         await clients[host].patch(CONFIGMAPS, "shared", patch, namespace=namespace)
-        await eventually(lambda: _eq(value_in(m2), "2"))
+        await wait_for_async(
+            lambda: _eq(value_in(m2), "2"), 30, f"v=2 in {m2}", interval=0.2, ignoring=(NotFound,)
+        )
         assert await value_in(m1) == "1"
 
         # Deleting the source removes the remaining copy.
@@ -139,7 +149,9 @@ async def test_mirror_across_clusters_with_runtime_join_and_leave(
                 return True
             return False
 
-        await eventually(gone)
+        await wait_for_async(
+            gone, 30, f"the copy in {m2} deleted", interval=0.2, ignoring=(NotFound,)
+        )
 
         assert manager.health is not None
         base = f"http://127.0.0.1:{manager.health.port}"
