@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -52,27 +53,36 @@ def apply(
 
 
 class _Poll:
-    """The deadline and the last outcome of one poll, for the message when it times out."""
+    """One poll: its pauses until the deadline, and the last outcome for the timeout message."""
 
     def __init__(
-        self, timeout: float, what: What, ignoring: tuple[type[BaseException], ...]
+        self,
+        timeout: float,
+        what: What,
+        interval: float,
+        ignoring: tuple[type[BaseException], ...],
     ) -> None:
-        self.timeout, self.what, self.ignoring = timeout, what, ignoring
+        self.timeout, self.what, self.interval, self.ignoring = timeout, what, interval, ignoring
         self.deadline = time.monotonic() + timeout
         self.last: Any = None
         self.error: BaseException | None = None
 
-    def failed(self, error: BaseException) -> None:
-        if not isinstance(error, self.ignoring):
-            raise error
-        self.last, self.error = None, error
+    def __iter__(self) -> Iterator[float]:
+        """Seconds to sleep before each try (none before the first); AssertionError at the end."""
+        yield 0
+        while (left := self.deadline - time.monotonic()) > 0:
+            yield min(self.interval, left)
+        raise self._timed_out()
 
-    def pause(self, interval: float) -> float | None:
-        """Seconds to sleep before the next try, or None when the time is up."""
-        left = self.deadline - time.monotonic()
-        return None if left <= 0 else min(interval, left)
+    @contextlib.contextmanager
+    def trying(self) -> Iterator[None]:
+        """One try: an exception of an ignored type counts as "not yet"."""
+        try:
+            yield
+        except self.ignoring as error:
+            self.last, self.error = None, error
 
-    def timed_out(self) -> AssertionError:
+    def _timed_out(self) -> AssertionError:
         what = self.what() if callable(self.what) else self.what
         seen = f"last value: {self.last!r}"
         if self.error is not None:
@@ -94,18 +104,14 @@ def wait_for(
     ``ignoring`` counts as "not yet"; any other propagates at once. On timeout the
     AssertionError names ``what`` and the last value and ignored exception seen.
     """
-    poll = _Poll(timeout, what, ignoring)
-    while True:
-        try:
-            poll.last = check()
-            if poll.last:
-                return poll.last
-        except Exception as error:
-            poll.failed(error)
-        pause = poll.pause(interval)
-        if pause is None:
-            raise poll.timed_out()
+    poll = _Poll(timeout, what, interval, ignoring)
+    for pause in poll:
         time.sleep(pause)
+        with poll.trying():
+            poll.last = check()
+        if poll.last:
+            return poll.last
+    raise AssertionError("unreachable: the poll raises when its time is up")
 
 
 async def wait_for_async(
@@ -117,16 +123,12 @@ async def wait_for_async(
     ignoring: tuple[type[BaseException], ...] = (),
 ) -> T:
     """:func:`wait_for` for the event loop: sleeps without blocking it; ``check`` may be async."""
-    poll = _Poll(timeout, what, ignoring)
-    while True:
-        try:
+    poll = _Poll(timeout, what, interval, ignoring)
+    for pause in poll:
+        await asyncio.sleep(pause)
+        with poll.trying():
             value = check()
             poll.last = await value if inspect.isawaitable(value) else value
-            if poll.last:
-                return poll.last
-        except Exception as error:
-            poll.failed(error)
-        pause = poll.pause(interval)
-        if pause is None:
-            raise poll.timed_out()
-        await asyncio.sleep(pause)
+        if poll.last:
+            return poll.last
+    raise AssertionError("unreachable: the poll raises when its time is up")

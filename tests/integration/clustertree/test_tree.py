@@ -32,6 +32,22 @@ def deployment(name: str, replicas: int, **spec: Any) -> dict[str, Any]:
     }
 
 
+def volume(name: str, path: str, namespace: str, claim: str) -> dict[str, Any]:
+    """A static hostPath PersistentVolume, bound ahead to the claim Kosmos makes in a member."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": path},
+            "storageClassName": "",
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }
+
+
 def pods(kubectl: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = get(kubectl, "pods", "-n", namespace, "-l", selector)["items"]
     return items
@@ -127,25 +143,7 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
     member = tree.member("cluster1")
     # a static volume in the member for the claim Kosmos makes there
     pv_name = f"pv-{namespace}"
-    member.run(
-        "apply",
-        "-f",
-        "-",
-        stdin=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": pv_name},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteOnce"],
-                    "hostPath": {"path": "/tmp/kosmos-test"},
-                    "storageClassName": "",
-                    "claimRef": {"namespace": namespace, "name": "data"},
-                },
-            }
-        ),
-    )
+    apply(member, volume(pv_name, "/tmp/kosmos-test", namespace, "data"))
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -262,24 +260,8 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
 def test_statefulset_with_claim_templates_runs_on_a_leaf(tree: TreeEnv, namespace: str) -> None:
     member = tree.member("cluster2")
     for i in range(2):
-        member.run(
-            "apply",
-            "-f",
-            "-",
-            stdin=json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "PersistentVolume",
-                    "metadata": {"name": f"pv-{namespace}-{i}"},
-                    "spec": {
-                        "capacity": {"storage": "1Gi"},
-                        "accessModes": ["ReadWriteOnce"],
-                        "hostPath": {"path": f"/tmp/kosmos-sts-{i}"},
-                        "storageClassName": "",
-                        "claimRef": {"namespace": namespace, "name": f"data-db-{i}"},
-                    },
-                }
-            ),
+        apply(
+            member, volume(f"pv-{namespace}-{i}", f"/tmp/kosmos-sts-{i}", namespace, f"data-db-{i}")
         )
     apply(
         tree.host,

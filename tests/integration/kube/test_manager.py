@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -78,6 +79,11 @@ def build(manager: Manager, host: str) -> Controller:
     return controller
 
 
+async def mirrored(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """The mirror converges within 30 s (a copy not made yet is NotFound)."""
+    await wait_for_async(check, 30, what, interval=0.2, ignoring=(NotFound,))
+
+
 async def test_mirror_across_clusters_with_runtime_join_and_leave(
     local_env: LocalEnv, namespace: str
 ):
@@ -101,42 +107,22 @@ async def test_mirror_across_clusters_with_runtime_join_and_leave(
             "data": {"v": "1"},
         }
         await clients[host].create(CONFIGMAPS, source)
-        await wait_for_async(
-            lambda: _eq(value_in(m1), "1"),
-            30,
-            f"the copy in {m1}",
-            interval=0.2,
-            ignoring=(NotFound,),
-        )
+        await mirrored(lambda: _eq(value_in(m1), "1"), f"the copy in {m1}")
 
         # A member joins while running: it gets the copy without a restart.
         manager.add_cluster(m2, await local_env.client(m2))
-        await wait_for_async(
-            lambda: _eq(value_in(m2), "1"),
-            30,
-            f"the copy in {m2}, joined at runtime",
-            interval=0.2,
-            ignoring=(NotFound,),
-        )
+        await mirrored(lambda: _eq(value_in(m2), "1"), f"the copy in {m2}, joined at runtime")
 
         # A member copy deleted behind our back is repaired (watching the member side).
         await clients[m2].delete(CONFIGMAPS, "shared", namespace)
-        await wait_for_async(
-            lambda: _eq(value_in(m2), "1"),
-            30,
-            f"the deleted copy in {m2} repaired",
-            interval=0.2,
-            ignoring=(NotFound,),
-        )
+        await mirrored(lambda: _eq(value_in(m2), "1"), f"the deleted copy in {m2} repaired")
 
         # A member leaves: it is no longer written, the others still are.
         await manager.remove_cluster(m1)
         assert m1 not in manager.cluster_names
         patch = {"data": {"v": "2"}}
         await clients[host].patch(CONFIGMAPS, "shared", patch, namespace=namespace)
-        await wait_for_async(
-            lambda: _eq(value_in(m2), "2"), 30, f"v=2 in {m2}", interval=0.2, ignoring=(NotFound,)
-        )
+        await mirrored(lambda: _eq(value_in(m2), "2"), f"v=2 in {m2}")
         assert await value_in(m1) == "1"
 
         # Deleting the source removes the remaining copy.
@@ -149,9 +135,7 @@ async def test_mirror_across_clusters_with_runtime_join_and_leave(
                 return True
             return False
 
-        await wait_for_async(
-            gone, 30, f"the copy in {m2} deleted", interval=0.2, ignoring=(NotFound,)
-        )
+        await mirrored(gone, f"the copy in {m2} deleted")
 
         assert manager.health is not None
         base = f"http://127.0.0.1:{manager.health.port}"
