@@ -1,6 +1,6 @@
 """Throughput and latency of ClusterLink against the kernel paths it is built from.
 
-All in one run, in network namespaces on this machine (tests/dataplane/topology.py), with
+All in one run, in network namespaces on this machine (tests/dataplane/testbed.py), with
 the real control plane driving the Kosmos rows (network-manager process, one agent process
 per node, Clusters backed by the local environment's members):
 
@@ -42,21 +42,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kosmos.local import components, environment, paths
 from kosmos.local.topology import Options
-from tests.dataplane import encryption_testbed as enc
-from tests.dataplane.testbed import Testbed, sweep_stale_testbeds, two_clusters
-from tests.dataplane.topology import ClusterSpec, NodeSpec, Topology, ns_run
+from tests.dataplane.linked import LinkedTestbed, sweep_stale_testbeds, two_clusters
+from tests.dataplane.probes import iperf3
+from tests.dataplane.testbed import ClusterSpec, NodeSpec, Topology, nat_pair, ns_run
+from tests.dataplane.tunnels import handbuilt_strongswan
 from tests.fixtures.clusters import LocalEnv
-from tests.fixtures.crds import install_crds
 from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
+from tests.support import wait_for
 
-import asyncio
 
 Probe = Callable[[], tuple[float, float]]  # -> (Mbit/s, RTT ms)
 
 
 def iperf(client_ns: str, server_ns: str, server_ip: str, seconds: float) -> float:
-    return enc.iperf3(client_ns, server_ns, server_ip, seconds)
+    return iperf3(client_ns, server_ns, server_ip, seconds)
 
 
 def rtt(client_ns: str, target: str) -> float:
@@ -95,15 +94,13 @@ def link_env() -> LinkEnv:
     clusters = environment.up(options, logging.info)
     env = LocalEnv(clusters, paths.bin_dir() / "kubectl")
     link = LinkEnv(env, components.Ports.for_base(env.plan(env.host).apiserver_port))
-    asyncio.run(install_crds(env))
-    if not link.host.ok("get", "namespace", "kosmos-system"):
-        link.host.run("create", "namespace", "kosmos-system")
+    link.install()
     sweep_stale_testbeds(link)
     link.start()
     return link
 
 
-def applied(bed: Testbed) -> None:
+def applied(bed: LinkedTestbed) -> None:
     wait_for(
         lambda: all(bed.applied(n) for n in bed.nodes()), 120, "NodeConfigs applied", interval=1
     )
@@ -129,12 +126,12 @@ def main() -> None:
     )
     tag = secrets.token_hex(2)
     gw_tag = secrets.token_hex(2)
-    p2p = Testbed(
+    p2p = LinkedTestbed(
         link,
         two_clusters(tag, nodes=2, options={"networkType": "p2p", "ipFamily": "ipv4"}),
         tag=tag,
     )
-    gateway = Testbed(
+    gateway = LinkedTestbed(
         link,
         two_clusters(
             gw_tag,
@@ -146,10 +143,12 @@ def main() -> None:
         firewall=True,
         tag=gw_tag,
     )
-    hand = enc.build()
+    hand = Topology(nat_pair(), firewall=True)
     results: dict[str, tuple[float, float]] = {}
     try:
         raw.build()
+        hand.build()
+        hand_a, hand_b = hand.nodes()
         ra, rb = raw.nodes()
         raw.raw_vxlan(ra, rb)
         for node in (ra, rb):
@@ -182,7 +181,7 @@ def main() -> None:
             gateway.topology.pod_ns(g_a1), gateway.topology.pod_ns(g_b1), g_b1.pod_ip, args.seconds
         )
         raw_vxlan = probe(raw.pod_ns(ra), raw.pod_ns(rb), rb.pod_ip, args.seconds)
-        with enc.handbuilt_strongswan(hand.a, hand.b, secrets.token_bytes(32), work):
+        with handbuilt_strongswan(hand, hand_a, hand_b, secrets.token_bytes(32), work):
             first = run_rounds(
                 {
                     "underlay": probe(
@@ -193,7 +192,7 @@ def main() -> None:
                         p2p.topology.pod_ns(a1), p2p.topology.pod_ns(b1), b1.pod_ip, args.seconds
                     ),
                     "hand-built IPsec": probe(
-                        hand.a.pods[0][0], hand.b.pods[0][0], hand.b.pods[0][1], args.seconds
+                        hand.pod_ns(hand_a), hand.pod_ns(hand_b), hand_b.pod_ip, args.seconds
                     ),
                     "Kosmos IPsec": kosmos_ipsec,
                 },
@@ -230,7 +229,7 @@ def main() -> None:
             "raw VXLAN (gateway rounds)": second["raw VXLAN"],
         }
     finally:
-        enc.destroy(hand)
+        hand.destroy()
         raw.destroy()
         for bed in (p2p, gateway):
             try:

@@ -10,42 +10,21 @@
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
-from collections.abc import Iterator
 
-import pytest
+from kosmos.api.objects import Obj, condition_of
+from tests.dataplane.linked import Layout, LinkedTestbed
+from tests.dataplane.testbed import ns_run
+from tests.support import wait_for
 
-from tests.dataplane.testbed import Testbed, two_clusters
-from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
-
-
-@pytest.fixture(scope="module")
-def bed(link_plane: LinkEnv) -> Iterator[Testbed]:
-    tag = secrets.token_hex(2)
-    bed = Testbed(
-        link_plane,
-        two_clusters(tag, nodes=1, options={"networkType": "p2p", "ipFamily": "ipv4"}),
-        tag=tag,
-    )
-    try:
-        bed.up()
-        wait_for(
-            lambda: all(bed.applied(n) for n in bed.nodes()), 90, "NodeConfigs applied", interval=1
-        )
-        yield bed
-    finally:
-        bed.down()
+BED = Layout(options={"networkType": "p2p", "ipFamily": "ipv4"}, nodes=1, echo=False)
 
 
-def _condition(obj: dict, kind: str) -> dict:  # type: ignore[type-arg]
-    return next(
-        (c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {}
-    )
+def _condition(obj: Obj, kind: str) -> Obj:
+    return condition_of(obj, kind) or {}
 
 
-def test_a_missing_bind_device_is_reported_and_the_rest_still_applies(bed: Testbed) -> None:
+def test_a_missing_bind_device_is_reported_and_the_rest_still_applies(bed: LinkedTestbed) -> None:
     a1 = bed.nodes()[0]
     cluster = bed.clusters[0].spec.name
     bed.link.patch_link(
@@ -63,12 +42,7 @@ def test_a_missing_bind_device_is_reported_and_the_rest_still_applies(bed: Testb
         assert "bind device 'eth9' does not exist" in cond["message"], cond
         assert "the rest is in effect" in cond["message"]
         ns = bed.topology.node_ns(a1)
-        chains = subprocess.run(
-            ["ip", "netns", "exec", ns, "iptables-save", "-t", "filter"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        chains = ns_run(ns, "iptables-save", "-t", "filter")
         assert "KOSMOS-FORWARD" in chains  # the rest of the NodeConfig is applied
     finally:
         bed.link.patch_link(cluster, {"nicNodeNames": None})
@@ -77,7 +51,9 @@ def test_a_missing_bind_device_is_reported_and_the_rest_still_applies(bed: Testb
     )
 
 
-def test_overlapping_pod_cidrs_are_routed_nowhere_and_both_clusters_say_why(bed: Testbed) -> None:
+def test_overlapping_pod_cidrs_are_routed_nowhere_and_both_clusters_say_why(
+    bed: LinkedTestbed,
+) -> None:
     a, b = (c.spec.name for c in bed.clusters)
     a1, _b1 = bed.nodes()
     bed.link.patch_link(b, {"clusterPodCIDRs": ["10.51.0.0/16"]})  # b now claims a's CIDR
@@ -106,7 +82,7 @@ def test_overlapping_pod_cidrs_are_routed_nowhere_and_both_clusters_say_why(bed:
     )
 
 
-def test_an_invalid_global_cidr_map_is_refused_by_the_api(bed: Testbed) -> None:
+def test_an_invalid_global_cidr_map_is_refused_by_the_api(bed: LinkedTestbed) -> None:
     name = bed.clusters[0].spec.name
     body = {"spec": {"clusterLinkOptions": {"globalCIDRsMap": {"10.51.0.0/16": "10.201.0.0/24"}}}}
     out = subprocess.run(

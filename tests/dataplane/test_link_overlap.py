@@ -9,58 +9,37 @@ reply goes back to the right cluster.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
 import pytest
 
-from tests.dataplane.testbed import Testbed, global_ip, two_clusters
-from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
+from tests.dataplane.linked import Layout, LinkedTestbed, global_ip
+
+BED = Layout(options={"networkType": "p2p"}, overlap=True)
 
 
-@pytest.fixture(scope="module")
-def overlap(link_plane: LinkEnv) -> Iterator[Testbed]:
-    tag = secrets.token_hex(2)
-    bed = Testbed(
-        link_plane, two_clusters(tag, overlap=True, options={"networkType": "p2p"}), tag=tag
-    )
-    try:
-        bed.up()
-        for node in bed.nodes():
-            bed.echo(node)
-        wait_for(
-            lambda: all(bed.applied(n) for n in bed.nodes()), 90, "NodeConfigs applied", interval=1
-        )
-        yield bed
-    finally:
-        bed.down()
-
-
-def test_both_clusters_really_use_the_same_pod_addresses(overlap: Testbed) -> None:
-    a1, _a2, b1, _b2 = overlap.nodes()
+def test_both_clusters_really_use_the_same_pod_addresses(bed: LinkedTestbed) -> None:
+    a1, _a2, b1, _b2 = bed.nodes()
     assert a1.pod_ip == b1.pod_ip and a1.pod_ip6 == b1.pod_ip6
 
 
 @pytest.mark.parametrize("family", [4, 6])
 def test_pods_reach_the_other_cluster_through_its_global_cidr(
-    overlap: Testbed, family: int
+    bed: LinkedTestbed, family: int
 ) -> None:
-    nodes = overlap.nodes()
-    index = {c.spec.name: c.spec.index for c in overlap.clusters}
+    nodes = bed.nodes()
+    index = {c.spec.name: c.spec.index for c in bed.clusters}
     pairs = [
         (src, global_ip(dst.pod_ip if family == 4 else dst.pod_ip6, index[dst.cluster]))
         for src in nodes
         for dst in nodes
         if src.cluster != dst.cluster
     ]
-    overlap.wait_reachable(pairs)
+    bed.wait_reachable(pairs)
     for src, dst in pairs:
-        assert overlap.topology.tcp(src, dst, 7000), f"TCP {src.name} -> {dst}"
+        assert bed.topology.tcp(src, dst, 7000), f"TCP {src.name} -> {dst}"
 
 
-def test_the_plan_routes_global_cidrs_only(overlap: Testbed) -> None:
-    spec = (overlap.nodeconfig(overlap.nodes()[0]) or {})["spec"]
+def test_the_plan_routes_global_cidrs_only(bed: LinkedTestbed) -> None:
+    spec = (bed.nodeconfig(bed.nodes()[0]) or {})["spec"]
     routed = {r["cidr"] for r in spec["routes"]}
     assert routed and all(c.startswith(("10.202.", "fd9a:2:", "10.112.")) for c in routed), routed
     rules = [r["rule"] for r in spec["iptables"]]

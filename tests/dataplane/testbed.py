@@ -1,403 +1,390 @@
-"""The real ClusterLink control plane driving a namespace topology (``topology.Topology``).
+"""The testbed of the dataplane tier: network namespaces as the nodes and pods of clusters.
 
-For each testbed cluster a Cluster is joined to the host with ``kosmosctl join cluster
---enable-link`` -- backed by a real member apiserver of the local environment -- and each
-testbed node is a Node in that member (kwok keeps it Ready). From there everything is the
-product: the network-manager discovers CIDRs, mirrors the nodes into ClusterNodes and plans
-NodeConfigs; one real ``kosmos agent`` process per node namespace reports its NIC, competes
-for the gateway role and programs its namespace.
+    pod ns ──veth── node ns ──veth── router ns (one bridge per cluster subnet) ── other clusters
+
+* every cluster has its own underlay subnet (IPv4 192.168.<10i>.0/24, IPv6 fd00:<10i>::/64)
+  on a bridge in the router, which routes between the subnets;
+* each node has a pod namespace behind it for its pod CIDRs (IPv4 and IPv6, the pod at
+  ``.10``, the node at ``.1``), and one more IPv4-only pod for each extra pod CIDR; it routes
+  to the other nodes' pods of its own cluster over the underlay, as a host-gw CNI would;
+* nodes with an elastic IP are reached through the router's 1:1 NAT on that address, the
+  way a cloud maps a public IP onto a private one;
+* ``firewall``: the router forwards between cluster subnets only flows addressed to elastic
+  IPs (and their replies), so nodes without one cannot reach another cluster's underlay.
+
+Every namespace name starts with :data:`PREFIX`, which carries this process's pid: two runs
+never share a name, and :func:`sweep` removes only what a run that is gone left behind.
+``destroy`` kills what still runs inside and removes the namespaces, even after a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-import itertools
-import json
 import os
+import re
+import secrets
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from tests.dataplane.topology import ClusterSpec, NodeSpec, Topology, ip, ns_run
-from tests.fixtures.link import LinkEnv, join, unjoin
-from tests.fixtures.tree import wait_for
+#: The start of every namespace name this process makes: ``kt-<pid in hex>-``.
+PREFIX = f"kt-{os.getpid():x}-"
+_OURS = re.compile(r"kt-([0-9a-f]+)-")
 
-TESTBED_LABEL = "kosmos.io/testbed"
-#: Fast elections and repairs so failover and drift repair are measurable in a test run.
-AGENT_FLAGS = (
-    "--repair-period",
-    "2",
-    "--gateway-lease-duration",
-    "1",
-    "--gateway-renew-deadline",
-    "0.8",
-    "--gateway-retry-period",
-    "0.2",
-    "--ipsec-backend",
-    "libipsec",
-)
+
+def run(*argv: str, check: bool = True, input: str | None = None, timeout: float = 60) -> str:
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=False, input=input, timeout=timeout
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(
+            f"`{' '.join(argv)}` failed ({out.returncode}): {out.stdout}{out.stderr.strip()}"
+        )
+    return out.stdout
+
+
+def ns_run(ns: str, *argv: str, check: bool = True, input: str | None = None) -> str:
+    return run("ip", "netns", "exec", ns, *argv, check=check, input=input)
+
+
+def ns_ok(ns: str, *argv: str) -> bool:
+    """Whether the command, run in the namespace, succeeds (a probe: failing is an answer)."""
+    argv = ("ip", "netns", "exec", ns, *argv)
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+
+def ip(ns: str, *args: str) -> str:
+    return run("ip", "-n", ns, *args)
+
+
+def processes(ns: str) -> list[int]:
+    return [int(pid) for pid in run("ip", "netns", "pids", ns, check=False).split()]
+
+
+def remove(ns: str) -> None:
+    """Kill every process still inside the namespace (by pid), then delete it."""
+    for pid in processes(ns):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    run("ip", "netns", "del", ns, check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def sweep() -> list[str]:
+    """Remove the namespaces of testbed runs whose process is gone; returns their names."""
+    stale = []
+    for line in run("ip", "netns", "list", check=False).splitlines():
+        ns = line.split()[0] if line.split() else ""
+        owner = _OURS.match(ns)
+        if owner and not _alive(int(owner.group(1), 16)):
+            remove(ns)
+            stale.append(ns)
+    return stale
 
 
 @dataclass
-class LinkedCluster:
-    spec: ClusterSpec
-    member: str  # the local environment's member cluster that backs it
-    options: dict[str, Any] = field(default_factory=dict)  # extra clusterLinkOptions
+class NodeSpec:
+    cluster: str
+    name: str  # the member Node name
+    index: int  # 1-based within the cluster
+    pod_cidr: str  # IPv4 /24
+    pod_cidr6: str  # IPv6 /64
+    elastic_ip: str = ""
+    extra_pod_cidrs: tuple[str, ...] = ()  # IPv4 /24s of more pods behind the node
+
+    @property
+    def pod_ip(self) -> str:
+        return str(ipaddress.ip_network(self.pod_cidr)[10])
+
+    @property
+    def pod_ip6(self) -> str:
+        return str(ipaddress.ip_network(self.pod_cidr6)[10])
+
+    @property
+    def pod_gw(self) -> str:
+        return str(ipaddress.ip_network(self.pod_cidr)[1])
+
+    @property
+    def pod_gw6(self) -> str:
+        return str(ipaddress.ip_network(self.pod_cidr6)[1])
 
 
-def node_manifest(node: NodeSpec, tag: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": node.name,
-            "labels": {
-                "kwok.x-k8s.io/node": "fake",
-                "kubernetes.io/hostname": node.name,
-                TESTBED_LABEL: tag,
-            },
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-        },
-        "spec": {
-            "podCIDR": node.pod_cidr,
-            "podCIDRs": [node.pod_cidr, node.pod_cidr6],
-            "taints": [{"key": TESTBED_LABEL, "value": tag, "effect": "NoSchedule"}],
-        },
-        "status": {
-            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-            "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-        },
-    }
+@dataclass
+class ClusterSpec:
+    name: str
+    index: int  # 1-based; picks the underlay subnet
+    nodes: list[NodeSpec] = field(default_factory=list)
+
+    def underlay(self, node: NodeSpec) -> tuple[str, str]:
+        return (
+            f"192.168.{10 * self.index}.{10 + node.index}",
+            f"fd00:{10 * self.index}::{10 + node.index}",
+        )
 
 
-def two_clusters(
-    tag: str,
-    *,
-    nodes: int = 2,
-    overlap: bool = False,
-    elastic: int = 0,
-    options: dict[str, Any] | None = None,
-    base: int = 50,
-) -> list[LinkedCluster]:
-    """Clusters ``tb<tag>a`` (backed by cluster1) and ``tb<tag>b`` (cluster2).
+def nat_pair() -> list[ClusterSpec]:
+    """Two one-node clusters, ``a`` and ``b``, behind 1:1 NAT (build it with ``firewall``).
 
-    Pod CIDRs 10.51.0.0/16 + fd51::/48 and 10.52.0.0/16 + fd52::/48 (``base`` + 1 and + 2:
-    testbeds that live at the same time need different ones, since one host plans all of
-    their Clusters together) -- or, with ``overlap``,
-    10.99.0.0/16 + fd99::/48 in both, mapped to global CIDRs 10.201/16 + fd9a:1::/48 and
-    10.202/16 + fd9a:2::/48. The first ``elastic`` nodes of each cluster get an elastic IP.
+        pod a 10.11.1.10                                             pod b  10.12.1.10
+            |                                                        pod b2 10.12.2.10
+        node a 192.168.10.11 --- router (1:1 NAT, forwards EIPs) --- node b 192.168.20.11
+            EIP 203.0.113.11                                         EIP 203.0.113.21
+
+    The nodes reach each other through the elastic IPs only, as on a cloud: the layout of a
+    tunnel between two gateways. Pods are dual-stack (fd11:1::/64, fd12:1::/64) but for b2.
     """
-    clusters = []
-    for index, member in ((1, "cluster1"), (2, "cluster2")):
-        name = f"tb{tag}{'ab'[index - 1]}"
-        v4, v6 = (10, 99) if overlap else (10, base + index)
-        specs = [
-            NodeSpec(
-                name,
-                f"tb{tag}-{'ab'[index - 1]}{i}",
-                i,
-                f"{v4}.{v6}.{i}.0/24",
-                f"fd{v6}:0:0:{i}::/64",
-                elastic_ip=f"203.0.113.{10 * index + i}" if i <= elastic else "",
-            )
-            for i in range(1, nodes + 1)
-        ]
-        link_options: dict[str, Any] = {
-            "clusterPodCIDRs": [f"{v4}.{v6}.0.0/16", f"fd{v6}::/48"],
-            **(options or {}),
-        }
-        if overlap:
-            link_options["globalCIDRsMap"] = {
-                f"{v4}.{v6}.0.0/16": f"10.{200 + index}.0.0/16",
-                f"fd{v6}::/48": f"fd9a:{index}::/48",
-            }
-        if elastic:
-            link_options["nodeElasticIPMap"] = {n.name: n.elastic_ip for n in specs if n.elastic_ip}
-        clusters.append(LinkedCluster(ClusterSpec(name, index, specs), member, link_options))
-    return clusters
+    a = NodeSpec("a", "a", 1, "10.11.1.0/24", "fd11:1::/64", "203.0.113.11")
+    b = NodeSpec("b", "b", 1, "10.12.1.0/24", "fd12:1::/64", "203.0.113.21", ("10.12.2.0/24",))
+    return [ClusterSpec("a", 1, [a]), ClusterSpec("b", 2, [b])]
 
 
-def global_ip(address: str, index: int) -> str:
-    """The global address of ``address`` in testbed cluster ``index`` (overlap scenario)."""
-    ip = ipaddress.ip_address(address)
-    real, glob = (
-        ("fd99::/48", f"fd9a:{index}::/48")
-        if ip.version == 6
-        else ("10.99.0.0/16", f"10.{200 + index}.0.0/16")
-    )
-    offset = int(ip) - int(ipaddress.ip_network(real).network_address)
-    return str(ipaddress.ip_address(int(ipaddress.ip_network(glob).network_address) + offset))
-
-
-class Testbed:
-    __test__ = False  # not a test class, whatever pytest thinks of the name
-
+class Topology:
     def __init__(
         self,
-        link: LinkEnv,
-        clusters: list[LinkedCluster],
+        clusters: list[ClusterSpec],
         *,
         firewall: bool = False,
         tag: str | None = None,
+        pod_mtu: int = 1450,
     ) -> None:
-        self.link = link
         self.clusters = clusters
-        self.topology = Topology([c.spec for c in clusters], firewall=firewall, tag=tag)
-        self.agents: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs = (
-            Path(os.environ.get("KOSMOS_TESTBED_LOGS", "/tmp"))
-            / f"kosmos-testbed-{self.topology.tag}"
-        )
-        self.servers: list[subprocess.Popen[bytes]] = []
+        self.pod_mtu = pod_mtu  # what a CNI sets when pod traffic may leave through VXLAN
+        self.firewall = firewall
+        self.tag = tag or secrets.token_hex(2)
+        self.prefix = f"{PREFIX}{self.tag}-"
+        self.router = f"{self.prefix}r"
+        self.created: list[str] = []
 
-    # --- lifecycle -------------------------------------------------------------------------
+    def node_ns(self, node: NodeSpec) -> str:
+        return f"{self.prefix}{self.cluster(node.cluster).index}{node.index}"
 
-    def up(self) -> None:
-        self.topology.build()
-        self.logs.mkdir(parents=True, exist_ok=True)
-        for cluster in self.clusters:
-            self._join(cluster)
-        for cluster in self.clusters:
-            for node in cluster.spec.nodes:
-                self.start_agent(node)
-        self.check_agents()
+    def pod_ns(self, node: NodeSpec, pod: int = 0) -> str:
+        """The namespace of the node's first pod, or of the one on ``extra_pod_cidrs[pod-1]``."""
+        return self.node_ns(node) + ("p" if pod == 0 else f"p{pod + 1}")
 
-    def check_agents(self) -> None:
-        """Fail at once, with its log, when an agent process died."""
-        for name, process in self.agents.items():
-            if process.poll() is not None:
-                log = (self.logs / f"agent-{name}.log").read_text(errors="replace")[-3000:]
-                raise AssertionError(f"agent {name} exited ({process.returncode}):\n{log}")
-
-    def down(self) -> None:
-        if os.environ.get("KOSMOS_TESTBED_KEEP") == "1":  # leave it all for a post-mortem
-            return
-        for server in self.servers:
-            server.kill()
-        for cluster in self.clusters:
-            self.leave(cluster.spec.name)
-        for name in list(self.agents):
-            self.stop_agent(name)
-        for cluster in self.clusters:
-            self.link.member(cluster.member).run(
-                "delete", "nodes", "-l", f"{TESTBED_LABEL}={self.topology.tag}", "--wait=false"
-            )
-        self.topology.destroy()
-
-    def leave(self, name: str) -> None:
-        """Unjoin a testbed cluster (idempotent); its NodeConfigs go first, so agents clean up."""
-        if self.link.host.ok("get", "cluster", name):
-            unjoin(self.link, name)
-
-    def leftovers(self, node: NodeSpec) -> list[str]:
-        """What an agent made that is still in ``node``'s namespace."""
-        ns = self.topology.node_ns(node)
-        found = [
-            line.split()[0] for line in ip(ns, "-br", "link").splitlines() if line.startswith("vx-")
-        ]
-        found += [
-            f"rule: {line}"
-            for line in ip(ns, "rule").splitlines() + ip(ns, "-6", "rule").splitlines()
-            if "lookup 200" in line
-        ]
-        for save in ("iptables-save", "ip6tables-save"):
-            found += [
-                f"{save}: {line}" for line in ns_run(ns, save).splitlines() if "KOSMOS" in line
-            ]
-        found += [
-            f"ipset {line}"
-            for line in ns_run(ns, "ipset", "list", "-n").split()
-            if line.startswith("kosmos")
-        ]
-        return found
-
-    def _join(self, cluster: LinkedCluster) -> None:
-        member = self.link.member(cluster.member)
-        for node in cluster.spec.nodes:
-            member.run(
-                "apply",
-                "--server-side",
-                "-f",
-                "-",
-                stdin=json.dumps(node_manifest(node, self.topology.tag)),
-            )
-        join(
-            self.link,
-            cluster.spec.name,
-            "--network-type",
-            cluster.options.pop("networkType", "p2p"),
-            kubeconfig_of=cluster.member,
-        )
-        if cluster.options:
-            self.link.patch_link(cluster.spec.name, cluster.options)
-
-    def clusternode(self, node: NodeSpec) -> str:
-        return f"{node.cluster}-{node.name}"
-
-    def start_agent(self, node: NodeSpec, *extra: str) -> None:
-        log = (self.logs / f"agent-{node.name}.log").open("ab")
-        command = [
-            sys.executable,
-            "-m",
-            "kosmos.launcher",
-            "agent",
-            "--kubeconfig",
-            str(self.link.env.kubeconfig(self.link.env.host)),
-            "--cluster",
-            node.cluster,
-            "--node",
-            node.name,
-            "--netns",
-            self.topology.node_ns(node),
-            "--run-dir",
-            str(self.logs / f"run-{node.name}"),
-            *AGENT_FLAGS,
-            *extra,
-        ]
-        self.agents[node.name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-    def stop_agent(self, name: str, *, kill: bool = False) -> None:
-        process = self.agents.pop(name, None)
-        if process is None:
-            return
-        if kill:
-            process.kill()
-        else:
-            process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-    # --- observation -------------------------------------------------------------------
-
-    def nodeconfig(self, node: NodeSpec) -> dict[str, Any] | None:
-        host = self.link.host
-        name = self.clusternode(node)
-        if not host.ok("get", "nodeconfig", name):
-            return None
-        result: dict[str, Any] = json.loads(host.run("get", "nodeconfig", name, "-o", "json"))
-        return result
-
-    def applied(self, node: NodeSpec) -> bool:
-        self.check_agents()
-        config = self.nodeconfig(node)
-        if not config:
-            return False
-        generation = config["metadata"].get("generation")
-        for cond in (config.get("status") or {}).get("conditions") or []:
-            if cond["type"] == "Applied":
-                return cond["status"] == "True" and cond.get("observedGeneration") == generation
-        return False
-
-    def gateway(self, cluster: str) -> str | None:
-        items = json.loads(
-            self.link.host.run(
-                "get", "clusternodes", "-l", f"kosmos.io/cluster={cluster}", "-o", "json"
-            )
-        )["items"]
-        for item in items:
-            if "gateway" in (item["spec"].get("roles") or []):
-                return str(item["spec"]["nodeName"])
-        return None
-
-    def wait_reachable(self, pairs: Iterable[tuple[NodeSpec, str]], timeout: float = 90) -> None:
-        pending = list(pairs)
-
-        def all_reach() -> bool:
-            nonlocal pending
-            pending = [
-                (src, dst) for src, dst in pending if not self.topology.ping(src, dst, count=1)
-            ]
-            return not pending
-
-        wait_for(
-            all_reach,
-            timeout,
-            f"pods to reach each other (still failing: {[(s.name, d) for s, d in pending]})",
-            interval=1,
-        )
-
-    def echo(self, node: NodeSpec, port: int = 7000) -> None:
-        self.servers.append(self.topology.echo_server(node, port))
+    def cluster(self, name: str) -> ClusterSpec:
+        return next(c for c in self.clusters if c.name == name)
 
     def nodes(self) -> list[NodeSpec]:
-        return self.topology.nodes()
+        return [n for c in self.clusters for n in c.nodes]
 
+    def underlay(self, node: NodeSpec) -> tuple[str, str]:
+        return self.cluster(node.cluster).underlay(node)
 
-class ContinuousPing:
-    """``ping -D`` at 20 packets/s from a pod; the longest silence between replies is the gap."""
+    # --- build / destroy -------------------------------------------------------------------
 
-    def __init__(self, topology: Topology, src: NodeSpec, dst: str, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.process = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                topology.pod_ns(src),
-                "ping",
-                "-D",
-                "-n",
-                "-i",
-                str(interval),
-                "-W",
-                "1",
-                dst,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+    def build(self) -> None:
+        try:
+            self._netns(self.router)
+            for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+                ns_run(self.router, "sysctl", "-q", "-w", key)
+            for cluster in self.clusters:
+                self._cluster(cluster)
+            for cluster in self.clusters:
+                for node in cluster.nodes:
+                    self._cni_routes(cluster, node)
+            self._nat_and_firewall()
+            self._offloads()
+        except BaseException:
+            self.destroy()
+            raise
 
-    def stop(self) -> list[float]:
-        self.process.terminate()
-        out, _ = self.process.communicate(timeout=10)
-        return [
-            float(line[1 : line.index("]")])
-            for line in out.splitlines()
-            if line.startswith("[") and "bytes from" in line
+    def destroy(self) -> None:
+        for ns in reversed(self.created):
+            remove(ns)
+        self.created.clear()
+
+    def _netns(self, name: str) -> None:
+        run("ip", "netns", "add", name)
+        self.created.append(name)
+        ip(name, "link", "set", "lo", "up")
+        # No duplicate address detection: link-local addresses (and their local routes) are
+        # there at once, so a snapshot taken now equals one taken seconds later.
+        ns_run(name, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0")
+
+    def _cluster(self, cluster: ClusterSpec) -> None:
+        bridge = f"br{cluster.index}"
+        ip(self.router, "link", "add", bridge, "type", "bridge")
+        ip(self.router, "addr", "add", f"192.168.{10 * cluster.index}.1/24", "dev", bridge)
+        ip(self.router, "addr", "add", f"fd00:{10 * cluster.index}::1/64", "dev", bridge, "nodad")
+        ip(self.router, "link", "set", bridge, "up")
+        for node in cluster.nodes:
+            self._node(cluster, node, bridge)
+
+    def _node(self, cluster: ClusterSpec, node: NodeSpec, bridge: str) -> None:
+        ns = self.node_ns(node)
+        self._netns(ns)
+        port = f"v{cluster.index}{node.index}"
+        ip(ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", self.router)
+        ip(self.router, "link", "set", port, "master", bridge, "up")
+        v4, v6 = cluster.underlay(node)
+        ip(ns, "addr", "add", f"{v4}/24", "dev", "eth0")
+        ip(ns, "addr", "add", f"{v6}/64", "dev", "eth0", "nodad")
+        ip(ns, "link", "set", "eth0", "up")
+        ip(ns, "route", "add", "default", "via", f"192.168.{10 * cluster.index}.1")
+        ip(ns, "-6", "route", "add", "default", "via", f"fd00:{10 * cluster.index}::1")
+        for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+            ns_run(ns, "sysctl", "-q", "-w", key)
+        self._pod(node, 0, node.pod_cidr, node.pod_cidr6)
+        for pod, cidr in enumerate(node.extra_pod_cidrs, start=1):
+            self._pod(node, pod, cidr, None)
+
+    def _pod(self, node: NodeSpec, pod: int, cidr: str, cidr6: str | None) -> None:
+        """A pod namespace behind the node: ``p<pod>`` in the node, ``eth0`` in the pod."""
+        ns, pod_ns, dev = self.node_ns(node), self.pod_ns(node, pod), f"p{pod}"
+        self._netns(pod_ns)
+        mtu = str(self.pod_mtu)
+        ip(ns, "link", "add", dev, "mtu", mtu, "type", "veth", "peer", "name", "eth0",
+           "mtu", mtu, "netns", pod_ns)  # fmt: skip
+        families = [(cidr, ())] + ([(cidr6, ("nodad",))] if cidr6 else [])
+        for net, nodad in families:
+            network = ipaddress.ip_network(net)
+            ip(ns, "addr", "add", f"{network[1]}/{network.prefixlen}", "dev", dev, *nodad)
+            ip(pod_ns, "addr", "add", f"{network[10]}/{network.prefixlen}", "dev", "eth0", *nodad)
+        ip(ns, "link", "set", dev, "up")
+        ip(pod_ns, "link", "set", "eth0", "up")
+        ip(pod_ns, "route", "add", "default", "via", str(ipaddress.ip_network(cidr)[1]))
+        if cidr6:
+            ip(pod_ns, "-6", "route", "add", "default", "via", str(ipaddress.ip_network(cidr6)[1]))
+
+    def _offloads(self) -> None:
+        """GRO on every veth, as physical NICs have it (veth only aggregates when asked).
+
+        Without it each forwarding hop handles single MTU-sized packets, which on a 2-core
+        machine caps multi-hop paths (gateway mode) far below what the kernel path can do.
+        """
+        for ns in self.created:
+            for line in ip(ns, "-br", "link").splitlines():
+                dev = line.split()[0].split("@")[0]
+                if dev != "lo" and not dev.startswith(("br", "vx")):
+                    ns_run(ns, "ethtool", "-K", dev, "gro", "on", "rx-udp-gro-forwarding", "on",
+                           check=False)  # fmt: skip
+
+    def _cni_routes(self, cluster: ClusterSpec, node: NodeSpec) -> None:
+        for other in cluster.nodes:
+            if other is node:
+                continue
+            v4, v6 = cluster.underlay(other)
+            ip(self.node_ns(node), "route", "add", other.pod_cidr, "via", v4)
+            ip(self.node_ns(node), "-6", "route", "add", other.pod_cidr6, "via", v6)
+
+    def _nat_and_firewall(self) -> None:
+        rules = ["*nat"]
+        for node in self.nodes():
+            if node.elastic_ip:
+                private = self.underlay(node)[0]
+                rules.append(
+                    f"-A PREROUTING -d {node.elastic_ip} -j DNAT --to-destination {private}"
+                )
+                bridge = f"br{self.cluster(node.cluster).index}"
+                snat = f"-j SNAT --to-source {node.elastic_ip}"
+                rules.append(f"-A POSTROUTING -s {private} ! -o {bridge} {snat}")
+        rules += ["COMMIT", "*filter"]
+        drops = [
+            f"-A FORWARD -i br{a.index} -o br{b.index} -j DROP"
+            for a in self.clusters
+            for b in self.clusters
+            if a is not b and self.firewall
         ]
-
-    def gap(self, replies: list[float]) -> float:
-        """The longest time without a reply, minus the send interval (0 when none was lost)."""
-        if len(replies) < 2:
-            return float("inf")
-        return max(0.0, max(b - a for a, b in itertools.pairwise(replies)) - self.interval)
-
-
-def sweep_stale_testbeds(link: LinkEnv) -> None:
-    """Remove what an interrupted run left: testbed Clusters, member Nodes, namespaces."""
-    items = json.loads(link.host.run("get", "clusters", "-o", "json")).get("items", [])
-    for item in items:
-        name = item["metadata"]["name"]
-        if name.startswith("tb") and len(name) == 7:  # tb<4 hex><a|b>
-            link.host.run("delete", "cluster", name, "--wait=false")
-            agent = f"kosmos-agent-{name}"  # what its join made for its agents in the host
-            link.host.run("delete", "clusterrolebinding", agent, "--ignore-not-found")
-            link.host.run(
-                "delete",
-                "serviceaccount,secret,role,rolebinding",
-                "-n",
-                "kosmos-system",
-                "-l",
-                f"kosmos.io/cluster={name},app.kubernetes.io/name=kosmos-agent",
-                "--ignore-not-found",
+        if self.firewall:
+            rules.append("-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED,DNAT -j ACCEPT")
+        rules += [*drops, "COMMIT"]
+        ns_run(self.router, "iptables-restore", input="\n".join(rules) + "\n")
+        if self.firewall:
+            ns_run(
+                self.router,
+                "ip6tables-restore",
+                input="\n".join(["*filter", *drops, "COMMIT"]) + "\n",
             )
-    for member in link.env.members:
-        link.member(member).run("delete", "nodes", "-l", TESTBED_LABEL, "--wait=false")
-    for line in subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True, check=False
-    ).stdout.splitlines():
-        ns = line.split()[0] if line.split() else ""
-        if ns.startswith("kt") and "-" in ns and len(ns.split("-")[0]) == 6:  # kt<4 hex>-...
-            for pid in subprocess.run(
-                ["ip", "netns", "pids", ns], capture_output=True, text=True, check=False
-            ).stdout.split():
-                subprocess.run(["kill", "-9", pid], check=False)
-            subprocess.run(["ip", "netns", "del", ns], check=False)
+
+    def raw_vxlan(self, a: NodeSpec, b: NodeSpec, *, vni: int = 99, port: int = 4999) -> None:
+        """A hand-built VXLAN between two nodes carrying their pods' traffic (the baseline).
+
+        What ClusterLink's p2p plan does for a pair, by hand: one device per node, a static
+        FDB and ARP entry for the peer, an onlink route to the peer's pod CIDR.
+        """
+        ends = {
+            a.name: (a, b, "172.31.0.1", "02:00:00:00:99:01"),
+            b.name: (b, a, "172.31.0.2", "02:00:00:00:99:02"),
+        }
+        for me, peer, address, mac in ends.values():
+            ns = self.node_ns(me)
+            ip(ns, "link", "add", "vx-raw", "address", mac, "mtu", "1450", "type", "vxlan",
+               "id", str(vni), "local", self.underlay(me)[0], "dev", "eth0",
+               "dstport", str(port), "nolearning", "noudpcsum")  # fmt: skip
+            ip(ns, "addr", "add", f"{address}/24", "dev", "vx-raw")
+            ip(ns, "link", "set", "vx-raw", "up")
+            _, _, peer_address, peer_mac = ends[peer.name]
+            run("bridge", "-n", ns, "fdb", "append", peer_mac, "dev", "vx-raw",
+                "dst", self.underlay(peer)[0])  # fmt: skip
+            ip(ns, "neigh", "replace", peer_address, "lladdr", peer_mac, "dev", "vx-raw",
+               "nud", "permanent")  # fmt: skip
+            ip(ns, "route", "replace", peer.pod_cidr, "via", peer_address, "dev", "vx-raw",
+               "onlink")  # fmt: skip
+
+    # --- probes from a node's pod ------------------------------------------------------------
+
+    def ping(self, src: NodeSpec, dst: str, *, count: int = 2, timeout: float = 1.0) -> bool:
+        return ping(self.pod_ns(src), dst, count=count, timeout=timeout, deadline=None)
+
+    def tcp(self, src: NodeSpec, dst: str, port: int, *, timeout: float = 2.0) -> bool:
+        return tcp(self.pod_ns(src), dst, port, timeout=timeout)
+
+    def echo_server(self, node: NodeSpec, port: int) -> subprocess.Popen[bytes]:
+        return echo_server(self.pod_ns(node), port)
+
+
+#: What the ``testbed`` fixture gives a test: ``Topology(clusters, **options)``, built.
+Build = Callable[..., Topology]
+
+
+def ping(
+    ns: str, dst: str, *, count: int = 2, timeout: float = 1.0, deadline: float | None = 5
+) -> bool:
+    """``count`` echo replies within ``deadline`` s (pings resent until then); with no
+    ``deadline``, ``count`` pings 0.2 s apart of which at least one is answered."""
+    argv = ["ping", "-c", str(count), "-W", str(timeout), "-i", "0.2", dst]
+    if deadline is not None:
+        argv[-1:-1] = ["-w", str(deadline)]
+    return ns_ok(ns, *argv)
+
+
+def tcp(ns: str, dst: str, port: int, *, timeout: float = 2.0) -> bool:
+    """A TCP connection to an echo server (:func:`echo_server`) that answers."""
+    code = (
+        "import socket,sys\n"
+        f"s=socket.create_connection(({dst!r},{port}),timeout={timeout})\n"
+        "s.sendall(b'ping\\n'); sys.exit(0 if s.recv(16) else 1)\n"
+    )
+    return ns_ok(ns, sys.executable, "-c", code)
+
+
+_ECHO_SERVER = """
+import socket, threading
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", {port})); s.listen(64)
+def serve(c):
+    with c:
+        d = c.recv(64)
+        c.sendall(d or b"x")
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+def echo_server(ns: str, port: int) -> subprocess.Popen[bytes]:
+    """A TCP echo server on both families in the namespace (kill it when done)."""
+    code = _ECHO_SERVER.format(port=port)
+    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code])

@@ -8,7 +8,6 @@ environment other tiers use (16400+). Every e2e file shares it; the test that ta
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,9 +15,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from kosmos.local.kubectl import Kubectl
 
 KOSMOSCTL = str(Path(sys.executable).parent / "kosmosctl")
 PORT_BASE = 17500
@@ -65,6 +65,14 @@ def exports(stdout: str) -> dict[str, str]:
     )
 
 
+@dataclass(frozen=True)
+class ContextKubectl(Kubectl):
+    """Kubectl on one context of a kubeconfig that holds every cluster."""
+
+    def run(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
+        return super().run("--context", self.cluster, *args, stdin=stdin, timeout=timeout)
+
+
 @dataclass
 class E2EEnv:
     env: dict[str, str]
@@ -83,14 +91,9 @@ class E2EEnv:
     def kosmosctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return kosmosctl(self.env, *args, check=check)
 
-    def kubectl(self, *args: str, context: str = "host") -> str:
-        argv = [self.kubectl_binary, "--kubeconfig", self.kubeconfig, "--context", context]
-        return subprocess.run(
-            [*argv, *args], capture_output=True, text=True, check=True, timeout=60
-        ).stdout
-
-    def json(self, *args: str, context: str = "host") -> Any:
-        return json.loads(self.kubectl(*args, "-o", "json", context=context))
+    def kubectl(self, context: str = "host") -> Kubectl:
+        """kubectl on one context of the kubeconfig ``local up`` exported."""
+        return ContextKubectl(Path(self.kubectl_binary), Path(self.kubeconfig), context)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from pathlib import Path
 from kosmos.local import procs
 from kosmos.local.topology import PORTS_PER_CLUSTER
 from tests.e2e.conftest import PORT_BASE, UP_ARGS, E2EEnv, kosmosctl
+from tests.support import get
 
 #: Where the bad-option tests point: nothing may ever start there.
 SPARE_PORT_BASE = 17400
@@ -23,7 +24,7 @@ SPARE_PORT_BASE = 17400
 
 def test_up_exports_a_kubeconfig_in_its_own_state_dir(e2e_env: E2EEnv):
     assert e2e_env.kubeconfig.startswith(str(e2e_env.state))
-    nodes = e2e_env.kubectl("get", "nodes", "-o", "name", context="cluster1").split()
+    nodes = e2e_env.kubectl("cluster1").run("get", "nodes", "-o", "name").split()
     assert nodes == [f"node/cluster1-node{i}" for i in (1, 2, 3)]
 
 
@@ -51,10 +52,10 @@ def test_status_shows_healthy_clusters_and_the_component_processes(e2e_env: E2EE
 
 def _generations(e2e_env: E2EEnv) -> dict[str, object]:
     """What a second ``up`` must not change: specs (generations), pod identities, secrets."""
-    deployment = e2e_env.json("get", "deployment", "nginx-deployment")
-    clusters = e2e_env.json("get", "clusters")["items"]
-    secrets = e2e_env.json("get", "secrets", "-n", "kosmos-system")["items"]
-    pods = e2e_env.json("get", "pods", "-l", "app=nginx")["items"]
+    deployment = get(e2e_env.kubectl(), "deployment", "nginx-deployment")
+    clusters = get(e2e_env.kubectl(), "clusters")["items"]
+    secrets = get(e2e_env.kubectl(), "secrets", "-n", "kosmos-system")["items"]
+    pods = get(e2e_env.kubectl(), "pods", "-l", "app=nginx")["items"]
     return {
         "deployment": deployment["metadata"]["generation"],
         "clusters": {c["metadata"]["name"]: c["metadata"]["generation"] for c in clusters},

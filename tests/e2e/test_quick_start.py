@@ -17,6 +17,7 @@ import pytest
 from kosmos.local import procs
 from kosmos.local.topology import Options, plan
 from tests.e2e.conftest import PORT_BASE, E2EEnv
+from tests.support import get
 
 LEAVES = ("kosmos-cluster1", "kosmos-cluster2")
 
@@ -44,7 +45,7 @@ def test_up_set_kosmos_up_after_the_clusters_and_said_so(e2e_env: E2EEnv):
 def test_get_nodes_shows_both_members_as_ready_agents_and_the_host_as_control_plane(
     e2e_env: E2EEnv,
 ):
-    header, *lines = e2e_env.kubectl("get", "nodes").splitlines()
+    header, *lines = e2e_env.kubectl().run("get", "nodes").splitlines()
     assert header.split()[:3] == ["NAME", "STATUS", "ROLES"]
     rows = {line.split()[0]: line.split()[1:3] for line in lines}
     for leaf in LEAVES:
@@ -55,17 +56,17 @@ def test_get_nodes_shows_both_members_as_ready_agents_and_the_host_as_control_pl
 
 
 def test_nginx_runs_on_both_leaf_nodes_and_each_pod_in_its_member(e2e_env: E2EEnv):
-    pods = e2e_env.json("get", "pods", "-n", "default", "-l", "app=nginx")["items"]
+    pods = get(e2e_env.kubectl(), "pods", "-n", "default", "-l", "app=nginx")["items"]
     assert len(pods) == 3
     placed = Counter(p["spec"]["nodeName"] for p in pods)
     assert set(placed) == set(LEAVES), f"3 replicas should use both leaf nodes: {placed}"
     assert all(p["status"]["phase"] == "Running" for p in pods)
     for pod in pods:
         name, member = pod["metadata"]["name"], pod["spec"]["nodeName"].removeprefix("kosmos-")
-        copy = e2e_env.json("get", "pod", name, "-n", "default", context=member)
+        copy = get(e2e_env.kubectl(member), "pod", name, "-n", "default")
         assert copy["status"]["phase"] == "Running", (member, name)
         assert copy["metadata"]["annotations"]["kosmos.io/host-pod-uid"] == pod["metadata"]["uid"]
-    wide = e2e_env.kubectl("get", "pods", "-o", "wide")
+    wide = e2e_env.kubectl().run("get", "pods", "-o", "wide")
     assert all(leaf in wide for leaf in LEAVES)
 
 

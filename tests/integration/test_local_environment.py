@@ -14,22 +14,9 @@ from kosmos.local import kwokctl
 from kosmos.local.toolchain import GROUPS
 from kosmos.local.topology import CONTROL_PLANE_ROLE, CONTROL_PLANE_TAINT, KWOK_NODE_SELECTOR
 from tests.fixtures.clusters import LocalEnv
+from tests.support import get, wait_for
 
 PINNED = next(g for g in GROUPS if g.name == "k8s").version()
-
-
-def get_json(env: LocalEnv, cluster: str, *args: str) -> dict:
-    return json.loads(env.kubectl(cluster).run(*args, "-o", "json"))
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_every_apiserver_reports_the_pinned_release(local_env: LocalEnv):
@@ -40,7 +27,7 @@ def test_every_apiserver_reports_the_pinned_release(local_env: LocalEnv):
 
 def test_each_cluster_has_its_own_kwok_nodes_with_topology_labels(local_env: LocalEnv):
     for plan in local_env.clusters:
-        nodes = get_json(local_env, plan.name, "get", "nodes", "-l", KWOK_NODE_SELECTOR)["items"]
+        nodes = get(local_env.kubectl(plan.name), "nodes", "-l", KWOK_NODE_SELECTOR)["items"]
         assert sorted(n["metadata"]["name"] for n in nodes) == sorted(n.name for n in plan.nodes)
         for node in nodes:
             labels = node["metadata"]["labels"]
@@ -64,17 +51,18 @@ def test_deployment_gets_replicaset_pods_scheduled_running_and_gc_on_namespace_d
     kubectl.run("create", "deployment", "web", "--image=nginx", "--replicas=3", "-n", namespace)
 
     replicasets = wait_for(
-        lambda: get_json(local_env, member, "get", "rs", "-n", namespace)["items"],
-        what="kube-controller-manager to create a ReplicaSet",
+        lambda: get(local_env.kubectl(member), "rs", "-n", namespace)["items"],
+        60,
+        "kube-controller-manager to create a ReplicaSet",
     )
     assert replicasets[0]["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
 
     def running_pods():
-        pods = get_json(local_env, member, "get", "pods", "-n", namespace)["items"]
+        pods = get(local_env.kubectl(member), "pods", "-n", namespace)["items"]
         running = [p for p in pods if p["status"].get("phase") == "Running"]
         return running if len(running) == 3 else None
 
-    pods = wait_for(running_pods, what="3 pods Running")
+    pods = wait_for(running_pods, 60, "3 pods Running")
     kwok_nodes = {n.name for n in local_env.plan(member).nodes}
     for pod in pods:
         assert pod["spec"]["nodeName"] in kwok_nodes
@@ -84,17 +72,17 @@ def test_deployment_gets_replicaset_pods_scheduled_running_and_gc_on_namespace_d
     assert any(
         e["source"].get("component") == "default-scheduler"
         or e.get("reportingComponent") == "default-scheduler"
-        for e in get_json(local_env, member, "get", "events", "-n", namespace)["items"]
+        for e in get(local_env.kubectl(member), "events", "-n", namespace)["items"]
         if e["reason"] == "Scheduled"
     )
 
     kubectl.run("delete", "namespace", namespace, "--wait=false")
     wait_for(
         lambda: not kubectl.ok("get", "namespace", namespace),
-        timeout=120,
-        what="namespace deletion to garbage-collect its objects",
+        120,
+        "namespace deletion to garbage-collect its objects",
     )
-    leftover = get_json(local_env, member, "get", "pods", "-A", "-l", "app=web")["items"]
+    leftover = get(local_env.kubectl(member), "pods", "-A", "-l", "app=web")["items"]
     assert [p for p in leftover if p["metadata"]["namespace"] == namespace] == []
 
 
@@ -120,14 +108,14 @@ def test_kwok_leaves_nodes_without_its_label_alone(local_env: LocalEnv):
     )
     try:
         wait_for(
-            lambda: get_json(local_env, local_env.host, "get", "node", "kwok-adopted-control")[
+            lambda: get(local_env.kubectl(local_env.host), "node", "kwok-adopted-control")[
                 "status"
             ].get("conditions"),
-            timeout=30,
-            what="kwok to adopt the labelled control node",
+            30,
+            "kwok to adopt the labelled control node",
         )
         time.sleep(2)
-        node = get_json(local_env, local_env.host, "get", "node", "kosmos-untouched-by-kwok")
+        node = get(local_env.kubectl(local_env.host), "node", "kosmos-untouched-by-kwok")
         assert node["status"].get("conditions") is None
         assert node["status"].get("addresses") is None
     finally:
@@ -150,7 +138,7 @@ def test_pod_and_service_cidrs_are_the_planned_ones(local_env: LocalEnv, namespa
     for plan in local_env.clusters:
         kubectl = local_env.kubectl(plan.name)
         kubectl.run("create", "service", "clusterip", "probe", "--tcp=80:80", "-n", namespace)
-        svc = get_json(local_env, plan.name, "get", "service", "probe", "-n", namespace)
+        svc = get(local_env.kubectl(plan.name), "service", "probe", "-n", namespace)
         assert ipaddress.ip_address(svc["spec"]["clusterIP"]) in ipaddress.ip_network(
             plan.service_cidr
         ), plan.name

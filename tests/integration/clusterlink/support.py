@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from kosmos.api.objects import Obj, condition_of
 from kosmos.clusterlink import discovery
-from kosmos.local.kubectl import Kubectl
 from tests.fixtures.link import CNI, LinkEnv
-from tests.fixtures.tree import wait_for
-
-Obj = dict[str, Any]
+from tests.support import get, wait_for
 
 
 def link_status(link: LinkEnv, cluster: str) -> Obj:
@@ -21,41 +18,34 @@ def link_status(link: LinkEnv, cluster: str) -> Obj:
 
 
 def discovered(link: LinkEnv, cluster: str) -> Obj:
-    conditions = link.cluster(cluster).get("status", {}).get("conditions", [])
-    return next((c for c in conditions if c["type"] == "CIDRsDiscovered"), {})
+    return condition_of(link.cluster(cluster), "CIDRsDiscovered") or {}
 
 
 def node_pod_cidrs(link: LinkEnv, member: str) -> list[str]:
     """The aggregate of the member's live nodes' podCIDRs (what discovery should find)."""
-    nodes = link.json(link.member(member), "get", "nodes")["items"]
+    nodes = get(link.member(member), "nodes")["items"]
     return discovery.nodes_pod_cidrs(nodes)
 
 
 def cluster_nodes(link: LinkEnv, cluster: str) -> dict[str, Obj]:
-    items = link.json(link.host, "get", "clusternodes", "-l", f"kosmos.io/cluster={cluster}")
+    items = get(link.host, "clusternodes", "-l", f"kosmos.io/cluster={cluster}")
     return {cn["metadata"]["name"]: cn for cn in items["items"]}
 
 
 def cluster_node(link: LinkEnv, name: str) -> Obj | None:
     if not link.host.ok("get", "clusternode", name):
         return None
-    result: Obj = link.json(link.host, "get", "clusternode", name)
+    result: Obj = get(link.host, "clusternode", name)
     return result
 
 
 def ready(obj: Obj | None) -> str | None:
-    conditions = (obj or {}).get("status", {}).get("conditions", [])
-    return next((c["status"] for c in conditions if c["type"] == "Ready"), None)
+    return (condition_of(obj or {}, "Ready") or {}).get("status")
 
 
 def ippools(link: LinkEnv, member: str) -> dict[str, Obj]:
-    items = link.json(link.member(member), "get", "ippools.crd.projectcalico.org")["items"]
+    items = get(link.member(member), "ippools.crd.projectcalico.org")["items"]
     return {p["metadata"]["name"]: p for p in items}
-
-
-def apply(kubectl: Kubectl, *objects: Obj) -> None:
-    body = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
-    kubectl.run("apply", "-f", "-", stdin=json.dumps(body))
 
 
 @contextmanager
@@ -77,7 +67,7 @@ def wait_status(
     wait_for(
         lambda: link_status(link, cluster).get(key) == want,
         timeout,
-        f"{cluster} status {key} == {want} (condition: {discovered(link, cluster)})",
+        lambda: f"{cluster} status {key} == {want} (condition: {discovered(link, cluster)})",
     )
 
 

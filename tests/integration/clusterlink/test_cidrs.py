@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 from tests.fixtures.link import LinkEnv
-from tests.fixtures.tree import wait_for
 from tests.integration.clusterlink.support import (
     CALICO_CRDS,
-    apply,
     calico,
     cluster_node,
     discovered,
@@ -19,6 +17,7 @@ from tests.integration.clusterlink.support import (
     wait_reason,
     wait_status,
 )
+from tests.support import apply, wait_for
 
 
 def test_service_cidrs_come_from_the_invalid_service_probe(link: LinkEnv) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from tests.fixtures.link import LinkEnv, join, unjoin
-from tests.fixtures.tree import wait_for
+from tests.fixtures.link import LinkEnv
 from tests.integration.clusterlink.support import (
     cluster_node,
     cluster_nodes,
@@ -15,6 +14,7 @@ from tests.integration.clusterlink.support import (
     link_status,
     ready,
 )
+from tests.support import wait_for
 
 TEST_NODE = "cluster1-linktest"
 AGENT = {"ip": "192.168.10.2", "ip6": "fd00:10::2", "interfaceName": "eth0", "roles": ["gateway"]}
@@ -144,7 +144,7 @@ def test_a_deleted_cluster_node_comes_back(link: LinkEnv) -> None:
 
 def test_unjoin_removes_cluster_nodes_nodeconfigs_and_the_finalizer(link: LinkEnv) -> None:
     name = "t-link-unjoin"  # a second Cluster for cluster2: the shared ones stay joined
-    join(link, name, kubeconfig_of="cluster2")
+    link.join(name, kubeconfig_of="cluster2")
     try:
         wait_for(lambda: len(cluster_nodes(link, name)) == 3, 20, "its ClusterNodes")
         assert "kosmos.io/network-manager" in link.cluster(name)["metadata"]["finalizers"]
@@ -156,7 +156,7 @@ def test_unjoin_removes_cluster_nodes_nodeconfigs_and_the_finalizer(link: LinkEn
         }  # as the planner names and labels them
         link.host.run("create", "-f", "-", stdin=json.dumps(nodeconfig))
     finally:
-        unjoin(link, name)
+        link.unjoin(name)
     assert not link.host.ok("get", "cluster", name)
     assert cluster_nodes(link, name) == {}
     left = link.host.run("get", "nodeconfigs", "-l", f"kosmos.io/cluster={name}", "-o", "name")

@@ -7,12 +7,12 @@ does and nothing an agent has no business doing.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import subprocess
 from pathlib import Path
 
-from tests.fixtures.link import LinkEnv, join, unjoin
+from tests.fixtures.link import LinkEnv
+from tests.support import get
 
 
 def _kubectl(link: LinkEnv, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -30,19 +30,15 @@ def test_join_sets_up_least_privilege_agents_and_unjoin_removes_them(
     name = f"lj-{secrets.token_hex(2)}"
     namespace = f"{name}-ns"
     member = link.member("cluster2")
-    join(link, name, "--namespace", namespace, kubeconfig_of="cluster2")
+    link.join(name, "--namespace", namespace, kubeconfig_of="cluster2")
     try:
-        ds = json.loads(
-            member.run("get", "daemonset", "kosmos-agent", "-n", namespace, "-o", "json")
-        )
+        ds = get(member, "daemonset", "kosmos-agent", "-n", namespace)
         env = {
             e["name"]: e.get("value")
             for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]
         }
         assert env["CLUSTER_NAME"] == name and ds["spec"]["template"]["spec"]["hostNetwork"] is True
-        secret = json.loads(
-            member.run("get", "secret", "kosmos-agent-kubeconfig", "-n", namespace, "-o", "json")
-        )
+        secret = get(member, "secret", "kosmos-agent-kubeconfig", "-n", namespace)
         kubeconfig = tmp_path / "agent.kubeconfig"
         kubeconfig.write_text(base64.b64decode(secret["data"]["kubeconfig"]).decode())
         allowed = [
@@ -82,7 +78,7 @@ def test_join_sets_up_least_privilege_agents_and_unjoin_removes_them(
         key = ("auth", "can-i", "get", "secrets/clusterlink-tunnel-key", "-n", "kosmos-system")
         assert _kubectl(link, kubeconfig, *key).stdout.strip() == "yes"
     finally:
-        unjoin(link, name)
+        link.unjoin(name)
     assert not member.ok("get", "daemonset", "kosmos-agent", "-n", namespace)
     assert not member.ok("get", "secret", "kosmos-agent-kubeconfig", "-n", namespace)
     assert not link.host.ok("get", "serviceaccount", f"kosmos-agent-{name}", "-n", "kosmos-system")

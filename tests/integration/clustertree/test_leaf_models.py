@@ -6,8 +6,10 @@ import json
 import urllib.request
 from typing import Any
 
-from tests.fixtures.tree import TreeEnv, join, leaf_nodes, node_ready, unjoin, wait_for
-from tests.integration.clustertree.test_tree import LEAF_TOLERATION, apply, pods, running
+from kosmos.api.objects import node_ready
+from tests.fixtures.tree import TreeEnv, leaf_nodes
+from tests.integration.clustertree.test_tree import LEAF_TOLERATION, pods, running
+from tests.support import apply, get, wait_for
 
 
 def set_models(tree: TreeEnv, cluster: str, models: list[dict[str, Any]] | None) -> None:
@@ -39,7 +41,7 @@ def pinned_pod(name: str, node: str, **extra: Any) -> dict[str, Any]:
 
 def test_one_to_one_and_group_models_apply_labels_and_taints(tree: TreeEnv, namespace: str) -> None:
     member = tree.member("cluster2")
-    nodes = json.loads(member.run("get", "nodes", "-o", "json"))["items"]
+    nodes = get(member, "nodes")["items"]
     first = nodes[0]["metadata"]["name"]
     zone = nodes[1]["metadata"]["labels"]["topology.kubernetes.io/zone"]
     set_models(
@@ -65,30 +67,30 @@ def test_one_to_one_and_group_models_apply_labels_and_taints(tree: TreeEnv, name
             30,
             "one-to-one and group leaf nodes replacing kosmos-cluster2",
         )
-        one = json.loads(tree.host.run("get", "node", first, "-o", "json"))
+        one = get(tree.host, "node", first)
         assert one["metadata"]["labels"]["tier"] == "gold"
         assert one["metadata"]["annotations"]["kosmos.io/leaf-mode"] == "one-to-one"
         assert {"key": "dedicated", "value": "db", "effect": "NoSchedule"} in one["spec"]["taints"]
         # a one-to-one leaf mirrors its member node's capacity
         assert one["status"]["allocatable"]["cpu"] == nodes[0]["status"]["allocatable"]["cpu"]
-        group = json.loads(tree.host.run("get", "node", "cluster2-zone-b", "-o", "json"))
+        group = get(tree.host, "node", "cluster2-zone-b")
         assert group["metadata"]["annotations"]["kosmos.io/leaf-mode"] == "group"
 
         apply(
             tree.host,
-            namespace,
             pinned_pod("solo", first),
             pinned_pod("grouped", "cluster2-zone-b"),
+            namespace=namespace,
         )
         wait_for(
             lambda: running(pods(member, namespace, "app in (solo,grouped)"), 2),
             60,
             "both pods Running in cluster2",
         )
-        solo = json.loads(member.run("get", "pod", "solo", "-n", namespace, "-o", "json"))
+        solo = get(member, "pod", "solo", "-n", namespace)
         assert solo["spec"]["nodeName"] == first  # pinned to its member node
-        grouped = json.loads(member.run("get", "pod", "grouped", "-n", namespace, "-o", "json"))
-        node = json.loads(member.run("get", "node", grouped["spec"]["nodeName"], "-o", "json"))
+        grouped = get(member, "pod", "grouped", "-n", namespace)
+        node = get(member, "node", grouped["spec"]["nodeName"])
         assert node["metadata"]["labels"]["topology.kubernetes.io/zone"] == zone
     finally:
         tree.host.run("delete", "pod", "--all", "-n", namespace, "--wait=true", timeout=60)
@@ -103,16 +105,16 @@ def test_one_to_one_and_group_models_apply_labels_and_taints(tree: TreeEnv, name
 def test_unjoin_removes_leaf_nodes_and_member_pods_then_rejoin(
     tree: TreeEnv, namespace: str
 ) -> None:
-    apply(tree.host, namespace, pinned_pod("gone", "kosmos-cluster1"))
+    apply(tree.host, pinned_pod("gone", "kosmos-cluster1"), namespace=namespace)
     member = tree.member("cluster1")
     wait_for(lambda: running(pods(member, namespace, "app=gone"), 1), 60, "member pod Running")
-    unjoin(tree, "cluster1")
+    tree.unjoin("cluster1")
     assert "kosmos-cluster1" not in {n["metadata"]["name"] for n in leaf_nodes(tree)}
     assert pods(member, namespace, "app=gone") == []
     assert not member.ok("get", "pods", "-A", "-l", "kosmos-io/pod=true", "-o", "name") or not (
         member.run("get", "pods", "-A", "-l", "kosmos-io/pod=true", "-o", "name").strip()
     )
-    join(tree, "cluster1")
+    tree.join("cluster1")
     wait_for(lambda: names(tree, "cluster1") == {"kosmos-cluster1"}, 30, "leaf node back")
 
 

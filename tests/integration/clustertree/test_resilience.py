@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import time
 from typing import Any
 
+from kosmos.api.objects import node_ready
 from kosmos.local import paths
-from tests.fixtures.tree import TreeEnv, node_ready, wait_for
-from tests.integration.clustertree.test_tree import apply, deployment, pods, running
+from tests.fixtures.tree import TreeEnv
+from tests.integration.clustertree.test_tree import deployment, pods, running
+from tests.support import apply, get, wait_for
 
 OUTAGE_SECONDS = 120
 
@@ -22,7 +23,7 @@ def apiserver_pid(cluster: str) -> int:
 
 
 def leaf(tree: TreeEnv, name: str) -> dict[str, Any]:
-    node: dict[str, Any] = json.loads(tree.host.run("get", "node", name, "-o", "json"))
+    node: dict[str, Any] = get(tree.host, "node", name)
     return node
 
 
@@ -38,7 +39,7 @@ def identities(items: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
 
 
 def test_leaf_pods_get_unbounded_outage_tolerations(tree: TreeEnv, namespace: str) -> None:
-    apply(tree.host, namespace, deployment("tolerant", 1))
+    apply(tree.host, deployment("tolerant", 1), namespace=namespace)
     pod = wait_for(lambda: pods(tree.host, namespace, "app=tolerant"), 30, "pod created")[0]
     outage = {t["key"]: t for t in pod["spec"]["tolerations"] if t.get("effect") == "NoExecute"}
     for key in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"):
@@ -49,10 +50,8 @@ def test_leaf_pods_get_unbounded_outage_tolerations(tree: TreeEnv, namespace: st
         "metadata": {"name": "plain"},
         "spec": {"containers": [{"name": "c", "image": "x"}]},
     }
-    apply(tree.host, namespace, plain)
-    seconds = json.loads(tree.host.run("get", "pod", "plain", "-n", namespace, "-o", "json"))[
-        "spec"
-    ]["tolerations"]
+    apply(tree.host, plain, namespace=namespace)
+    seconds = get(tree.host, "pod", "plain", "-n", namespace)["spec"]["tolerations"]
     assert all(t.get("tolerationSeconds") == 300 for t in seconds)  # untouched: not a leaf pod
 
 
@@ -60,7 +59,7 @@ def test_member_outage_turns_leaf_not_ready_and_touches_no_pod(
     tree: TreeEnv, namespace: str
 ) -> None:
     spec = {"nodeSelector": {"kubernetes.io/hostname": "kosmos-cluster1"}}
-    apply(tree.host, namespace, deployment("steady", 3, **spec))
+    apply(tree.host, deployment("steady", 3, **spec), namespace=namespace)
     wait_for(lambda: running(pods(tree.host, namespace, "app=steady"), 3), 60, "3 pods Running")
     member = tree.member("cluster1")
     before_member = identities(pods(member, namespace, "app=steady"))
@@ -94,7 +93,7 @@ def test_killing_the_cluster_manager_mid_sync_loses_and_duplicates_nothing(
     tree: TreeEnv, namespace: str
 ) -> None:
     total = 500
-    apply(tree.host, namespace, deployment("crowd", total))
+    apply(tree.host, deployment("crowd", total), namespace=namespace)
     rng = random.Random(5)
     for _ in range(3):
         time.sleep(rng.uniform(1.0, 6.0))

@@ -5,21 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.fixtures.tree import TreeEnv, leaf_nodes, node_ready, wait_for
+from kosmos.api.objects import node_ready
+from tests.fixtures.tree import TreeEnv, leaf_nodes
+from tests.support import apply, get, wait_for
 
 LEAF_TOLERATION = {"key": "kosmos.io/node", "operator": "Equal", "value": "true"}
 ON_LEAVES = {"kosmos.io/node": "true"}
-
-
-def apply(kubectl: Any, namespace: str, *objects: dict[str, Any]) -> None:
-    kubectl.run(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}),
-    )
 
 
 def deployment(name: str, replicas: int, **spec: Any) -> dict[str, Any]:
@@ -41,16 +32,9 @@ def deployment(name: str, replicas: int, **spec: Any) -> dict[str, Any]:
     }
 
 
-def pods(kubectl: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = json.loads(
-        kubectl.run("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
-    )["items"]
-    return items
-
-
-def static_volume(kubectl: Any, name: str, path: str, namespace: str, claim: str) -> None:
-    """A 1Gi hostPath volume in a member, reserved for the claim Kosmos makes there."""
-    volume = {
+def volume(name: str, path: str, namespace: str, claim: str) -> dict[str, Any]:
+    """A static hostPath PersistentVolume, bound ahead to the claim Kosmos makes in a member."""
+    return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {"name": name},
@@ -62,7 +46,11 @@ def static_volume(kubectl: Any, name: str, path: str, namespace: str, claim: str
             "claimRef": {"namespace": namespace, "name": claim},
         },
     }
-    kubectl.run("apply", "-f", "-", stdin=json.dumps(volume))
+
+
+def pods(kubectl: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = get(kubectl, "pods", "-n", namespace, "-l", selector)["items"]
+    return items
 
 
 def running(items: list[dict[str, Any]], count: int) -> bool:
@@ -82,16 +70,14 @@ def test_leaf_nodes_are_ready_agents_with_lease_capacity_and_taint(tree: TreeEnv
         assert node_ready(node)
         assert int(node["status"]["allocatable"]["cpu"]) > 0
         assert json.loads(node["metadata"]["annotations"]["kosmos.io/largest-free-node"])["cpu"]
-        lease = json.loads(
-            tree.host.run("get", "lease", "-n", "kube-node-lease", name, "-o", "json")
-        )
+        lease = get(tree.host, "lease", "-n", "kube-node-lease", name)
         assert lease["spec"]["holderIdentity"] == name
     table = tree.host.run("get", "nodes", "-l", "kosmos.io/node=true")
     assert "agent" in table and "NotReady" not in table
 
 
 def test_deployment_spreads_over_both_members_and_runs_there(tree: TreeEnv, namespace: str) -> None:
-    apply(tree.host, namespace, deployment("nginx", 3))
+    apply(tree.host, deployment("nginx", 3), namespace=namespace)
     host_pods = wait_for(
         lambda: (p := pods(tree.host, namespace, "app=nginx")) and running(p, 3) and p,
         60,
@@ -124,7 +110,7 @@ def test_zone_anti_affinity_puts_one_replica_in_each_member(tree: TreeEnv, names
             ]
         }
     }
-    apply(tree.host, namespace, deployment("spread", 2, affinity=anti))
+    apply(tree.host, deployment("spread", 2, affinity=anti), namespace=namespace)
     host_pods = wait_for(
         lambda: (p := pods(tree.host, namespace, "app=spread")) and running(p, 2) and p,
         60,
@@ -136,7 +122,7 @@ def test_zone_anti_affinity_puts_one_replica_in_each_member(tree: TreeEnv, names
 
 
 def test_logs_and_exec_through_the_leaf_node(tree: TreeEnv, namespace: str) -> None:
-    apply(tree.host, namespace, deployment("talk", 1))
+    apply(tree.host, deployment("talk", 1), namespace=namespace)
     pod = wait_for(
         lambda: (p := pods(tree.host, namespace, "app=talk")) and running(p, 1) and p[0],
         60,
@@ -157,7 +143,7 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
     member = tree.member("cluster1")
     # a static volume in the member for the claim Kosmos makes there
     pv_name = f"pv-{namespace}"
-    static_volume(member, pv_name, "/tmp/kosmos-test", namespace, "data")
+    apply(member, volume(pv_name, "/tmp/kosmos-test", namespace, "data"))
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -190,7 +176,6 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
     }
     apply(
         tree.host,
-        namespace,
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -215,6 +200,7 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
             },
         },
         pod,
+        namespace=namespace,
     )
     wait_for(lambda: running(pods(member, namespace, "app=user"), 1), 60, "member pod Running")
     wait_for(lambda: running(pods(tree.host, namespace, "app=user"), 1), 30, "host pod Running")
@@ -224,14 +210,9 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
         ("serviceaccount", "worker"),
         ("pvc", "data"),
     ):
-        copy = json.loads(member.run("get", kind, name, "-n", namespace, "-o", "json"))
+        copy = get(member, kind, name, "-n", namespace)
         assert copy["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kosmos"
-    assert (
-        json.loads(member.run("get", "pvc", "data", "-n", namespace, "-o", "json"))["status"][
-            "phase"
-        ]
-        == "Bound"
-    )
+    assert get(member, "pvc", "data", "-n", namespace)["status"]["phase"] == "Bound"
 
     tree.host.run(
         "patch",
@@ -279,12 +260,11 @@ def test_dependencies_are_copied_kept_in_step_and_removed(tree: TreeEnv, namespa
 def test_statefulset_with_claim_templates_runs_on_a_leaf(tree: TreeEnv, namespace: str) -> None:
     member = tree.member("cluster2")
     for i in range(2):
-        static_volume(
-            member, f"pv-{namespace}-{i}", f"/tmp/kosmos-sts-{i}", namespace, f"data-db-{i}"
+        apply(
+            member, volume(f"pv-{namespace}-{i}", f"/tmp/kosmos-sts-{i}", namespace, f"data-db-{i}")
         )
     apply(
         tree.host,
-        namespace,
         {
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
@@ -319,9 +299,10 @@ def test_statefulset_with_claim_templates_runs_on_a_leaf(tree: TreeEnv, namespac
                 ],
             },
         },
+        namespace=namespace,
     )
     wait_for(lambda: running(pods(tree.host, namespace, "app=db"), 2), 90, "db-0 and db-1 Running")
-    claims = json.loads(tree.host.run("get", "pvc", "-n", namespace, "-o", "json"))["items"]
+    claims = get(tree.host, "pvc", "-n", namespace)["items"]
     assert {c["metadata"]["name"]: c["status"]["phase"] for c in claims} == {
         "data-db-0": "Bound",
         "data-db-1": "Bound",
@@ -344,14 +325,14 @@ def test_edits_of_mutable_fields_reach_the_member_pod(tree: TreeEnv, namespace: 
             "containers": [{"name": "app", "image": "nginx:1.14.2"}],
         },
     }
-    apply(tree.host, namespace, pod)
+    apply(tree.host, pod, namespace=namespace)
     member = tree.member("cluster2")
     wait_for(lambda: running(pods(member, namespace, "app=edited"), 1), 60, "member pod Running")
     tree.host.run("label", "pod", "edited", "-n", namespace, "release=v2")
     tree.host.run("set", "image", "pod/edited", "-n", namespace, "app=nginx:1.15")
 
     def updated() -> bool:
-        copy = json.loads(member.run("get", "pod", "edited", "-n", namespace, "-o", "json"))
+        copy = get(member, "pod", "edited", "-n", namespace)
         return (
             copy["metadata"]["labels"].get("release") == "v2"
             and copy["spec"]["containers"][0]["image"] == "nginx:1.15"

@@ -17,6 +17,7 @@ from kosmos.kube.errors import (
     NotFound,
 )
 from tests.fixtures.clusters import LocalEnv
+from tests.support import wait_for_async
 
 
 @pytest.fixture
@@ -126,14 +127,13 @@ async def test_discovery_finds_a_crd_and_its_objects_work(member: Client, namesp
         },
     }
     await member.apply(CUSTOMRESOURCEDEFINITIONS, crd, field_manager="kosmos-test", force=True)
-    for _ in range(50):
-        try:
-            widgets = await member.resource_for(f"{group}/v1", "Widget")
-            break
-        except Exception:
-            import asyncio
-
-            await asyncio.sleep(0.2)
+    widgets = await wait_for_async(
+        lambda: member.resource_for(f"{group}/v1", "Widget"),
+        10,
+        "discovery to serve the Widget CRD",
+        interval=0.2,
+        ignoring=(Exception,),
+    )
     assert widgets.plural == "widgets" and widgets.namespaced
     await member.create(
         widgets,

@@ -12,6 +12,7 @@ from kosmos.kube import metrics
 from kosmos.kube.client import Client
 from kosmos.kube.informer import Informer
 from tests.fixtures.clusters import LocalEnv
+from tests.support import wait_for_async
 
 
 class LastState:
@@ -37,12 +38,6 @@ def cm(name, namespace, value):
         "metadata": {"name": name, "namespace": namespace},
         "data": {"v": value},
     }
-
-
-async def eventually(predicate, timeout=60.0, what="condition"):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.1)
 
 
 async def seed(client: Client, namespace: str) -> None:
@@ -93,10 +88,14 @@ async def test_watch_survives_an_apiserver_restart(local_env: LocalEnv, namespac
     task = asyncio.create_task(informer.run())
     try:
         assert await informer.wait_for_sync(30)
-        await eventually(lambda: seen.state.get("drop") == {"v": "1"})
+        await wait_for_async(lambda: seen.state.get("drop") == {"v": "1"}, 60, "the seeded objects")
         await asyncio.to_thread(local_env.restart, cluster)
         await mutate(client, namespace)
-        await eventually(lambda: {k: seen.state.get(k) for k in EXPECTED} == EXPECTED)
+        await wait_for_async(
+            lambda: {k: seen.state.get(k) for k in EXPECTED} == EXPECTED,
+            60,
+            lambda: f"every update seen (seen: {seen.state})",
+        )
         cached = {k.split("/")[1] for k in informer.store.keys()}
         assert {"change", "keep", "new"} <= cached
         assert "drop" not in cached
@@ -114,7 +113,7 @@ async def test_forced_410_relists_and_no_update_is_lost(local_env: LocalEnv, nam
     await seed(client, namespace)
     task = asyncio.create_task(informer.run())
     assert await informer.wait_for_sync(30)
-    await eventually(lambda: seen.state.get("drop") == {"v": "1"})
+    await wait_for_async(lambda: seen.state.get("drop") == {"v": "1"}, 60, "the seeded objects")
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     stale_version = informer.resource_version
@@ -126,7 +125,11 @@ async def test_forced_410_relists_and_no_update_is_lost(local_env: LocalEnv, nam
     relists = metrics.watch_relists.labels(cluster, "configmaps")._value.get()
     task = asyncio.create_task(informer.run())
     try:
-        await eventually(lambda: {k: seen.state.get(k) for k in EXPECTED} == EXPECTED)
+        await wait_for_async(
+            lambda: {k: seen.state.get(k) for k in EXPECTED} == EXPECTED,
+            60,
+            lambda: f"every update seen (seen: {seen.state})",
+        )
         assert metrics.watch_relists.labels(cluster, "configmaps")._value.get() == relists + 1
         assert informer.resource_version != stale_version
     finally:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tests.fixtures.clusters import LocalEnv
+from tests.support import wait_for
 
 SCRIPT = Path(__file__).with_name("leader_proc.py")
 ROOT = Path(__file__).parents[3]
@@ -35,13 +36,14 @@ class Contender:
             self.lines.append((time.monotonic(), line.strip()))
 
     def when(self, text: str, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for at, line in self.lines:
-                if line == f"{text} {self.identity}":
-                    return at
-            time.sleep(0.05)
-        raise AssertionError(f"{self.identity} did not print {text} within {timeout}s")
+        """When the contender printed ``text`` (its monotonic clock reading)."""
+        want = f"{text} {self.identity}"
+        return wait_for(
+            lambda: next((at for at, line in self.lines if line == want), None),
+            timeout,
+            f"{self.identity} to print {text}",
+            interval=0.05,
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:

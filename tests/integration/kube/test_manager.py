@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -18,6 +19,7 @@ from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.manager import ClusterNotFound, Manager
 from kosmos.kube.metrics import PrometheusQueueMetrics, PrometheusReconcileObserver
 from tests.fixtures.clusters import LocalEnv
+from tests.support import wait_for_async
 
 LABEL = "kosmos-test/mirror"
 MANAGER = "kosmos-test-mirror"
@@ -77,15 +79,9 @@ def build(manager: Manager, host: str) -> Controller:
     return controller
 
 
-async def eventually(check, timeout=30.0):
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                if await check():
-                    return
-            except NotFound:
-                pass
-            await asyncio.sleep(0.2)
+async def mirrored(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """The mirror converges within 30 s (a copy not made yet is NotFound)."""
+    await wait_for_async(check, 30, what, interval=0.2, ignoring=(NotFound,))
 
 
 async def test_mirror_across_clusters_with_runtime_join_and_leave(
@@ -111,22 +107,22 @@ async def test_mirror_across_clusters_with_runtime_join_and_leave(
             "data": {"v": "1"},
         }
         await clients[host].create(CONFIGMAPS, source)
-        await eventually(lambda: _eq(value_in(m1), "1"))
+        await mirrored(lambda: _eq(value_in(m1), "1"), f"the copy in {m1}")
 
         # A member joins while running: it gets the copy without a restart.
         manager.add_cluster(m2, await local_env.client(m2))
-        await eventually(lambda: _eq(value_in(m2), "1"))
+        await mirrored(lambda: _eq(value_in(m2), "1"), f"the copy in {m2}, joined at runtime")
 
         # A member copy deleted behind our back is repaired (watching the member side).
         await clients[m2].delete(CONFIGMAPS, "shared", namespace)
-        await eventually(lambda: _eq(value_in(m2), "1"))
+        await mirrored(lambda: _eq(value_in(m2), "1"), f"the deleted copy in {m2} repaired")
 
         # A member leaves: it is no longer written, the others still are.
         await manager.remove_cluster(m1)
         assert m1 not in manager.cluster_names
         patch = {"data": {"v": "2"}}
         await clients[host].patch(CONFIGMAPS, "shared", patch, namespace=namespace)
-        await eventually(lambda: _eq(value_in(m2), "2"))
+        await mirrored(lambda: _eq(value_in(m2), "2"), f"v=2 in {m2}")
         assert await value_in(m1) == "1"
 
         # Deleting the source removes the remaining copy.
@@ -139,7 +135,7 @@ async def test_mirror_across_clusters_with_runtime_join_and_leave(
                 return True
             return False
 
-        await eventually(gone)
+        await mirrored(gone, f"the copy in {m2} deleted")
 
         assert manager.health is not None
         base = f"http://127.0.0.1:{manager.health.port}"

@@ -20,6 +20,7 @@ import pytest
 
 from kosmos.local.topology import NodePlan, node_manifest
 from tests.fixtures.scheduler import SchedulerEnv
+from tests.support import apply
 
 WORKERS = ("host-worker1", "host-worker2", "host-worker3")
 DEDICATED = {"key": "dedicated", "value": "kosmos", "effect": "NoSchedule"}
@@ -45,12 +46,7 @@ def workers(scheduler: SchedulerEnv) -> Iterator[SchedulerEnv]:
     host = scheduler.host
     version = json.loads(host.run("version", "-o", "json"))["serverVersion"]["gitVersion"]
     items = [node_manifest(_worker(i, n), version) for i, n in enumerate(WORKERS, start=1)]
-    host.run(
-        "apply",
-        "-f",
-        "-",
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
-    )
+    apply(host, *items)
     host.run("wait", "--for=condition=Ready", "node", *WORKERS, "--timeout=60s", timeout=90)
     yield scheduler
     host.run("delete", "node", *WORKERS, "--ignore-not-found", "--wait=false")

@@ -1,38 +1,16 @@
-"""Helpers of the scheduler tests: apply objects, wait for bindings, read events."""
+"""Helpers of the scheduler tests: pods and policies to apply, bindings to wait for, events."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
+from kosmos.api.objects import Obj
 from kosmos.local.kubectl import Kubectl
+from tests.support import get, wait_for
 
-Obj = dict[str, Any]
 LEAVES = ("kosmos-cluster1", "kosmos-cluster2")
 HOST_WORKERS = ("host-worker1", "host-worker2")  # untainted; host-worker3 is tainted
-
-
-def apply(kubectl: Kubectl, *objects: Obj, namespace: str | None = None) -> None:
-    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
-    kubectl.run(*args, stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
-
-
-def get(kubectl: Kubectl, *args: str) -> Any:
-    return json.loads(kubectl.run("get", *args, "-o", "json"))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def live_pods(kubectl: Kubectl, namespace: str, selector: str = "") -> list[Obj]:

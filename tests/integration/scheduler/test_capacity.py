@@ -9,15 +9,8 @@ from typing import Any
 import pytest
 
 from kosmos.api.quantity import parse_quantity
-from tests.integration.scheduler.support import (
-    LEAVES,
-    apply,
-    bound,
-    events,
-    get,
-    live_pods,
-    wait_for,
-)
+from tests.integration.scheduler.support import LEAVES, bound, events, live_pods
+from tests.support import apply, get, wait_for
 
 
 def deployment(cpu: str) -> dict[str, Any]:

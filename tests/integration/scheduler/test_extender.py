@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.fixtures.scheduler import SchedulerEnv
-from tests.integration.scheduler.support import apply, bound, events, get, pod, wait_for
+from tests.integration.scheduler.support import bound, events, pod
+from tests.support import apply, get, wait_for
 
 
 def test_health_readiness_and_latency_metrics(workers: SchedulerEnv, namespace):

@@ -7,7 +7,8 @@ from collections import Counter
 from typing import Any
 
 from kosmos.local.kubectl import Kubectl
-from tests.integration.scheduler.support import apply, bound, get, live_pods, policy, wait_for
+from tests.integration.scheduler.support import bound, live_pods, policy
+from tests.support import apply, get, wait_for
 
 COST = "controller.kubernetes.io/pod-deletion-cost"
 C1, C2 = "kosmos-cluster1", "kosmos-cluster2"

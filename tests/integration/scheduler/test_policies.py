@@ -11,15 +11,13 @@ from tests.fixtures.scheduler import SchedulerEnv
 from tests.integration.scheduler.support import (
     HOST_WORKERS,
     LEAVES,
-    apply,
     bound,
     events,
-    get,
     nodes_of,
     pod,
     policy,
-    wait_for,
 )
+from tests.support import apply, get, wait_for
 
 SEEDS = Path(__file__).parent.parent / "api" / "seed_examples"
 BUSYBOX = Path(__file__).parent / "seed_examples" / "busybox.yaml"

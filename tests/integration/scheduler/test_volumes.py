@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.scheduler.support import HOST_WORKERS, apply, bound, pod
+from tests.integration.scheduler.support import HOST_WORKERS, bound, pod
+from tests.support import apply
 
 
 def volume(name: str, namespace: str, claim: str, **meta: Any) -> dict[str, Any]:
