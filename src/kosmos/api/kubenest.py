@@ -1,8 +1,8 @@
 """kubenest: VirtualCluster (a tenant control plane hosted in the host cluster) and GlobalNode
 (a host node in the pool that virtual clusters borrow whole nodes from).
 
-Fields the original declared but never acted on (pluginSet, promoteResources.resources) are
-kept so existing manifests apply; they are described as such.
+Fields no controller acts on yet (pluginSet, promoteResources.resources) are kept so
+existing manifests apply; their descriptions say so.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Leaf models: which leaf nodes a Cluster has, and which member nodes each one stands for.
 
-The original let ``leafModels[0]`` choose one mode for all models and ignored each model's
-labels and taints. Here every model is read on its own:
+Every model is read on its own (its mode, labels and taints; the first model does not decide
+for the others):
 
 * no ``leafModels``: one whole-cluster leaf node ``kosmos-<cluster>``;
 * ``nodeSelector.nodeName``: one-to-one, named ``leafNodeName`` or the member node's name;

@@ -1,7 +1,7 @@
 """Well-known names and numbers of ClusterLink: devices, VNIs, ports, tables, leases.
 
-Kept compatible with the original where nodes could meet it (device names, VNIs, UDP ports,
-table 200), so a node's state reads the same to someone who knows Kosmos.
+The device names, VNIs, UDP ports and table 200 are the ones Kosmos nodes have always used,
+so a node's state reads the same to someone who knows Kosmos (docs/clusterlink.md lists them).
 """
 
 from __future__ import annotations

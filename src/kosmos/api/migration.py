@@ -1,11 +1,11 @@
 """PromotePolicy: adopt the workloads of some leaf namespaces into the root (application
 migration), with a backup so that it can be rolled back.
 
-The original checked its inputs only after accepting the object (phase FailedPrecheck); the
-checks that need no cluster state are CEL rules here, so a bad request fails at admission:
-``*`` in either exclude list, an excluded namespace that is not included, a changed
-clusterName. Unlike the original (velero's "empty = every namespace", kube-system included),
-includedNamespaces must list namespaces explicitly; ``*`` still means every leaf namespace.
+The checks that need no cluster state are CEL rules, so a bad request fails at admission
+instead of in a later phase: ``*`` in either exclude list, an excluded namespace that is not
+included, a changed clusterName. includedNamespaces must list namespaces explicitly (an empty
+list would otherwise mean every namespace, kube-system included); ``*`` means every leaf
+namespace.
 """
 
 from __future__ import annotations

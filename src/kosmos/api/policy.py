@@ -3,14 +3,13 @@
 (Cluster)DistributionPolicy drives kosmos-scheduler's LeafNodeDistribution filter;
 (Cluster)PodConvertPolicy rewrites scheduling fields when ClusterTree copies a pod to a leaf.
 
-The CEL rules reject what the original accepted but could not act on: a selector naming a
-policy term that does not exist (the pod silently fell back to ``mix``), selectors that combine
-name/namePrefix/labelSelector (documented as "name wins", implemented as "any of them"),
-``adv`` terms with nothing to match (no node ever passes), and converters whose convertType
-contradicts their payload.
+The CEL rules reject what could not be acted on: a selector naming a policy term that does
+not exist (the pod would silently fall back to ``mix``), selectors that combine
+name/namePrefix/labelSelector (no single meaning), ``adv`` terms with nothing to match (no
+node would ever pass), and converters whose convertType contradicts their payload.
 
-``PolicyTerm.placement`` is ours (the original had no per-cluster division): it divides the
-pods of each workload between clusters by fixed counts and weights.
+``PolicyTerm.placement`` divides the pods of each workload between clusters by fixed counts
+and weights (docs/scheduler.md).
 """
 
 from __future__ import annotations
@@ -45,8 +44,8 @@ class ResourceSelector:
     """Which pods a policy term applies to: by exact name, name prefix, or labels.
 
     The docs rank matches between selectors (name > namePrefix > labelSelector, namespaced
-    policies before cluster ones); a selector combining several ways had no documented meaning
-    (the original's comment said "name wins", its code matched any), so each selector has one.
+    policies before cluster ones); a selector combining several ways would have no single
+    meaning, so each selector has exactly one.
     """
 
     policy_name: str = prop(
@@ -57,7 +56,7 @@ class ResourceSelector:
     label_selector: Embedded = prop(
         embedded=True,
         description="metav1.LabelSelector over pod labels, with the standard meaning (every "
-        "matchLabels pair and matchExpression must hold; the original matched any one label)",
+        "matchLabels pair and matchExpression must hold, not just any one of them)",
     )
 
 

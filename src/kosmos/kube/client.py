@@ -413,8 +413,8 @@ class Client:
         aiohttp drops the body of a non-101 handshake answer. The apiserver checks the pod,
         the container and permissions before it looks at the upgrade, and it never runs
         anything for a request that is not an upgrade, so the same URL as a plain GET
-        answers with the same ``Status``. If it answers differently, the original code is
-        kept with a generic message.
+        answers with the same ``Status``. If it answers differently, the handshake's own
+        status code is reported with a generic message.
         """
         fallback = from_status(self.cluster, status, None, what)
         await self._bucket.acquire()

@@ -1,7 +1,7 @@
 """IPsec tunnels negotiated by a real IKEv2 daemon (strongSwan's charon) driven over vici.
 
-The original Kosmos wrote static PSK-derived xfrm states: no IKE, no rekeying, no dead peer
-detection. Here one private charon per node negotiates IKEv2 (PSK auth) with tunnel-mode
+Static xfrm states would need no daemon but give no rekeying and no dead peer detection,
+so one private charon per node negotiates IKEv2 (PSK auth) with tunnel-mode
 CHILD SAs whose traffic selectors are the pod subnets, NAT-T when the ends sit behind 1:1
 NAT, DPD and rekeying. ``backend="kernel"`` installs xfrm states (production nodes);
 ``backend="libipsec"`` does ESP in userspace over the TUN ``ipsec0`` for kernels without ESP

@@ -243,7 +243,7 @@ class Netlink:
                 vxlan_port=device.port,
                 vxlan_link=bind.index,
                 vxlan_learning=0,
-                # IPv4: no outer UDP checksum (as the original and flannel do): the inner
+                # IPv4: no outer UDP checksum (flannel does the same): the inner
                 # packet has its own, and a checksum-offloaded inner packet whose outer header
                 # is NATed on the way (elastic IPs) arrives with a bad outer checksum otherwise
                 vxlan_udp_csum=0 if ":" not in device.local else 1,
