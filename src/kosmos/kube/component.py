@@ -66,6 +66,9 @@ class Common:
     verbose: int = 0
 
 
+Option = Callable[[Any], Any]
+
+
 def common_options(
     lease: str | None,
     *,
@@ -84,6 +87,11 @@ def common_options(
     ``health_port`` None: health is served elsewhere (no ``--health-port`` flag);
     ``member_qps`` None: the component has no member clients (no ``--member-*`` flags).
     """
+    options = [
+        *_host_options(bind_address, health_port, kube_qps, kube_burst),
+        *_lease_option(lease, leader_elect_help),
+        *_member_options(member_qps, member_burst),
+    ]
 
     def decorate(func: F) -> F:
         def collect(**kwargs: Any) -> Any:
@@ -93,46 +101,6 @@ def common_options(
         collect.__name__, collect.__doc__ = func.__name__, func.__doc__
         # options declared below this decorator were attached to ``func``: keep them
         collect.__click_params__ = list(getattr(func, "__click_params__", []))  # type: ignore[attr-defined]
-        options = [
-            click.option(
-                "--kubeconfig", envvar="KUBECONFIG", help="Host kubeconfig (default: in-cluster)."
-            ),
-            click.option("--context", default=None, help="Context of --kubeconfig."),
-            click.option("--bind-address", default=bind_address, show_default=True),
-            *_health_option(health_port),
-            click.option(
-                "--kube-qps", default=kube_qps, show_default=True, help="Host client QPS."
-            ),
-            click.option(
-                "--kube-burst", default=kube_burst, show_default=True, help="Host client burst."
-            ),
-            click.option("-v", "--verbose", count=True, help="-vv: debug logs."),
-        ]
-        if lease is not None:
-            options.append(
-                click.option(
-                    "--leader-elect/--no-leader-elect",
-                    default=False,
-                    show_default=True,
-                    help=leader_elect_help
-                    or f"Run controllers only while holding Lease {_NS}/{lease}.",
-                )
-            )
-        if member_qps is not None:
-            options += [
-                click.option(
-                    "--member-qps",
-                    default=member_qps,
-                    show_default=True,
-                    help="QPS per member client.",
-                ),
-                click.option(
-                    "--member-burst",
-                    default=member_burst,
-                    show_default=True,
-                    help="Burst per member client.",
-                ),
-            ]
         wrapped: Any = collect
         for option in reversed(options):
             wrapped = option(wrapped)
@@ -141,17 +109,46 @@ def common_options(
     return decorate
 
 
-def _health_option(port: int | None) -> list[Callable[[Any], Any]]:
-    """``--health-port`` with its default, or nothing when health is served elsewhere."""
-    if port is None:
-        return []
+def _host_options(
+    bind_address: str, health_port: int | None, kube_qps: float, kube_burst: int
+) -> list[Option]:
+    """How to reach the host, where to serve health (None: served elsewhere), how loud."""
+    health = "/healthz /readyz /metrics (0: any free port)."
     return [
         click.option(
-            "--health-port",
-            default=port,
-            show_default=True,
-            help="/healthz /readyz /metrics (0: any free port).",
-        )
+            "--kubeconfig", envvar="KUBECONFIG", help="Host kubeconfig (default: in-cluster)."
+        ),
+        click.option("--context", default=None, help="Context of --kubeconfig."),
+        click.option("--bind-address", default=bind_address, show_default=True),
+        *(
+            [click.option("--health-port", default=health_port, show_default=True, help=health)]
+            if health_port is not None
+            else []
+        ),
+        click.option("--kube-qps", default=kube_qps, show_default=True, help="Host client QPS."),
+        click.option(
+            "--kube-burst", default=kube_burst, show_default=True, help="Host client burst."
+        ),
+        click.option("-v", "--verbose", count=True, help="-vv: debug logs."),
+    ]
+
+
+def _lease_option(lease: str | None, help_text: str | None) -> list[Option]:
+    if lease is None:
+        return []
+    help_text = help_text or f"Run controllers only while holding Lease {_NS}/{lease}."
+    flag = "--leader-elect/--no-leader-elect"
+    return [click.option(flag, default=False, show_default=True, help=help_text)]
+
+
+def _member_options(qps: float | None, burst: int) -> list[Option]:
+    if qps is None:
+        return []
+    return [
+        click.option("--member-qps", default=qps, show_default=True, help="QPS per member client."),
+        click.option(
+            "--member-burst", default=burst, show_default=True, help="Burst per member client."
+        ),
     ]
 
 
