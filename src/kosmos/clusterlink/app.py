@@ -22,24 +22,16 @@ from kosmos.clusterlink.clusternodes import ClusterNodeReconciler
 from kosmos.clusterlink.ippools import IPPoolReconciler
 from kosmos.clusterlink.link import Link, Options
 from kosmos.clusterlink.watches import wire
+from kosmos.kube import component
 from kosmos.kube.builder import controller
-from kosmos.kube.component import (
-    HOST,
-    Common,
-    Component,
-    Runtime,
-    common_options,
-    main,
-    run_component,
-)
 from kosmos.kube.controller import Reconciler
 from kosmos.kube.manager import Manager
 
 NAME = "network-manager"
-COMPONENT = Component(NAME, lease=NAME)
+COMPONENT = component.Component(NAME, lease=NAME)
 
 
-def build(runtime: Runtime, options: Options) -> None:
+def build(runtime: component.Runtime, options: Options) -> None:
     """The member-facing controllers, wired to the host and every future member."""
     manager = runtime.manager
     link = Link(manager, options, runtime.recorder)
@@ -52,7 +44,7 @@ def build(runtime: Runtime, options: Options) -> None:
     ]
     for name, reconcile, workers in declared:
         link.controllers[name] = controller(manager, f"{NAME}-{name}", reconcile, workers=workers)
-    nodeconfigs.register(manager, host=HOST)
+    nodeconfigs.register(manager, host=component.HOST)
     wire(link)
 
     def removed(_manager: Manager, cluster: str) -> None:
@@ -75,8 +67,8 @@ def build(runtime: Runtime, options: Options) -> None:
     show_default=True,
     help="Seconds between service CIDR probes of a member's apiserver.",
 )
-@common_options(NAME)  # below the component's own options: it replaces the function
-def command(common: Common, workers: int, rediscover_period: float) -> None:
+@component.common_options(NAME)
+def command(common: component.Common, workers: int, rediscover_period: float) -> None:
     """Run ClusterLink's control plane: CIDR discovery and ClusterNodes for every member."""
     options = Options(
         member_qps=common.member_qps,
@@ -84,4 +76,8 @@ def command(common: Common, workers: int, rediscover_period: float) -> None:
         workers=workers,
         rediscover_seconds=rediscover_period,
     )
-    main(NAME, common.verbose, run_component(COMPONENT, common, lambda rt: build(rt, options)))
+    component.main(
+        NAME,
+        common.verbose,
+        component.run_component(COMPONENT, common, lambda rt: build(rt, options)),
+    )

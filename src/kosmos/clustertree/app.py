@@ -26,9 +26,8 @@ from kosmos.clustertree.pods import PodReconciler
 from kosmos.clustertree.tree import Options, Tree
 from kosmos.clustertree.volumes import VolumeReconciler
 from kosmos.clustertree.watches import wire
-from kosmos.kube import tls
+from kosmos.kube import component, tls
 from kosmos.kube.builder import controller
-from kosmos.kube.component import Common, Component, Runtime, common_options, main, run_component
 from kosmos.kube.controller import Reconciler, Request, Result
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.manager import ClusterNotFound, Manager
@@ -94,11 +93,11 @@ def resolver(tree: Tree) -> Resolve:
     return resolve
 
 
-def builder(options: Options, cert_dir: str | None) -> Callable[[Runtime], None]:
+def builder(options: Options, cert_dir: str | None) -> Callable[[component.Runtime], None]:
     """The component's ``build``: the tree's controllers, and the kubelet endpoint served
     from before the manager starts until after it stops."""
 
-    def build(runtime: Runtime) -> None:
+    def build(runtime: component.Runtime) -> None:
         tree = build_tree(runtime.manager, options, runtime.recorder)
         cert, key = _serving_pair(options, cert_dir)
         bind = runtime.common.bind_address
@@ -159,9 +158,11 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
     help="Seconds without a member answer before its leaf nodes turn NotReady.",
 )
 @click.option("--workers", default=16, show_default=True, help="Pod sync workers.")
-@common_options(COMPONENT, kube_qps=100.0, kube_burst=200, member_qps=100.0, member_burst=200)
+@component.common_options(
+    COMPONENT, kube_qps=100.0, kube_burst=200, member_qps=100.0, member_burst=200
+)
 def command(  # noqa: PLR0917 - click passes every option by name
-    common: Common,
+    common: component.Common,
     listen_port: int,
     node_address: str,
     kubelet_client_ca: str | None,
@@ -181,5 +182,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
         member_qps=common.member_qps,
         member_burst=common.member_burst,
     )
-    component = Component(COMPONENT, lease=COMPONENT)
-    main(COMPONENT, common.verbose, run_component(component, common, builder(options, cert_dir)))
+    spec = component.Component(COMPONENT, lease=COMPONENT)
+    component.main(
+        COMPONENT, common.verbose, component.run_component(spec, common, builder(options, cert_dir))
+    )

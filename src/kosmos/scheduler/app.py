@@ -19,17 +19,8 @@ from pathlib import Path
 import click
 
 from kosmos.api import names
-from kosmos.kube import builder, tls
+from kosmos.kube import builder, component, tls
 from kosmos.kube.builder import Watch, by_name
-from kosmos.kube.component import (
-    HOST,
-    Common,
-    Component,
-    Runtime,
-    common_options,
-    main,
-    run_component,
-)
 from kosmos.kube.controller import Controller
 from kosmos.kube.informer import EnqueueHandler
 from kosmos.kube.leader import LeaderElectionConfig, LeaderElector
@@ -45,7 +36,7 @@ log = logging.getLogger("kosmos.scheduler")
 NAME = "scheduler-extender"
 LEASE = "kosmos-scheduler-extender"
 #: health is served on the HTTPS port (``server``); kube-scheduler's calls go before cache upkeep
-EXTENDER = Component(COMPONENT, event_source=COMPONENT, serve_health=False, gate=True)
+EXTENDER = component.Component(COMPONENT, event_source=COMPONENT, serve_health=False, gate=True)
 
 
 def serving_pair(cert_dir: str | None, hosts: list[str]) -> tuple[bytes, bytes]:
@@ -68,7 +59,7 @@ def serving_pair(cert_dir: str | None, hosts: list[str]) -> tuple[bytes, bytes]:
     return cert.read_bytes(), key.read_bytes()
 
 
-def build(runtime: Runtime, *, port: int, cert: tuple[bytes, bytes]) -> None:
+def build(runtime: component.Runtime, *, port: int, cert: tuple[bytes, bytes]) -> None:
     """The caches, the member set, the deletion costs and the HTTPS endpoint."""
     manager, common = runtime.manager, runtime.common
     ledger = Ledger()
@@ -81,7 +72,7 @@ def build(runtime: Runtime, *, port: int, cert: tuple[bytes, bytes]) -> None:
         "scheduler-members",
         members,
         workers=2,
-        watches=[Watch(caches.clusters, by_name(HOST))],
+        watches=[Watch(caches.clusters, by_name(component.HOST))],
     )
     _deletion_costs(runtime, caches)
     _serve(runtime, Extender(caches, ledger, _not_ready(caches), manager.gate), port, cert)
@@ -89,7 +80,7 @@ def build(runtime: Runtime, *, port: int, cert: tuple[bytes, bytes]) -> None:
     runtime.alongside(functools.partial(_calm_gc, manager))
 
 
-def _deletion_costs(runtime: Runtime, caches: Caches) -> None:
+def _deletion_costs(runtime: component.Runtime, caches: Caches) -> None:
     """A fresh controller per term of the Lease (or one for the process without
     ``--leader-elect``), woken by host pod and policy events once the caches are synced."""
     manager = runtime.manager
@@ -121,7 +112,9 @@ def _not_ready(caches: Caches) -> Callable[[], list[str]]:
     return not_ready
 
 
-def _serve(runtime: Runtime, extender: Extender, port: int, cert: tuple[bytes, bytes]) -> None:
+def _serve(
+    runtime: component.Runtime, extender: Extender, port: int, cert: tuple[bytes, bytes]
+) -> None:
     """Open the HTTPS port before the manager starts; close it at shutdown."""
     bind = runtime.common.bind_address
     server = Server(extender, bind, port, tls.server_ssl_context(*cert))
@@ -177,7 +170,7 @@ def tune_gc() -> None:
     show_default=True,
     help="Names and IPs of a generated certificate (repeatable).",
 )
-@common_options(
+@component.common_options(
     LEASE,
     health_port=None,
     kube_qps=100.0,
@@ -189,10 +182,12 @@ def tune_gc() -> None:
     ),
 )
 def command(
-    common: Common, secure_port: int, cert_dir: str | None, cert_hosts: tuple[str, ...]
+    common: component.Common, secure_port: int, cert_dir: str | None, cert_hosts: tuple[str, ...]
 ) -> None:
     """Serve kube-scheduler's extender verbs: distribution policies, per-cluster placement,
     true capacity and volume pinning for the kosmos-scheduler profile."""
     cert = serving_pair(cert_dir, list(cert_hosts))
     build_extender = functools.partial(build, port=secure_port, cert=cert)
-    main(COMPONENT, common.verbose, run_component(EXTENDER, common, build_extender))
+    component.main(
+        COMPONENT, common.verbose, component.run_component(EXTENDER, common, build_extender)
+    )

@@ -23,38 +23,34 @@ from kosmos.clusterlink.agent.elector import GatewayElector
 from kosmos.clusterlink.agent.reconciler import NodeConfigReconciler
 from kosmos.clusterlink.agent.state import AgentState, Settings
 from kosmos.clusterlink.agent.tunnels import Driver
+from kosmos.kube import component
 from kosmos.kube.builder import Watch, controller
-from kosmos.kube.component import (
-    HOST,
-    Common,
-    Component,
-    Runtime,
-    common_options,
-    main,
-    run_component,
-)
 from kosmos.kube.controller import Reconciler, Request
 from kosmos.net.sync import Dataplane
 
 log = logging.getLogger("kosmos.clusterlink.agent")
 
 
-def _state(runtime: Runtime, settings: Settings) -> AgentState:
+def _state(runtime: component.Runtime, settings: Settings) -> AgentState:
     """The agent's caches: its own NodeConfig and Cluster, its cluster's ClusterNodes."""
     informer = runtime.manager.informer
     return AgentState(
         settings=settings,
         manager=runtime.manager,
         dataplane=Dataplane(settings.netns),
-        nodeconfigs=informer(HOST, NODECONFIGS, field_selector=f"metadata.name={settings.name}"),
-        clusternodes=informer(
-            HOST, CLUSTERNODES, label_selector=f"{link.LABEL_CLUSTER}={settings.cluster}"
+        nodeconfigs=informer(
+            component.HOST, NODECONFIGS, field_selector=f"metadata.name={settings.name}"
         ),
-        clusters=informer(HOST, CLUSTERS, field_selector=f"metadata.name={settings.cluster}"),
+        clusternodes=informer(
+            component.HOST, CLUSTERNODES, label_selector=f"{link.LABEL_CLUSTER}={settings.cluster}"
+        ),
+        clusters=informer(
+            component.HOST, CLUSTERS, field_selector=f"metadata.name={settings.cluster}"
+        ),
     )
 
 
-def build(runtime: Runtime, settings: Settings) -> None:
+def build(runtime: component.Runtime, settings: Settings) -> None:
     """Both controllers on the one key of this node, the elector next to them."""
     state = _state(runtime, settings)
     driver = Driver(
@@ -65,7 +61,7 @@ def build(runtime: Runtime, settings: Settings) -> None:
         ipsec_backend=settings.ipsec_backend,
     )
     addresses = AddressReconciler(state)
-    key = Request(HOST, "", settings.name)
+    key = Request(component.HOST, "", settings.name)
 
     def keys(obj: Obj) -> Iterable[Request]:
         # the ClusterNode informer holds the whole cluster's (for the elector): only ours counts
@@ -109,9 +105,9 @@ def build(runtime: Runtime, settings: Settings) -> None:
     help="kernel: xfrm (ESP in the kernel); libipsec: userspace ESP over TUN.",
 )
 @click.option("--run-dir", default="/var/run/kosmos-agent", show_default=True, type=click.Path())
-@common_options(None, health_port=0, bind_address="127.0.0.1", member_qps=None)
+@component.common_options(None, health_port=0, bind_address="127.0.0.1", member_qps=None)
 def command(  # noqa: PLR0917 - click passes every option by name
-    common: Common,
+    common: component.Common,
     cluster: str,
     node: str,
     netns: str | None,
@@ -136,5 +132,9 @@ def command(  # noqa: PLR0917 - click passes every option by name
         ipsec_backend=ipsec_backend,
         run_dir=Path(run_dir),
     )
-    component = Component(f"agent-{settings.name}")
-    main("agent", common.verbose, run_component(component, common, lambda rt: build(rt, settings)))
+    spec = component.Component(f"agent-{settings.name}")
+    component.main(
+        "agent",
+        common.verbose,
+        component.run_component(spec, common, lambda rt: build(rt, settings)),
+    )
