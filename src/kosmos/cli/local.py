@@ -13,6 +13,8 @@ from kosmos.kube.errors import KubeError
 from kosmos.local import components, environment, paths, toolchain
 from kosmos.local.kubectl import KubectlError
 from kosmos.local.kwokctl import KwokctlError
+from kosmos.local.nodes import REAL_NODE_FAILURES
+from kosmos.local.nodes.lifecycle import NodeStatus
 from kosmos.local.topology import Options, PlanError
 from kosmos.ops import local_setup
 from kosmos.ops.errors import OperationError
@@ -24,6 +26,7 @@ FAILURES = (
     KubectlError,
     PlanError,
     environment.LocalEnvError,
+    *REAL_NODE_FAILURES,
 )
 
 
@@ -68,6 +71,13 @@ toolchain_cmd.name = "toolchain"
 @click.option("--members", default=2, show_default=True, help="Number of member clusters.")
 @click.option("--nodes", default=3, show_default=True, help="kwok nodes per cluster.")
 @click.option(
+    "--real-nodes",
+    default=0,
+    show_default=True,
+    help="Real nodes per cluster (kubelet, containerd, flannel, kube-proxy in a network "
+    "namespace); scripts/up asks for 1.",
+)
+@click.option(
     "--overlap",
     is_flag=True,
     help="Give cluster1 and cluster2 the same pod and service CIDRs (global-IP scenarios).",
@@ -93,6 +103,7 @@ def up(
     *,
     members: int,
     nodes: int,
+    real_nodes: int,
     overlap: bool,
     port_base: int,
     with_kosmos: bool,
@@ -103,7 +114,13 @@ def up(
         raise click.UsageError("--sample-app runs on leaf nodes: it needs Kosmos")
     if sample_app and members < 1:
         raise click.UsageError("--sample-app runs on leaf nodes: it needs --members >= 1")
-    options = Options(members=members, nodes=nodes, overlap=overlap, port_base=port_base)
+    options = Options(
+        members=members,
+        nodes=nodes,
+        overlap=overlap,
+        port_base=port_base,
+        real_nodes=real_nodes,
+    )
     progress = Progress()
     try:
         clusters = environment.up(options, progress)
@@ -129,6 +146,9 @@ def down() -> None:
     report = environment.down(Progress())
     if report.killed:
         click.echo(f"killed {len(report.killed)} processes kwokctl left behind", err=True)
+    if report.real_nodes.left:
+        left = "\n  ".join(report.real_nodes.left)
+        raise click.ClickException(f"real nodes left behind:\n  {left}")
     if report.ports_still_bound:
         ports = ", ".join(str(p) for p in sorted(report.ports_still_bound))
         raise click.ClickException(f"ports still bound after down: {ports}")
@@ -143,15 +163,23 @@ def status(output: str) -> None:
     if not clusters:
         raise click.ClickException("the local environment is not up: run `kosmosctl local up`")
     procs = components.status()
+    nodes = environment.nodes_status()
     if output in ("json", "yaml"):
-        data = {"clusters": [asdict(c) for c in clusters], "components": [asdict(p) for p in procs]}
+        data = {
+            "clusters": [asdict(c) for c in clusters],
+            "nodes": [asdict(n) for n in nodes],
+            "components": [asdict(p) for p in procs],
+        }
         emit(output, [], [], data)
     else:
         click.echo(table(*_cluster_table(clusters)))
+        click.echo()
+        click.echo(table(*_node_table(nodes)))
         if procs:
             click.echo()
             click.echo(table(*_component_table(procs)))
-    if not all(c.healthy for c in clusters) or not all(p.healthy for p in procs):
+    real_down = [n for n in nodes if n.kind == "real" and not n.ready]
+    if not all(c.healthy for c in clusters) or not all(p.healthy for p in procs) or real_down:
         raise SystemExit(1)
 
 
@@ -169,6 +197,15 @@ def _cluster_table(clusters: list[environment.ClusterStatus]) -> tuple[list[str]
             f"{c.rss_mib:.0f}Mi",
         ]
         for c in clusters
+    ]
+    return headers, rows
+
+
+def _node_table(nodes: list[NodeStatus]) -> tuple[list[str], list[list[str]]]:
+    headers = ["node", "cluster", "kind", "runtime", "ready", "processes"]
+    rows = [
+        [n.name, n.cluster, n.kind, n.runtime, "yes" if n.ready else "NO", n.processes]
+        for n in nodes
     ]
     return headers, rows
 

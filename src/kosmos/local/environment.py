@@ -19,6 +19,8 @@ import yaml
 
 from kosmos.local import components, kosmos_plan, kwokctl, paths, procs, toolchain
 from kosmos.local.kubectl import Kubectl, KubectlError
+from kosmos.local.nodes import lifecycle, teardown
+from kosmos.local.nodes.plan import environment_name
 from kosmos.local.topology import (
     KWOK_NODE_SELECTOR,
     ClusterPlan,
@@ -86,11 +88,18 @@ def up(options: Options, progress: Progress) -> list[ClusterPlan]:
     tools = toolchain.ensure(progress)
     kwok = kwokctl.Kwokctl(tools.path("kwokctl"))
     _save_state(options, tools.k8s_version)
+    with_nodes = [c for c in clusters if c.real_nodes]
+    found = lifecycle.prepare(with_nodes, progress) if with_nodes else None
     for cluster in clusters:
         started = time.monotonic()
         _ensure_cluster(kwok, cluster, tools, progress)
         _write_kubeconfig(cluster, kwok.kubeconfig(cluster.name))
         _ensure_nodes(cluster, tools, progress)
+        if found is not None:
+            kubectl = _kubectl(
+                cluster.name, tools.path("kubectl"), cluster_kubeconfig(cluster.name)
+            )
+            lifecycle.ensure_cluster(cluster, environment_name(clusters), found, kubectl, progress)
         progress(f"{cluster.name}: ready in {time.monotonic() - started:.1f}s")
     _write_merged_kubeconfig(clusters)
     return clusters
@@ -253,6 +262,7 @@ class DownReport:
     deleted: list[str]
     killed: list[procs.Process]
     ports_still_bound: dict[int, int]
+    real_nodes: teardown.Removal
 
 
 def down(progress: Progress) -> DownReport:
@@ -264,6 +274,10 @@ def down(progress: Progress) -> DownReport:
     stopped = components.stop_all()
     if stopped:
         progress(f"stopped components: {', '.join(stopped)}")
+    options = load_options()
+    removal = lifecycle.down(environment_name(plan(options)) if options else None)
+    if removal.nodes:
+        progress(f"removed real nodes: {', '.join(removal.nodes)}")
     root = kwokctl.workdir()
     clusters_dir = root / "clusters"
     names = sorted(d.name for d in clusters_dir.iterdir()) if clusters_dir.exists() else []
@@ -287,7 +301,7 @@ def down(progress: Progress) -> DownReport:
     doomed = (merged_kubeconfig(), state_file(), kosmos_plan.marker_file())
     for path in (*doomed, *kubeconfig_dir().glob("*-kubeconfig")):
         path.unlink(missing_ok=True)
-    return DownReport(names, leftovers, still)
+    return DownReport(names, leftovers, still, removal)
 
 
 def status() -> list[ClusterStatus]:
@@ -318,6 +332,17 @@ def status() -> list[ClusterStatus]:
             )
         )
     return result
+
+
+def nodes_status() -> list[lifecycle.NodeStatus]:
+    """Every node of every planned cluster: kwok, real, leaf; empty if the environment is down."""
+    options = load_options()
+    if options is None:
+        return []
+    binary = paths.bin_dir() / "kubectl"
+    return lifecycle.status(
+        plan(options), lambda name: _kubectl(name, binary, cluster_kubeconfig(name))
+    )
 
 
 def _version_and_nodes(kubectl: Kubectl) -> tuple[str, int, int]:

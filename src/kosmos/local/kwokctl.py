@@ -57,6 +57,7 @@ from typing import Any
 import yaml
 
 from kosmos.local import paths, procs
+from kosmos.local.nodes.plan import apiserver_sans, network
 from kosmos.local.toolchain import Toolchain
 from kosmos.local.topology import KWOK_NODE_SELECTOR, ClusterPlan
 
@@ -66,6 +67,8 @@ KUBELET_ADDRESS_TYPES = "InternalIP,ExternalIP,Hostname"
 #: The log every simulated container of a cluster shows, in its kwokctl work dir.
 POD_LOG_NAME = "pod.log"
 KWOK_API_VERSION = "kwok.x-k8s.io/v1alpha1"
+#: kcm's per-node pod range with real nodes; kwok nodes use the same size (topology).
+NODE_CIDR_PREFIX = 24
 
 
 class KwokctlError(RuntimeError):
@@ -217,6 +220,8 @@ def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[st
             "manage-nodes-with-label-selector": KWOK_NODE_SELECTOR,
         },
     }
+    if cluster.real_nodes:
+        _serve_real_nodes(cluster, options, patches)
     return [
         {
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
@@ -232,6 +237,33 @@ def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[st
         },
         *debugging_documents(cluster.name),
     ]
+
+
+def _serve_real_nodes(
+    cluster: ClusterPlan, options: dict[str, Any], patches: dict[str, dict[str, str]]
+) -> None:
+    """What a cluster with real nodes needs beyond kwok's (:mod:`kosmos.local.nodes`).
+
+    * The apiserver still binds loopback; node namespaces reach it through a relay on the
+      cluster network's host address, so its certificate names that address, and the
+      ``kubernetes`` Service's ClusterIP for pods. It advertises the host address: that is
+      the endpoint of the ``kubernetes`` Service, which pods reach through kube-proxy.
+    * ``kubectl logs/exec`` dial the kubelet, which (unlike kwok) authenticates the caller:
+      the apiserver presents kwokctl's admin certificate (``system:masters``).
+    * kcm gives every node a /24 of the cluster's pod range (kwok nodes bring their own
+      ``podCIDR``, which kcm takes as used): flannel and the CNI configuration start from it.
+    """
+    pki = cluster_dir(cluster.name) / "pki"
+    options["kubeApiserverCertSANs"] = apiserver_sans(cluster)
+    patches["kube-apiserver"] |= {
+        "advertise-address": network(cluster).host_address,
+        "kubelet-client-certificate": str(pki / "admin.crt"),
+        "kubelet-client-key": str(pki / "admin.key"),
+    }
+    patches["kube-controller-manager"] |= {
+        "allocate-node-cidrs": "true",
+        "node-cidr-mask-size": str(NODE_CIDR_PREFIX),
+    }
 
 
 @dataclass

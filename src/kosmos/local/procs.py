@@ -101,11 +101,11 @@ def rss_bytes(pids: list[int]) -> int:
 def wait_exit(pids: list[int], timeout: float) -> list[int]:
     """Wait up to ``timeout`` seconds for ``pids`` to exit; return those still alive."""
     deadline = time.monotonic() + timeout
-    alive = [p for p in pids if _alive(p)]
-    while alive and time.monotonic() < deadline:
+    living = [p for p in pids if alive(p)]
+    while living and time.monotonic() < deadline:
         time.sleep(0.1)
-        alive = [p for p in alive if _alive(p)]
-    return alive
+        living = [p for p in living if alive(p)]
+    return living
 
 
 def terminate(pids: list[int], grace: float = 10.0) -> None:
@@ -132,6 +132,7 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
     entry = PROC / str(pid)
     return entry.exists() and not _is_zombie(entry)

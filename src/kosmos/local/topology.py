@@ -51,6 +51,9 @@ ZONE_SUFFIXES = ("a", "b", "c")
 #: Heterogeneous node sizes (cpu cores, memory GiB) so fragmentation is visible later.
 NODE_SHAPES = ((8, 32), (16, 64), (4, 16))
 MAX_CLUSTERS = 90  # 10.<10+i> pod and 10.<110+i> service ranges stay inside 10.0.0.0/8
+#: Real nodes per cluster (kubelet + containerd each, :mod:`kosmos.local.nodes`): a cap that
+#: keeps an environment within what a small machine runs beside its control planes.
+MAX_REAL_NODES = 20
 
 
 class PlanError(ValueError):
@@ -64,6 +67,7 @@ class Options:
     overlap: bool = False
     port_base: int = 16400
     bind_address: str = "127.0.0.1"
+    real_nodes: int = 0
 
     def validate(self) -> None:
         if not 0 <= self.members < MAX_CLUSTERS:
@@ -81,6 +85,11 @@ class Options:
             raise PlanError(
                 f"--port-base {self.port_base} puts ports outside 1024..65535 for "
                 f"{self.members + 1} clusters"
+            )
+        if not 0 <= self.real_nodes <= MAX_REAL_NODES:
+            raise PlanError(
+                f"--real-nodes must be between 0 and {MAX_REAL_NODES} per cluster, "
+                f"got {self.real_nodes}"
             )
         if not ipaddress.ip_address(self.bind_address).is_loopback:
             raise PlanError(f"bind address {self.bind_address} is not a loopback address")
@@ -107,6 +116,8 @@ class ClusterPlan:
     service_cidr: str
     region: str
     nodes: tuple[NodePlan, ...] = field(default=())
+    #: how many real nodes (:mod:`kosmos.local.nodes`) the cluster has beside its kwok nodes
+    real_nodes: int = 0
 
     @property
     def apiserver_port(self) -> int:
@@ -136,6 +147,7 @@ def plan(options: Options) -> list[ClusterPlan]:
                 service_cidr=f"10.{110 + cidr_index}.0.0/16",
                 region=region,
                 nodes=tuple(_nodes(name, region, pod_cidr, options.nodes, role)),
+                real_nodes=options.real_nodes,
             )
         )
     return clusters

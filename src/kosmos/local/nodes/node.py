@@ -1,0 +1,290 @@
+"""Bring one real node up, step by step; re-running it restarts only what is not running.
+
+The steps, in order: the node's files; its network namespace on the cluster network; its
+cgroups; its mount namespace; its credentials; containerd; the images; kubelet (until the
+node is registered and has a pod range from kcm); flanneld (until it wrote its subnet);
+the CNI configuration from the node's pod range; kube-proxy; then the node's Ready
+condition. Each step converges: what exists is kept, configuration files are written only
+when their content changes, a process whose pid still runs it is left alone. A step that
+fails raises ``NodeError`` naming the node, the step and the tail of the log that explains it.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kosmos.local.kubectl import Kubectl, KubectlError
+from kosmos.local.nodes import configs, isolation, launch, layout, pki
+from kosmos.local.nodes.artifacts import Artifacts
+from kosmos.local.nodes.layout import NodeDirs
+from kosmos.local.nodes.network import bridge_of
+from kosmos.local.nodes.plan import WORKER_ROLE, RealNodePlan
+from kosmos.net import wiring
+from kosmos.net.errors import NetError
+
+Progress = Callable[[str], None]
+SOCKET_TIMEOUT = 20.0
+REGISTER_TIMEOUT = 90.0
+FLANNEL_TIMEOUT = 30.0
+READY_TIMEOUT = 90.0
+POLL = 0.2
+#: per-namespace kernel settings of a node: pods route through it, kube-proxy's DNAT must
+#: see bridged traffic (needs the br_netfilter module, hence optional), and kube-proxy
+#: answers NodePorts on 127.0.0.1
+NODE_SYSCTLS = {
+    "net.ipv4.ip_forward": "1",
+    "net.bridge.bridge-nf-call-iptables": "1",
+    "net.ipv4.conf.all.route_localnet": "1",
+}
+OPTIONAL_SYSCTLS = frozenset({"net.bridge.bridge-nf-call-iptables"})
+
+
+class NodeError(RuntimeError):
+    """A real node did not come up: which node, which step, and the log that says why."""
+
+    def __init__(self, node: str, step: str, detail: str, log: Path | None = None) -> None:
+        message = f"real node {node}: step '{step}' failed: {detail}"
+        if log is not None:
+            message += f"\n--- last lines of {log} ---\n{launch.tail(log)}"
+        super().__init__(message)
+        self.node, self.step, self.log = node, step, log
+
+
+@dataclass
+class Context:
+    """What bringing a node up needs besides its plan."""
+
+    artifacts: Artifacts
+    kubectl: Kubectl  # the node's cluster, as admin
+    cluster_pki: Path  # kwokctl's pki directory of the cluster (ca.crt, ca.key, admin.*)
+    hierarchies: list[isolation.Mount]
+
+
+@dataclass
+class Outcome:
+    node: str
+    started: list[str] = field(default_factory=list)  # processes (re)started by this run
+    seconds: float = 0.0
+
+
+class NodeRunner:
+    def __init__(self, node: RealNodePlan, ctx: Context) -> None:
+        self.node, self.ctx, self.dirs = node, ctx, NodeDirs(node.name)
+        self.outcome = Outcome(node.name)
+        self._step = "files"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def step(self, name: str, log: str | None = None) -> Iterator[None]:
+        self._step = name
+        try:
+            yield
+        except NodeError:
+            raise
+        except (OSError, NetError, KubectlError, RuntimeError) as exc:
+            where = self.dirs.log(log) if log else None
+            raise NodeError(self.node.name, name, str(exc), where) from exc
+
+    def fail(self, detail: str, log: str | None = None) -> NodeError:
+        return NodeError(self.node.name, self._step, detail, self.dirs.log(log) if log else None)
+
+    def start(self, command: launch.Command) -> None:
+        files = isolation.procs_files(self.node.cgroup, self.ctx.hierarchies)
+        enter = isolation.enter(self.dirs, self.node.netns)
+        before = launch.pid_of(self.dirs, command)
+        launch.start(self.dirs, command, files, enter)
+        if before is None:
+            self.outcome.started.append(command.name)
+
+    def wait(self, what: str, timeout: float, check: Callable[[], Any], process: str) -> Any:
+        """Poll ``check`` until it returns something truthy; fail early if ``process`` died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            pid_file = self.dirs.pid_file(process)
+            pid = int(pid_file.read_text()) if pid_file.exists() else 0
+            if not pid or launch.exited(pid):
+                raise self.fail(f"{process} exited while waiting for {what}", process)
+            if time.monotonic() > deadline:
+                raise self.fail(f"no {what} after {timeout:.0f}s", process)
+            time.sleep(POLL)
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        started = time.monotonic()
+        node = self.node
+        with self.step("files"):
+            self.dirs.create()
+            layout.save(node)
+        with self.step("network namespace"):
+            address = f"{node.address}/{node.network.prefix}"
+            port = wiring.Port(node.netns, node.bridge_peer, address, node.network.host_address)
+            wiring.ensure_port(bridge_of(node), port)
+            wiring.sysctl(node.netns, NODE_SYSCTLS, optional=OPTIONAL_SYSCTLS)
+        with self.step("cgroups"):
+            isolation.ensure_cgroups(node.cgroup, self.ctx.hierarchies)
+        with self.step("mount namespace"):
+            isolation.ensure_mount_namespace(self.dirs, node.netns, self.ctx.hierarchies)
+        with self.step("credentials"):
+            pki.ensure_kubeconfigs(
+                self.ctx.cluster_pki,
+                node.name,
+                node.apiserver,
+                self.kubelet_kubeconfig,
+                self.admin_kubeconfig,
+            )
+        self.containerd()
+        self.images()
+        pod_cidr = self.kubelet()
+        self.flannel()
+        self.cni(pod_cidr)
+        self.kube_proxy()
+        self.ready()
+        self.outcome.seconds = time.monotonic() - started
+        return self.outcome
+
+    @property
+    def kubelet_kubeconfig(self) -> Path:
+        return self.dirs.etc / "kubelet.kubeconfig"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.dirs.etc / "admin.kubeconfig"
+
+    def containerd(self) -> None:
+        arts = self.ctx.artifacts
+        with self.step("containerd", "containerd"):
+            config = self.dirs.etc / "containerd.toml"
+            layout.put(
+                config,
+                configs.containerd_toml(arts.sandbox_image, arts.cni_bin_dir, arts.runc),
+                0o644,
+            )
+            self.start(
+                launch.Command("containerd", (str(arts.containerd), "--config", str(config)))
+            )
+            self.wait("containerd socket", SOCKET_TIMEOUT, self.containerd_answers, "containerd")
+
+    def ctr(self, *args: str) -> list[str]:
+        return [
+            str(self.ctx.artifacts.ctr),
+            "-a",
+            str(self.dirs.containerd_socket),
+            "-n",
+            "k8s.io",
+            *args,
+        ]
+
+    def containerd_answers(self) -> bool:
+        if not self.dirs.containerd_socket.exists():
+            return False
+        return launch.quiet_ok(self.ctr("version"))
+
+    def images(self) -> None:
+        with self.step("images", "containerd"):
+            present = images_present(launch.output(self.ctr("images", "ls")))
+            for image in self.ctx.artifacts.images.values():
+                if not image.archive.exists():
+                    raise self.fail(f"image {image.ref}: archive {image.archive} is missing")
+                if present.get(image.ref) == archive_digest(image.archive):
+                    continue
+                launch.output(self.ctr("images", "import", str(image.archive)))
+
+    def kubelet(self) -> str:
+        node, arts = self.node, self.ctx.artifacts
+        with self.step("kubelet", "kubelet"):
+            config = self.dirs.etc / "kubelet.yaml"
+            body = configs.kubelet_config(node, self.ctx.cluster_pki / "ca.crt")
+            layout.put(config, configs.dump_yaml(body), 0o644)
+            flags = configs.kubelet_flags(node, config, self.kubelet_kubeconfig)
+            self.start(launch.Command("kubelet", (str(arts.kubelet), *flags)))
+            pod_cidr: str = self.wait(
+                "registration with a pod range",
+                REGISTER_TIMEOUT,
+                self.registered_pod_cidr,
+                "kubelet",
+            )
+            if node.role == "host":
+                self.ctx.kubectl.run("label", "node", node.name, f"{WORKER_ROLE}=", "--overwrite")
+        return pod_cidr
+
+    def live_node(self) -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = json.loads(
+                self.ctx.kubectl.run("get", "node", self.node.name, "-o", "json", timeout=10)
+            )
+        except (KubectlError, ValueError):
+            return None
+        return body
+
+    def registered_pod_cidr(self) -> str:
+        live = self.live_node() or {}
+        return str((live.get("spec") or {}).get("podCIDR") or "")
+
+    def flannel(self) -> None:
+        node, arts = self.node, self.ctx.artifacts
+        with self.step("flannel", "flanneld"):
+            net_conf = self.dirs.etc / "net-conf.json"
+            layout.put(net_conf, configs.dump_json(configs.flannel_net_conf(node.pod_cidr)), 0o644)
+            flags = configs.flannel_flags(self.admin_kubeconfig, net_conf)
+            command = launch.Command(
+                "flanneld", (str(arts.flanneld), *flags), {"NODE_NAME": node.name}
+            )
+            self.start(command)
+            self.wait("subnet file", FLANNEL_TIMEOUT, self.dirs.subnet_env.exists, "flanneld")
+
+    def cni(self, pod_cidr: str) -> None:
+        with self.step("cni"):
+            values = configs.subnet_env(self.dirs.subnet_env.read_text())
+            mtu = int(values.get("FLANNEL_MTU") or configs.DEFAULT_MTU)
+            body = configs.cni_conflist(pod_cidr, mtu)
+            layout.put(
+                self.dirs.cni_conf_dir / configs.CNI_CONF_FILE, configs.dump_json(body), 0o644
+            )
+
+    def kube_proxy(self) -> None:
+        with self.step("kube-proxy", "kube-proxy"):
+            config = self.dirs.etc / "kube-proxy.yaml"
+            body = configs.kube_proxy_config(self.node, self.admin_kubeconfig)
+            layout.put(config, configs.dump_yaml(body), 0o644)
+            argv = (str(self.ctx.artifacts.kube_proxy), f"--config={config}", "--v=2")
+            self.start(launch.Command("kube-proxy", argv))
+
+    def ready(self) -> None:
+        with self.step("ready", "kubelet"):
+            self.wait("Ready condition", READY_TIMEOUT, self.is_ready, "kubelet")
+
+    def is_ready(self) -> bool:
+        conditions = ((self.live_node() or {}).get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def images_present(listing: str) -> dict[str, str]:
+    """``ctr images ls`` output -> {reference: manifest digest} (pure)."""
+    found = {}
+    for line in listing.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 3 and fields[2].startswith("sha256:"):
+            found[fields[0]] = fields[2]
+    return found
+
+
+def archive_digest(archive: Path) -> str:
+    """The manifest digest an OCI archive's index names (what ctr lists after the import)."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        if member is None:
+            raise RuntimeError(f"{archive} has no index.json")
+        index = json.loads(member.read())
+    return str(index["manifests"][0]["digest"])
