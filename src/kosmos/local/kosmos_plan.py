@@ -38,13 +38,17 @@ SCHEDULER = names.SCHEDULER_NAME
 
 SAMPLE_NAMESPACE = "default"
 SAMPLE_SELECTOR = "app=nginx"
-#: Three nginx pods that tolerate only the leaf-node taint, so they run on leaf nodes, i.e.
+#: Three nginx pods that tolerate only the leaf-node taint and select leaf nodes, so they run
 #: in the members: the smallest workload that shows a pod of the host running in a member.
+#: The selector matters when the host has real worker nodes (``--real-nodes``), which the
+#: default scheduler would otherwise also use; ClusterTree drops it from the member's copy
+#: (``kosmos.io/`` keys describe host leaf nodes).
 SAMPLE_APP: Obj = build.deployment(
     build.metadata("nginx-deployment", {"app": "nginx"}),
     selector={"app": "nginx"},
     pod_labels={"app": "nginx"},
     pod_spec={
+        "nodeSelector": {names.LABEL_NODE: "true"},
         "tolerations": [{"key": "kosmos.io/node", "operator": "Equal", "value": "true"}],
         "containers": [
             {"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}

@@ -7,6 +7,7 @@ import yaml
 
 from kosmos.local import kwokctl
 from kosmos.local.kwokctl import config_documents
+from kosmos.local.nodes.plan import apiserver_sans
 from kosmos.local.toolchain import GROUPS, BuiltGroup, Toolchain
 from kosmos.local.topology import KWOK_NODE_SELECTOR, Options, plan
 
@@ -155,3 +156,21 @@ def test_a_cluster_from_an_older_kosmosctl_is_recognised(local_dir, documents):
 
 def test_a_missing_cluster_does_not_serve_logs(local_dir):
     assert not kwokctl.serves_logs_and_exec("cluster9")
+
+
+def test_a_cluster_with_real_nodes_serves_them_and_one_without_is_unchanged(local_dir):
+    plain = config_documents(plan(Options())[1], fake_toolchain())[0]
+    member = plan(Options(real_nodes=1))[1]
+    doc = config_documents(member, fake_toolchain())[0]
+    pki = local_dir / "kwok" / "clusters" / "cluster1" / "pki"
+    assert doc["options"]["kubeApiserverCertSANs"] == apiserver_sans(member)
+    assert "kubeApiserverCertSANs" not in plain["options"]
+    assert doc["options"]["bindAddress"] == "127.0.0.1", "the relay reaches it on loopback"
+    apiserver = args(doc, "kube-apiserver")
+    assert apiserver["advertise-address"] == apiserver_sans(member)[0]
+    assert apiserver["kubelet-client-certificate"] == str(pki / "admin.crt")
+    assert apiserver["kubelet-client-key"] == str(pki / "admin.key")
+    kcm = args(doc, "kube-controller-manager")
+    assert kcm["allocate-node-cidrs"] == "true" and kcm["node-cidr-mask-size"] == "24"
+    assert kcm["cluster-cidr"] == member.pod_cidr
+    assert "allocate-node-cidrs" not in args(plain, "kube-controller-manager")
