@@ -123,6 +123,11 @@ def _images(progress: Progress) -> dict[str, NodeImage]:
     }
 
 
+def image_refs() -> dict[str, str]:
+    """The reference of each node image, as pods name it (nothing is built)."""
+    return dict(PROTOTYPE_REFS)
+
+
 def ensure(progress: Progress) -> Artifacts:
     """Everything a real node needs, built or found; raises ``ArtifactError`` naming what
     is missing before any node is touched."""
