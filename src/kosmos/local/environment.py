@@ -96,13 +96,30 @@ def up(options: Options, progress: Progress) -> list[ClusterPlan]:
         _write_kubeconfig(cluster, kwok.kubeconfig(cluster.name))
         _ensure_nodes(cluster, tools, progress)
         if found is not None:
-            kubectl = _kubectl(
-                cluster.name, tools.path("kubectl"), cluster_kubeconfig(cluster.name)
-            )
-            lifecycle.ensure_cluster(cluster, environment_name(clusters), found, kubectl, progress)
+            _real_nodes(cluster, clusters, found, tools.path("kubectl"), progress)
         progress(f"{cluster.name}: ready in {time.monotonic() - started:.1f}s")
     _write_merged_kubeconfig(clusters)
     return clusters
+
+
+def _real_nodes(
+    cluster: ClusterPlan,
+    clusters: list[ClusterPlan],
+    found: lifecycle.Artifacts,
+    kubectl_binary: Path,
+    progress: Progress,
+) -> None:
+    kubectl = _kubectl(cluster.name, kubectl_binary, cluster_kubeconfig(cluster.name))
+    lifecycle.ensure_cluster(cluster, environment_name(clusters), found, kubectl, progress)
+
+
+def ensure_real_nodes(clusters: list[ClusterPlan], progress: Progress) -> None:
+    """Bring every planned real node up in running clusters (what ``up`` does for them)."""
+    with_nodes = [c for c in clusters if c.real_nodes]
+    if with_nodes:
+        found = lifecycle.prepare(with_nodes, progress)
+        for cluster in with_nodes:
+            _real_nodes(cluster, clusters, found, paths.bin_dir() / "kubectl", progress)
 
 
 def _ensure_cluster(

@@ -9,6 +9,7 @@ pid files that a crash may have left stale.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import time
@@ -54,7 +55,10 @@ def _is_zombie(entry: Path) -> bool:
 def listening_ports(pids: list[int] | None = None) -> dict[int, int]:
     """Map listening TCP port -> owning pid (pid 0 if the owner is unknown), v4 and v6.
 
-    With ``pids`` given, only sockets owned by those processes are returned.
+    With ``pids`` given, only sockets owned by those processes are returned. Without, only
+    sockets that would stop the environment from binding 127.0.0.1 count: those on a loopback
+    or wildcard address. A listener on another address (the real nodes' apiserver relay
+    listens on cluster-network addresses at the apiservers' ports) takes nothing from us.
     """
     inodes: dict[int, int] = {}
     for pid in pids if pids is not None else []:
@@ -76,13 +80,29 @@ def listening_ports(pids: list[int] | None = None) -> dict[int, int]:
             fields = line.split()
             if fields[3] != TCP_LISTEN:
                 continue
-            port = int(fields[1].rsplit(":", 1)[1], 16)
+            address, port_hex = fields[1].rsplit(":", 1)
+            port = int(port_hex, 16)
             inode = int(fields[9])
             if pids is None:
-                ports[port] = 0
+                if _local_or_any(address):
+                    ports[port] = 0
             elif inode in inodes:
                 ports[port] = inodes[inode]
     return ports
+
+
+def _local_or_any(hex_address: str) -> bool:
+    """Whether a /proc/net/tcp{,6} local address is loopback or the wildcard.
+
+    The kernel prints the address as 32-bit words in host (little-endian) byte order.
+    """
+    raw = b"".join(
+        int(hex_address[i : i + 8], 16).to_bytes(4, "little") for i in range(0, len(hex_address), 8)
+    )
+    address = ipaddress.ip_address(raw)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
 
 
 def rss_bytes(pids: list[int]) -> int:

@@ -31,3 +31,12 @@ def test_processes_under_finds_by_command_line_and_terminate_stops_them(tmp_path
         assert procs.processes_under(tmp_path) == []
     finally:
         child.kill()
+
+
+def test_only_loopback_and_wildcard_listeners_take_a_port_from_the_environment():
+    assert procs._local_or_any("0100007F")  # 127.0.0.1
+    assert procs._local_or_any("00000000")  # 0.0.0.0
+    assert not procs._local_or_any("01C2CE0A")  # 10.206.194.1 (a relay address)
+    assert procs._local_or_any("00000000000000000000000001000000")  # ::1
+    assert procs._local_or_any("0000000000000000FFFF00000100007F")  # ::ffff:127.0.0.1
+    assert not procs._local_or_any("0000000000000000FFFF000001C2CE0A")

@@ -18,6 +18,8 @@ from kosmos.local import kwokctl
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes import artifacts, isolation, layout, network, relay, teardown
 from kosmos.local.nodes.artifacts import Artifacts
+
+__all__ = ["Artifacts", "NodeStatus", "add_node", "down", "ensure_cluster", "prepare", "status"]
 from kosmos.local.nodes.launch import Command, pid_of
 from kosmos.local.nodes.node import Context, NodeRunner, Outcome
 from kosmos.local.nodes.plan import REAL_NODE_KEY, RealNodePlan, real_node, real_nodes
