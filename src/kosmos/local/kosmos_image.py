@@ -200,7 +200,8 @@ class KosmosImage:
         target += [f"--platform={platform}" for platform in PLATFORMS]
         install = [sys.executable, "-m", "pip", "install", "--no-compile", "--target", str(site)]
         install += ["--no-index", "--find-links", str(wheels), "-c", str(constraints)]
-        install += [*target, str(wheel)]
+        # By name from --find-links, not by path: a path would be recorded in direct_url.json.
+        install += [*target, "--find-links", str(wheel.parent), f"kosmos=={version}"]
         log = scratch / "pip.log"
         if subprocess.run(install, capture_output=True, check=False).returncode != 0:
             download = [sys.executable, "-m", "pip", "download", "--dest", str(wheels)]

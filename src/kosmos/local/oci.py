@@ -199,8 +199,7 @@ def write_image(
     gzip_level: int = GZIP_LEVEL,
 ) -> Written:
     """Write ``ref`` as an OCI archive at ``archive`` (atomically: a rename at the end)."""
-    if ":" not in ref.rsplit("/", 1)[-1] or "/" not in ref:
-        raise OCIError(f"image reference must be normalised with a tag: {ref!r}")
+    check_reference(ref)
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".oci-") as scratch:
         blobs = _Blobs(Path(scratch))
@@ -239,6 +238,18 @@ def write_image(
         tuple(d["digest"] for d in layer_descs),
         archive.stat().st_size,
     )
+
+
+def check_reference(ref: str) -> None:
+    """A kubelet asks for ``registry/repository:tag``: anything shorter would import under a
+    name no pod uses (``kosmos/shell:v1`` is ``docker.io/kosmos/shell:v1`` to a kubelet)."""
+    parts = ref.split("/")
+    registry = parts[0]
+    has_registry = len(parts) >= 2 and (
+        "." in registry or ":" in registry or registry == "localhost"
+    )
+    if not has_registry or ":" not in parts[-1] or "@" in ref:
+        raise OCIError(f"image reference must be normalised with a registry and a tag: {ref!r}")
 
 
 class _Blobs:
