@@ -10,7 +10,7 @@ import click
 
 from kosmos.cli.output import FORMATS, emit, table
 from kosmos.kube.errors import KubeError
-from kosmos.local import components, environment, paths, toolchain
+from kosmos.local import components, environment, images, paths, toolchain
 from kosmos.local.kubectl import KubectlError
 from kosmos.local.kwokctl import KwokctlError
 from kosmos.local.nodes import REAL_NODE_FAILURES
@@ -47,7 +47,7 @@ def local() -> None:
     help="Re-pin the k8s tools module to this release (e.g. v1.36.4) before building.",
 )
 def toolchain_cmd(rebuild: bool, kubernetes_version: str | None) -> None:
-    """Build (or reuse) kube-apiserver, kcm, scheduler, kubectl, etcd, kwok and kwokctl."""
+    """Build (or reuse) control-plane, kwok and real-node binaries (kubelet, flanneld, pause...)."""
     try:
         if kubernetes_version:
             toolchain.regenerate_k8s_module(kubernetes_version)
@@ -57,7 +57,7 @@ def toolchain_cmd(rebuild: bool, kubernetes_version: str | None) -> None:
     for built in tools.groups.values():
         state = "cached" if built.reused else "built"
         click.echo(
-            f"{built.group.name:5} {built.version:9} {state:6} "
+            f"{built.group.name:7} {built.version:9} {state:6} "
             f"build {built.build_seconds:6.0f}s  peak RSS {built.peak_rss_mib:5.0f} MiB  "
             f"{built.directory}"
         )
@@ -65,6 +65,37 @@ def toolchain_cmd(rebuild: bool, kubernetes_version: str | None) -> None:
 
 
 toolchain_cmd.name = "toolchain"
+
+
+@local.command("images")
+@click.option(
+    "--only",
+    type=click.Choice(images.ALL),
+    multiple=True,
+    help="Build only this image (repeatable); default: all.",
+)
+@click.option("--rebuild", is_flag=True, help="Rebuild even if the cache has the archive.")
+def images_cmd(only: tuple[str, ...], rebuild: bool) -> None:
+    """Build (or reuse) the images real nodes run: pause, shell, http and kosmos.
+
+    Each is an OCI archive for `ctr -n k8s.io images import`, cached in
+    $KOSMOS_CACHE_DIR/images by a digest of its inputs.
+    """
+    try:
+        built = images.build(Progress(), keys=only or images.ALL, rebuild=rebuild)
+    except (images.ImageError, toolchain.ToolchainError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    rows = [
+        [
+            b.image.key,
+            b.image.ref,
+            f"{b.size / 2**20:.1f}Mi",
+            "cached" if b.seconds is None else f"built {b.seconds:.1f}s",
+            str(b.image.archive),
+        ]
+        for b in built
+    ]
+    click.echo(table(["name", "ref", "size", "built/cached", "archive"], rows))
 
 
 @local.command()

@@ -1,44 +1,68 @@
-"""Build the local environment's Go binaries from pinned tools modules, into a versioned cache.
+"""Build the local environment's binaries from pinned tools modules, into a versioned cache.
 
 Nothing on PyPI, npm or Debian ships a current kube-apiserver, so the binaries the local
 clusters run (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok,
-kwokctl) are compiled from Go modules. Each group of binaries has its own tools module under
-``gotools/<group>/`` (one dependency graph per tool, so their pins never drag each other).
+kwokctl) and the ones real nodes run (kubelet, kube-proxy, flanneld, pause) are compiled from
+Go modules. Each group of binaries has its own tools module under ``gotools/<group>/`` (one
+dependency graph per tool, so their pins never drag each other). ``pause`` is the one C
+program: the sandbox process from the Kubernetes module's own ``build/pause`` sources,
+compiled statically with gcc.
 
 A group is built into ``<cache>/toolchain/<group>-<version>-<digest>/`` where the digest covers
-the tools module, the Go version and the build flags: changing any of them builds a new
+the tools module, the compiler version and the build flags: changing any of them builds a new
 directory, an unchanged one is reused. A ``.complete`` marker is written only after every
 binary printed the pinned version, so an interrupted build is never mistaken for a good one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 from kosmos.local import paths
+from kosmos.local.compilers import (
+    Progress,
+    ToolchainError,
+    gcc_binary,
+    go_binary,
+    go_env,
+    module_source,
+    run_step,
+)
+
+__all__ = [
+    "GOTOOLS_DIR",
+    "GROUPS",
+    "PAUSE_VERSION",
+    "Binary",
+    "BuiltGroup",
+    "Group",
+    "Toolchain",
+    "ToolchainError",
+    "cache_key",
+    "ensure",
+    "ldflags",
+    "regenerate_k8s_module",
+    "required_version",
+]
 
 GOTOOLS_DIR = Path(__file__).parent / "gotools"
-MIN_GO = (1, 26)
 BUILD_TAGS = "selinux,notest,grpcnotrace"
-HEARTBEAT_SECONDS = 15.0
-
-Progress = Callable[[str], None]
-
-
-class ToolchainError(RuntimeError):
-    """A build step failed; the message names the step, the cause and how to retry."""
+#: The pause image tag kubeadm of the pinned release uses (its ``PauseVersion``); checked
+#: against ``build/pause/Makefile`` of the module at build time.
+PAUSE_VERSION = "3.10.2"
+#: Static, so the pause image needs no libc; -s strips it (as upstream's image build does).
+CFLAGS = ("-Os", "-Wall", "-Werror", "-static", "-s")
 
 
 @dataclass(frozen=True)
@@ -58,14 +82,20 @@ class Group:
     module: str
     binaries: tuple[Binary, ...]
     stamps_k8s_version: bool = False
+    #: Go variable that ``-X`` sets to the version (what ``--version`` prints), if any.
+    version_var: str = ""
+    #: The tools module directory when it is another group's (pause reads k8s's sources).
+    tools: str = ""
+    #: Set for a C program compiled by gcc from ``module``'s source tree: the version it prints.
+    c_version: str = ""
 
     @property
     def module_dir(self) -> Path:
-        return GOTOOLS_DIR / self.name
+        return GOTOOLS_DIR / (self.tools or self.name)
 
     def version(self) -> str:
         """The pinned version, read from the tools module: go.mod is the single source."""
-        return required_version(self.module_dir / "go.mod", self.module)
+        return self.c_version or required_version(self.module_dir / "go.mod", self.module)
 
 
 GROUPS: tuple[Group, ...] = (
@@ -86,8 +116,24 @@ GROUPS: tuple[Group, ...] = (
             Binary("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"),
             Binary("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
             Binary("kubectl", "k8s.io/kubernetes/cmd/kubectl", ("version", "--client")),
+            Binary("kubelet", "k8s.io/kubernetes/cmd/kubelet"),
+            Binary("kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy"),
         ),
         stamps_k8s_version=True,
+    ),
+    # Our own main package (gotools/flannel/cmd/flanneld): see its doc comment for why.
+    Group(
+        "flannel",
+        "github.com/flannel-io/flannel",
+        (Binary("flanneld", "kosmos.local/tools/flannel/cmd/flanneld"),),
+        version_var="github.com/flannel-io/flannel/pkg/version.Version",
+    ),
+    Group(
+        "pause",
+        "k8s.io/kubernetes",
+        (Binary("pause", "build/pause/linux/pause.c", ("-v",)),),
+        tools="k8s",
+        c_version=PAUSE_VERSION,
     ),
 )
 
@@ -133,39 +179,6 @@ class Toolchain:
         return self.groups["k8s"].version
 
 
-def go_binary() -> tuple[str, str]:
-    """Locate ``go`` and check it is new enough; return its path and ``GOVERSION``."""
-    go = shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
-    if go is None:
-        raise ToolchainError(
-            "step 'find go' failed: no `go` on PATH. Install Go >= 1.26 (the pinned Kubernetes "
-            "release is built with it) and retry `kosmosctl local toolchain`."
-        )
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False)
-    version = out.stdout.strip()
-    match = re.match(r"go(\d+)\.(\d+)", version)
-    if not match or (int(match.group(1)), int(match.group(2))) < MIN_GO:
-        raise ToolchainError(
-            f"step 'find go' failed: {go} is {version or 'unknown'}, need "
-            f"go{MIN_GO[0]}.{MIN_GO[1]} or newer."
-        )
-    return go, version
-
-
-def go_env(go: str) -> dict[str, str]:
-    """Environment for every Go step: never download a toolchain, never modify go.mod."""
-    env = dict(os.environ)
-    env.update(
-        GOTOOLCHAIN="local",
-        CGO_ENABLED="0",
-        GOFLAGS="-modcacherw -buildvcs=false -mod=readonly",
-        PATH=f"{Path(go).parent}{os.pathsep}{env.get('PATH', '')}",
-    )
-    return env
-
-
 def ldflags(group: Group, version: str) -> str:
     """Linker flags; Kubernetes binaries get the version stamp their ``--version`` prints."""
     flags = ["-s", "-w"]
@@ -181,24 +194,39 @@ def ldflags(group: Group, version: str) -> str:
         }
         for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
             flags += [f"-X '{pkg}.{key}={value}'" for key, value in values.items()]
+    if group.version_var:
+        flags.append(f"-X '{group.version_var}={version}'")
     return " ".join(flags)
 
 
-def cache_key(group: Group, go_version: str) -> str:
-    """Directory name for a group: its version plus a digest of everything that shapes it."""
+def cache_key(group: Group, compiler_version: str) -> str:
+    """Directory name for a group: its version plus a digest of everything that shapes it.
+
+    The digest covers every file of the tools module (go.mod, go.sum, our own main packages),
+    the compiler's version and the build flags.
+    """
     digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum"):
-        digest.update((group.module_dir / name).read_bytes())
-    digest.update(f"{go_version}|{BUILD_TAGS}|{group.stamps_k8s_version}".encode())
+    for path in sorted(p for p in group.module_dir.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(group.module_dir)}\0".encode())
+        digest.update(path.read_bytes())
+    flags = " ".join(CFLAGS) if group.c_version else BUILD_TAGS
+    digest.update(f"{compiler_version}|{flags}|{group.stamps_k8s_version}".encode())
+    digest.update(f"|{group.version_var}|{[b.package for b in group.binaries]}".encode())
     return f"{group.name}-{group.version()}-{digest.hexdigest()[:10]}"
 
 
-def ensure(progress: Progress, *, rebuild: bool = False) -> Toolchain:
-    """Return the toolchain, building whatever group is missing from the cache."""
+def ensure(progress: Progress, *, rebuild: bool = False, only: Collection[str] = ()) -> Toolchain:
+    """Return the toolchain (or the groups named in ``only``), building what the cache lacks."""
+    unknown = set(only) - {g.name for g in GROUPS}
+    if unknown:
+        raise ToolchainError(f"unknown toolchain groups: {', '.join(sorted(unknown))}")
     go, go_version = go_binary()
     toolchain = Toolchain()
     for group in GROUPS:
-        directory = paths.toolchain_dir() / cache_key(group, go_version)
+        if only and group.name not in only:
+            continue
+        compiler = gcc_binary()[1] if group.c_version else go_version
+        directory = paths.toolchain_dir() / cache_key(group, compiler)
         marker = directory / ".complete"
         if marker.exists() and not rebuild:
             meta = json.loads(marker.read_text())
@@ -221,31 +249,18 @@ def _build_group(go: str, group: Group, directory: Path, progress: Progress) -> 
     log_path = directory.with_name(directory.name + ".log")
     started = time.monotonic()
     with log_path.open("w") as log:
-        peak = _run_step(
-            f"download {group.name} modules",
-            [go, "mod", "download"],
-            group=group,
-            env=env,
-            log=log,
-            progress=progress,
-        )
-        packages = [b.package for b in group.binaries]
-        # `-o dir/` names a binary after its package's last element: etcd's would be "v3".
-        single = len(packages) == 1
-        output = str(staging / group.binaries[0].name) if single else f"{staging}/"
-        build = [go, "build", "-v", "-p", str(os.cpu_count() or 2), "-trimpath"]
-        build += ["-tags", BUILD_TAGS, "-ldflags", ldflags(group, version), "-o", output]
-        peak = max(
-            peak,
-            _run_step(
-                f"compile {group.name} {version}",
-                build + packages,
-                group=group,
-                env=env,
-                log=log,
-                progress=progress,
-            ),
-        )
+        run = functools.partial(run_step, cwd=group.module_dir, env=env, log=log, progress=progress)
+        if group.c_version:
+            peak = _compile_c(go, group, staging, run)
+        else:
+            peak = run(f"download {group.name} modules", [go, "mod", "download"])
+            packages = [b.package for b in group.binaries]
+            # `-o dir/` names a binary after its package's last element: etcd's would be "v3".
+            single = len(packages) == 1
+            output = str(staging / group.binaries[0].name) if single else f"{staging}/"
+            build = [go, "build", "-v", "-p", str(os.cpu_count() or 2), "-trimpath"]
+            build += ["-tags", BUILD_TAGS, "-ldflags", ldflags(group, version), "-o", output]
+            peak = max(peak, run(f"compile {group.name} {version}", build + packages))
     _verify(group, staging, version)
     elapsed = time.monotonic() - started
     shutil.rmtree(directory, ignore_errors=True)
@@ -256,59 +271,32 @@ def _build_group(go: str, group: Group, directory: Path, progress: Progress) -> 
     return BuiltGroup(group, directory, version, elapsed, peak, reused=False)
 
 
-def _run_step(
-    step: str,
-    argv: list[str],
-    *,
-    group: Group,
-    env: dict[str, str],
-    log: TextIO,
-    progress: Progress,
+def _compile_c(
+    go: str, group: Group, staging: Path, run: Callable[[str, list[str]], float]
 ) -> float:
-    """Run one Go command, streaming output to the log and a heartbeat to ``progress``.
+    """Compile a C program of the group's module with gcc, from the module cache's sources.
 
-    Returns the peak RSS in MiB of the command and its children (compilers, linker).
+    The version macro is stamped like upstream's image build does (``-DVERSION=v<tag>-...``),
+    after checking the module's own build still says that tag: a re-pinned Kubernetes with
+    another pause version must update :data:`PAUSE_VERSION` (and with it the image's tag).
     """
-    progress(f"{step} ...")
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        cwd=group.module_dir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    stop = threading.Event()
-
-    def heartbeat() -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            latest = lines[-1] if lines else "starting"
-            progress(
-                f"  {step}: {time.monotonic() - started:.0f}s, {len(lines)} packages, "
-                f"latest {latest}"
-            )
-
-    ticker = threading.Thread(target=heartbeat, daemon=True)
-    ticker.start()
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        log.write(line)
-    # wait4 reports the largest RSS among the command and the children it waited for.
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = code = os.waitstatus_to_exitcode(status)
-    stop.set()
-    if code != 0:
-        tail = "\n".join(f"    {line}" for line in lines[-15:])
+    gcc = gcc_binary()[0]
+    root = module_source(go, group.module_dir, group.module)
+    binary = group.binaries[0]
+    source = root / binary.package
+    makefile = source.parent.parent / "Makefile"
+    tag = re.search(r"^TAG \?= (\S+)", makefile.read_text(), re.MULTILINE)
+    if not tag or tag.group(1) != group.c_version:
         raise ToolchainError(
-            f"step '{step}' failed (exit {code}) in {group.module_dir}.\n{tail}\n"
-            f"Full log: {log.name}\n"
-            "Retry with `kosmosctl local toolchain`: downloaded modules and compiled packages "
-            "are reused. Check `go env GOPROXY GOSUMDB` if the failure is a download."
+            f"step 'check {binary.name} version' failed: {makefile} says TAG "
+            f"{tag.group(1) if tag else '(none)'}, the toolchain pins {group.c_version}. "
+            "Update PAUSE_VERSION in kosmos/local/toolchain.py."
         )
-    return usage.ru_maxrss / 1024
+    argv = [gcc, *CFLAGS, f"-DVERSION=v{group.c_version}-kosmos"]
+    return run(
+        f"compile {binary.name} {group.c_version}",
+        [*argv, "-o", str(staging / binary.name), str(source)],
+    )
 
 
 def _verify(group: Group, staging: Path, version: str) -> None:

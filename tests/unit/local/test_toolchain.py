@@ -1,3 +1,5 @@
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,68 @@ def test_cache_key_names_the_version_and_changes_with_go():
     assert a.startswith(f"{group.name}-{group.version()}-")
     assert a != cache_key(group, "go1.26.9")
     assert a == cache_key(group, "go1.26.8")
+
+
+def group(name: str) -> toolchain.Group:
+    return next(g for g in GROUPS if g.name == name)
+
+
+def test_real_node_binaries_are_built_by_the_toolchain():
+    k8s = group("k8s")
+    assert {"kubelet", "kube-proxy"} <= {b.name for b in k8s.binaries}
+    text = (k8s.module_dir / "go.mod").read_text()
+    assert "\tk8s.io/kubernetes/cmd/kubelet\n" in text
+    assert "\tk8s.io/kubernetes/cmd/kube-proxy\n" in text
+    lib = "v0." + k8s.version().lstrip("v").split(".", 1)[1]
+    assert f"k8s.io/cri-streaming => k8s.io/cri-streaming {lib}" in text
+    assert "k8s.io/cri-streaming " + lib in (k8s.module_dir / "go.sum").read_text()
+
+
+def test_flannel_group_builds_our_own_main_with_two_backends():
+    flannel = group("flannel")
+    assert flannel.version().startswith("v0.28.")
+    (flanneld,) = flannel.binaries
+    assert flanneld.package == "kosmos.local/tools/flannel/cmd/flanneld"
+    main = (flannel.module_dir / "cmd" / "flanneld" / "main.go").read_text()
+    backends = set(re.findall(r'"github.com/flannel-io/flannel/pkg/backend/(\w+)"', main))
+    assert backends == {"vxlan", "hostgw"}
+    assert "kosmos.local/tools/flannel" in (flannel.module_dir / "go.mod").read_text()
+    assert ldflags(flannel, "v0.28.10").endswith(
+        "-X 'github.com/flannel-io/flannel/pkg/version.Version=v0.28.10'"
+    )
+
+
+def test_pause_is_a_c_program_from_the_kubernetes_module():
+    pause = group("pause")
+    assert pause.version() == toolchain.PAUSE_VERSION == "3.10.2"
+    assert pause.module_dir == group("k8s").module_dir
+    assert pause.binaries[0].package == "build/pause/linux/pause.c"
+    assert pause.binaries[0].version_args == ("-v",)
+    assert "-static" in toolchain.CFLAGS
+
+
+def test_bin_dir_links_every_binary_a_real_node_runs():
+    names = {b.name for g in GROUPS for b in g.binaries}
+    assert {"kubelet", "kube-proxy", "flanneld", "pause", "kube-apiserver", "etcd"} <= names
+    assert len(names) == sum(len(g.binaries) for g in GROUPS)  # no name built twice
+
+
+def test_cache_key_covers_every_file_of_the_tools_module(tmp_path: Path, monkeypatch):
+    shutil.copytree(toolchain.GOTOOLS_DIR / "flannel", tmp_path / "flannel")
+    monkeypatch.setattr(toolchain, "GOTOOLS_DIR", tmp_path)
+    flannel = group("flannel")
+    before = cache_key(flannel, "go1.26.8")
+    main = tmp_path / "flannel" / "cmd" / "flanneld" / "main.go"
+    main.write_text(main.read_text() + "\n// changed\n")
+    assert cache_key(flannel, "go1.26.8") != before
+
+
+def test_pause_cache_key_follows_the_c_compiler():
+    pause = group("pause")
+    assert cache_key(pause, "gcc12.2.0") != cache_key(pause, "gcc12.3.0")
+    assert cache_key(pause, "gcc12.2.0").startswith("pause-3.10.2-")
+
+
+def test_unknown_groups_are_refused():
+    with pytest.raises(ToolchainError, match="unknown toolchain groups: nope"):
+        toolchain.ensure(lambda _: None, only=["nope"])

@@ -14,6 +14,7 @@ ConfigMap), ``relay`` (apiserver access from the nodes), ``node`` (one node's st
 ``teardown`` (``down``), ``lifecycle`` (what ``kosmosctl local`` calls).
 """
 
+from kosmos.local.images import ImageError
 from kosmos.local.nodes.artifacts import ArtifactError
 from kosmos.local.nodes.isolation import IsolationError
 from kosmos.local.nodes.node import NodeError
@@ -22,4 +23,12 @@ from kosmos.local.nodes.relay import RelayError
 from kosmos.net.errors import NetError
 
 #: what ``up`` may raise about real nodes; each message names what failed and where to look
-REAL_NODE_FAILURES = (ArtifactError, IsolationError, NodeError, PkiError, RelayError, NetError)
+REAL_NODE_FAILURES = (
+    ArtifactError,
+    ImageError,
+    IsolationError,
+    NodeError,
+    PkiError,
+    RelayError,
+    NetError,
+)

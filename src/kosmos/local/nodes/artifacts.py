@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kosmos.local import paths
+from kosmos.local import images, paths
 
 Progress = Callable[[str], None]
 
@@ -34,24 +34,10 @@ HOST_TOOLS = {
 CNI_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
 CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
 OUR_BINARIES = ("kubelet", "kube-proxy", "flanneld")
-#: the prototype's artifacts, until the toolchain and images land (removed before merging)
-PROTOTYPE_ENV = "KOSMOS_REALNODE_PROTOTYPE"
-PROTOTYPE_REFS = {
-    "pause": "registry.k8s.io/pause:3.10.2",
-    "shell": "docker.io/kosmos/shell:0.1.0",
-    "http": "docker.io/kosmos/http:0.1.0",
-}
 
 
 class ArtifactError(RuntimeError):
     """Something a real node needs is missing; the message says what and how to get it."""
-
-
-@dataclass(frozen=True)
-class NodeImage:
-    key: str
-    ref: str
-    archive: Path
 
 
 @dataclass(frozen=True)
@@ -63,7 +49,7 @@ class Artifacts:
     ctr: Path
     runc: Path
     cni_bin_dir: Path
-    images: dict[str, NodeImage]
+    images: dict[str, images.Image]
 
     @property
     def sandbox_image(self) -> str:
@@ -101,8 +87,7 @@ def cni_bin_dir() -> Path:
 
 
 def _binaries() -> dict[str, Path]:
-    prototype = os.environ.get(PROTOTYPE_ENV)
-    base = Path(prototype) / "bin" if prototype else paths.bin_dir()
+    base = paths.bin_dir()
     found = {name: base / name for name in OUR_BINARIES}
     missing = [name for name, path in found.items() if not path.exists()]
     if missing:
@@ -112,20 +97,9 @@ def _binaries() -> dict[str, Path]:
     return found
 
 
-def _images(progress: Progress) -> dict[str, NodeImage]:
-    prototype = os.environ.get(PROTOTYPE_ENV)
-    if not prototype:
-        raise ArtifactError("images: kosmos.local.images is not merged yet")
-    progress(f"real nodes: images from the prototype in {prototype}")
-    return {
-        key: NodeImage(key, PROTOTYPE_REFS[key], Path(prototype) / "images" / f"{key}.tar")
-        for key in NODE_IMAGES
-    }
-
-
 def image_refs() -> dict[str, str]:
     """The reference of each node image, as pods name it (nothing is built)."""
-    return dict(PROTOTYPE_REFS)
+    return {key: images.REFS[key] for key in NODE_IMAGES}
 
 
 def ensure(progress: Progress) -> Artifacts:
@@ -141,5 +115,5 @@ def ensure(progress: Progress) -> Artifacts:
         ctr=tools["ctr"],
         runc=tools["runc"],
         cni_bin_dir=cni_bin_dir(),
-        images=_images(progress),
+        images=images.ensure_images(progress, keys=NODE_IMAGES),
     )

@@ -1,0 +1,197 @@
+"""Images: references, the cache keyed by inputs, and the recipes' layers (no engine, no root)."""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+from kosmos.local import images, kosmos_image, oci, toolchain
+from kosmos.local.images import Image, ImageError, Recipe
+from kosmos.ops import manifests
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("KOSMOS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_references_are_normalised_and_tagged_like_the_release():
+    assert manifests.default_version() == images.TAG
+    assert f"docker.io/kosmos/pause:{toolchain.PAUSE_VERSION}" == images.PAUSE_REF
+    assert f"docker.io/kosmos/shell:{images.TAG}" == images.SHELL_REF
+    assert f"docker.io/kosmos/http:{images.TAG}" == images.HTTP_REF
+    assert f"docker.io/kosmos/kosmos:{images.TAG}" == images.KOSMOS_REF
+    for ref in images.REFS.values():
+        oci.check_reference(ref)
+    assert set(images.REFS) == set(images.ALL)
+
+
+class FakeRecipes:
+    """Replaces the real recipes: each image is one small file whose content is the input."""
+
+    def __init__(self) -> None:
+        self.inputs = dict.fromkeys(images.ALL, b"one")
+        self.writes: list[str] = []
+
+    def __call__(self, key: str, progress: object) -> Recipe:
+        content = self.inputs[key]
+
+        def write(archive: Path) -> oci.Written:
+            self.writes.append(key)
+            layer = oci.Layer()
+            layer.file("content", content)
+            written = oci.write_image(archive, images.REFS[key], [layer], oci.ImageConfig())
+            age = 1000 + len(self.writes)  # distinct mtimes: file systems tick coarsely
+            os.utime(archive, (age, age))
+            return written
+
+        return Recipe((content,), write)
+
+
+@pytest.fixture
+def recipes(monkeypatch) -> FakeRecipes:
+    fake = FakeRecipes()
+    monkeypatch.setattr(images, "_recipe", fake)
+    return fake
+
+
+def test_an_image_is_built_once_then_reused(recipes: FakeRecipes, cache_dir: Path):
+    lines: list[str] = []
+    first = images.ensure_images(lines.append, keys=["shell"])
+    assert recipes.writes == ["shell"]
+    image = first["shell"]
+    assert image == Image("shell", images.SHELL_REF, image.archive)
+    assert image.archive.parent == cache_dir / "images"
+    assert image.archive.name.startswith(f"shell-{images.TAG}-")
+    assert (
+        oci.read_index(image.archive)["manifests"][0]["annotations"]["io.containerd.image.name"]
+        == images.SHELL_REF
+    )
+    again = images.build(lines.append, keys=["shell"])
+    assert recipes.writes == ["shell"]
+    assert again[0].seconds is None and again[0].image == image
+    assert any("cached" in line for line in lines)
+
+
+def test_changed_inputs_build_a_new_archive_and_old_ones_are_pruned(recipes: FakeRecipes):
+    archives = []
+    for content in (b"a", b"b", b"c", b"d", b"b"):
+        recipes.inputs["http"] = content
+        archives.append(images.ensure_images(lambda _: None, keys=["http"])["http"].archive)
+    assert len(set(archives[:4])) == 4
+    assert recipes.writes == ["http"] * 4  # "b" again: still among the kept ones
+    assert archives[-1] == archives[1]
+    kept = sorted(p.name for p in (archives[0].parent).glob("http-*.tar"))
+    assert len(kept) == 1 + images.KEEP_OLD
+    assert archives[-1].name in kept and archives[0].name not in kept
+
+
+def test_images_come_in_a_fixed_order_and_unknown_keys_fail(recipes: FakeRecipes):
+    built = images.build(lambda _: None, keys=["kosmos", "pause"])
+    assert [b.image.key for b in built] == ["pause", "kosmos"]
+    with pytest.raises(ImageError, match="unknown image nginx: choose from pause, shell"):
+        images.build(lambda _: None, keys=["nginx"])
+
+
+def test_rebuild_writes_again(recipes: FakeRecipes):
+    images.build(lambda _: None, keys=["pause"])
+    images.build(lambda _: None, keys=["pause"], rebuild=True)
+    assert recipes.writes == ["pause", "pause"]
+
+
+def elf(tmp_path: Path, program_types: list[int]) -> Path:
+    """A minimal 64-bit little-endian ELF header followed by its program header table."""
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", header, 32, 64)  # e_phoff
+    struct.pack_into("<HH", header, 54, 56, len(program_types))  # e_phentsize, e_phnum
+    table = b"".join(struct.pack("<I", t) + bytes(52) for t in program_types)
+    path = tmp_path / "elf"
+    path.write_bytes(bytes(header) + table)
+    return path
+
+
+def test_static_elf_detection(tmp_path: Path):
+    assert images.is_static_elf(elf(tmp_path, [1, 1, 4]))
+    assert not images.is_static_elf(elf(tmp_path, [6, 3, 1]))  # PT_INTERP: dynamic
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\n")
+    assert not images.is_static_elf(script)
+    assert not images.is_static_elf(Path(sys.executable).resolve())
+
+
+def test_a_missing_static_busybox_names_the_package(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(images, "BUSYBOX_CANDIDATES", (tmp_path / "busybox",))
+    with pytest.raises(ImageError, match="apt-get install busybox-static"):
+        images.find_busybox()
+
+
+def test_shell_layer_links_every_applet_to_busybox(tmp_path: Path):
+    busybox = tmp_path / "busybox"
+    busybox.write_text("#!/bin/sh\nprintf 'busybox\\nsh\\nnslookup\\nwget\\n'\n")
+    busybox.chmod(0o755)
+    entries = images.shell_layer(busybox).entries
+    assert entries["bin/busybox"].source == busybox and entries["bin/busybox"].mode == 0o755
+    assert {p for p, e in entries.items() if e.kind == "symlink"} == {
+        "bin/sh",
+        "bin/nslookup",
+        "bin/wget",
+    }
+    assert entries["bin/sh"].target == "busybox"
+    assert entries["tmp"].mode == 0o1777
+    assert entries["etc/passwd"].data.startswith(b"root:x:0:0:")
+
+
+def test_http_layer_serves_the_pod_name_a_file_and_a_cgi():
+    entries = images.http_layer().entries
+    serve = entries["usr/local/bin/serve"]
+    assert serve.mode == 0o755
+    assert b"httpd -f" in serve.data and b"POD_NAME" in serve.data and b"file.txt" in serve.data
+    assert entries["var/www/cgi-bin/info"].mode == 0o755
+
+
+def test_recipe_code_is_part_of_every_key():
+    assert len(images.recipe_code_digest()) == 64
+
+
+def test_kosmos_dependencies_are_pinned_to_what_runs_here():
+    pins = kosmos_image.dependency_pins()
+    names = {pin.split("==")[0] for pin in pins}
+    assert {"aiohttp", "click", "pyroute2", "vici", "kubernetes-asyncio"} <= names
+    assert "multidict" in names  # transitive
+    assert "pytest" not in names and "kosmos" not in names  # dev extra, the package itself
+    assert all("==" in pin for pin in pins)
+
+
+def test_kosmos_source_digest_follows_the_sources(tmp_path: Path):
+    root = tmp_path / "checkout"
+    (root / "src" / "kosmos" / "__pycache__").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "kosmos"\nversion = "9.9.9"\n')
+    (root / "README.md").write_text("readme\n")
+    (root / "src" / "kosmos" / "__init__.py").write_text("")
+    before = kosmos_image.source_digest(root)
+    (root / "src" / "kosmos" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    assert kosmos_image.source_digest(root) == before  # build debris is no input
+    (root / "src" / "kosmos" / "__init__.py").write_text("x = 1\n")
+    assert kosmos_image.source_digest(root) != before
+    assert kosmos_image.source_version(root) == "9.9.9"
+
+
+def test_kosmos_image_is_built_from_this_checkout_for_bookworm():
+    root = kosmos_image.source_root()
+    assert (root / "src" / "kosmos" / "local" / "kosmos_image.py").is_file()
+    assert "manylinux_2_17_x86_64" in kosmos_image.PLATFORMS
+    assert kosmos_image.SITE == "usr/local/lib/python3.11/dist-packages"
+    assert {"python3", "strongswan-swanctl", "wireguard-go", "tini"} <= set(kosmos_image.PACKAGES)
+
+
+def test_missing_mmdebstrap_is_named(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(kosmos_image.shutil, "which", lambda _: None)
+    recipe = kosmos_image.KosmosImage(lambda _: None, tmp_path, images.KOSMOS_REF, ())
+    with pytest.raises(ImageError, match="mmdebstrap not found: apt-get install mmdebstrap"):
+        recipe.ensure_base()
