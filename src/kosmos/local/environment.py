@@ -362,6 +362,11 @@ def nodes_status() -> list[lifecycle.NodeStatus]:
     )
 
 
+def relay_status() -> tuple[bool, str] | None:
+    """Whether the real nodes' apiserver relay runs, and a line about it (None: no nodes)."""
+    return lifecycle.relay_status()
+
+
 def _version_and_nodes(kubectl: Kubectl) -> tuple[str, int, int]:
     try:
         version = json.loads(kubectl.run("version", "-o", "json"))["serverVersion"]["gitVersion"]

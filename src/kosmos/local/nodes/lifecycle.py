@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kosmos.local import kwokctl
@@ -36,7 +35,10 @@ def prepare(clusters: list[ClusterPlan], progress: Progress) -> Artifacts:
     found = artifacts.ensure(progress)
     for cluster in clusters:
         network.ensure(network_of(cluster))
-    relay.ensure([network.relay_route(net) for net in network.recorded()])
+    routes = [network.relay_route(net) for net in network.recorded()]
+    started = relay.ensure(routes)
+    if started:
+        progress(f"real nodes: apiserver relay started (pid {started}, log {relay.log_file()})")
     return found
 
 
@@ -160,9 +162,12 @@ def status(clusters: list[ClusterPlan], kubectl_for: Callable[[str], Kubectl]) -
     return rows
 
 
-def relay_running() -> bool:
-    return relay.running() is not None
-
-
-def log_dir(name: str) -> Path:
-    return layout.NodeDirs(name).logs
+def relay_status() -> tuple[bool, str] | None:
+    """Whether the apiserver relay runs, and one line about it; None without real nodes."""
+    routes = [network.relay_route(net) for net in network.recorded()]
+    if not routes:
+        return None
+    current = relay.running()
+    if current is None:
+        return False, f"apiserver relay: NOT RUNNING (`up` starts it; log {relay.log_file()})"
+    return True, f"apiserver relay: pid {current[0]}, {', '.join(sorted(current[1]))}"

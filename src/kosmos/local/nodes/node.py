@@ -35,6 +35,7 @@ REGISTER_TIMEOUT = 90.0
 FLANNEL_TIMEOUT = 30.0
 READY_TIMEOUT = 90.0
 POLL = 0.2
+SETTLE = 0.5  # how long a process just started must stay alive to count as started
 #: per-namespace kernel settings of a node: pods route through it, kube-proxy's DNAT must
 #: see bridged traffic (needs the br_netfilter module, hence optional), and kube-proxy
 #: answers NodePorts on 127.0.0.1
@@ -155,6 +156,7 @@ class NodeRunner:
         self.cni(pod_cidr)
         self.kube_proxy()
         self.ready()
+        self.still_running()
         self.outcome.seconds = time.monotonic() - started
         return self.outcome
 
@@ -271,6 +273,18 @@ class NodeRunner:
     def ready(self) -> None:
         with self.step("ready", "kubelet"):
             self.wait("Ready condition", READY_TIMEOUT, self.is_ready, "kubelet")
+
+    def still_running(self) -> None:
+        """Every process started by this run is alive a moment later: one that exits right
+        after its start (a bad flag, a taken port) is reported here, not by ``status``."""
+        if not self.outcome.started:
+            return
+        time.sleep(SETTLE)
+        for name in self.outcome.started:
+            with self.step(name, name):
+                pid_file = self.dirs.pid_file(name)
+                if launch.exited(int(pid_file.read_text())):
+                    raise self.fail(f"{name} exited right after it started", name)
 
     def is_ready(self) -> bool:
         conditions = ((self.live_node() or {}).get("status") or {}).get("conditions") or []

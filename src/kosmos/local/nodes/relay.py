@@ -133,11 +133,12 @@ def running() -> tuple[int, list[str]] | None:
     return pid, [a for a in argv if "=" in a and not a.startswith("-")]
 
 
-def ensure(routes: list[str], timeout: float = 10.0) -> int:
-    """The relay runs with exactly ``routes`` (restarted if it runs with others)."""
+def ensure(routes: list[str], timeout: float = 10.0) -> int | None:
+    """The relay runs with exactly ``routes`` (restarted if it runs with others); returns the
+    pid of a relay it started, None when the running one was kept."""
     current = running()
     if current and sorted(current[1]) == sorted(routes):
-        return current[0]
+        return None
     stop()
     relay_dir().mkdir(parents=True, exist_ok=True)
     with log_file().open("ab") as log:

@@ -94,6 +94,8 @@ def remove_node(name: str, hierarchies: list[isolation.Mount], report: Removal) 
             report.left.append(f"{name}: {exc}")
         left = isolation.remove_cgroups(node.cgroup, hierarchies)
         report.left += [f"{name}: cgroup {p}" for p in left]
+        if wiring.netns_exists(node.netns):
+            report.left.append(f"{name}: network namespace {node.netns}")
     shutil.rmtree(dirs.base, ignore_errors=True)
     if dirs.base.exists():
         report.left.append(f"{name}: directory {dirs.base}")
@@ -113,6 +115,8 @@ def remove_all(environment_cgroup: str | None) -> Removal:
             network.remove(net)
         except NetError as exc:
             report.left.append(f"network {net.netns}: {exc}")
+        if wiring.netns_exists(net.netns) or wiring.link_exists(None, net.host_link):
+            report.left.append(f"network {net.netns} (host link {net.host_link})")
     if environment_cgroup:
         roots.add(environment_cgroup)
     for cgroup_root in roots:
