@@ -244,8 +244,13 @@ def setup_script(dirs: NodeDirs, hierarchies: list[Mount]) -> str:
 def ensure_mount_namespace(dirs: NodeDirs, netns: str, hierarchies: list[Mount]) -> bool:
     """Create and furnish the node's mount namespace unless it is pinned; True if created."""
     ensure_pins_dir()
+    furnished = dirs.etc / "mount-namespace.ready"
     if is_pinned(dirs.pin):
-        return False
+        if furnished.exists() or pids_in_namespace("mnt", mount_ns_inode(dirs.pin)):
+            furnished.touch()
+            return False
+        release(dirs.pin)  # pinned by an interrupted run, never furnished: start over
+    furnished.unlink(missing_ok=True)
     dirs.pin.touch()
     _run(["unshare", f"--mount={dirs.pin}", "--propagation", "private", "true"], "unshare")
     script = setup_script(dirs, hierarchies)
@@ -254,6 +259,7 @@ def ensure_mount_namespace(dirs: NodeDirs, netns: str, hierarchies: list[Mount])
     except IsolationError:
         release(dirs.pin)
         raise
+    furnished.touch()
     return True
 
 
@@ -282,6 +288,22 @@ def mount_ns_inode(pin: Path) -> int | None:
         return pin.stat().st_ino if is_pinned(pin) else None
     except OSError:
         return None
+
+
+def pids_in_namespace(kind: str, inode: int | None) -> set[int]:
+    """Processes whose ``kind`` namespace ("mnt", "net") has ``inode`` (/proc/<pid>/ns)."""
+    if inode is None:
+        return set()
+    want = f"{kind}:[{inode}]"
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str((entry / "ns" / kind).readlink()) == want:
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def _run(argv: list[str], what: str) -> None:

@@ -84,6 +84,7 @@ class NodeRunner:
         self.node, self.ctx, self.dirs = node, ctx, NodeDirs(node.name)
         self.outcome = Outcome(node.name)
         self._step = "files"
+        self.renewed: set[str] = set()  # processes whose credentials changed
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -101,10 +102,18 @@ class NodeRunner:
     def fail(self, detail: str, log: str | None = None) -> NodeError:
         return NodeError(self.node.name, self._step, detail, self.dirs.log(log) if log else None)
 
-    def start(self, command: launch.Command) -> None:
+    def start(self, command: launch.Command, changed: bool = False) -> None:
+        """Start ``command`` unless it runs; ``changed``: its configuration or credentials
+        changed, so a running one is stopped first (it would keep the old ones)."""
         files = isolation.procs_files(self.node.cgroup, self.ctx.hierarchies)
         enter = isolation.enter(self.dirs, self.node.netns)
         before = launch.pid_of(self.dirs, command)
+        if before is not None and (changed or command.name in self.renewed):
+            launch.kill({before})
+            deadline = time.monotonic() + 10
+            while not launch.exited(before) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            before = None
         launch.start(self.dirs, command, files, enter)
         if before is None:
             self.outcome.started.append(command.name)
@@ -142,13 +151,14 @@ class NodeRunner:
         with self.step("mount namespace"):
             isolation.ensure_mount_namespace(self.dirs, node.netns, self.ctx.hierarchies)
         with self.step("credentials"):
-            pki.ensure_kubeconfigs(
+            if pki.ensure_kubeconfigs(
                 self.ctx.cluster_pki,
                 node.name,
                 node.apiserver,
                 self.kubelet_kubeconfig,
                 self.admin_kubeconfig,
-            )
+            ):
+                self.renewed = {"kubelet", "flanneld", "kube-proxy"}
         self.containerd()
         self.images()
         pod_cidr = self.kubelet()
@@ -172,14 +182,13 @@ class NodeRunner:
         arts = self.ctx.artifacts
         with self.step("containerd", "containerd"):
             config = self.dirs.etc / "containerd.toml"
-            layout.put(
+            changed = layout.put(
                 config,
                 configs.containerd_toml(arts.sandbox_image, arts.cni_bin_dir, arts.runc),
                 0o644,
             )
-            self.start(
-                launch.Command("containerd", (str(arts.containerd), "--config", str(config)))
-            )
+            command = launch.Command("containerd", (str(arts.containerd), "--config", str(config)))
+            self.start(command, changed)
             self.wait("containerd socket", SOCKET_TIMEOUT, self.containerd_answers, "containerd")
 
     def ctr(self, *args: str) -> list[str]:
@@ -215,9 +224,9 @@ class NodeRunner:
         with self.step("kubelet", "kubelet"):
             config = self.dirs.etc / "kubelet.yaml"
             body = configs.kubelet_config(node, self.ctx.cluster_pki / "ca.crt")
-            layout.put(config, configs.dump_yaml(body), 0o644)
+            changed = layout.put(config, configs.dump_yaml(body), 0o644)
             flags = configs.kubelet_flags(node, config, self.kubelet_kubeconfig)
-            self.start(launch.Command("kubelet", (str(arts.kubelet), *flags)))
+            self.start(launch.Command("kubelet", (str(arts.kubelet), *flags)), changed)
             pod_cidr: str = self.wait(
                 "registration with a pod range",
                 REGISTER_TIMEOUT,
@@ -245,12 +254,13 @@ class NodeRunner:
         node, arts = self.node, self.ctx.artifacts
         with self.step("flannel", "flanneld"):
             net_conf = self.dirs.etc / "net-conf.json"
-            layout.put(net_conf, configs.dump_json(configs.flannel_net_conf(node.pod_cidr)), 0o644)
+            body = configs.dump_json(configs.flannel_net_conf(node.pod_cidr))
+            changed = layout.put(net_conf, body, 0o644)
             flags = configs.flannel_flags(self.admin_kubeconfig, net_conf)
             command = launch.Command(
                 "flanneld", (str(arts.flanneld), *flags), {"NODE_NAME": node.name}
             )
-            self.start(command)
+            self.start(command, changed)
             self.wait("subnet file", FLANNEL_TIMEOUT, self.dirs.subnet_env.exists, "flanneld")
 
     def cni(self, pod_cidr: str) -> None:
@@ -266,9 +276,9 @@ class NodeRunner:
         with self.step("kube-proxy", "kube-proxy"):
             config = self.dirs.etc / "kube-proxy.yaml"
             body = configs.kube_proxy_config(self.node, self.admin_kubeconfig)
-            layout.put(config, configs.dump_yaml(body), 0o644)
+            changed = layout.put(config, configs.dump_yaml(body), 0o644)
             argv = (str(self.ctx.artifacts.kube_proxy), f"--config={config}", "--v=2")
-            self.start(launch.Command("kube-proxy", argv))
+            self.start(launch.Command("kube-proxy", argv), changed)
 
     def ready(self) -> None:
         with self.step("ready", "kubelet"):

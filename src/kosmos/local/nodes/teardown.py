@@ -35,21 +35,6 @@ class Removal:
     left: list[str] = field(default_factory=list)  # what could not be removed (should be [])
 
 
-def _pids_in_namespace(kind: str, inode: int | None) -> set[int]:
-    if inode is None:
-        return set()
-    want = f"{kind}:[{inode}]"
-    found = set()
-    for entry in procs.PROC.iterdir():
-        if entry.name.isdigit():
-            try:
-                if str((entry / "ns" / kind).readlink()) == want:
-                    found.add(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def _pid_files(dirs: NodeDirs) -> set[int]:
     found = set()
     for path in dirs.pids.glob("*.pid") if dirs.pids.exists() else ():
@@ -63,8 +48,8 @@ def _pid_files(dirs: NodeDirs) -> set[int]:
 def node_pids(node: RealNodePlan, hierarchies: list[isolation.Mount]) -> set[int]:
     dirs = NodeDirs(node.name)
     pids = isolation.cgroup_pids(node.cgroup, hierarchies) | _pid_files(dirs)
-    pids |= _pids_in_namespace("mnt", isolation.mount_ns_inode(dirs.pin))
-    pids |= _pids_in_namespace("net", wiring.netns_inode(node.netns))
+    pids |= isolation.pids_in_namespace("mnt", isolation.mount_ns_inode(dirs.pin))
+    pids |= isolation.pids_in_namespace("net", wiring.netns_inode(node.netns))
     pids.discard(os.getpid())
     return {p for p in pids if procs.alive(p)}
 
