@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from kosmos.api.objects import node_ready
 from kosmos.local import components, kosmos_plan, kwokctl, paths, procs, toolchain
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes import lifecycle, teardown
@@ -373,10 +374,5 @@ def _version_and_nodes(kubectl: Kubectl) -> tuple[str, int, int]:
         nodes = json.loads(kubectl.run("get", "nodes", "-o", "json"))["items"]
     except (KubectlError, KeyError, ValueError):
         return "-", 0, 0
-    ready = sum(
-        1
-        for node in nodes
-        for cond in node.get("status", {}).get("conditions", [])
-        if cond["type"] == "Ready" and cond["status"] == "True"
-    )
+    ready = sum(1 for node in nodes if node_ready(node))
     return version, ready, len(nodes)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kosmos.api.objects import node_ready
 from kosmos.local import kwokctl
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes import artifacts, isolation, layout, network, relay, teardown
@@ -128,8 +129,7 @@ def node_rows(cluster: str, nodes: list[dict[str, Any]]) -> list[NodeStatus]:
     for node in nodes:
         meta, status = node.get("metadata") or {}, node.get("status") or {}
         kind = kind_of(meta.get("labels") or {})
-        conditions = status.get("conditions") or []
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        ready = node_ready(node)
         runtime = (status.get("nodeInfo") or {}).get("containerRuntimeVersion") or "-"
         name = str(meta.get("name"))
         running = processes_running(name) if kind == "real" else "-"

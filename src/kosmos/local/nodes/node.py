@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kosmos.api.objects import node_ready
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes import configs, isolation, launch, layout, pki
 from kosmos.local.nodes.artifacts import Artifacts
@@ -297,8 +298,7 @@ class NodeRunner:
                     raise self.fail(f"{name} exited right after it started", name)
 
     def is_ready(self) -> bool:
-        conditions = ((self.live_node() or {}).get("status") or {}).get("conditions") or []
-        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        return node_ready(self.live_node() or {})
 
 
 def images_present(listing: str) -> dict[str, str]:
