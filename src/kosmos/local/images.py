@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.metadata
 import struct
 import subprocess
 import time
@@ -29,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kosmos.api import release
 from kosmos.local import kosmos_image, oci, paths, toolchain
 from kosmos.local.kosmos_image import ImageError
 
@@ -57,11 +57,9 @@ PT_INTERP = 3  # ELF program header naming the dynamic loader
 
 
 def image_tag() -> str:
-    """``v`` + this package's version: the tag ``kosmos.ops.manifests.default_version`` gives."""
-    try:
-        return "v" + importlib.metadata.version("kosmos")
-    except importlib.metadata.PackageNotFoundError:  # running from a bare source tree
-        return "v" + kosmos_image.source_version(kosmos_image.source_root())
+    """The release tag (``kosmos.api.release``), or from a bare source tree its pyproject's."""
+    tag = release.installed_tag()
+    return tag or "v" + kosmos_image.source_version(kosmos_image.source_root())
 
 
 TAG = image_tag()

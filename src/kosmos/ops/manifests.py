@@ -10,11 +10,10 @@ shapes come from :mod:`kosmos.api.manifests`.
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kosmos.api import crds, names
+from kosmos.api import crds, names, release
 from kosmos.api import manifests as build
 from kosmos.api.cluster import (
     Cluster,
@@ -62,11 +61,9 @@ CONTROL_PLANE_TOLERATION = {
 
 
 def default_version() -> str:
-    """Images are tagged like the release: ``v`` + this package's version."""
-    try:
-        return "v" + importlib.metadata.version("kosmos")
-    except importlib.metadata.PackageNotFoundError:  # running from a source tree
-        return "latest"
+    """Images are tagged like the release (``kosmos.api.release``); ``latest`` from a bare
+    source tree."""
+    return release.installed_tag() or "latest"
 
 
 @dataclass(frozen=True)
