@@ -163,16 +163,20 @@ class MemberRegistry:
             raise KubeconfigError(name, f"kubeconfig is not base64 text: {exc}") from exc
 
     def _secret_watched(self, cluster: Obj) -> bool:
-        """A change of the kubeconfig Secret wakes us (a cache covers its namespace)."""
+        """A change of the credentials wakes us: they are inline (the Cluster is watched) or
+        in a Secret whose namespace the Secret cache covers."""
         spec = cluster.get("spec") or {}
-        if spec.get("kubeconfig") or self.secrets is None:
-            return bool(spec.get("kubeconfig"))
+        if spec.get("kubeconfig"):
+            return True
         namespace = (spec.get("kubeconfigSecretRef") or {}).get("namespace")
-        return self.secrets.namespace in (None, namespace or names.SYSTEM_NAMESPACE)
+        return self._cached(namespace or names.SYSTEM_NAMESPACE)
+
+    def _cached(self, namespace: str) -> bool:
+        return self.secrets is not None and self.secrets.namespace in (None, namespace)
 
     async def _secret(self, namespace: str, name: str) -> Obj | None:
         """From the Secret cache where it covers the namespace; elsewhere read each time."""
-        if self.secrets is not None and self.secrets.namespace in (None, namespace):
+        if self.secrets is not None and self._cached(namespace):
             return self.secrets.store.get(f"{namespace}/{name}")
         try:
             return await self.manager.client(self.host).get(SECRETS, name, namespace)
