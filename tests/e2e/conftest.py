@@ -21,7 +21,8 @@ import pytest
 from kosmos.local.kubectl import Kubectl
 
 KOSMOSCTL = str(Path(sys.executable).parent / "kosmosctl")
-PORT_BASE = 17500
+#: KOSMOS_E2E_PORT_BASE moves it, so two checkouts can run the e2e tier at once.
+PORT_BASE = int(os.environ.get("KOSMOS_E2E_PORT_BASE", "17500"))
 UP_ARGS = ("--port-base", str(PORT_BASE), "--sample-app")
 
 

@@ -19,7 +19,7 @@ from tests.e2e.conftest import PORT_BASE, UP_ARGS, E2EEnv, kosmosctl
 from tests.support import get
 
 #: Where the bad-option tests point: nothing may ever start there.
-SPARE_PORT_BASE = 17400
+SPARE_PORT_BASE = PORT_BASE - 100
 
 
 def test_up_exports_a_kubeconfig_in_its_own_state_dir(e2e_env: E2EEnv):
