@@ -374,6 +374,11 @@ class Client:
         Messages are unbounded in size (a proxy must not reject what the peer accepts); the
         handshake must finish within 30 s, the session then has no idle limit (the caller
         closes it). A refused handshake raises the typed ``ApiError`` with the server's message.
+
+        No ``Accept`` header: a member apiserver passes the upgrade on to a kubelet that
+        handles WebSockets itself (``ExtendWebSocketsToKubelet``), and the kubelet's
+        ``portForward`` route answers ``Accept: application/json`` with 406 Not Acceptable
+        (go-restful matches it against the route's produced types).
         """
         what = _what(subresource, resource, namespace, name)
         path = resource.path(namespace, name, subresource)
@@ -385,7 +390,7 @@ class Client:
                 ws = await self._http().ws_connect(
                     path,
                     params=list(params),
-                    headers=await self._headers(None),
+                    headers=await self.config.auth_headers(),
                     protocols=tuple(protocols),
                     max_msg_size=0,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
