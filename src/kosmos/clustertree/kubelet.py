@@ -12,8 +12,10 @@ Leaf nodes declare the ``ExtendWebSocketsToKubelet`` node feature, so the apiser
 the client's WebSocket upgrade as is instead of translating it to SPDY. We open a WebSocket
 on the member's ``pods/exec|attach|portforward`` offering the same subprotocols
 (``v5.channel.k8s.io``, ``v4.channel.k8s.io``, ``SPDY/3.1+portforward.k8s.io`` tunnelling,
-...) and pipe frames both ways untouched: the member apiserver speaks them all. SPDY
-upgrades are refused with a 400 that says why: translating SPDY framing buys nothing.
+...) and pipe frames both ways untouched: the member apiserver speaks them all. An SPDY
+port-forward (kubectl's fallback, or an apiserver that does not extend WebSockets) is
+relayed as raw bytes into the member's tunnelling WebSocket (``spdytunnel``); SPDY
+exec/attach are refused with a 400 that says why.
 
 Logs are validated like the kubelet (undecodable query: 400, invalid options: 422) and
 streamed from the member's ``pods/log`` with backpressure, closed when the client leaves.
@@ -34,6 +36,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from kosmos.api.resources import PODS
+from kosmos.clustertree import spdytunnel
 from kosmos.clustertree.kubeletparams import Refusal, log_params, port_params, stream_params
 from kosmos.kube.client import Client
 from kosmos.kube.errors import ApiError, ConnectError, KubeError
@@ -62,13 +65,12 @@ requests_total = Counter(
 _ROUTES = frozenset({"containerLogs", "exec", "attach", "portForward", "healthz"})
 _COMMITTED = web.RequestKey("kosmos_committed_status", int)
 _CLIENT_GONE = 499  # nginx's "client closed request": counted when nothing was answered
-_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 _SPDY_REFUSAL = (
-    "SPDY is not supported by kosmos leaf nodes: use WebSocket. Leaf nodes declare the "
-    "ExtendWebSocketsToKubelet node feature, so a kube-apiserver with the "
+    "SPDY exec/attach is not supported by kosmos leaf nodes: use WebSocket. Leaf nodes "
+    "declare the ExtendWebSocketsToKubelet node feature, so a kube-apiserver with the "
     "ExtendWebSocketsToKubelet and NodeDeclaredFeatures gates on (default since v1.36) "
-    "forwards kubectl's WebSocket exec/attach/port-forward here as is; an SPDY request "
-    "comes from an older client or an apiserver with those gates off."
+    "forwards kubectl's WebSocket exec/attach here as is; an SPDY request comes from an "
+    "older client or an apiserver with those gates off."
 )
 
 
@@ -301,10 +303,18 @@ class KubeletServer:
         return await self._pipe(request, target, verb, params)
 
     async def _port_forward(self, request: web.Request) -> web.StreamResponse:
-        _require_websocket(request)
-        tunnel = _TUNNEL in _offered(request)
-        params = [] if tunnel else port_params(request.query)
         info = request.match_info
+        if spdytunnel.is_spdy_upgrade(request):
+            protocol = spdytunnel.negotiate(request)
+            target = await self._target(info["namespace"], info["pod"], "pod does not exist")
+            member = await target.client.websocket(
+                PODS, target.name, target.namespace, "portforward", [], [spdytunnel.TUNNEL]
+            )
+            request[_COMMITTED] = 101
+            return await spdytunnel.relay(request, protocol, member)
+        _require_websocket(request)
+        tunnel = spdytunnel.TUNNEL in _offered(request)
+        params = [] if tunnel else port_params(request.query)
         target = await self._target(info["namespace"], info["pod"], "pod does not exist")
         return await self._pipe(request, target, "portforward", params)
 

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import ssl
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -308,12 +309,47 @@ def test_stream_and_port_params_follow_the_kubelet():
         port_params(MultiDict())
 
 
+async def _spdy_upgrade(kubelet, cert, path: str, version: str) -> tuple[bytes, Any, Any]:
+    """A raw SPDY upgrade as the apiserver's proxy sends it: the answer head and the stream."""
+    trust = ssl.create_default_context(cadata=cert[0].decode())
+    reader, writer = await asyncio.open_connection("127.0.0.1", kubelet.port, ssl=trust)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: leaf\r\nConnection: Upgrade\r\n"
+        f"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {version}\r\n"
+        "Content-Length: 0\r\n\r\n".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    return head, reader, writer
+
+
+async def test_spdy_port_forward_is_relayed_as_bytes_into_the_members_tunnel(kubelet, member, cert):
+    path = "/portForward/default/web?port=8080"
+    head, reader, writer = await _spdy_upgrade(kubelet, cert, path, "portforward.k8s.io")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    lines = {line.lower() for line in head.decode().split("\r\n")}
+    assert {"upgrade: spdy/3.1", "x-stream-protocol-version: portforward.k8s.io"} <= lines
+    assert await reader.readexactly(len(b"tunnel-ok")) == b"tunnel-ok"
+    writer.write(b"Xspdy-bytes")
+    assert await reader.readexactly(len(b"\x01spdy-bytes")) == b"\x01spdy-bytes"
+    assert await reader.readexactly(len(SUCCESS)) == SUCCESS
+    assert await reader.read() == b""  # the member closed: so does the client's connection
+    writer.close()
+    assert member.calls[-1] == ("/api/v1/namespaces/member-ns/pods/web-x1/portforward", [])
+
+
+async def test_spdy_port_forward_needs_the_port_forward_stream_protocol(kubelet, member, cert):
+    head, _, writer = await _spdy_upgrade(kubelet, cert, "/portForward/default/web", V5)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 403 ")
+    assert member.calls == []
+
+
 async def test_spdy_and_plain_requests_are_refused_with_a_reason(kubelet, member, http):
     spdy = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": V5}
     path = "/exec/default/web/app?command=ls&output=1"
     async with http.post(url(kubelet, path), headers=spdy) as response:
         assert response.status == 400
-        assert "SPDY is not supported" in await response.text()
+        assert "SPDY exec/attach is not supported" in await response.text()
     async with http.get(url(kubelet, "/portForward/default/web?port=80")) as response:
         assert (response.status, await response.text()) == (400, "Upgrade request required")
     assert member.calls == []
