@@ -22,6 +22,7 @@ from kosmos.clustertree.clusters import cluster_registry
 from kosmos.clustertree.copies import CopyReconciler
 from kosmos.clustertree.kubelet import KubeletServer, Resolve, Target
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
+from kosmos.clustertree.leafread import LeafReader
 from kosmos.clustertree.pods import PodReconciler
 from kosmos.clustertree.tree import Options, Tree
 from kosmos.clustertree.volumes import VolumeReconciler
@@ -93,20 +94,24 @@ def resolver(tree: Tree) -> Resolve:
     return resolve
 
 
-def builder(options: Options, cert_dir: str | None) -> Callable[[component.Runtime], None]:
+def builder(
+    options: Options, cert_dir: str | None, bind_address: str | None = None
+) -> Callable[[component.Runtime], None]:
     """The component's ``build``: the tree's controllers, and the kubelet endpoint served
     from before the manager starts until after it stops."""
 
     def build(runtime: component.Runtime) -> None:
         tree = build_tree(runtime.manager, options, runtime.recorder)
         cert, key = _serving_pair(options, cert_dir)
-        bind = runtime.common.bind_address
+        bind = bind_address or runtime.common.bind_address
         server = KubeletServer(
             resolver(tree),
             host=bind,
             port=options.kubelet_port,
             ssl_context=tls.server_ssl_context(cert, key, options.kubelet_client_ca),
+            reader=LeafReader(tree),
         )
+        tree.leaf_ports.on_port = server.listen
 
         async def start() -> None:
             await server.start()
@@ -141,6 +146,11 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
     help="Address leaf nodes advertise; the host apiserver must reach it.",
 )
 @click.option(
+    "--kubelet-bind-address",
+    default=None,
+    help="Where the kubelet endpoint listens (default: --bind-address).",
+)
+@click.option(
     "--kubelet-client-ca",
     default=None,
     help="CA file: require the host apiserver's kubelet client certificate.",
@@ -165,6 +175,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
     common: component.Common,
     listen_port: int,
     node_address: str,
+    kubelet_bind_address: str | None,
     kubelet_client_ca: str | None,
     cert_dir: str | None,
     heartbeat: float,
@@ -184,5 +195,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
     )
     spec = component.Component(COMPONENT, lease=COMPONENT)
     component.main(
-        COMPONENT, common.verbose, component.run_component(spec, common, builder(options, cert_dir))
+        COMPONENT,
+        common.verbose,
+        component.run_component(spec, common, builder(options, cert_dir, kubelet_bind_address)),
     )

@@ -19,6 +19,10 @@ exec/attach are refused with a 400 that says why.
 
 Logs are validated like the kubelet (undecodable query: 400, invalid options: 422) and
 streamed from the member's ``pods/log`` with backpressure, closed when the client leaves.
+
+The read API (``/pods``, ``/stats/summary``, ``/metrics/resource``) is per leaf node: every
+leaf has a port of its own (``leafports``), so the port a request came in on names the leaf;
+the answers come from a ``ReadApi`` (``leafread``, over the member nodes' kubelets).
 """
 
 from __future__ import annotations
@@ -26,21 +30,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import Counter
 
+from kosmos.api.objects import Obj
 from kosmos.api.resources import PODS
 from kosmos.clustertree import spdytunnel
 from kosmos.clustertree.kubeletparams import Refusal, log_params, port_params, stream_params
 from kosmos.kube.client import Client
 from kosmos.kube.errors import ApiError, ConnectError, KubeError
 from kosmos.kube.metrics import REGISTRY
+
+log = logging.getLogger("kosmos.clustertree.kubelet")
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,20 @@ class Target:
 
 
 Resolve = Callable[[str, str], Awaitable[Target | None]]
+
+
+class ReadApi(Protocol):
+    """The kubelet read API's data for one leaf node (``None``: not a leaf of ours)."""
+
+    def leaf_of(self, port: int) -> str | None: ...
+
+    def pods(self, leaf: str) -> Obj: ...
+
+    async def summary(self, leaf: str) -> Obj | None: ...
+
+    async def resource_metrics(self, leaf: str) -> str | None: ...
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 requests_total = Counter(
@@ -62,7 +85,9 @@ requests_total = Counter(
     registry=REGISTRY,
 )
 
-_ROUTES = frozenset({"containerLogs", "exec", "attach", "portForward", "healthz"})
+_ROUTES = frozenset(
+    {"containerLogs", "exec", "attach", "portForward", "healthz", "pods", "stats", "metrics"}
+)
 _COMMITTED = web.RequestKey("kosmos_committed_status", int)
 _CLIENT_GONE = 499  # nginx's "client closed request": counted when nothing was answered
 _SPDY_REFUSAL = (
@@ -230,12 +255,17 @@ class KubeletServer:
         host: str = "0.0.0.0",
         port: int = 10250,
         ssl_context: ssl.SSLContext | None,
+        reader: ReadApi | None = None,
+        middlewares: tuple[Callable[..., Awaitable[web.StreamResponse]], ...] = (),
     ) -> None:
         self._resolve = resolve
         self.host = host
         self._port = port
         self._ssl = ssl_context
+        self._reader = reader
+        self._middlewares = middlewares
         self._runner: web.AppRunner | None = None
+        self._ports: set[int] = set()
 
     @property
     def port(self) -> int:
@@ -243,9 +273,12 @@ class KubeletServer:
         return self._port
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_count_and_map])
+        app = web.Application(middlewares=[_count_and_map, *self._middlewares])
         router = app.router
         router.add_get("/healthz", self._healthz)
+        router.add_get("/pods", self._pods)
+        router.add_get("/stats/summary", self._summary)
+        router.add_get("/metrics/resource", self._resource_metrics)
         router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         streams: list[tuple[str, Handler]] = []
         for uid in ("", "/{uid}"):  # the kubelet's optional pod UID segment
@@ -267,11 +300,25 @@ class KubeletServer:
         await site.start()
         if self._port == 0:
             self._port = int(self._runner.addresses[0][1])
+        self._ports.add(self._port)
+
+    async def listen(self, port: int) -> None:
+        """Serve on one more port too (a leaf node's own); idempotent."""
+        if self._runner is None or port in self._ports:
+            return
+        site = web.TCPSite(self._runner, self.host, port, ssl_context=self._ssl)
+        try:
+            await site.start()
+        except OSError as exc:  # the leaf's read API stays unreachable; retried next sync
+            log.error("kubelet endpoint cannot listen on %s:%d: %s", self.host, port, exc)
+            return
+        self._ports.add(port)
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self._ports.clear()
 
     async def _target(self, namespace: str, pod: str, missing: str) -> Target:
         target = await self._resolve(namespace, pod)
@@ -284,6 +331,33 @@ class KubeletServer:
 
     async def _unknown(self, _: web.Request) -> web.Response:
         return _text(404, "404 page not found")
+
+    def _leaf(self, request: web.Request) -> tuple[ReadApi, str]:
+        """The read API and the leaf node this request's port belongs to."""
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        leaf = self._reader.leaf_of(int(sockname[1])) if self._reader and sockname else None
+        if self._reader is None or leaf is None:
+            raise Refusal(404, "no leaf node is served on this port")
+        return self._reader, leaf
+
+    async def _pods(self, request: web.Request) -> web.Response:
+        reader, leaf = self._leaf(request)
+        return web.json_response(reader.pods(leaf))
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        reader, leaf = self._leaf(request)
+        summary = await reader.summary(leaf)
+        if summary is None:
+            raise Refusal(503, f"leaf node {leaf}: its member cluster is not available")
+        return web.json_response(summary)
+
+    async def _resource_metrics(self, request: web.Request) -> web.Response:
+        reader, leaf = self._leaf(request)
+        text = await reader.resource_metrics(leaf)
+        if text is None:
+            raise Refusal(503, f"leaf node {leaf}: its member cluster is not available")
+        content_type = "text/plain; version=0.0.4; charset=utf-8"
+        return web.Response(body=text.encode(), headers={"Content-Type": content_type})
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info

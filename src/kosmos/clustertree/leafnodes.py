@@ -113,7 +113,7 @@ class LeafNodeReconciler:
             members,
             free,
             address=self.tree.options.node_address,
-            port=self.tree.options.kubelet_port,
+            port=await self.tree.leaf_ports.port_of(leaf.name),
             kubelet_version=version,
             ready=ready,
             reason=reason,
@@ -191,4 +191,5 @@ class LeafNodeReconciler:
             if name not in wanted:
                 with contextlib.suppress(NotFound):
                     await host.delete(NODES, name, uid=node["metadata"]["uid"])
+                self.tree.leaf_ports.forget(name)
                 log.info("leaf node %s removed: no longer in %s's leaf models", name, cluster)

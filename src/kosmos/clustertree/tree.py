@@ -28,6 +28,7 @@ from kosmos.api.resources import (
     STORAGECLASSES,
     Resource,
 )
+from kosmos.clustertree.leafports import LeafPorts
 from kosmos.clustertree.podforge import dependencies
 from kosmos.kube.component import HOST
 from kosmos.kube.controller import Controller
@@ -105,6 +106,7 @@ class Tree:
             HOST, NODES, label_selector=LEAF_NODE_SELECTOR, indexers={"cluster": _by_cluster}
         )
         self.pods = informer(HOST, PODS, indexers={"node": by_node, "deps": pod_dependency_keys})
+        self.leaf_ports = LeafPorts(self.leaf_nodes.store, self.options.kubelet_port)
         self.copied: dict[str, Informer] = {
             plural: informer(HOST, resource) for plural, resource in COPIED.items()
         }

@@ -168,6 +168,13 @@ class Client:
             return raw.decode()
         return await self.request("GET", path, what=what, timeout=timeout)
 
+    async def get_text(self, path: str, *, timeout: float = 60.0) -> str:
+        """GET a non-resource path as text (a node proxy's ``/metrics/resource``)."""
+        raw = await self._send(
+            "GET", path, what=f"get {path}", accept="text/plain", timeout=timeout
+        )
+        return raw.decode()
+
     async def table(
         self,
         resource: Resource,

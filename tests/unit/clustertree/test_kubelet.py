@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -160,11 +161,67 @@ async def test_healthz_unknown_routes_and_request_counter(kubelet, http):
     before = counted("other", "404")
     async with http.get(url(kubelet, "/healthz")) as response:
         assert (response.status, await response.text()) == (200, "ok")
-    for path in ("/stats/summary", "/containerLogs/default/web", "/pods"):
+    for path in ("/configz", "/containerLogs/default/web", "/stats"):
         async with http.get(url(kubelet, path)) as response:
             assert (response.status, await response.text()) == (404, "404 page not found")
     assert counted("other", "404") == before + 3
     assert kubelet.port > 0
+    async with http.get(url(kubelet, "/pods")) as response:  # no read API: no leaf here
+        assert (response.status, await response.text()) == (
+            404,
+            "no leaf node is served on this port",
+        )
+
+
+class FakeReader:
+    """Leaf ``leaf-a`` on the server's first port, ``leaf-b`` on the port opened later."""
+
+    def __init__(self) -> None:
+        self.ports: dict[int, str] = {}
+
+    def leaf_of(self, port: int) -> str | None:
+        return self.ports.get(port)
+
+    def pods(self, leaf: str) -> dict:
+        return {"kind": "PodList", "items": [{"metadata": {"name": f"on-{leaf}"}}]}
+
+    async def summary(self, leaf: str) -> dict | None:
+        return None if leaf == "leaf-b" else {"node": {"nodeName": leaf}, "pods": []}
+
+    async def resource_metrics(self, leaf: str) -> str | None:
+        return f"scrape_error 0\n# {leaf}\n"
+
+
+async def test_the_read_api_answers_for_the_leaf_of_the_port(clients, cert, http):
+    reader = FakeReader()
+    server = KubeletServer(
+        make_server(clients, server_ssl_context(*cert))._resolve,
+        host="127.0.0.1",
+        port=0,
+        ssl_context=server_ssl_context(*cert),
+        reader=reader,
+    )
+    await server.start()
+    try:
+        reader.ports[server.port] = "leaf-a"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            second = probe.getsockname()[1]
+        await server.listen(second)
+        reader.ports[second] = "leaf-b"
+        async with http.get(url(server, "/pods")) as response:
+            assert (await response.json())["items"][0]["metadata"]["name"] == "on-leaf-a"
+        async with http.get(f"https://127.0.0.1:{second}/pods") as response:
+            assert (await response.json())["items"][0]["metadata"]["name"] == "on-leaf-b"
+        async with http.get(url(server, "/stats/summary")) as response:
+            assert (await response.json())["node"]["nodeName"] == "leaf-a"
+        async with http.get(f"https://127.0.0.1:{second}/stats/summary") as response:
+            assert response.status == 503
+        async with http.get(url(server, "/metrics/resource")) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            assert await response.text() == "scrape_error 0\n# leaf-a\n"
+    finally:
+        await server.stop()
 
 
 async def test_logs_translate_kubelet_params_and_map_the_pod(kubelet, member, http):
