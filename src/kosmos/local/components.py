@@ -3,7 +3,8 @@
 In the local environment the host's nodes are simulated, so a component cannot run as a pod;
 it runs here as ``python -m kosmos.launcher <component>`` against the host kubeconfig, with
 its pid and log under ``$KOSMOS_LOCAL_DIR/components``. The host apiserver reaches the
-cluster-manager's kubelet endpoint on 127.0.0.1, which is what leaf nodes advertise.
+cluster-manager's kubelet endpoint on ``leaf_address`` (never 127.0.0.1: the apiserver's
+node proxy refuses loopback node addresses), which is what leaf nodes advertise.
 kosmos-scheduler is a real kube-scheduler from the toolchain; its configuration file and
 the extender's certificate live in the same directory.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kosmos.local import paths, procs
-from kosmos.local.topology import HOST_PORT_OFFSETS
+from kosmos.local.nodes import network
+from kosmos.local.nodes.plan import network as network_plan
+from kosmos.local.topology import HOST_PORT_OFFSETS, ClusterPlan
 
 #: The module every component process runs (``python -m kosmos.launcher <component>``).
 LAUNCHER = "kosmos.launcher"
@@ -120,7 +124,36 @@ def _launch(component: str, kubeconfig: Path, *flags: str) -> list[str]:
     return [sys.executable, "-m", LAUNCHER, component, "--kubeconfig", str(kubeconfig), *flags]
 
 
-def cluster_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list[str]:
+def _primary_address() -> str | None:
+    """The machine's address on its default route (no packet is sent), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.255", 9))  # TEST-NET-1: only the route lookup matters
+            address: str = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def leaf_address(host: ClusterPlan) -> str:
+    """Where the local cluster-manager's kubelet endpoint listens, advertised on leaf nodes.
+
+    Not loopback: the apiserver's node proxy (``kubectl get --raw /api/v1/nodes/<leaf>/proxy/
+    pods``, metrics-server) refuses it. With real nodes, the host cluster network's address
+    (a veth of this environment alone); in a kwok-only environment, the machine's own
+    address; 127.0.0.1 only on a machine without any (then logs/exec/port-forward still
+    work, the node proxy does not).
+    """
+    net = network_plan(host)
+    if any(known.netns == net.netns for known in network.recorded()):
+        return net.host_address
+    return _primary_address() or "127.0.0.1"
+
+
+def cluster_manager_command(
+    kubeconfig: Path, ports: Ports, *extra: str, address: str = "127.0.0.1"
+) -> list[str]:
+    """The local cluster-manager; ``address`` is its kubelet endpoint's (``leaf_address``)."""
     return _launch(
         "cluster-manager",
         kubeconfig,
@@ -129,7 +162,9 @@ def cluster_manager_command(kubeconfig: Path, ports: Ports, *extra: str) -> list
         "--health-port",
         str(ports.health),
         "--node-address",
-        "127.0.0.1",
+        address,
+        "--kubelet-bind-address",
+        address,
         "--bind-address",
         "127.0.0.1",
         "--leader-elect",

@@ -168,7 +168,9 @@ async def ensure_cluster_manager(client: Client, host: ClusterPlan, progress: Pr
     """Keep a healthy cluster-manager of ours, (re)start anything else; wait until it leads."""
     name = local.CLUSTER_MANAGER
     ports = local.cluster_manager_ports(host)
-    want = components.cluster_manager_command(environment.cluster_kubeconfig(host.name), ports)
+    want = components.cluster_manager_command(
+        environment.cluster_kubeconfig(host.name), ports, address=components.leaf_address(host)
+    )
     pid = await _ensure_component(name, want, ports.health, progress)
     await _wait(
         f"{name} (pid {pid}) to lead",
