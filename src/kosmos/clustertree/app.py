@@ -17,10 +17,12 @@ from pathlib import Path
 
 import click
 
+from kosmos.api.resources import CONFIGMAPS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.clusters import cluster_registry
 from kosmos.clustertree.copies import CopyReconciler
 from kosmos.clustertree.kubelet import KubeletServer, Resolve, Target
+from kosmos.clustertree.kubeletauth import KubeletAuth
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
 from kosmos.clustertree.leafread import LeafReader
 from kosmos.clustertree.pods import PodReconciler
@@ -29,13 +31,16 @@ from kosmos.clustertree.volumes import VolumeReconciler
 from kosmos.clustertree.watches import wire
 from kosmos.kube import component, tls
 from kosmos.kube.builder import controller
+from kosmos.kube.client import Client
 from kosmos.kube.controller import Reconciler, Request, Result
+from kosmos.kube.errors import KubeError
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.manager import ClusterNotFound, Manager
 
 log = logging.getLogger("kosmos.clustertree")
 
 COMPONENT = "cluster-manager"
+AUTHENTICATION_CONFIGMAP = "extension-apiserver-authentication"
 
 
 def build_tree(manager: Manager, options: Options, recorder: EventRecorder) -> Tree:
@@ -104,16 +109,23 @@ def builder(
         tree = build_tree(runtime.manager, options, runtime.recorder)
         cert, key = _serving_pair(options, cert_dir)
         bind = bind_address or runtime.common.bind_address
+        auth = KubeletAuth(runtime.host, tree.leaf_ports.leaf_of) if options.kubelet_auth else None
         server = KubeletServer(
             resolver(tree),
             host=bind,
             port=options.kubelet_port,
-            ssl_context=tls.server_ssl_context(cert, key, options.kubelet_client_ca),
+            ssl_context=None,
             reader=LeafReader(tree),
+            middlewares=(auth.middleware,) if auth else (),
         )
         tree.leaf_ports.on_port = server.listen
 
         async def start() -> None:
+            if auth is None:
+                server.use_tls(tls.server_ssl_context(cert, key, options.kubelet_client_ca))
+            else:
+                ca = await client_ca(runtime.host, options.kubelet_client_ca)
+                server.use_tls(tls.server_ssl_context(cert, key, ca, optional=True))
             await server.start()
             log.info(
                 "kubelet endpoint on %s:%d (advertised %s)", bind, server.port, options.node_address
@@ -123,6 +135,25 @@ def builder(
         runtime.on_stop(server.stop)
 
     return build
+
+
+async def client_ca(host: Client, path: str | None) -> str | bytes | None:
+    """The CA that signs the callers' client certificates: ``--kubelet-client-ca``, else the
+    host's own client CA from ConfigMap kube-system/extension-apiserver-authentication (key
+    ``client-ca-file``, as aggregated apiservers read it). Without one, only bearer tokens
+    authenticate (and the apiserver's kubelet client certificate is refused: logged)."""
+    if path:
+        return path  # a file: tls reads it
+    try:
+        configmap = await host.get(CONFIGMAPS, AUTHENTICATION_CONFIGMAP, "kube-system")
+    except KubeError as exc:
+        log.warning("no client CA for the kubelet endpoint (only tokens accepted): %s", exc)
+        return None
+    pem = (configmap.get("data") or {}).get("client-ca-file")
+    if not pem:
+        log.warning("configmap kube-system/%s has no client-ca-file", AUTHENTICATION_CONFIGMAP)
+        return None
+    return str(pem).encode()
 
 
 def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]:
@@ -153,12 +184,21 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
 @click.option(
     "--kubelet-client-ca",
     default=None,
-    help="CA file: require the host apiserver's kubelet client certificate.",
+    help="CA file of the callers' client certificates (default: the host's client CA, "
+    "ConfigMap kube-system/extension-apiserver-authentication).",
 )
 @click.option(
     "--cert-dir",
     default=None,
     help="Directory with tls.crt/tls.key (default: a self-signed certificate for --node-address).",
+)
+@click.option(
+    "--kubelet-auth/--no-kubelet-auth",
+    default=True,
+    show_default=True,
+    help="Authenticate (client certificate signed by the client CA, or a bearer token by "
+    "TokenReview) and authorize (SubjectAccessReview on nodes/proxy|stats|metrics|pods) "
+    "every kubelet endpoint request, as a kubelet in webhook mode.",
 )
 @click.option("--heartbeat", default=10.0, show_default=True, help="Seconds between probes.")
 @click.option(
@@ -178,6 +218,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
     kubelet_bind_address: str | None,
     kubelet_client_ca: str | None,
     cert_dir: str | None,
+    kubelet_auth: bool,
     heartbeat: float,
     unreachable_after: float,
     workers: int,
@@ -187,6 +228,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
         node_address=node_address,
         kubelet_port=listen_port,
         kubelet_client_ca=kubelet_client_ca,
+        kubelet_auth=kubelet_auth,
         heartbeat_seconds=heartbeat,
         unreachable_seconds=unreachable_after,
         workers=workers,

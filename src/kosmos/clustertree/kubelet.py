@@ -267,6 +267,10 @@ class KubeletServer:
         self._runner: web.AppRunner | None = None
         self._ports: set[int] = set()
 
+    def use_tls(self, context: ssl.SSLContext) -> None:
+        """The TLS context to serve with, when it is known only at start-up (before ``start``)."""
+        self._ssl = context
+
     @property
     def port(self) -> int:
         """The bound port (the ephemeral one once started with port 0)."""

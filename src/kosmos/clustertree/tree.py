@@ -51,6 +51,9 @@ class Options:
     node_address: str = "127.0.0.1"
     kubelet_port: int = 10250
     kubelet_client_ca: str | None = None
+    #: authenticate (client certificate or TokenReview) and authorize (SubjectAccessReview)
+    #: every kubelet endpoint request, as a kubelet in webhook mode
+    kubelet_auth: bool = True
     #: how often leases are renewed and members probed
     heartbeat_seconds: float = 10.0
     #: a member unreachable this long turns its leaf nodes NotReady (kubelet lease window)

@@ -116,12 +116,17 @@ def _load_chain(context: ssl.SSLContext, cert: PemOrPath, key: PemOrPath) -> Non
 
 
 def server_ssl_context(
-    cert: PemOrPath, key: PemOrPath, client_ca: PemOrPath | None = None
+    cert: PemOrPath,
+    key: PemOrPath,
+    client_ca: PemOrPath | None = None,
+    *,
+    optional: bool = False,
 ) -> ssl.SSLContext:
     """A TLS ≥ 1.2 server context; ``cert``/``key`` are file paths or PEM (str or bytes).
 
     ``client_ca`` (a file path or PEM) makes client certificates mandatory and verified
-    against it; ``None`` accepts any client, certificate or not.
+    against it (``optional``: verified when presented, a client without one is let in for
+    another check, such as a bearer token); ``None`` accepts any client, certificate or not.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -133,5 +138,5 @@ def server_ssl_context(
         context.load_verify_locations(cadata=_as_bytes(client_ca).decode())
     else:
         context.load_verify_locations(cafile=str(client_ca))
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
     return context
