@@ -202,6 +202,10 @@ def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[st
             "profiling": "false",
             "event-ttl": "30m",
             "kubelet-preferred-address-types": KUBELET_ADDRESS_TYPES,
+            # kubelets of real nodes and the leaf nodes' kubelet endpoint authenticate the
+            # caller (kwok does not): present kwokctl's admin certificate (system:masters)
+            "kubelet-client-certificate": str(cluster_dir(cluster.name) / "pki" / "admin.crt"),
+            "kubelet-client-key": str(cluster_dir(cluster.name) / "pki" / "admin.key"),
         },
         # One instance each, so no leader election: with it, kcm and the scheduler exit when
         # their apiserver is unreachable past the renew deadline (a kubelet would restart
@@ -248,18 +252,11 @@ def _serve_real_nodes(
       cluster network's host address, so its certificate names that address, and the
       ``kubernetes`` Service's ClusterIP for pods. It advertises the host address: that is
       the endpoint of the ``kubernetes`` Service, which pods reach through kube-proxy.
-    * ``kubectl logs/exec`` dial the kubelet, which (unlike kwok) authenticates the caller:
-      the apiserver presents kwokctl's admin certificate (``system:masters``).
     * kcm gives every node a /24 of the cluster's pod range (kwok nodes bring their own
       ``podCIDR``, which kcm takes as used): flannel and the CNI configuration start from it.
     """
-    pki = cluster_dir(cluster.name) / "pki"
     options["kubeApiserverCertSANs"] = apiserver_sans(cluster)
-    patches["kube-apiserver"] |= {
-        "advertise-address": network(cluster).host_address,
-        "kubelet-client-certificate": str(pki / "admin.crt"),
-        "kubelet-client-key": str(pki / "admin.key"),
-    }
+    patches["kube-apiserver"]["advertise-address"] = network(cluster).host_address
     patches["kube-controller-manager"] |= {
         "allocate-node-cidrs": "true",
         "node-cidr-mask-size": str(NODE_CIDR_PREFIX),

@@ -174,3 +174,5 @@ def test_a_cluster_with_real_nodes_serves_them_and_one_without_is_unchanged(loca
     assert kcm["allocate-node-cidrs"] == "true" and kcm["node-cidr-mask-size"] == "24"
     assert kcm["cluster-cidr"] == member.pod_cidr
     assert "allocate-node-cidrs" not in args(plain, "kube-controller-manager")
+    # every apiserver presents a client certificate: the leaf nodes' endpoint authenticates
+    assert args(plain, "kube-apiserver")["kubelet-client-certificate"] == str(pki / "admin.crt")
