@@ -59,6 +59,12 @@ CLUSTER_MANAGER_RULES: tuple[Obj, ...] = (
     rule(names.GROUP, ("clusters/finalizers",), ("update",)),
     # Pod convert policies are read to rewrite pods sent to members.
     rule(names.GROUP, ("podconvertpolicies", "clusterpodconvertpolicies"), READ),
+    # The leaf nodes' kubelet endpoint authenticates bearer tokens (metrics-server's) and
+    # authorizes every caller on nodes/<subresource>, as a kubelet in webhook mode does. Its
+    # client CA (ConfigMap kube-system/extension-apiserver-authentication) is read with the
+    # configmaps rule above.
+    rule("authentication.k8s.io", ("tokenreviews",), ("create",)),
+    rule("authorization.k8s.io", ("subjectaccessreviews",), ("create",)),
 )
 
 #: A Role in kube-node-lease (not cluster-wide): each leaf node's heartbeat Lease. No delete:
