@@ -20,12 +20,13 @@ to the member, so the member must answer with real output):
   ``InternalIP 127.0.0.1`` (:func:`kosmos.local.topology.node_manifest`). kube-apiserver's
   default ``--kubelet-preferred-address-types`` tries ``Hostname`` first, and a kwok node's
   hostname is its name, which does not resolve; we set ``InternalIP,ExternalIP,Hostname``.
-* The apiserver dials kwok over TLS without a client certificate and, having no
-  ``--kubelet-certificate-authority``, without verifying kwok's certificate; kwok's server
-  (v0.8) asks for no client certificate at all. So no kubelet client credentials are needed.
-  The price: anyone on this machine who can reach kwok's loopback port can run commands as
-  the user running the environment, which is what a local development environment is.
-* What kwok answers comes from ``ClusterLogs`` and ``ClusterExec`` documents. kwok v0.8 takes
+* The apiserver dials kwok over TLS, having no ``--kubelet-certificate-authority``, without
+  verifying kwok's certificate; it presents kwokctl's admin certificate (real kubelets and the
+  leaf nodes' endpoint check it), which kwok's server (v0.8) never asks for. The price:
+  anyone on this machine who can reach kwok's loopback port can run commands as the user
+  running the environment, which is what a local development environment is.
+* What kwok answers comes from ``ClusterLogs``, ``ClusterExec`` and ``ClusterPortForward``
+  documents. kwok v0.8 takes
   them either as CRs (``--enable-crds``) or from its ``--config`` file; with the binary
   runtime, kwokctl copies the kwok documents of *its* ``--config`` into the cluster's
   ``kwok.yaml``, which it passes to kwok-controller. We use that: no CRDs to install, and the
@@ -43,6 +44,10 @@ to the member, so the member must answer with real output):
   with its own exit code; and stdin is never closed, so ``exec -i`` of a command that reads
   stdin to its end (``cat``) hangs until the client goes away (the command then lingers).
   ``kubectl logs --previous`` fails: there is no previous container.
+* Port-forward: every port of every pod answers one HTTP request with ``200`` and the body
+  ``hello from <cluster>`` (a local ``sh`` whose stdin/stdout are the forwarded stream), so
+  ``kubectl port-forward`` + an HTTP GET shows which cluster served it. Clusters created
+  before this document existed answer ``no forward found`` until re-created.
 """
 
 from __future__ import annotations
@@ -89,7 +94,8 @@ def cluster_exists(name: str) -> bool:
 
 
 def serves_logs_and_exec(name: str) -> bool:
-    """The existing cluster was created with the documents that make ``logs``/``exec`` work.
+    """The existing cluster was created with the documents and flags that make ``logs``,
+    ``exec`` and ``port-forward`` work (through leaf nodes too).
 
     kwokctl keeps a cluster's configuration from its creation; a cluster made by an older
     kosmosctl needs re-creating, and ``up`` says so instead of leaving ``logs`` to fail.
@@ -107,8 +113,9 @@ def serves_logs_and_exec(name: str) -> bool:
         if component.get("name") == "kube-apiserver"
         for arg in component.get("args") or []
     ]
-    return {"ClusterLogs", "ClusterExec"} <= kinds and any(
-        str(arg).startswith("--kubelet-preferred-address-types=") for arg in apiserver_flags
+    wanted_flags = ("--kubelet-preferred-address-types=", "--kubelet-client-certificate=")
+    return {"ClusterLogs", "ClusterExec", "ClusterPortForward"} <= kinds and all(
+        any(str(arg).startswith(flag) for arg in apiserver_flags) for flag in wanted_flags
     )
 
 
@@ -140,8 +147,16 @@ def ensure_pod_log(name: str) -> Path:
     return path
 
 
+def port_forward_command(name: str) -> list[str]:
+    """One HTTP answer naming the cluster, written to the forwarded stream."""
+    body = f"{pod_log_messages(name)[0]}\n"
+    head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    response = f"{head}Content-Length: {len(body)}\r\n\r\n{body}"
+    return ["sh", "-c", 'printf "%s" "$0"', response]
+
+
 def debugging_documents(name: str) -> list[dict[str, Any]]:
-    """kwok's answers to ``kubectl logs`` and ``kubectl exec``, for every pod of the cluster.
+    """kwok's answers to ``kubectl logs``, ``exec`` and ``port-forward``, for every pod.
 
     No selector means every pod in every namespace; a target without ``containers`` is the
     default for every container.
@@ -167,6 +182,12 @@ def debugging_documents(name: str) -> list[dict[str, Any]]:
                     }
                 ]
             },
+        },
+        {
+            "apiVersion": KWOK_API_VERSION,
+            "kind": "ClusterPortForward",
+            "metadata": {"name": "kosmos-local-http"},
+            "spec": {"forwards": [{"command": port_forward_command(name)}]},
         },
     ]
 

@@ -1,4 +1,5 @@
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -64,9 +65,14 @@ def test_apiserver_reaches_kwok_nodes_by_internal_ip_not_by_unresolvable_hostnam
 def test_every_cluster_gets_logs_and_exec_for_all_pods_from_its_own_work_dir(local_dir):
     for cluster in plan(Options()):
         documents = by_kind(config_documents(cluster, fake_toolchain()))
-        assert set(documents) == {"KwokctlConfiguration", "ClusterLogs", "ClusterExec"}
+        assert set(documents) == {
+            "KwokctlConfiguration",
+            "ClusterLogs",
+            "ClusterExec",
+            "ClusterPortForward",
+        }
         cluster_dir = local_dir / "kwok" / "clusters" / cluster.name
-        for kind in ("ClusterLogs", "ClusterExec"):
+        for kind in ("ClusterLogs", "ClusterExec", "ClusterPortForward"):
             doc = documents[kind]
             assert doc["apiVersion"] == "kwok.x-k8s.io/v1alpha1"
             assert doc["metadata"]["name"]
@@ -79,6 +85,11 @@ def test_every_cluster_gets_logs_and_exec_for_all_pods_from_its_own_work_dir(loc
             "workDir": str(cluster_dir),
             "envs": [{"name": "KOSMOS_CLUSTER", "value": cluster.name}],
         }
+        (forward,) = documents["ClusterPortForward"]["spec"]["forwards"]
+        assert "ports" not in forward, "every port"
+        answer = subprocess.run(forward["command"], capture_output=True, check=True).stdout
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert answer.endswith(f"\r\n\r\nhello from {cluster.name}\n".encode())
 
 
 def test_documents_survive_the_yaml_kwokctl_reads():
@@ -133,7 +144,10 @@ def test_a_cluster_created_with_logs_and_exec_is_recognised(local_dir):
     write_kwok_yaml(
         local_dir,
         [
-            saved_config("--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname"),
+            saved_config(
+                "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+                "--kubelet-client-certificate=/pki/admin.crt",
+            ),
             {"kind": "Stage", "metadata": {"name": "pod-ready"}},
             *kwokctl.debugging_documents("cluster1"),
         ],
