@@ -35,16 +35,15 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import Counter
 
-from kosmos.api.objects import Obj
 from kosmos.api.resources import PODS
 from kosmos.clustertree import spdytunnel
 from kosmos.clustertree.kubeletparams import Refusal, log_params, port_params, stream_params
+from kosmos.clustertree.kubeletread import ReadApi, add_read_routes
 from kosmos.kube.client import Client
 from kosmos.kube.errors import ApiError, ConnectError, KubeError
 from kosmos.kube.metrics import REGISTRY
@@ -62,18 +61,6 @@ class Target:
 
 
 Resolve = Callable[[str, str], Awaitable[Target | None]]
-
-
-class ReadApi(Protocol):
-    """The kubelet read API's data for one leaf node (``None``: not a leaf of ours)."""
-
-    def leaf_of(self, port: int) -> str | None: ...
-
-    def pods(self, leaf: str) -> Obj: ...
-
-    async def summary(self, leaf: str) -> Obj | None: ...
-
-    async def resource_metrics(self, leaf: str) -> str | None: ...
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -280,9 +267,7 @@ class KubeletServer:
         app = web.Application(middlewares=[_count_and_map, *self._middlewares])
         router = app.router
         router.add_get("/healthz", self._healthz)
-        router.add_get("/pods", self._pods)
-        router.add_get("/stats/summary", self._summary)
-        router.add_get("/metrics/resource", self._resource_metrics)
+        add_read_routes(router, self._reader)
         router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         streams: list[tuple[str, Handler]] = []
         for uid in ("", "/{uid}"):  # the kubelet's optional pod UID segment
@@ -335,33 +320,6 @@ class KubeletServer:
 
     async def _unknown(self, _: web.Request) -> web.Response:
         return _text(404, "404 page not found")
-
-    def _leaf(self, request: web.Request) -> tuple[ReadApi, str]:
-        """The read API and the leaf node this request's port belongs to."""
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        leaf = self._reader.leaf_of(int(sockname[1])) if self._reader and sockname else None
-        if self._reader is None or leaf is None:
-            raise Refusal(404, "no leaf node is served on this port")
-        return self._reader, leaf
-
-    async def _pods(self, request: web.Request) -> web.Response:
-        reader, leaf = self._leaf(request)
-        return web.json_response(reader.pods(leaf))
-
-    async def _summary(self, request: web.Request) -> web.Response:
-        reader, leaf = self._leaf(request)
-        summary = await reader.summary(leaf)
-        if summary is None:
-            raise Refusal(503, f"leaf node {leaf}: its member cluster is not available")
-        return web.json_response(summary)
-
-    async def _resource_metrics(self, request: web.Request) -> web.Response:
-        reader, leaf = self._leaf(request)
-        text = await reader.resource_metrics(leaf)
-        if text is None:
-            raise Refusal(503, f"leaf node {leaf}: its member cluster is not available")
-        content_type = "text/plain; version=0.0.4; charset=utf-8"
-        return web.Response(body=text.encode(), headers={"Content-Type": content_type})
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info

@@ -1,6 +1,6 @@
 """The leaf node's kubelet endpoint with real containers behind it: port-forward with
-kubectl's defaults (and its SPDY fallback), the node proxy's ``/pods``, ``/stats/summary``
-and ``/metrics/resource`` of a leaf, and who may call it."""
+kubectl's defaults (and its SPDY fallback; to a kwok pod too), the node proxy's ``/pods``,
+``/stats/summary`` and ``/metrics/resource`` of a leaf, and who may call it."""
 
 from __future__ import annotations
 
@@ -107,6 +107,14 @@ def test_port_forward_through_a_leaf_with_kubectls_defaults_and_over_spdy(
             assert status == 200, env
             assert body.strip() == "web", env  # the member container's own answer
             assert _get(f"http://127.0.0.1:{local}/")[0] == 200  # a second connection
+
+
+def test_port_forward_through_a_leaf_to_a_kwok_pod(tree: TreeEnv, namespace: str):
+    """kwok answers every forwarded port with one HTTP 200 naming its cluster."""
+    apply(tree.host, _host_pod("sim", LEAF, real=False), namespace=namespace)
+    _running(tree, namespace, "sim")
+    with _port_forward(tree, namespace, "sim") as local:
+        assert _get(f"http://127.0.0.1:{local}/") == (200, "hello from cluster1\n")
 
 
 def test_the_node_proxys_pods_of_a_leaf_lists_exactly_the_pods_bound_to_it(
