@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
 from kosmos.clustertree.kubeletstats import parse_samples
 from tests.fixtures.tree import TreeEnv
 from tests.integration.realnodes.conftest import RealEnv, image
@@ -25,6 +27,21 @@ OTHER_LEAF = "kosmos-cluster2"
 SERVE = 8080
 REAL_TAINT = {"key": "local.kosmos.io/real-node", "operator": "Exists"}
 LEAF_TAINT = {"key": "kosmos.io/node", "operator": "Exists"}
+
+
+@pytest.fixture(autouse=True)
+def _gone_afterwards(tree: TreeEnv, namespace: str) -> Iterator[None]:
+    """Delete the test's pods and wait for their member copies to go: a real container
+    still terminating in a member would be counted by the next test that looks there."""
+    yield
+    tree.host.run("delete", "pods", "--all", "-n", namespace, "--wait=false")
+    for member in tree.env.members:
+        kubectl = tree.member(member)
+        wait_for(
+            lambda k=kubectl: not k.run("get", "pods", "-n", namespace, "-o", "name").strip(),
+            90,
+            f"{member}'s copies in {namespace} gone",
+        )
 
 
 def _host_pod(name: str, leaf: str, real: bool) -> dict[str, Any]:
