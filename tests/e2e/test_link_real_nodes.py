@@ -14,11 +14,12 @@ the Kosmos image (imported on every real node).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ class LinkedReal:
     kubeconfig: Path
     kubectl_binary: Path
     options: Options
+    #: takes the environment down now rather than at the end of the module
+    close: Callable[[], None] = lambda: None
 
     def kubectl(self, context: str) -> Kubectl:
         return ContextKubectl(self.kubectl_binary, self.kubeconfig, context)
@@ -151,7 +154,12 @@ def _bring_up(tmp: Path, options: Options) -> Iterator[LinkedReal]:
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LinkedReal]:
     options = Options(port_base=LINK_PORT_BASE, real_nodes=1)
-    yield from _bring_up(tmp_path_factory.mktemp("link-real"), options)
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(
+            contextlib.contextmanager(_bring_up)(tmp_path_factory.mktemp("link-real"), options)
+        )
+        env.close = stack.close  # the overlap scenario takes the ports (and the CPU) over
+        yield env
 
 
 def _pod(name: str, node: str, image: str, command: list[str] | None = None) -> dict[str, Any]:
@@ -294,7 +302,7 @@ def overlapping(
     linked: LinkedReal, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LinkedReal]:
     """cluster1 and cluster2 with the same CIDRs (after the first environment went down)."""
-    del linked  # ordering only: one environment with real nodes at a time (2 cores)
+    linked.close()  # one environment with real nodes at a time: same ports, 2 cores
     options = Options(port_base=LINK_PORT_BASE, real_nodes=1, overlap=True)
     yield from _bring_up(tmp_path_factory.mktemp("link-overlap"), options)
 
