@@ -181,15 +181,18 @@ class RealPods:
         wait_for(lambda: want in _in(client, "ip", "link").stdout, 60, f"{network_type} planned")
 
 
-def measure(pods: RealPods, kosmos_row: str, seconds: float, rounds: int) -> list[Row]:
-    """Underlay and pod -> pod between the same two nodes, alternating, ``rounds`` times."""
+def measure(
+    pods: RealPods, kosmos_row: str, seconds: float, rounds: int, baseline: str = "underlay"
+) -> list[Row]:
+    """Underlay (row ``baseline``) and pod -> pod between the same two nodes, alternating,
+    ``rounds`` times."""
     pods.applied()
     (node_a, _), (node_b, node_b_ip) = pods.node(MEMBERS[0]), pods.node(MEMBERS[1])
     (pod_a, _), (pod_b, pod_b_ip) = pods.pod(MEMBERS[0]), pods.pod(MEMBERS[1])
     wait_for(lambda: _in(pod_a, "ping", "-c1", "-W1", pod_b_ip).returncode == 0, 60,
              f"{pod_b_ip} reachable")  # fmt: skip
     probes: dict[str, Callable[[], Sample]] = {
-        "underlay (real nodes)": lambda: (
+        baseline: lambda: (
             iperf(node_a, node_b, node_b_ip, seconds),
             ping(node_a, node_b_ip),
         ),

@@ -260,9 +260,11 @@ def real_pods(link: LinkEnv, seconds: float, rounds: int) -> list[_realpods.Row]
     pods.exclude(undo=True)
     try:
         pods.up()
-        rows = _realpods.measure(pods, "Kosmos p2p (real pods)", seconds, rounds)
+        rows = _realpods.measure(pods, "Kosmos p2p (real pods)", seconds, rounds,
+                                 "underlay (real nodes)")  # fmt: skip
         pods.switch("gateway")
-        rows += _realpods.measure(pods, "Kosmos gateway (real pods)", seconds, rounds)
+        rows += _realpods.measure(pods, "Kosmos gateway (real pods)", seconds, rounds,
+                                  "underlay (gw rounds)")  # fmt: skip
     finally:
         pods.down()
         pods.exclude()
