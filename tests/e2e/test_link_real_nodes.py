@@ -1,12 +1,14 @@
 """ClusterLink between real pods: the agents run in the members as ``join --enable-link``
 installs them (a DaemonSet of our image), on the real nodes of ``kosmosctl local up``.
 
-Each scenario brings up its own environment (``--real-nodes 1``, Kosmos not set up, its own
-state dir and ports), installs the CRDs, runs the network-manager as a local process and
-joins both members with ClusterLink only. The member real nodes are on two cluster networks
+Two environments, one after the other (same ports), each with Kosmos not set up and its own
+state dir: ``--real-nodes 2`` for p2p, gateway and unjoin, ``--real-nodes 1 --overlap`` for
+global IPs. Each installs the CRDs, runs the network-manager as a local process and joins
+both members with ClusterLink only. The members' real nodes are on two cluster networks
 joined by the local environment's underlay; the agents find flannel's pod CIDR, take the
-node's ``eth0`` as tunnel NIC and elect the real node as their cluster's gateway (the kwok
-nodes' agent pods are not real and never report). Pods are bound to the real nodes by name.
+node's ``eth0`` as tunnel NIC and elect one real node as their cluster's gateway (the kwok
+nodes' agent pods are not real and never report). Pods are bound to real nodes by name; in
+gateway mode to the node that is not the gateway, so traffic takes the hop to it.
 
 UDP: busybox's ``nc`` has no UDP mode, so the UDP server and client run ``python3`` from
 the Kosmos image (imported on every real node).
@@ -73,13 +75,30 @@ class LinkedReal:
     def kosmosctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return kosmosctl(self.env, *args)
 
-    def node(self, cluster: str) -> str:
+    def nodes(self, cluster: str) -> list[str]:
         out = self.kubectl(cluster).run("get", "nodes", "-l", REAL_NODE_KEY, "-o", "name")
-        return out.split()[0].removeprefix("node/")
+        return sorted(n.removeprefix("node/") for n in out.split())
 
-    def netns(self, cluster: str) -> str:
+    def netns(self, cluster: str) -> list[str]:
         port = next(c.apiserver_port for c in plan(self.options) if c.name == cluster)
-        return f"kosmos-{port}-{self.node(cluster)}"
+        return [f"kosmos-{port}-{node}" for node in self.nodes(cluster)]
+
+    def gateway(self, cluster: str) -> str | None:
+        """The member node holding its cluster's gateway role (from the ClusterNodes)."""
+        items = get(self.kubectl("host"), "clusternodes", "-l", f"kosmos.io/cluster={cluster}")
+        for item in items["items"]:
+            if "gateway" in (item.get("spec") or {}).get("roles", []):
+                return str(item["metadata"]["name"]).removeprefix(f"{cluster}-")
+        return None
+
+    def placement(self, cluster: str, network_type: str) -> str:
+        """Where a test pod goes: in gateway mode a real node that is not the gateway (its
+        traffic takes the hop to the gateway), in p2p mode the first real node."""
+        nodes = self.nodes(cluster)
+        if network_type != "gateway" or len(nodes) < 2:
+            return nodes[0]
+        gateway = wait_for(lambda: self.gateway(cluster), 60, f"{cluster}'s gateway")
+        return next(n for n in nodes if n != gateway)
 
     def join(self, cluster: str, network_type: str) -> None:
         host = plan(self.options)[0]
@@ -104,8 +123,9 @@ class LinkedReal:
         """Every real node's NodeConfig exists, is current and says the kernel matches it."""
         host = self.kubectl("host")
         for cluster in clusters:
-            name = f"{cluster}-{self.node(cluster)}"
-            wait_for(lambda n=name: _applied(host, n), 90, f"NodeConfig {name} applied")
+            for node in self.nodes(cluster):
+                name = f"{cluster}-{node}"
+                wait_for(lambda n=name: _applied(host, n), 90, f"NodeConfig {name} applied")
 
 
 def _applied(host: Kubectl, name: str) -> bool:
@@ -125,7 +145,8 @@ def _bring_up(tmp: Path, options: Options) -> Iterator[LinkedReal]:
     """The environment, the CRDs, a network-manager process; both members linked by the test."""
     state = tmp / "local"
     env = dict(os.environ, KOSMOS_LOCAL_DIR=str(state))
-    args = ["--port-base", str(options.port_base), "--real-nodes", "1", "--without-kosmos"]
+    args = ["--port-base", str(options.port_base), "--real-nodes", str(options.real_nodes),
+            "--without-kosmos"]  # fmt: skip
     manager: subprocess.Popen[bytes] | None = None
     try:  # a failing `up` is taken down too
         up = kosmosctl(env, "local", "up", *args, *(["--overlap"] if options.overlap else []))
@@ -153,7 +174,9 @@ def _bring_up(tmp: Path, options: Options) -> Iterator[LinkedReal]:
 
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LinkedReal]:
-    options = Options(port_base=LINK_PORT_BASE, real_nodes=1)
+    # two real nodes per cluster: in gateway mode the pods run on the node that is not the
+    # gateway, in p2p mode every node has a tunnel to every node of the other cluster
+    options = Options(port_base=LINK_PORT_BASE, real_nodes=2)
     with contextlib.ExitStack() as stack:
         env = stack.enter_context(
             contextlib.contextmanager(_bring_up)(tmp_path_factory.mktemp("link-real"), options)
@@ -199,51 +222,60 @@ class Servers:
     udp_cluster_ip: str
 
 
-def _servers(linked: LinkedReal, cluster: str) -> Servers:
-    """An HTTP pod and a UDP echo pod on the member's real node, each behind a ClusterIP."""
-    kubectl, node = linked.kubectl(cluster), linked.node(cluster)
-    image = f"{REPOSITORY}/kosmos:v0.1.0"
+def _servers(kubectl: Kubectl, node: str, tag: str) -> Servers:
+    """An HTTP pod and a UDP echo pod on ``node``, each behind a ClusterIP; names end in
+    ``-<tag>`` (pods cannot move: each scenario has its own)."""
+    http, udp = f"http-{tag}", f"udp-{tag}"
     apply(
         kubectl,
-        _pod("http", node, f"{REPOSITORY}/http:v0.1.0"),
-        _service("http", 80, 8080, "TCP"),
-        _pod("udp", node, image, ["python3", "-u", "-c", UDP_SERVER]),
-        _service("udp", UDP_PORT, UDP_PORT, "UDP"),
+        _pod(http, node, f"{REPOSITORY}/http:v0.1.0"),
+        _service(http, 80, 8080, "TCP"),
+        _pod(udp, node, f"{REPOSITORY}/kosmos:v0.1.0", ["python3", "-u", "-c", UDP_SERVER]),
+        _service(udp, UDP_PORT, UDP_PORT, "UDP"),
     )
-    kubectl.run("wait", "--for=condition=Ready", "pod/http", "pod/udp", "--timeout=60s")
+    kubectl.run("wait", "--for=condition=Ready", f"pod/{http}", f"pod/{udp}", "--timeout=60s")
     return Servers(
-        get(kubectl, "pod", "http")["status"]["podIP"],
-        get(kubectl, "service", "http")["spec"]["clusterIP"],
-        get(kubectl, "pod", "udp")["status"]["podIP"],
-        get(kubectl, "service", "udp")["spec"]["clusterIP"],
+        get(kubectl, "pod", http)["status"]["podIP"],
+        get(kubectl, "service", http)["spec"]["clusterIP"],
+        get(kubectl, "pod", udp)["status"]["podIP"],
+        get(kubectl, "service", udp)["spec"]["clusterIP"],
     )
 
 
-def _clients(linked: LinkedReal, cluster: str) -> None:
-    kubectl, node = linked.kubectl(cluster), linked.node(cluster)
+@dataclass(frozen=True)
+class Client:
+    """A busybox pod (HTTP) and a python pod (UDP) on one node."""
+
+    kubectl: Kubectl
+    tag: str
+
+    def http(self, url: str) -> str:
+        # busybox wget -T crashes (static busybox): the timeout comes from `timeout`
+        argv = ["timeout", "3", "wget", "-qO-", url]
+        return self.kubectl.run("exec", f"shell-{self.tag}", "--", *argv, timeout=20)
+
+    def udp(self, ip: str) -> str:
+        argv = ["python3", "-c", UDP_CLIENT, ip]
+        return self.kubectl.run("exec", f"python-{self.tag}", "--", *argv, timeout=20)
+
+    def reaches(self, http_url: str, udp_ip: str) -> tuple[str, str]:
+        """What the HTTP server and the UDP echo answer (retried: routes converge)."""
+        answer = wait_for(lambda: self.http(http_url), 60, f"HTTP {http_url}",
+                          ignoring=(KubectlError,))  # fmt: skip
+        echo = wait_for(lambda: self.udp(udp_ip), 60, f"UDP {udp_ip}", ignoring=(KubectlError,))
+        return answer.strip(), echo.strip()
+
+
+def _client(kubectl: Kubectl, node: str, tag: str) -> Client:
+    shell, python = f"shell-{tag}", f"python-{tag}"
     apply(
         kubectl,
-        _pod("shell", node, f"{REPOSITORY}/shell:v0.1.0", ["sleep", "3600"]),
-        _pod("python", node, f"{REPOSITORY}/kosmos:v0.1.0", ["sleep", "3600"]),
+        _pod(shell, node, f"{REPOSITORY}/shell:v0.1.0", ["sleep", "3600"]),
+        _pod(python, node, f"{REPOSITORY}/kosmos:v0.1.0", ["sleep", "3600"]),
     )
-    kubectl.run("wait", "--for=condition=Ready", "pod/shell", "pod/python", "--timeout=60s")
-
-
-def _http(kubectl: Kubectl, url: str) -> str:
-    # busybox wget -T crashes (static busybox): the timeout comes from `timeout`
-    return kubectl.run("exec", "shell", "--", "timeout", "3", "wget", "-qO-", url, timeout=20)
-
-
-def _udp(kubectl: Kubectl, ip: str) -> str:
-    return kubectl.run("exec", "python", "--", "python3", "-c", UDP_CLIENT, ip, timeout=20)
-
-
-def _reaches(kubectl: Kubectl, http_url: str, udp_ip: str) -> tuple[str, str]:
-    """What the HTTP server and the UDP echo answer (retried: routes converge in seconds)."""
-    answer = wait_for(lambda: _http(kubectl, http_url), 60, f"HTTP {http_url}",
-                      ignoring=(KubectlError,))  # fmt: skip
-    echo = wait_for(lambda: _udp(kubectl, udp_ip), 60, f"UDP {udp_ip}", ignoring=(KubectlError,))
-    return answer.strip(), echo.strip()
+    kubectl.run("wait", "--for=condition=Ready", f"pod/{shell}", f"pod/{python}",
+                "--timeout=60s")  # fmt: skip
+    return Client(kubectl, tag)
 
 
 @pytest.mark.parametrize("network_type", ["p2p", "gateway"])
@@ -255,14 +287,14 @@ def test_a_pod_reaches_pods_and_services_of_the_other_cluster(
             linked.patch_link(cluster, {"networkType": network_type})
         else:
             linked.join(cluster, network_type)
-    servers = _servers(linked, "cluster2")
-    _clients(linked, "cluster1")
     linked.wait_applied(["cluster1", "cluster2"])
-    client = linked.kubectl("cluster1")
-    by_pod = _reaches(client, f"http://{servers.http_ip}:8080/", servers.udp_ip)
-    assert by_pod == ("http", "udp udp ping")
-    by_service = _reaches(client, f"http://{servers.http_cluster_ip}/", servers.udp_cluster_ip)
-    assert by_service == ("http", "udp udp ping")
+    tag = network_type
+    servers = _servers(linked.kubectl("cluster2"), linked.placement("cluster2", tag), tag)
+    client = _client(linked.kubectl("cluster1"), linked.placement("cluster1", tag), tag)
+    expected = (f"http-{tag}", f"udp udp-{tag} ping")
+    assert client.reaches(f"http://{servers.http_ip}:8080/", servers.udp_ip) == expected
+    by_service = client.reaches(f"http://{servers.http_cluster_ip}/", servers.udp_cluster_ip)
+    assert by_service == expected
 
 
 def _link_state(netns: str) -> dict[str, Any]:
@@ -286,14 +318,14 @@ def test_unjoin_leaves_no_link_state_on_the_nodes(linked: LinkedReal) -> None:
         if not linked.kubectl("host").ok("get", "cluster", cluster):
             linked.join(cluster, "p2p")
     linked.wait_applied(["cluster1", "cluster2"])
-    netns = {c: linked.netns(c) for c in ("cluster1", "cluster2")}
-    assert all(_link_state(n)["links"] for n in netns.values())
+    netns = {n: c for c in ("cluster1", "cluster2") for n in linked.netns(c)}
+    assert all(_link_state(n)["links"] for n in netns)
     for cluster in ("cluster1", "cluster2"):
         linked.kosmosctl("--kubeconfig", str(linked.state_kubeconfig("host")),
                          "unjoin", "cluster", "--name", cluster, "--wait", "60")  # fmt: skip
     empty = {"links": [], "chains": [], "ipsets": []}
-    for cluster, name in netns.items():
-        wait_for(lambda n=name: _link_state(n) == empty, 30, f"{cluster}'s node clean",
+    for name, cluster in netns.items():
+        wait_for(lambda n=name: _link_state(n) == empty, 30, f"{cluster}'s node {name} clean",
                  interval=1)  # fmt: skip
 
 
@@ -321,9 +353,8 @@ def test_overlapping_clusters_reach_each_other_through_global_ips(
         overlapping.join(cluster, "p2p")
         real = next(c.pod_cidr for c in plan(overlapping.options) if c.name == cluster)
         overlapping.patch_link(cluster, {"globalCIDRsMap": {real: GLOBAL[cluster]}})
-    servers = _servers(overlapping, "cluster2")
-    _clients(overlapping, "cluster1")
     overlapping.wait_applied(["cluster1", "cluster2"])
-    client = overlapping.kubectl("cluster1")
+    servers = _servers(overlapping.kubectl("cluster2"), overlapping.nodes("cluster2")[0], "o")
+    client = _client(overlapping.kubectl("cluster1"), overlapping.nodes("cluster1")[0], "o")
     http_ip, udp_ip = _global(servers.http_ip, "cluster2"), _global(servers.udp_ip, "cluster2")
-    assert _reaches(client, f"http://{http_ip}:8080/", udp_ip) == ("http", "udp udp ping")
+    assert client.reaches(f"http://{http_ip}:8080/", udp_ip) == ("http-o", "udp udp-o ping")
