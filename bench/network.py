@@ -21,7 +21,13 @@ in turn (so load from other processes hits every row alike). Latency: ping, 50 p
 IPsec (this kernel has no ESP, so both are userspace ESP). Goals: p2p >= 0.95 and gateway
 >= 0.90 of raw VXLAN throughput; RTT p2p <= 1.15x, gateway <= 1.5x.
 
-Usage: sudo .venv/bin/python bench/network.py [--seconds 3] [--rounds 3]
+With ``--real-pods`` (an environment with real nodes: ``kosmosctl local up --real-nodes 1``)
+the same run first measures between real pods of cluster1 and cluster2, with the agents
+running in the members as ``join --enable-link`` installs them, against the underlay between
+the same two nodes (``bench/_realpods.py``), p2p then gateway; the real nodes are then kept out
+of ClusterLink while the testbed rows run.
+
+Usage: sudo .venv/bin/python bench/network.py [--seconds 3] [--rounds 3] [--real-pods]
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kosmos.local import components, environment, paths
 from kosmos.local.topology import Options
+import _realpods
 from tests.dataplane.linked import LinkedTestbed, sweep_stale_testbeds, two_clusters
 from tests.dataplane.probes import iperf3
 from tests.dataplane.testbed import ClusterSpec, NodeSpec, Topology, nat_pair, ns_run
@@ -110,9 +118,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--real-pods", action="store_true", help="Also real pods (see above).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     link = link_env()
+    real_rows = real_pods(link, args.seconds, args.rounds) if args.real_pods else []
     work = Path(tempfile.mkdtemp(prefix="kosmos-bench-net-"))
     raw = Topology(
         [
@@ -236,8 +246,29 @@ def main() -> None:
                 bed.down()
             except Exception as exc:  # report, keep tearing down
                 print(f"teardown: {exc}", file=sys.stderr)
+        if args.real_pods:
+            _realpods.RealPods(link).exclude(undo=True)
         link.stop()
     report(results)
+    if real_rows:
+        _realpods.report(real_rows)
+
+
+def real_pods(link: LinkEnv, seconds: float, rounds: int) -> list[_realpods.Row]:
+    """The real-pod rows (p2p, then gateway), then the real nodes out of ClusterLink."""
+    pods = _realpods.RealPods(link)
+    pods.exclude(undo=True)
+    try:
+        pods.up()
+        rows = _realpods.measure(pods, "Kosmos p2p (real pods)", seconds, rounds,
+                                 "underlay (real nodes)")  # fmt: skip
+        pods.switch("gateway")
+        rows += _realpods.measure(pods, "Kosmos gateway (real pods)", seconds, rounds,
+                                  "underlay (gw rounds)")  # fmt: skip
+    finally:
+        pods.down()
+        pods.exclude()
+    return rows
 
 
 def run_rounds(probes: dict[str, Probe], rounds: int) -> dict[str, tuple[float, float]]:

@@ -72,6 +72,12 @@ def unjoin() -> None:
 )
 @click.option("--image-repository", default=None)
 @click.option(
+    "--link-apiserver",
+    default=None,
+    help="The host apiserver's URL as the member's nodes reach it, for the ClusterLink "
+    "agents [default: the host kubeconfig's].",
+)
+@click.option(
     "--wait",
     "wait_seconds",
     default=120,
@@ -113,6 +119,7 @@ def _options(flags: dict[str, Any]) -> JoinOptions:
         cluster_pod_cidrs=flags["cluster_pod_cidrs"],
         use_external_apiserver=flags["use_external_apiserver"],
         image_repository=flags["image_repository"],
+        link_apiserver=flags["link_apiserver"],
     )
 
 

@@ -196,6 +196,7 @@ def status(output: str) -> None:
     procs = components.status()
     nodes = environment.nodes_status()
     relay = environment.relay_status()
+    underlay = environment.underlay_status()
     if output in ("json", "yaml"):
         data = {
             "clusters": [asdict(c) for c in clusters],
@@ -207,12 +208,17 @@ def status(output: str) -> None:
         click.echo(table(*_cluster_table(clusters)))
         click.echo()
         click.echo(table(*_node_table(nodes)))
-        if relay:
-            click.echo(relay[1])
+        for line in (relay, underlay):
+            if line:
+                click.echo(line[1])
         if procs:
             click.echo()
             click.echo(table(*_component_table(procs)))
-    real_down = [n for n in nodes if n.kind == "real" and not n.ready] or (relay and not relay[0])
+    real_down = (
+        [n for n in nodes if n.kind == "real" and not n.ready]
+        or (relay and not relay[0])
+        or (underlay and not underlay[0])
+    )
     if not all(c.healthy for c in clusters) or not all(p.healthy for p in procs) or real_down:
         raise SystemExit(1)
 

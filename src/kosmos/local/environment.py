@@ -368,6 +368,11 @@ def relay_status() -> tuple[bool, str] | None:
     return lifecycle.relay_status()
 
 
+def underlay_status() -> tuple[bool, str] | None:
+    """Whether the cluster networks are routed to each other (None: fewer than two)."""
+    return lifecycle.underlay_status()
+
+
 def _version_and_nodes(kubectl: Kubectl) -> tuple[str, int, int]:
     try:
         version = json.loads(kubectl.run("version", "-o", "json"))["serverVersion"]["gitVersion"]

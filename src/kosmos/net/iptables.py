@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from kosmos.net.errors import CommandError
 from kosmos.net.netns import Namespace
 from kosmos.net.objects import Chain, Family
 
@@ -19,6 +20,42 @@ PREFIX = "KOSMOS-"
 _SAVE = {4: "iptables-save", 6: "ip6tables-save"}
 _RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
 _IPTABLES = {4: "iptables", 6: "ip6tables"}
+#: chains a node's own networking writes (kube-proxy, flannel, Calico, Cilium): the iptables
+#: backend that holds them is the node's
+NODE_CHAIN_MARKS = ("KUBE-", "FLANNEL-", "cali-", "CILIUM_")
+BACKENDS = ("-legacy", "-nft")
+
+
+def pick_backend(saved: dict[str, str]) -> str:
+    """The iptables backend the node's own rules are in: ``-legacy``, ``-nft``, or ``""``
+    (the image's default) when no backend holds more of them than the other.
+
+    An agent container brings its own iptables, whose default backend need not be the
+    node's: rules in the other one would be evaluated in another order than kube-proxy's and
+    the CNI's, or by a kernel path nobody else looks at (the rule kube-proxy's images follow:
+    the backend with more rules wins). ``saved`` maps a backend to its ``-save`` output.
+    """
+    counts = {
+        backend: sum(
+            1
+            for line in text.splitlines()
+            if line.startswith(("-A ", ":")) and any(mark in line for mark in NODE_CHAIN_MARKS)
+        )
+        for backend, text in saved.items()
+    }
+    ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)
+    if not ranked or ranked[0][1] == 0 or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return ""
+    return ranked[0][0]
+
+
+def tool(kind: dict[int, str], family: Family, backend: str) -> str:
+    """``iptables-nft-save`` from (``_SAVE``, 4, ``-nft``): Debian's names of each backend."""
+    base = kind[family]
+    if not backend:
+        return base
+    stem, dash, suffix = base.partition("-")
+    return f"{stem}{backend}{dash}{suffix}"
 
 
 def parse_save(
@@ -65,9 +102,25 @@ class ChainSync:
         self.family = family
         self.prefix = prefix
         self._readback: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._backend: str | None = None
+
+    async def backend(self) -> str:
+        """The node's iptables backend (:func:`pick_backend`), found once."""
+        if self._backend is None:
+            saved = {}
+            for backend in BACKENDS:
+                try:
+                    saved[backend] = await self.netns.run(tool(_SAVE, self.family, backend))
+                except (OSError, CommandError):  # this backend's tools are not installed
+                    continue
+            self._backend = pick_backend(saved)
+        return self._backend
+
+    async def _tool(self, kind: dict[int, str]) -> str:
+        return tool(kind, self.family, await self.backend())
 
     async def current(self) -> tuple[dict[tuple[str, str], list[str]], set[tuple[str, str, str]]]:
-        return parse_save(await self.netns.run(_SAVE[self.family]), self.prefix)
+        return parse_save(await self.netns.run(await self._tool(_SAVE)), self.prefix)
 
     async def sync(self, desired: Iterable[Chain]) -> bool:
         """Make the owned chains exactly ``desired`` (others owned: emptied, unlinked).
@@ -85,7 +138,7 @@ class ChainSync:
         written = False
         if stale or extra:
             await self.netns.run(
-                _RESTORE[self.family], "--noflush", stdin=restore_text(stale, extra)
+                await self._tool(_RESTORE), "--noflush", stdin=restore_text(stale, extra)
             )
             written = True
             after, jumps = await self.current()
@@ -113,7 +166,7 @@ class ChainSync:
         return remembered is not None and remembered == (rules, tuple(actual))
 
     async def _jump(self, table: str, parent: str, name: str, *, add: bool) -> None:
-        cmd = _IPTABLES[self.family]
+        cmd = await self._tool(_IPTABLES)
         if add:
             await self.netns.run(cmd, "-w", "-t", table, "-I", parent, "1", "-j", name)
         else:
@@ -124,8 +177,8 @@ class ChainSync:
         chains, jumps = await self.current()
         for table, parent, name in jumps:
             await self._jump(table, parent, name, add=False)
+        cmd = await self._tool(_IPTABLES)
         for table, name in chains:
-            cmd = _IPTABLES[self.family]
             await self.netns.run(cmd, "-w", "-t", table, "-F", name, check=False)
             await self.netns.run(cmd, "-w", "-t", table, "-X", name, check=False)
         self._readback.clear()

@@ -140,3 +140,62 @@ def ensure_port(net: Bridge, port: Port) -> None:
                 f"route add default via {port.gateway}",
             ],
         )
+
+
+# -- the underlay between cluster networks ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """A cluster network's port on the router: ``link`` in the router's namespace (holding
+    ``address``), its peer ``peer`` on the network's bridge."""
+
+    bridge: Bridge
+    link: str
+    peer: str
+    address: str  # "ip/prefix"
+
+
+def ensure_router(netns: str, uplinks: list[Uplink]) -> None:
+    """A namespace that forwards between cluster networks, one veth into each (idempotent).
+
+    Forwarding is switched on in this namespace only: the host's ``ip_forward`` stays as it
+    is, and the host's namespace never carries a packet from one cluster network to another.
+    """
+    add_netns(netns)
+    batch(netns, ["link set lo up"])
+    sysctl(netns, {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0"})
+    for up in uplinks:
+        if not link_exists(netns, up.link):
+            if link_exists(up.bridge.netns, up.peer):  # half-made by an interrupted run
+                batch(up.bridge.netns, [f"link del {up.peer}"])
+            batch(
+                netns, [f"link add {up.link} type veth peer name {up.peer} netns {up.bridge.netns}"]
+            )
+            batch(netns, [f"addr add {up.address} dev {up.link}"])
+        batch(up.bridge.netns, [f"link set {up.peer} master {up.bridge.bridge} up"])
+        batch(netns, [f"link set {up.link} up"])
+
+
+def router_links(netns: str) -> set[str]:
+    """The router's links that are up (empty when the namespace is missing)."""
+    if not netns_exists(netns):
+        return set()
+    out = _run(["ip", "-n", netns, "-o", "link", "show", "up"], check=False)
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+
+
+def ensure_routes(netns: str, routes: dict[str, str]) -> None:
+    """Routes ``destination -> gateway`` in ``netns`` (``replace``: idempotent)."""
+    batch(netns, [f"route replace {dst} via {via}" for dst, via in sorted(routes.items())])
+
+
+def routes_via(netns: str) -> dict[str, str]:
+    """The namespace's gatewayed IPv4 routes (destination -> gateway) of the main table."""
+    out = _run(["ip", "-n", netns, "-4", "route", "show"], check=False)
+    found = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[1] == "via" and words[0] != "default":
+            found[words[0]] = words[2]
+    return found

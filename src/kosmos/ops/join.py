@@ -112,6 +112,7 @@ async def _set_up_link(
             namespace=options.namespace,
             repository=options.image_repository,
             progress=progress,
+            server=options.link_apiserver,
         )
     except linkside.LinkSetupFailed as exc:
         raise Refused(str(exc)) from exc

@@ -201,8 +201,13 @@ async def join(
     namespace: str,
     repository: str | None,
     progress: Progress,
+    server: str | None = None,
 ) -> None:
-    """Set the member's agents up; on failure remove them and the Cluster, then raise."""
+    """Set the member's agents up; on failure remove them and the Cluster, then raise.
+
+    ``server``: the host apiserver as the member's nodes reach it, when that is not the
+    address this client uses (a loopback address, a NAT, a private name).
+    """
     member = Client(
         await kube_config.from_kubeconfig_text(cluster, kubeconfig, origin="--kubeconfig")
     )
@@ -216,6 +221,7 @@ async def join(
             image=image_of(repository),
             key_secrets=key_secrets(obj),
             progress=progress,
+            server=server,
         )
     except (KubeError, TimeoutError) as exc:
         with contextlib.suppress(KubeError):
@@ -274,12 +280,13 @@ async def set_up(
     image: str,
     key_secrets: list[str],
     progress: Progress,
+    server: str | None = None,
 ) -> None:
     """Host-side identity and member-side agents of one member (idempotent)."""
     for resource, body in host_objects(cluster, key_secrets):
         await host.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     token, ca = await _token(host, cluster)
-    kubeconfig = agent_kubeconfig(host.config.server, ca, token, cluster)
+    kubeconfig = agent_kubeconfig(server or host.config.server, ca, token, cluster)
     for resource, body in member_objects(cluster, namespace, kubeconfig, image):
         await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     progress(f"{cluster}: ClusterLink agents (DaemonSet {namespace}/{AGENT}) set up in the member")

@@ -65,6 +65,9 @@ class JoinOptions:
     cluster_pod_cidrs: str = ""
     use_external_apiserver: bool = False
     image_repository: str | None = None
+    #: the host apiserver as the member's nodes reach it (the agents' kubeconfig);
+    #: None: the address this kosmosctl uses
+    link_apiserver: str | None = None
 
 
 def secret_name(cluster: str) -> str:

@@ -74,3 +74,22 @@ def test_relay_route_goes_from_the_network_to_the_loopback_apiserver():
     member = plan(Options(real_nodes=1))[1]
     net = network_of(member)
     assert network.relay_route(net) == f"{net.host_address}:16410=127.0.0.1:16410"
+
+
+def test_underlay_routes_every_other_network_through_the_own_networks_router_port():
+    nets = [network_of(c) for c in plan(Options(real_nodes=1))]
+    host, member1, member2 = nets
+    assert network.router_netns(nets) == "kosmos-16400-wan"
+    assert network.router_address(member1) == str(ipaddress.ip_network(member1.subnet)[254])
+    routes = network.underlay_routes(member1, nets)
+    assert routes == {host.subnet: network.router_address(member1),
+                      member2.subnet: network.router_address(member1)}  # fmt: skip
+    assert network.underlay_routes(member1, [member1]) == {}
+
+
+def test_each_network_has_its_own_uplink_on_the_router():
+    nets = [network_of(c) for c in plan(Options(real_nodes=1))]
+    links = [network.uplink(n) for n in nets]
+    assert len({u.link for u in links}) == len(nets)
+    assert all(len(u.link) <= 15 and u.peer == "wan" for u in links)
+    assert links[1].address == f"{network.router_address(nets[1])}/24"

@@ -171,3 +171,39 @@ def test_restore_text_reads_back_as_what_it_wrote():
 
 def test_restore_text_of_nothing():
     assert iptables.restore_text([]) == "\n"
+
+
+NFT_NODE = """\
+*nat
+:KUBE-SERVICES - [0:0]
+:FLANNEL-POSTRTG - [0:0]
+-A PREROUTING -j KUBE-SERVICES
+-A POSTROUTING -j FLANNEL-POSTRTG
+COMMIT
+"""
+EMPTY = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"
+
+
+def test_the_backend_holding_the_nodes_own_rules_is_picked():
+    assert iptables.pick_backend({"-legacy": EMPTY, "-nft": NFT_NODE}) == "-nft"
+    assert iptables.pick_backend({"-legacy": NFT_NODE, "-nft": EMPTY}) == "-legacy"
+
+
+def test_no_node_rules_or_a_tie_keeps_the_images_default():
+    assert iptables.pick_backend({"-legacy": EMPTY, "-nft": EMPTY}) == ""
+    assert iptables.pick_backend({"-legacy": NFT_NODE, "-nft": NFT_NODE}) == ""
+    assert iptables.pick_backend({"-nft": NFT_NODE}) == "-nft"  # legacy tools missing
+    assert iptables.pick_backend({}) == ""
+
+
+@pytest.mark.parametrize(
+    ("backend", "family", "expected"),
+    [
+        ("", 4, "iptables-save"),
+        ("-nft", 4, "iptables-nft-save"),
+        ("-legacy", 6, "ip6tables-legacy-save"),
+    ],
+)
+def test_tool_names_follow_debians_per_backend_names(backend, family, expected):
+    assert iptables.tool(iptables._SAVE, family, backend) == expected
+    assert iptables.tool(iptables._IPTABLES, family, backend) == expected.removesuffix("-save")

@@ -18,8 +18,9 @@ from kosmos.local import images, paths
 
 Progress = Callable[[str], None]
 
-#: images every real node gets (the Kosmos image is large and needed by no test yet)
-NODE_IMAGES = ("pause", "shell", "http")
+#: images every real node gets; the Kosmos image runs ClusterLink's agent DaemonSet there
+#: (``join --enable-link``), imported once per image digest (9 s a node)
+NODE_IMAGES = ("pause", "shell", "http", "kosmos")
 #: binary -> Debian package that provides it
 HOST_TOOLS = {
     "containerd": "containerd",

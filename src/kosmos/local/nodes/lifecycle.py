@@ -19,7 +19,16 @@ from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes import artifacts, isolation, layout, network, relay, teardown
 from kosmos.local.nodes.artifacts import Artifacts
 
-__all__ = ["Artifacts", "NodeStatus", "add_node", "down", "ensure_cluster", "prepare", "status"]
+__all__ = [
+    "Artifacts",
+    "NodeStatus",
+    "add_node",
+    "down",
+    "ensure_cluster",
+    "prepare",
+    "status",
+    "underlay_status",
+]
 from kosmos.local.nodes.launch import Command, pid_of
 from kosmos.local.nodes.node import Context, NodeRunner, Outcome
 from kosmos.local.nodes.plan import REAL_NODE_KEY, RealNodePlan, real_node, real_nodes
@@ -36,6 +45,7 @@ def prepare(clusters: list[ClusterPlan], progress: Progress) -> Artifacts:
     found = artifacts.ensure(progress)
     for cluster in clusters:
         network.ensure(network_of(cluster))
+    network.ensure_underlay()
     routes = [network.relay_route(net) for net in network.recorded()]
     started = relay.ensure(routes)
     if started:
@@ -66,6 +76,7 @@ def ensure_node(
         hierarchies=isolation.host_cgroup_mounts(),
     )
     outcome = NodeRunner(node, ctx).run()
+    network.ensure_node_routes(node)
     if outcome.started:
         progress(
             f"{node.cluster}: real node {node.name} ({node.address}) Ready in "
@@ -171,3 +182,15 @@ def relay_status() -> tuple[bool, str] | None:
     if current is None:
         return False, f"apiserver relay: NOT RUNNING (`up` starts it; log {relay.log_file()})"
     return True, f"apiserver relay: pid {current[0]}, {', '.join(sorted(current[1]))}"
+
+
+def underlay_status() -> tuple[bool, str] | None:
+    """Whether the router between the cluster networks and every node's routes through it
+    are in place, and one line about it; None with fewer than two cluster networks."""
+    problems = network.underlay_problems()
+    if problems is None:
+        return None
+    router = network.router_netns(network.recorded())
+    if problems:
+        return False, f"underlay: {router} INCOMPLETE (`up` repairs it): {', '.join(problems)}"
+    return True, f"underlay: {router} routes {len(network.recorded())} cluster networks"

@@ -95,6 +95,10 @@ def remove_all(environment_cgroup: str | None) -> Removal:
     for name in layout.recorded():
         remove_node(name, hierarchies, report)
     relay.stop()
+    try:
+        network.remove_underlay(network.recorded())
+    except NetError as exc:
+        report.left.append(f"underlay: {exc}")
     for net in network.recorded():
         try:
             network.remove(net)
