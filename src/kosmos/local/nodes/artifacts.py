@@ -2,7 +2,7 @@
 
 kubelet, kube-proxy and flanneld come from the toolchain (built from Go modules, linked in
 ``paths.bin_dir()``). containerd 1.6, runc and the CNI plugins are Debian packages
-(``scripts/bootstrap`` installs them). The pause, shell and http images are ours
+(``scripts/bootstrap`` installs them). The pause, shell, http and metrics-server images are ours
 (:mod:`kosmos.local.images`), imported into every node's containerd.
 """
 
@@ -18,8 +18,9 @@ from kosmos.local import images, paths
 
 Progress = Callable[[str], None]
 
-#: images every real node gets (the Kosmos image is large and needed by no test yet)
-NODE_IMAGES = ("pause", "shell", "http")
+#: images every real node gets (the Kosmos image is large and needed by no test yet);
+#: metrics-server runs on the host's real nodes, the image is small enough for all of them.
+NODE_IMAGES = ("pause", "shell", "http", "metrics-server")
 #: binary -> Debian package that provides it
 HOST_TOOLS = {
     "containerd": "containerd",
