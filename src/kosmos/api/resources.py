@@ -89,6 +89,7 @@ ROLEBINDINGS = Resource(RBAC_GROUP, "v1", "rolebindings", "RoleBinding")
 SELF_SUBJECT_ACCESS_REVIEWS = Resource(
     "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False
 )
+APISERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", "APIService", False)
 SERVICECIDRS = Resource("networking.k8s.io", "v1", "servicecidrs", "ServiceCIDR", False)
 
 # Calico's CRDs, which ClusterLink reads and writes in members that run Calico.

@@ -13,7 +13,9 @@ component Deployment would never really run):
    kube-scheduler leads;
 4. join every member with ClusterTree enabled (:func:`kosmos.ops.join.join_member`) and
    wait until its leaf node is Ready;
-5. with ``--sample-app``, apply an nginx Deployment to ``default`` and wait until its three
+5. with real nodes in the host, deploy metrics-server (:mod:`kosmos.ops.local_metrics`) and
+   wait until ``kubectl top`` can answer;
+6. with ``--sample-app``, apply an nginx Deployment to ``default`` and wait until its three
    pods run on leaf nodes.
 
 Every step converges, so a second ``up`` changes nothing: applies come back unchanged, the
@@ -40,7 +42,7 @@ from kosmos.local import components, environment, paths
 from kosmos.local import kosmos_plan as local
 from kosmos.local.topology import ClusterPlan
 from kosmos.ops import apply as applier
-from kosmos.ops import manifests
+from kosmos.ops import local_metrics, manifests
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.install import apply_all
@@ -119,6 +121,7 @@ async def _set_up(
     for member in members:
         await join_local_member(hosts, member, progress)
     leaves = await wait_leaves(client, [m.name for m in members], progress)
+    await local_metrics.ensure_metrics_server(client, host, progress)
     if sample_app:
         await run_sample_app(client, leaves, progress)
 
