@@ -3,6 +3,9 @@ runs on a member's real node (served by the leaf node's kubelet endpoint)."""
 
 from __future__ import annotations
 
+import json
+
+from kosmos.api import names
 from kosmos.api.quantity import parse_quantity
 from kosmos.local.nodes.artifacts import image_refs
 from kosmos.local.nodes.plan import REAL_NODE_TAINT
@@ -58,11 +61,17 @@ def test_top_answers_for_a_leaf_node_and_its_pod_on_a_member_real_node(
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "busy-leaf"},
+        "metadata": {
+            "name": "busy-leaf",
+            # the member pod's node selector (a host pod's hostname selector names host nodes)
+            "annotations": {
+                names.ANNOTATION_CLUSTER_SELECTOR: json.dumps(
+                    {"nodeSelector": {"kubernetes.io/hostname": member_worker}}
+                )
+            },
+        },
         "spec": {
             "nodeName": LEAF,
-            # copied to the member pod: there it lands on the member's real node
-            "nodeSelector": {"kubernetes.io/hostname": member_worker},
             "tolerations": [LEAF_TOLERATION, {**REAL_NODE_TAINT, "operator": "Equal"}],
             "terminationGracePeriodSeconds": 1,
             "containers": [busy_container(SHELL)],
@@ -71,7 +80,7 @@ def test_top_answers_for_a_leaf_node_and_its_pod_on_a_member_real_node(
     member.run("uncordon", member_worker)  # the session cordons real nodes
     try:
         apply(host, pod, namespace=namespace)
-        pod_running(member, namespace, "busy-leaf")
+        assert pod_running(member, namespace, "busy-leaf")["spec"]["nodeName"] == member_worker
         pod_running(host, namespace, "busy-leaf")
         usage = metrics.top("pod", "busy-leaf", "-n", namespace)
         assert usage.memory_mib > 0, usage
