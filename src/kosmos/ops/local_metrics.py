@@ -18,9 +18,16 @@ from kosmos.local import metrics_server
 from kosmos.local.topology import ClusterPlan
 from kosmos.ops import apply as applier
 from kosmos.ops.errors import OperationError
+from kosmos.ops.host import Host
 from kosmos.ops.progress import Progress
 
-__all__ = ["METRICS_TIMEOUT", "MetricsServerError", "ensure_metrics_server", "not_available"]
+__all__ = [
+    "METRICS_TIMEOUT",
+    "MetricsServerError",
+    "ensure_metrics_server",
+    "not_available",
+    "set_up",
+]
 
 #: The pod starts in seconds; the APIService turns Available at the apiserver's next check.
 METRICS_TIMEOUT = 180.0
@@ -28,6 +35,15 @@ METRICS_TIMEOUT = 180.0
 
 class MetricsServerError(OperationError):
     """metrics-server did not become available; the message carries the apiserver's reason."""
+
+
+def set_up(hosts: Host, host: ClusterPlan, progress: Progress) -> None:
+    """:func:`ensure_metrics_server` on its own client (``local up``'s last step)."""
+
+    async def run() -> None:
+        await ensure_metrics_server(await hosts.client(), host, progress)
+
+    hosts.run(run())
 
 
 async def ensure_metrics_server(client: Client, host: ClusterPlan, progress: Progress) -> None:

@@ -13,10 +13,10 @@ component Deployment would never really run):
    kube-scheduler leads;
 4. join every member with ClusterTree enabled (:func:`kosmos.ops.join.join_member`) and
    wait until its leaf node is Ready;
-5. with real nodes in the host, deploy metrics-server (:mod:`kosmos.ops.local_metrics`) and
-   wait until ``kubectl top`` can answer;
-6. with ``--sample-app``, apply an nginx Deployment to ``default`` and wait until its three
-   pods run on leaf nodes.
+5. with ``--sample-app``, apply an nginx Deployment to ``default`` and wait until its three
+   pods run on leaf nodes;
+6. with real nodes in the host, deploy metrics-server (:mod:`kosmos.ops.local_metrics`) and
+   wait until ``kubectl top`` can answer.
 
 Every step converges, so a second ``up`` changes nothing: applies come back unchanged, the
 running cluster-manager is kept, joined members say so. Decisions are pure functions in
@@ -103,6 +103,7 @@ def set_up(clusters: list[ClusterPlan], sample_app: bool, progress: Progress) ->
     started = time.monotonic()
     hosts = _host(host)
     hosts.run(_set_up(hosts, host, members, sample_app, progress))
+    local_metrics.set_up(hosts, host, progress)
     local.write_marker(local.merged_marker(local.read_marker(), sample_app))
     progress(f"kosmos: ready in {time.monotonic() - started:.1f}s")
 
@@ -121,7 +122,6 @@ async def _set_up(
     for member in members:
         await join_local_member(hosts, member, progress)
     leaves = await wait_leaves(client, [m.name for m in members], progress)
-    await local_metrics.ensure_metrics_server(client, host, progress)
     if sample_app:
         await run_sample_app(client, leaves, progress)
 

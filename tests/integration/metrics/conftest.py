@@ -2,7 +2,7 @@
 
 ``kosmosctl local up`` deploys metrics-server when the host has real nodes; the test session
 tears Kosmos's set-up down and cordons real nodes (``tests/fixtures/clusters.py``), so this
-package deploys it the same way, through :func:`kosmos.ops.local_metrics.ensure_metrics_server`,
+package deploys it the same way, through :func:`kosmos.ops.local_metrics.set_up`,
 with the host's real nodes uncordoned for the moment its pod is scheduled. It stays for the
 session: the set-up the session restores at its end has it too.
 """
@@ -19,8 +19,8 @@ import pytest
 
 from kosmos.local import metrics_server
 from kosmos.local.kubectl import KubectlError
+from kosmos.ops import local_metrics
 from kosmos.ops.host import Host
-from kosmos.ops.local_metrics import ensure_metrics_server
 from tests.fixtures.clusters import LocalEnv
 from tests.support import get, wait_for
 
@@ -94,14 +94,10 @@ def metrics(local_env: LocalEnv) -> Iterator[MetricsEnv]:
     operations = Host(kubeconfig=str(local_env.kubeconfig(local_env.host)))
     host.run("uncordon", *workers)
     try:
-        operations.run(_deploy(operations, plan))
+        local_metrics.set_up(operations, plan, print)
     finally:
         host.run("cordon", *workers)
     yield MetricsEnv(local_env)
-
-
-async def _deploy(operations: Host, plan: Any) -> None:
-    await ensure_metrics_server(await operations.client(), plan, print)
 
 
 def busy_container(image: str) -> dict[str, Any]:
