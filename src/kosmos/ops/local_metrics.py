@@ -27,6 +27,7 @@ __all__ = [
     "ensure_metrics_server",
     "not_available",
     "set_up",
+    "tear_down",
 ]
 
 #: The pod starts in seconds; the APIService turns Available at the apiserver's next check.
@@ -42,6 +43,26 @@ def set_up(hosts: Host, host: ClusterPlan, progress: Progress) -> None:
 
     async def run() -> None:
         await ensure_metrics_server(await hosts.client(), host, progress)
+
+    hosts.run(run())
+
+
+def tear_down(hosts: Host, progress: Progress) -> None:
+    """Remove what :func:`set_up` applied, the APIService first (``local up``'s tear-down).
+
+    An APIService whose backend is gone makes discovery of ``metrics.k8s.io`` fail, and the
+    namespace controller then leaves deleted namespaces Terminating: it must not outlive
+    metrics-server, e.g. when the host's real nodes go.
+    """
+
+    async def run() -> None:
+        client = await hosts.client()
+        removed = 0
+        for resource, body in reversed(metrics_server.objects()):
+            meta = body["metadata"]
+            removed += await applier.delete(client, resource, meta["name"], meta.get("namespace"))
+        if removed:
+            progress(f"metrics-server: {removed} objects removed")
 
     hosts.run(run())
 

@@ -323,7 +323,8 @@ def _log(name: str) -> Path:
 
 
 def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker | None:
-    """Undo ``set_up`` (sample app, joins, the components); returns what had been set up.
+    """Undo ``set_up`` (metrics-server, sample app, joins, the components); returns what had
+    been set up.
 
     The CRDs, namespace and root Cluster stay: they cost nothing and ``install`` owns them.
     Used by the test session to get a bare environment; ``set_up`` restores it afterwards.
@@ -333,6 +334,7 @@ def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker |
         return None
     host, members = clusters[0], clusters[1:]
     hosts = _host(host)
+    local_metrics.tear_down(hosts, progress)
     hosts.run(_tear_down(hosts, host, [m.name for m in members], progress))
     for name in (local.SCHEDULER, local.EXTENDER, local.CLUSTER_MANAGER):
         components.stop(name)

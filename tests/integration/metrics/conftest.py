@@ -3,8 +3,8 @@
 ``kosmosctl local up`` deploys metrics-server when the host has real nodes; the test session
 tears Kosmos's set-up down and cordons real nodes (``tests/fixtures/clusters.py``), so this
 package deploys it the same way, through :func:`kosmos.ops.local_metrics.set_up`,
-with the host's real nodes uncordoned for the moment its pod is scheduled. It stays for the
-session: the set-up the session restores at its end has it too.
+with the host's real nodes uncordoned for the moment its pod is scheduled, and removes it
+afterwards (:func:`kosmos.ops.local_metrics.tear_down`), as the session's tear-down did.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def metrics(local_env: LocalEnv) -> Iterator[MetricsEnv]:
     finally:
         host.run("cordon", *workers)
     yield MetricsEnv(local_env)
+    local_metrics.tear_down(operations, print)
 
 
 def busy_container(image: str) -> dict[str, Any]:
