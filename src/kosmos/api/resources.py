@@ -93,6 +93,7 @@ SUBJECT_ACCESS_REVIEWS = Resource(
     "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False
 )
 TOKEN_REVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False)
+APISERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", "APIService", False)
 SERVICECIDRS = Resource("networking.k8s.io", "v1", "servicecidrs", "ServiceCIDR", False)
 
 # Calico's CRDs, which ClusterLink reads and writes in members that run Calico.

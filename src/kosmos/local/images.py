@@ -1,6 +1,6 @@
 """The images real nodes run, built without a container engine and cached by their inputs.
 
-Four images, each an OCI archive for ``ctr -n k8s.io images import`` (see :mod:`kosmos.local.oci`
+Five images, each an OCI archive for ``ctr -n k8s.io images import`` (see :mod:`kosmos.local.oci`
 for the format and why the reference is in the index):
 
 - ``pause``: the sandbox process, the toolchain's static ``pause`` (Kubernetes' own C source);
@@ -8,12 +8,15 @@ for the format and why the reference is in the index):
 - ``http``: the shell image plus a busybox httpd answering ``GET /`` with its pod name, serving
   ``/file.txt`` and a CGI ``/cgi-bin/info`` with its name and addresses;
 - ``kosmos``: Debian bookworm with the dataplane tools and our wheel
-  (:mod:`kosmos.local.kosmos_image`).
+  (:mod:`kosmos.local.kosmos_image`);
+- ``metrics-server``: the toolchain's static ``metrics-server`` alone, as upstream's image
+  (``/metrics-server`` as the entrypoint, user 65534) under upstream's reference, so the
+  manifests name the image a real cluster pulls.
 
 An archive is ``<cache>/images/<key>-<tag>-<digest>.tar`` where the digest covers every input
 (the binaries copied in, the files written, the code of the recipes): unchanged inputs reuse
 it, a change builds a new one. The tag is the package version like the release images
-(``v`` + version), pause keeps the upstream tag it is built from.
+(``v`` + version); pause and metrics-server keep the upstream tag they are built from.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "ALL",
     "HTTP_REF",
     "KOSMOS_REF",
+    "METRICS_SERVER_REF",
     "PAUSE_REF",
     "SHELL_REF",
     "Built",
@@ -48,12 +52,14 @@ __all__ = [
 Progress = Callable[[str], None]
 
 REPOSITORY = "docker.io/kosmos"
-ALL = ("pause", "shell", "http", "kosmos")
+ALL = ("pause", "shell", "http", "kosmos", "metrics-server")
 #: Archives kept per image besides the current one (another checkout may still use them).
 KEEP_OLD = 2
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
 HTTP_PORT = 8080
 PT_INTERP = 3  # ELF program header naming the dynamic loader
+#: upstream's image runs as nobody (its distroless base's 65534)
+NOBODY = "65534"
 
 
 def image_tag() -> str:
@@ -67,14 +73,23 @@ PAUSE_REF = f"{REPOSITORY}/pause:{toolchain.PAUSE_VERSION}"
 SHELL_REF = f"{REPOSITORY}/shell:{TAG}"
 HTTP_REF = f"{REPOSITORY}/http:{TAG}"
 KOSMOS_REF = f"{REPOSITORY}/kosmos:{TAG}"
-REFS = {"pause": PAUSE_REF, "shell": SHELL_REF, "http": HTTP_REF, "kosmos": KOSMOS_REF}
+METRICS_SERVER_REF = (
+    f"registry.k8s.io/metrics-server/metrics-server:{toolchain.group('metrics-server').version()}"
+)
+REFS = {
+    "pause": PAUSE_REF,
+    "shell": SHELL_REF,
+    "http": HTTP_REF,
+    "kosmos": KOSMOS_REF,
+    "metrics-server": METRICS_SERVER_REF,
+}
 
 
 @dataclass(frozen=True)
 class Image:
     """One image ready for import: its key, full reference and OCI archive."""
 
-    key: str  # "pause" | "shell" | "http" | "kosmos"
+    key: str  # one of ALL
     ref: str  # fully normalised, e.g. "docker.io/kosmos/pause:3.10.2"
     archive: Path  # OCI archive for `ctr -n k8s.io images import`
 
@@ -151,6 +166,8 @@ def _recipe(key: str, progress: Progress) -> Recipe:
         config = oci.ImageConfig(entrypoint=("/pause",), labels=_labels(toolchain.PAUSE_VERSION))
         inputs = (code, PAUSE_REF.encode(), oci.file_digest(pause).encode())
         return Recipe(inputs, lambda out: oci.write_image(out, PAUSE_REF, [layer], config))
+    if key == "metrics-server":
+        return _metrics_server_recipe(code, progress)
     if key in ("shell", "http"):
         busybox = find_busybox()
         shell = shell_layer(busybox)
@@ -165,6 +182,20 @@ def _recipe(key: str, progress: Progress) -> Recipe:
         return Recipe(inputs, lambda out: oci.write_image(out, HTTP_REF, layers, config))
     recipe = kosmos_image.KosmosImage(progress, images_dir(), KOSMOS_REF, _labels(TAG))
     return Recipe((code, *recipe.inputs()), recipe.write)
+
+
+def _metrics_server_recipe(code: bytes, progress: Progress) -> Recipe:
+    """The binary alone plus a world-writable /tmp (its self-signed serving certificate)."""
+    binary = toolchain.ensure(progress, only=("metrics-server",)).path("metrics-server")
+    if not is_static_elf(binary):
+        raise ImageError(f"step 'check metrics-server' failed: {binary} is not a static binary")
+    layer = oci.Layer()
+    layer.copy("metrics-server", binary, 0o755)
+    layer.dir("tmp", 0o1777)
+    version = METRICS_SERVER_REF.rsplit(":", 1)[1]
+    config = oci.ImageConfig(entrypoint=("/metrics-server",), user=NOBODY, labels=_labels(version))
+    inputs = (code, METRICS_SERVER_REF.encode(), oci.file_digest(binary).encode())
+    return Recipe(inputs, lambda out: oci.write_image(out, METRICS_SERVER_REF, [layer], config))
 
 
 def recipe_code_digest() -> bytes:

@@ -74,6 +74,8 @@ POD_LOG_NAME = "pod.log"
 KWOK_API_VERSION = "kwok.x-k8s.io/v1alpha1"
 #: kcm's per-node pod range with real nodes; kwok nodes use the same size (topology).
 NODE_CIDR_PREFIX = 24
+#: CN of kwokctl's admin certificate (its ``pki.DefaultUser``), the apiserver's proxy client.
+PROXY_CLIENT_CN = "kwok-admin"
 
 
 class KwokctlError(RuntimeError):
@@ -95,7 +97,7 @@ def cluster_exists(name: str) -> bool:
 
 def serves_logs_and_exec(name: str) -> bool:
     """The existing cluster was created with the documents and flags that make ``logs``,
-    ``exec`` and ``port-forward`` work (through leaf nodes too).
+    ``exec``, ``port-forward`` (through leaf nodes too) and ``top`` work.
 
     kwokctl keeps a cluster's configuration from its creation; a cluster made by an older
     kosmosctl needs re-creating, and ``up`` says so instead of leaving ``logs`` to fail.
@@ -113,7 +115,11 @@ def serves_logs_and_exec(name: str) -> bool:
         if component.get("name") == "kube-apiserver"
         for arg in component.get("args") or []
     ]
-    wanted_flags = ("--kubelet-preferred-address-types=", "--kubelet-client-certificate=")
+    wanted_flags = (
+        "--kubelet-preferred-address-types=",
+        "--kubelet-client-certificate=",
+        "--enable-aggregator-routing=",
+    )
     return {"ClusterLogs", "ClusterExec", "ClusterPortForward"} <= kinds and all(
         any(str(arg).startswith(flag) for arg in apiserver_flags) for flag in wanted_flags
     )
@@ -192,6 +198,30 @@ def debugging_documents(name: str) -> list[dict[str, Any]]:
     ]
 
 
+def aggregation_flags(name: str) -> dict[str, str]:
+    """What kube-apiserver needs to serve an aggregated API (metrics-server's metrics.k8s.io).
+
+    kwokctl already passes its admin certificate as ``--proxy-client-cert-file``: the client
+    certificate the apiserver presents to an extension apiserver. The extension trusts it
+    through ``--requestheader-client-ca-file`` (the kwok CA, which signed it), published in
+    ``kube-system/extension-apiserver-authentication``, and only for that certificate's CN
+    (``--requestheader-allowed-names``): any other certificate of that CA (a kubelet's)
+    cannot assert a user in the headers. Routing: the apiserver runs in the machine's network
+    namespace where no kube-proxy turns a ClusterIP into a pod, so it dials the Service's
+    endpoint address itself (``--enable-aggregator-routing``). Harmless without real nodes:
+    no APIService is registered there.
+    """
+    pki = cluster_dir(name) / "pki"
+    return {
+        "enable-aggregator-routing": "true",
+        "requestheader-client-ca-file": str(pki / "ca.crt"),
+        "requestheader-allowed-names": PROXY_CLIENT_CN,
+        "requestheader-username-headers": "X-Remote-User",
+        "requestheader-group-headers": "X-Remote-Group",
+        "requestheader-extra-headers-prefix": "X-Remote-Extra-",
+    }
+
+
 def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[str, Any]]:
     """The kwokctl configuration for one cluster, then kwok's (pure; unit-tested)."""
     ports = cluster.ports
@@ -227,6 +257,7 @@ def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[st
             # caller (kwok does not): present kwokctl's admin certificate (system:masters)
             "kubelet-client-certificate": str(cluster_dir(cluster.name) / "pki" / "admin.crt"),
             "kubelet-client-key": str(cluster_dir(cluster.name) / "pki" / "admin.key"),
+            **aggregation_flags(cluster.name),
         },
         # One instance each, so no leader election: with it, kcm and the scheduler exit when
         # their apiserver is unreachable past the renew deadline (a kubelet would restart

@@ -164,9 +164,13 @@ class ImageConfig:
     workdir: str = "/"
     labels: tuple[tuple[str, str], ...] = ()
     ports: tuple[int, ...] = ()
+    #: numeric ``uid[:gid]``, so a pod's ``runAsNonRoot`` can check it without an /etc/passwd
+    user: str = ""
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"Env": list(self.env), "WorkingDir": self.workdir}
+        if self.user:
+            doc["User"] = self.user
         if self.entrypoint:
             doc["Entrypoint"] = list(self.entrypoint)
         if self.cmd:

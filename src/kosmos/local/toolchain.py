@@ -2,11 +2,11 @@
 
 Nothing on PyPI, npm or Debian ships a current kube-apiserver, so the binaries the local
 clusters run (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok,
-kwokctl) and the ones real nodes run (kubelet, kube-proxy, flanneld, pause) are compiled from
-Go modules. Each group of binaries has its own tools module under ``gotools/<group>/`` (one
-dependency graph per tool, so their pins never drag each other). ``pause`` is the one C
-program: the sandbox process from the Kubernetes module's own ``build/pause`` sources,
-compiled statically with gcc.
+kwokctl) and the ones real nodes run (kubelet, kube-proxy, flanneld, pause, metrics-server)
+are compiled from Go modules. Each group of binaries has its own tools module under
+``gotools/<group>/`` (one dependency graph per tool, so their pins never drag each other).
+``pause`` is the one C program: the sandbox process from the Kubernetes module's own
+``build/pause`` sources, compiled statically with gcc.
 
 A group is built into ``<cache>/toolchain/<group>-<version>-<digest>/`` where the digest covers
 the tools module, the compiler version and the build flags: changing any of them builds a new
@@ -51,6 +51,7 @@ __all__ = [
     "ToolchainError",
     "cache_key",
     "ensure",
+    "group",
     "ldflags",
     "regenerate_k8s_module",
     "required_version",
@@ -128,6 +129,13 @@ GROUPS: tuple[Group, ...] = (
         (Binary("flanneld", "kosmos.local/tools/flannel/cmd/flanneld"),),
         version_var="github.com/flannel-io/flannel/pkg/version.Version",
     ),
+    # metrics-server prints client-go's gitVersion (upstream's Makefile stamps it the same way).
+    Group(
+        "metrics-server",
+        "sigs.k8s.io/metrics-server",
+        (Binary("metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server"),),
+        version_var="k8s.io/client-go/pkg/version.gitVersion",
+    ),
     Group(
         "pause",
         "k8s.io/kubernetes",
@@ -136,6 +144,15 @@ GROUPS: tuple[Group, ...] = (
         c_version=PAUSE_VERSION,
     ),
 )
+
+
+def group(name: str) -> Group:
+    """The group called ``name``; raises ``ToolchainError`` naming the known ones."""
+    for candidate in GROUPS:
+        if candidate.name == name:
+            return candidate
+    known = ", ".join(g.name for g in GROUPS)
+    raise ToolchainError(f"unknown toolchain group {name}: choose from {known}")
 
 
 def required_version(go_mod: Path, module: str) -> str:
@@ -350,12 +367,12 @@ def regenerate_k8s_module(version: str, go: str | None = None) -> None:
     go_line = re.search(r"^go (\S+)", release_mod, re.MULTILINE)
     godebug = re.search(r"^godebug (\S+)", release_mod, re.MULTILINE)
     lib_version = "v0." + version.lstrip("v").split(".", 1)[1]
-    group = next(g for g in GROUPS if g.name == "k8s")
-    head = (group.module_dir / "go.mod").read_text().split("require", 1)[0]
+    k8s = group("k8s")
+    head = (k8s.module_dir / "go.mod").read_text().split("require", 1)[0]
     head = re.sub(r"^go \S+", f"go {go_line.group(1) if go_line else '1.26.0'}", head, flags=re.M)
     if godebug:
         head = re.sub(r"^godebug \S+", f"godebug {godebug.group(1)}", head, flags=re.M)
     replaces = "".join(f"\t{m} => {m} {lib_version}\n" for m in staging)
     text = f"{head}require k8s.io/kubernetes {version}\n\nreplace (\n{replaces})\n"
-    (group.module_dir / "go.mod").write_text(text)
-    subprocess.run([go, "mod", "tidy"], cwd=group.module_dir, env=env, check=True)
+    (k8s.module_dir / "go.mod").write_text(text)
+    subprocess.run([go, "mod", "tidy"], cwd=k8s.module_dir, env=env, check=True)

@@ -14,7 +14,9 @@ component Deployment would never really run):
 4. join every member with ClusterTree enabled (:func:`kosmos.ops.join.join_member`) and
    wait until its leaf node is Ready;
 5. with ``--sample-app``, apply an nginx Deployment to ``default`` and wait until its three
-   pods run on leaf nodes.
+   pods run on leaf nodes;
+6. with real nodes in the host, deploy metrics-server (:mod:`kosmos.ops.local_metrics`) and
+   wait until ``kubectl top`` can answer.
 
 Every step converges, so a second ``up`` changes nothing: applies come back unchanged, the
 running cluster-manager is kept, joined members say so. Decisions are pure functions in
@@ -40,7 +42,7 @@ from kosmos.local import components, environment, paths
 from kosmos.local import kosmos_plan as local
 from kosmos.local.topology import ClusterPlan
 from kosmos.ops import apply as applier
-from kosmos.ops import manifests
+from kosmos.ops import local_metrics, manifests
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.install import apply_all
@@ -101,6 +103,7 @@ def set_up(clusters: list[ClusterPlan], sample_app: bool, progress: Progress) ->
     started = time.monotonic()
     hosts = _host(host)
     hosts.run(_set_up(hosts, host, members, sample_app, progress))
+    local_metrics.set_up(hosts, host, progress)
     local.write_marker(local.merged_marker(local.read_marker(), sample_app))
     progress(f"kosmos: ready in {time.monotonic() - started:.1f}s")
 
@@ -322,7 +325,8 @@ def _log(name: str) -> Path:
 
 
 def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker | None:
-    """Undo ``set_up`` (sample app, joins, the components); returns what had been set up.
+    """Undo ``set_up`` (metrics-server, sample app, joins, the components); returns what had
+    been set up.
 
     The CRDs, namespace and root Cluster stay: they cost nothing and ``install`` owns them.
     Used by the test session to get a bare environment; ``set_up`` restores it afterwards.
@@ -332,6 +336,7 @@ def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker |
         return None
     host, members = clusters[0], clusters[1:]
     hosts = _host(host)
+    local_metrics.tear_down(hosts, progress)
     hosts.run(_tear_down(hosts, host, [m.name for m in members], progress))
     for name in (local.SCHEDULER, local.EXTENDER, local.CLUSTER_MANAGER):
         components.stop(name)

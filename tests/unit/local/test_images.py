@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ def test_references_are_normalised_and_tagged_like_the_release():
     assert f"docker.io/kosmos/shell:{images.TAG}" == images.SHELL_REF
     assert f"docker.io/kosmos/http:{images.TAG}" == images.HTTP_REF
     assert f"docker.io/kosmos/kosmos:{images.TAG}" == images.KOSMOS_REF
+    assert images.METRICS_SERVER_REF == "registry.k8s.io/metrics-server/metrics-server:v0.8.0"
     for ref in images.REFS.values():
         oci.check_reference(ref)
     assert set(images.REFS) == set(images.ALL)
@@ -195,3 +198,29 @@ def test_missing_mmdebstrap_is_named(monkeypatch, tmp_path: Path):
     recipe = kosmos_image.KosmosImage(lambda _: None, tmp_path, images.KOSMOS_REF, ())
     with pytest.raises(ImageError, match="mmdebstrap not found: apt-get install mmdebstrap"):
         recipe.ensure_base()
+
+
+def test_metrics_server_image_is_the_static_binary_run_as_nobody(monkeypatch, tmp_path: Path):
+    binary = tmp_path / "metrics-server"
+    binary.write_bytes(Path(sys.executable).read_bytes())  # dynamic: refused
+    built = toolchain.Toolchain(
+        {
+            "metrics-server": toolchain.BuiltGroup(
+                toolchain.group("metrics-server"), tmp_path, "v0.8.0"
+            )
+        }
+    )
+    monkeypatch.setattr(toolchain, "ensure", lambda progress, only=(): built)
+    if not images.is_static_elf(binary):
+        with pytest.raises(ImageError, match="is not a static binary"):
+            images._recipe("metrics-server", lambda _: None)
+    monkeypatch.setattr(images, "is_static_elf", lambda path: True)
+    recipe = images._recipe("metrics-server", lambda _: None)
+    written = recipe.write(tmp_path / "out.tar")
+    assert written.ref == images.METRICS_SERVER_REF
+    with tarfile.open(written.archive) as tar:
+        member = tar.extractfile(f"blobs/sha256/{written.config_digest.split(':')[1]}")
+        assert member is not None
+        config = json.loads(member.read())["config"]
+    assert config["User"] == "65534"
+    assert config["Entrypoint"] == ["/metrics-server"]

@@ -62,6 +62,18 @@ def test_apiserver_reaches_kwok_nodes_by_internal_ip_not_by_unresolvable_hostnam
         assert types.split(",") == ["InternalIP", "ExternalIP", "Hostname"]
 
 
+def test_apiserver_proxies_aggregated_apis_to_endpoints_with_kwoks_admin_certificate(local_dir):
+    for cluster in plan(Options(real_nodes=1)):
+        flags = args(config_documents(cluster, fake_toolchain())[0], "kube-apiserver")
+        pki = local_dir / "kwok" / "clusters" / cluster.name / "pki"
+        assert flags["enable-aggregator-routing"] == "true"
+        assert flags["requestheader-client-ca-file"] == str(pki / "ca.crt")
+        assert flags["requestheader-allowed-names"] == "kwok-admin"
+        assert flags["requestheader-username-headers"] == "X-Remote-User"
+        assert flags["requestheader-group-headers"] == "X-Remote-Group"
+        assert flags["requestheader-extra-headers-prefix"] == "X-Remote-Extra-"
+
+
 def test_every_cluster_gets_logs_and_exec_for_all_pods_from_its_own_work_dir(local_dir):
     for cluster in plan(Options()):
         documents = by_kind(config_documents(cluster, fake_toolchain()))
@@ -147,6 +159,7 @@ def test_a_cluster_created_with_logs_and_exec_is_recognised(local_dir):
             saved_config(
                 "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
                 "--kubelet-client-certificate=/pki/admin.crt",
+                "--enable-aggregator-routing=true",
             ),
             {"kind": "Stage", "metadata": {"name": "pod-ready"}},
             *kwokctl.debugging_documents("cluster1"),
@@ -160,8 +173,12 @@ def test_a_cluster_created_with_logs_and_exec_is_recognised(local_dir):
     [
         [saved_config("--profiling=false"), *kwokctl.debugging_documents("cluster1")],
         [saved_config("--kubelet-preferred-address-types=InternalIP")],
+        [
+            saved_config("--kubelet-preferred-address-types=InternalIP"),
+            *kwokctl.debugging_documents("cluster1"),
+        ],
     ],
-    ids=["apiserver-prefers-hostname", "no-kwok-documents"],
+    ids=["apiserver-prefers-hostname", "no-kwok-documents", "no-aggregator-routing"],
 )
 def test_a_cluster_from_an_older_kosmosctl_is_recognised(local_dir, documents):
     write_kwok_yaml(local_dir, documents)

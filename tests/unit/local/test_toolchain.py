@@ -49,8 +49,7 @@ def test_cache_key_names_the_version_and_changes_with_go():
     assert a == cache_key(group, "go1.26.8")
 
 
-def group(name: str) -> toolchain.Group:
-    return next(g for g in GROUPS if g.name == name)
+group = toolchain.group
 
 
 def test_real_node_binaries_are_built_by_the_toolchain():
@@ -112,3 +111,17 @@ def test_pause_cache_key_follows_the_c_compiler():
 def test_unknown_groups_are_refused():
     with pytest.raises(ToolchainError, match="unknown toolchain groups: nope"):
         toolchain.ensure(lambda _: None, only=["nope"])
+    with pytest.raises(ToolchainError, match="unknown toolchain group nope: choose from kwok"):
+        toolchain.group("nope")
+
+
+def test_metrics_server_is_upstreams_main_stamped_like_upstreams_makefile():
+    metrics = group("metrics-server")
+    assert metrics.version() == "v0.8.0"
+    (binary,) = metrics.binaries
+    assert binary.package == "sigs.k8s.io/metrics-server/cmd/metrics-server"
+    text = (metrics.module_dir / "go.mod").read_text()
+    assert "tool sigs.k8s.io/metrics-server/cmd/metrics-server\n" in text
+    assert ldflags(metrics, "v0.8.0").endswith(
+        "-X 'k8s.io/client-go/pkg/version.gitVersion=v0.8.0'"
+    )

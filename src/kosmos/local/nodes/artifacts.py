@@ -2,7 +2,7 @@
 
 kubelet, kube-proxy and flanneld come from the toolchain (built from Go modules, linked in
 ``paths.bin_dir()``). containerd 1.6, runc and the CNI plugins are Debian packages
-(``scripts/bootstrap`` installs them). The pause, shell and http images are ours
+(``scripts/bootstrap`` installs them). The pause, shell, http and metrics-server images are ours
 (:mod:`kosmos.local.images`), imported into every node's containerd.
 """
 
@@ -18,9 +18,10 @@ from kosmos.local import images, paths
 
 Progress = Callable[[str], None]
 
-#: images every real node gets; the Kosmos image runs ClusterLink's agent DaemonSet there
-#: (``join --enable-link``), imported once per image digest (9 s a node)
-NODE_IMAGES = ("pause", "shell", "http", "kosmos")
+#: images every real node gets: the Kosmos image runs Kosmos in-cluster and ClusterLink's
+#: agent DaemonSet (imported once per image digest, 9 s a node); metrics-server runs on the
+#: host's real nodes and is small enough to give all of them.
+NODE_IMAGES = ("pause", "shell", "http", "kosmos", "metrics-server")
 #: binary -> Debian package that provides it
 HOST_TOOLS = {
     "containerd": "containerd",
