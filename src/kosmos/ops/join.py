@@ -77,7 +77,7 @@ async def join_member(
     await host.create(CLUSTERS, cluster, dry_run=True)  # validation before any write
     await _create(host, cluster, kubeconfig, progress)
     if options.enable_link:
-        await _set_up_link(host, options, kubeconfig, progress)
+        await _set_up_link(host, options, kubeconfig, wait_seconds, progress)
     await _wait_reported(host, options, wait_seconds, progress)
     return f"cluster {name} joined"
 
@@ -101,7 +101,7 @@ async def _check_member(
 
 
 async def _set_up_link(
-    host: Client, options: JoinOptions, kubeconfig: str, progress: Progress
+    host: Client, options: JoinOptions, kubeconfig: str, wait_seconds: int, progress: Progress
 ) -> None:
     """The member's ClusterLink agents; on failure the Cluster is removed again."""
     try:
@@ -111,7 +111,9 @@ async def _set_up_link(
             kubeconfig,
             namespace=options.namespace,
             repository=options.image_repository,
+            version=options.version,
             progress=progress,
+            wait_seconds=wait_seconds,
         )
     except linkside.LinkSetupFailed as exc:
         raise Refused(str(exc)) from exc

@@ -35,10 +35,12 @@ from kosmos.api.resources import (
 from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
-from kosmos.ops import rbac
+from kosmos.ops import apply as applier
+from kosmos.ops import rbac, rollout
 from kosmos.ops.manifests import (
     DEFAULT_IMAGE_REPOSITORY,
     FIELD_MANAGER,
+    IMAGE_PULL_POLICY,
     default_version,
     labels,
 )
@@ -118,7 +120,10 @@ def daemonset(cluster: str, namespace: str, image: str) -> Obj:
     container = {
         "name": "agent",
         "image": image,
-        "command": ["kosmos", "agent", "--kubeconfig", "/etc/kosmos/kubeconfig"],
+        "imagePullPolicy": IMAGE_PULL_POLICY,
+        # args only: the image's entrypoint (tini -- kosmos) stays PID 1 and reaps children
+        # (the agent runs ip, iptables, ipset, swanctl)
+        "args": ["agent", "--kubeconfig", "/etc/kosmos/kubeconfig"],
         "env": env,
         "securityContext": {"privileged": True, "capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
         "resources": {
@@ -182,8 +187,10 @@ async def _token(host: Client, cluster: str, timeout: float = 30.0) -> tuple[str
     )
 
 
-def image_of(repository: str | None) -> str:
-    return f"{(repository or DEFAULT_IMAGE_REPOSITORY).rstrip('/')}/kosmos:{default_version()}"
+def image_of(repository: str | None, version: str | None = None) -> str:
+    """The agents' image: the one install uses (``<repository>/kosmos:<version>``)."""
+    repo = (repository or DEFAULT_IMAGE_REPOSITORY).rstrip("/")
+    return f"{repo}/kosmos:{version or default_version()}"
 
 
 def key_secrets(cluster: Obj) -> list[str]:
@@ -201,8 +208,14 @@ async def join(
     namespace: str,
     repository: str | None,
     progress: Progress,
+    version: str | None = None,
+    wait_seconds: float = 0,
 ) -> None:
-    """Set the member's agents up; on failure remove them and the Cluster, then raise."""
+    """Set the member's agents up; on failure remove them and the Cluster, then raise.
+
+    With ``wait_seconds`` the DaemonSet's pods must be Ready in time; a pod that cannot start
+    (image not pulled, crash) fails the join at once, naming the reason.
+    """
     member = Client(
         await kube_config.from_kubeconfig_text(cluster, kubeconfig, origin="--kubeconfig")
     )
@@ -213,11 +226,19 @@ async def join(
             member,
             cluster,
             namespace=namespace,
-            image=image_of(repository),
+            image=image_of(repository, version),
             key_secrets=key_secrets(obj),
             progress=progress,
         )
-    except (KubeError, TimeoutError) as exc:
+        if wait_seconds > 0:
+            progress(f"{cluster}: waiting for the agents' pods to be Ready")
+            await rollout.wait(
+                member,
+                [(DAEMONSETS, namespace, AGENT)],
+                wait_seconds,
+                report=lambda why: progress(f"{cluster}: waiting for {why}"),
+            )
+    except (KubeError, TimeoutError, applier.WaitTimeout, rollout.RolloutFailed) as exc:
         with contextlib.suppress(KubeError):
             await tear_down(host, member, obj_or_name(cluster, namespace), progress)
             await host.delete(CLUSTERS, cluster, propagation="Background")

@@ -65,6 +65,8 @@ class JoinOptions:
     cluster_pod_cidrs: str = ""
     use_external_apiserver: bool = False
     image_repository: str | None = None
+    #: The agents' image tag (``--version``); None: this kosmosctl's release tag.
+    version: str | None = None
 
 
 def secret_name(cluster: str) -> str:

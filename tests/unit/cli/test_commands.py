@@ -68,7 +68,7 @@ def test_table_hides_priority_columns_unless_wide_and_prints_like_kubectl():
 @pytest.mark.parametrize(
     ("image", "tag"),
     [
-        ("ghcr.io/kosmos-io/kosmos:v0.1.0", "v0.1.0"),
+        ("docker.io/kosmos/kosmos:v0.1.0", "v0.1.0"),
         ("localhost:5000/kosmos", "latest"),
         ("reg/kosmos@sha256:abc", "sha256:abc"),
     ],
