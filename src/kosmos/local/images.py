@@ -8,7 +8,10 @@ for the format and why the reference is in the index):
 - ``http``: the shell image plus a busybox httpd answering ``GET /`` with its pod name, serving
   ``/file.txt`` and a CGI ``/cgi-bin/info`` with its name and addresses;
 - ``kosmos``: Debian bookworm with the dataplane tools and our wheel
-  (:mod:`kosmos.local.kosmos_image`).
+  (:mod:`kosmos.local.kosmos_image`);
+- ``kube-scheduler``: the toolchain's static kube-scheduler under the upstream reference
+  (``registry.k8s.io/kube-scheduler:<k8s version>``), so kosmos-scheduler's Deployment is
+  exactly what ``kosmosctl install`` gives a user and still starts without a registry.
 
 An archive is ``<cache>/images/<key>-<tag>-<digest>.tar`` where the digest covers every input
 (the binaries copied in, the files written, the code of the recipes): unchanged inputs reuse
@@ -36,6 +39,7 @@ __all__ = [
     "ALL",
     "HTTP_REF",
     "KOSMOS_REF",
+    "KUBE_SCHEDULER_REF",
     "PAUSE_REF",
     "SHELL_REF",
     "Built",
@@ -48,7 +52,7 @@ __all__ = [
 Progress = Callable[[str], None]
 
 REPOSITORY = "docker.io/kosmos"
-ALL = ("pause", "shell", "http", "kosmos")
+ALL = ("pause", "shell", "http", "kosmos", "kube-scheduler")
 #: Archives kept per image besides the current one (another checkout may still use them).
 KEEP_OLD = 2
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
@@ -67,14 +71,27 @@ PAUSE_REF = f"{REPOSITORY}/pause:{toolchain.PAUSE_VERSION}"
 SHELL_REF = f"{REPOSITORY}/shell:{TAG}"
 HTTP_REF = f"{REPOSITORY}/http:{TAG}"
 KOSMOS_REF = f"{REPOSITORY}/kosmos:{TAG}"
-REFS = {"pause": PAUSE_REF, "shell": SHELL_REF, "http": HTTP_REF, "kosmos": KOSMOS_REF}
+
+
+def _k8s_version() -> str:
+    return next(g for g in toolchain.GROUPS if g.name == "k8s").version()
+
+
+KUBE_SCHEDULER_REF = f"registry.k8s.io/kube-scheduler:{_k8s_version()}"
+REFS = {
+    "pause": PAUSE_REF,
+    "shell": SHELL_REF,
+    "http": HTTP_REF,
+    "kosmos": KOSMOS_REF,
+    "kube-scheduler": KUBE_SCHEDULER_REF,
+}
 
 
 @dataclass(frozen=True)
 class Image:
     """One image ready for import: its key, full reference and OCI archive."""
 
-    key: str  # "pause" | "shell" | "http" | "kosmos"
+    key: str  # one of ALL
     ref: str  # fully normalised, e.g. "docker.io/kosmos/pause:3.10.2"
     archive: Path  # OCI archive for `ctr -n k8s.io images import`
 
@@ -151,6 +168,8 @@ def _recipe(key: str, progress: Progress) -> Recipe:
         config = oci.ImageConfig(entrypoint=("/pause",), labels=_labels(toolchain.PAUSE_VERSION))
         inputs = (code, PAUSE_REF.encode(), oci.file_digest(pause).encode())
         return Recipe(inputs, lambda out: oci.write_image(out, PAUSE_REF, [layer], config))
+    if key == "kube-scheduler":
+        return _kube_scheduler(code, progress)
     if key in ("shell", "http"):
         busybox = find_busybox()
         shell = shell_layer(busybox)
@@ -165,6 +184,28 @@ def _recipe(key: str, progress: Progress) -> Recipe:
         return Recipe(inputs, lambda out: oci.write_image(out, HTTP_REF, layers, config))
     recipe = kosmos_image.KosmosImage(progress, images_dir(), KOSMOS_REF, _labels(TAG))
     return Recipe((code, *recipe.inputs()), recipe.write)
+
+
+def _kube_scheduler(code: bytes, progress: Progress) -> Recipe:
+    """The toolchain's kube-scheduler where the upstream image has it (``/usr/local/bin``),
+    run as the pod's non-root user; it must be static, as the layer holds nothing else."""
+    binary = toolchain.ensure(progress, only=("k8s",)).path("kube-scheduler")
+    if not is_static_elf(binary):
+        raise ImageError(f"step 'kube-scheduler image' failed: {binary} is not a static binary")
+    layer = oci.Layer()
+    for directory in ("usr/local/bin", "etc"):
+        layer.dir(directory)
+    layer.dir("tmp", 0o1777)
+    layer.copy("usr/local/bin/kube-scheduler", binary, 0o755)
+    layer.file(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532::/:/sbin/nologin\n",
+    )
+    layer.file("etc/group", "root:x:0:\nnonroot:x:65532:\n")
+    version = KUBE_SCHEDULER_REF.rsplit(":", 1)[1]
+    config = oci.ImageConfig(labels=_labels(version))
+    inputs = (code, KUBE_SCHEDULER_REF.encode(), oci.file_digest(binary).encode())
+    return Recipe(inputs, lambda out: oci.write_image(out, KUBE_SCHEDULER_REF, [layer], config))
 
 
 def recipe_code_digest() -> bytes:

@@ -140,3 +140,19 @@ def ensure_port(net: Bridge, port: Port) -> None:
                 f"route add default via {port.gateway}",
             ],
         )
+
+
+def ensure_route(destination: str, via: str) -> None:
+    """In the host's namespace, reach ``destination`` through ``via`` (idempotent)."""
+    batch(None, [f"route replace {destination} via {via}"])
+
+
+def routes_via(via: str) -> list[str]:
+    """The destinations the host's namespace reaches through ``via``."""
+    out = _run(["ip", "-4", "route", "show", "via", via], check=False)
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def remove_routes_via(via: str) -> None:
+    """Drop every host route through ``via`` (the node behind it is going away)."""
+    batch(None, [f"route del {destination} via {via}" for destination in routes_via(via)])

@@ -109,7 +109,7 @@ async def last_log_lines(client: Client, pod: Obj, container: str) -> str:
 
 async def _check_pods(client: Client, namespace: str, selector: str) -> list[str]:
     """Raise ``RolloutFailed`` for a stuck pod; return the pending ones' descriptions."""
-    pods = (await client.list(PODS, namespace, label_selector=selector)).items
+    pods = (await client.list(PODS, namespace, label_selector=selector or None)).items
     pending = []
     for pod in pods:
         if is_deleting(pod):
@@ -154,3 +154,14 @@ async def wait(
     kinds = {DEPLOYMENTS: "Deployments", DAEMONSETS: "DaemonSets"}
     what = " and ".join(sorted({kinds.get(r, r.kind) for r, _, _ in workloads}))
     await applier.poll(f"{what} to be ready", timeout, pending, report=report)
+
+
+async def wait_namespace(
+    client: Client, namespace: str, timeout: float, report: Callable[[str], None] | None = None
+) -> None:
+    """Wait until every pod in ``namespace`` is Ready; fail fast on a stuck one."""
+
+    async def pending() -> str:
+        return ", ".join(await _check_pods(client, namespace, ""))
+
+    await applier.poll(f"the pods in {namespace} to be Ready", timeout, pending, report=report)

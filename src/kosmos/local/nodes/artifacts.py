@@ -18,8 +18,9 @@ from kosmos.local import images, paths
 
 Progress = Callable[[str], None]
 
-#: images every real node gets (the Kosmos image is large and needed by no test yet)
-NODE_IMAGES = ("pause", "shell", "http")
+#: images every real node gets: Kosmos runs in-cluster on real nodes (its image and
+#: kosmos-scheduler's kube-scheduler), imported because nothing here pulls from a registry
+NODE_IMAGES = ("pause", "shell", "http", "kosmos", "kube-scheduler")
 #: binary -> Debian package that provides it
 HOST_TOOLS = {
     "containerd": "containerd",

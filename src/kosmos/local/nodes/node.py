@@ -165,6 +165,7 @@ class NodeRunner:
         pod_cidr = self.kubelet()
         self.flannel()
         self.cni(pod_cidr)
+        self.host_route(pod_cidr)
         self.kube_proxy()
         self.ready()
         self.still_running()
@@ -272,6 +273,13 @@ class NodeRunner:
             layout.put(
                 self.dirs.cni_conf_dir / configs.CNI_CONF_FILE, configs.dump_json(body), 0o644
             )
+
+    def host_route(self, pod_cidr: str) -> None:
+        """The apiserver, a process in the host's namespace, reaches this node's pods: the
+        leaf nodes' kubelet endpoint (at the cluster-manager pod's IP) and aggregated APIs
+        (metrics-server) are served there. ``down`` removes the route with the node."""
+        with self.step("host route"):
+            wiring.ensure_route(pod_cidr, self.node.address)
 
     def kube_proxy(self) -> None:
         with self.step("kube-proxy", "kube-proxy"):
