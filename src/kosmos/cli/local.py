@@ -16,7 +16,7 @@ from kosmos.local.kwokctl import KwokctlError
 from kosmos.local.nodes import REAL_NODE_FAILURES
 from kosmos.local.nodes.lifecycle import NodeStatus
 from kosmos.local.topology import Options, PlanError
-from kosmos.ops import local_setup
+from kosmos.ops import local_incluster, local_setup
 from kosmos.ops.errors import OperationError
 from kosmos.ops.progress import Progress
 
@@ -189,18 +189,23 @@ def down() -> None:
 @local.command()
 @click.option("-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True)
 def status(output: str) -> None:
-    """Show each cluster and Kosmos component process: health, nodes, resident memory."""
+    """Show each cluster, node, Kosmos component process and Kosmos pod: health, readiness.
+
+    Exits 1 when a cluster, a component, a real node or a Kosmos pod is not healthy/Ready.
+    """
     clusters = environment.status()
     if not clusters:
         raise click.ClickException("the local environment is not up: run `kosmosctl local up`")
     procs = components.status()
     nodes = environment.nodes_status()
     relay = environment.relay_status()
+    pods = local_incluster.pods_status([c.name for c in clusters])
     if output in ("json", "yaml"):
         data = {
             "clusters": [asdict(c) for c in clusters],
             "nodes": [asdict(n) for n in nodes],
             "components": [asdict(p) for p in procs],
+            "pods": [dict(zip(POD_HEADERS, row, strict=True)) for row in pods],
         }
         emit(output, [], [], data)
     else:
@@ -212,9 +217,27 @@ def status(output: str) -> None:
         if procs:
             click.echo()
             click.echo(table(*_component_table(procs)))
+        if pods:
+            click.echo()
+            click.echo(table(POD_HEADERS, pods))
     real_down = [n for n in nodes if n.kind == "real" and not n.ready] or (relay and not relay[0])
-    if not all(c.healthy for c in clusters) or not all(p.healthy for p in procs) or real_down:
+    pods_down = [row for row in pods if not _all_ready(row[4])]
+    if (
+        not all(c.healthy for c in clusters)
+        or not all(p.healthy for p in procs)
+        or real_down
+        or pods_down
+    ):
         raise SystemExit(1)
+
+
+#: The Kosmos pods table (Kosmos installed in-cluster: host components, member agents).
+POD_HEADERS = ["cluster", "pod", "node", "image", "ready", "restarts"]
+
+
+def _all_ready(ready: str) -> bool:
+    have, _, want = ready.partition("/")
+    return have == want
 
 
 def _cluster_table(clusters: list[environment.ClusterStatus]) -> tuple[list[str], list[list[str]]]:

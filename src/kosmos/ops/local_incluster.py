@@ -28,7 +28,7 @@ from kosmos.api import names
 from kosmos.api.objects import Obj, name_of, namespace_of
 from kosmos.api.resources import DEPLOYMENTS, PODS
 from kosmos.kube.client import Client
-from kosmos.kube.errors import NotFound
+from kosmos.kube.errors import KubeError, NotFound
 from kosmos.local import components, environment, paths
 from kosmos.local import kosmos_plan as local
 from kosmos.local.nodes.plan import REAL_NODE_KEY
@@ -122,16 +122,22 @@ def local_summary(actions: list[str]) -> str:
     return ", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing applied"
 
 
-async def kosmos_pods(cluster: ClusterPlan) -> list[Obj]:
+def pods_status(clusters: list[str]) -> list[list[str]]:
+    """``local status``'s Kosmos pods table: one row per pod of every cluster that answers."""
+    rows: list[list[str]] = []
+    for name in clusters:
+        hosts = Host(kubeconfig=str(environment.cluster_kubeconfig(name)))
+        with contextlib.suppress(KubeError, OSError):
+            rows += pod_rows(name, hosts.run(_kosmos_pods(hosts)))
+    return rows
+
+
+async def _kosmos_pods(hosts: Host) -> list[Obj]:
     """The Kosmos pods of one cluster (the install namespace; none when it is absent)."""
-    hosts = Host(kubeconfig=str(environment.cluster_kubeconfig(cluster.name)))
-    try:
-        client = await hosts.client()
-        with contextlib.suppress(NotFound):
-            return (await client.list(PODS, names.SYSTEM_NAMESPACE)).items
-        return []
-    finally:
-        await hosts.close()
+    client = await hosts.client()
+    with contextlib.suppress(NotFound):
+        return (await client.list(PODS, names.SYSTEM_NAMESPACE)).items
+    return []
 
 
 async def wait_pods(clusters: list[ClusterPlan], progress: Progress) -> None:
@@ -180,17 +186,25 @@ def pod_rows(cluster: str, pods: list[Obj]) -> list[list[str]]:
     """``local status`` rows: namespace/name, node, image, ready, restarts (pure)."""
     rows = []
     for pod in pods:
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        spec = pod.get("spec") or {}
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy")]
+        containers = [*sidecars, *(spec.get("containers") or [])]
+        running = {c["name"] for c in containers}
+        statuses = [
+            s
+            for s in (status.get("initContainerStatuses") or [])
+            + (status.get("containerStatuses") or [])
+            if s.get("name") in running
+        ]
         ready = sum(1 for s in statuses if s.get("ready"))
-        images = sorted({c.get("image", "") for c in spec.get("containers") or []})
+        images = sorted({c.get("image", "") for c in containers})
         rows.append(
             [
                 cluster,
                 f"{namespace_of(pod)}/{name_of(pod)}",
                 spec.get("nodeName") or "-",
                 ",".join(images),
-                f"{ready}/{len(spec.get('containers') or [])}",
+                f"{ready}/{len(containers)}",
                 str(sum(int(s.get("restartCount", 0)) for s in statuses)),
             ]
         )
