@@ -41,6 +41,8 @@ from kosmos.ops.manifests import (
     DEFAULT_IMAGE_REPOSITORY,
     FIELD_MANAGER,
     IMAGE_PULL_POLICY,
+    MANAGED_BY,
+    PART_OF,
     default_version,
     labels,
 )
@@ -105,7 +107,7 @@ def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
 def member_objects(cluster: str, namespace: str, kubeconfig: str, image: str) -> list[Planned]:
     meta = build.metadata(AGENT_KUBECONFIG, _labels(cluster), namespace)
     return [
-        (NAMESPACES, build.namespace(namespace)),
+        (NAMESPACES, build.namespace(namespace, labels(PART_OF))),
         (SECRETS, build.secret(meta, string_data={"kubeconfig": kubeconfig})),
         (DAEMONSETS, daemonset(cluster, namespace, image)),
     ]
@@ -302,6 +304,8 @@ async def set_up(
     token, ca = await _token(host, cluster)
     kubeconfig = agent_kubeconfig(host.config.server, ca, token, cluster)
     for resource, body in member_objects(cluster, namespace, kubeconfig, image):
+        if resource == NAMESPACES and await applier.get_or_none(member, NAMESPACES, namespace):
+            continue  # not ours: it stays unlabelled, so unjoin leaves it
         await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     progress(f"{cluster}: ClusterLink agents (DaemonSet {namespace}/{AGENT}) set up in the member")
 
@@ -315,6 +319,7 @@ async def tear_down(host: Client, member: Client | None, cluster: Obj, progress:
             for resource, obj in ((DAEMONSETS, AGENT), (SECRETS, AGENT_KUBECONFIG)):
                 with contextlib.suppress(NotFound):
                     await member.delete(resource, obj, namespace, propagation="Background")
+            await _delete_own_namespace(member, namespace)
             progress(f"{name}: ClusterLink agents removed from the member")
         except KubeError as exc:
             progress(
@@ -331,6 +336,16 @@ async def tear_down(host: Client, member: Client | None, cluster: Obj, progress:
     ):
         with contextlib.suppress(NotFound):
             await host.delete(resource, obj, ns)
+
+
+async def _delete_own_namespace(member: Client, namespace: str) -> None:
+    """The member namespace join created (labelled by kosmosctl); one it found stays."""
+    with contextlib.suppress(NotFound):
+        current = await member.get(NAMESPACES, namespace)
+        if (current["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == (
+            MANAGED_BY
+        ):
+            await member.delete(NAMESPACES, namespace, propagation="Background")
 
 
 async def remove_all(host: Client, progress: Progress) -> None:
