@@ -121,14 +121,17 @@ def images_cmd(only: tuple[str, ...], rebuild: bool) -> None:
     "with_kosmos",
     default=True,
     show_default=True,
-    help="Set Kosmos up: CRDs, the cluster-manager as a local process, every member joined "
-    "with ClusterTree, leaf nodes Ready.",
+    help="Set Kosmos up. With --real-nodes >= 1: `kosmosctl install` (pods on the real "
+    "nodes, our image) and every member joined with ClusterTree and ClusterLink; without: "
+    "CRDs, the cluster-manager and kosmos-scheduler as local processes, every member joined "
+    "with ClusterTree. Then leaf nodes Ready.",
 )
 @click.option(
     "--sample-app",
     is_flag=True,
-    help="Also run an nginx Deployment (3 replicas) in the host's default namespace "
-    "and wait until its pods run on leaf nodes.",
+    help="Also run the nginx-deployment sample (3 replicas of our HTTP image on port 80) in "
+    "the host's default namespace and wait until its pods run on leaf nodes (with real "
+    "nodes, as real containers on the members' real nodes).",
 )
 def up(
     *,

@@ -90,6 +90,8 @@ def test_deployment_is_available_only_when_rolled_out():
         availableReplicas=1, conditions=[{"type": "Available", "status": "True"}]
     )
     assert unavailable(deployment) == ""
+    deployment["status"]["replicas"] = 2  # the old pod still serves, the new one does not
+    assert unavailable(deployment) == "1 old replicas pending termination"
 
 
 def test_step_lines_read_like_kubectl_apply():
