@@ -50,6 +50,7 @@ from kosmos.ops.progress import Progress
 
 AGENT = "kosmos-agent"
 AGENT_KUBECONFIG = "kosmos-agent-kubeconfig"
+NAMESPACE_TIMEOUT = 60.0
 Planned = tuple[Resource, Obj]
 
 
@@ -346,6 +347,8 @@ async def _delete_own_namespace(member: Client, namespace: str) -> None:
             MANAGED_BY
         ):
             await member.delete(NAMESPACES, namespace, propagation="Background")
+            # gone before we return: a join right after would find it Terminating
+            await applier.wait_gone(member, [(NAMESPACES, namespace, None)], NAMESPACE_TIMEOUT)
 
 
 async def remove_all(host: Client, progress: Progress) -> None:

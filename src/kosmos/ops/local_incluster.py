@@ -108,7 +108,8 @@ async def set_up(
             kubeconfig = relay_kubeconfig(member).read_text()
             join = JoinOptions(name=member.name, enable_link=True, enable_tree=True, cni=CNI)
             message = await join_member(hosts, join, kubeconfig, JOIN_WAIT_SECONDS, progress)
-            progress(f"{member.name}: {message.removeprefix(f'cluster {member.name} ')}")
+            outcome = message.removeprefix(f"cluster {member.name} ").removeprefix("is ")
+            progress(f"{member.name}: {outcome}")
         leaves = await wait_leaves(client, [m.name for m in members], progress)
         await wait_pods([host, *members], progress)
         if sample_app:
