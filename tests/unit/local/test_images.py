@@ -11,7 +11,7 @@ import pytest
 
 from kosmos.local import images, kosmos_image, oci, toolchain
 from kosmos.local.images import Image, ImageError, Recipe
-from kosmos.ops import manifests
+from kosmos.ops import manifests, scheduling
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +26,8 @@ def test_references_are_normalised_and_tagged_like_the_release():
     assert f"docker.io/kosmos/shell:{images.TAG}" == images.SHELL_REF
     assert f"docker.io/kosmos/http:{images.TAG}" == images.HTTP_REF
     assert f"docker.io/kosmos/kosmos:{images.TAG}" == images.KOSMOS_REF
+    # kosmos-scheduler's manifest names the upstream image: ours must answer to that name
+    assert images.KUBE_SCHEDULER_REF == scheduling.KUBE_SCHEDULER_IMAGE
     for ref in images.REFS.values():
         oci.check_reference(ref)
     assert set(images.REFS) == set(images.ALL)

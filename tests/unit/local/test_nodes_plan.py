@@ -74,3 +74,21 @@ def test_relay_route_goes_from_the_network_to_the_loopback_apiserver():
     member = plan(Options(real_nodes=1))[1]
     net = network_of(member)
     assert network.relay_route(net) == f"{net.host_address}:16410=127.0.0.1:16410"
+
+
+def test_real_nodes_of_two_environments_never_share_a_pod_range():
+    """Each real node's /24 is routed in the host's namespace: environments must differ."""
+    seen: dict[str, str] = {}
+    for base in (16400, 17500, 18000, 18100, 18200, 18300, 18400):
+        env = environment_name(plan(Options(port_base=base, real_nodes=2)))
+        for cluster in plan(Options(port_base=base, real_nodes=2)):
+            for node in real_nodes(cluster, env):
+                cidr = node.node_pod_cidr
+                assert cidr is not None and ipaddress.ip_network(cidr).subnet_of(
+                    ipaddress.ip_network(cluster.pod_cidr)
+                )
+                assert int(cidr.split(".")[2]) >= 128  # above the kwok nodes' /24s
+                assert cidr not in seen, (cidr, seen.get(cidr), f"{base} {node.name}")
+                seen[cidr] = f"{base} {node.name}"
+    third = real_node(plan(Options(real_nodes=3))[0], 3, "kosmos-16400")
+    assert third.node_pod_cidr is None  # the controller manager picks one
