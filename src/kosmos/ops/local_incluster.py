@@ -26,10 +26,10 @@ import yaml
 
 from kosmos.api import names
 from kosmos.api.objects import Obj, name_of, namespace_of
-from kosmos.api.resources import DEPLOYMENTS, PODS
+from kosmos.api.resources import DAEMONSETS, DEPLOYMENTS, PODS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
-from kosmos.local import components, environment, paths
+from kosmos.local import components, environment, images, paths
 from kosmos.local import kosmos_plan as local
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from kosmos.local.nodes.plan import network as network_of
@@ -39,6 +39,7 @@ from kosmos.ops import rollout
 from kosmos.ops.host import Host
 from kosmos.ops.install import install
 from kosmos.ops.join import join_member, unjoin_member
+from kosmos.ops.linkside import AGENT
 from kosmos.ops.manifests import InstallOptions
 from kosmos.ops.membership import JoinOptions
 from kosmos.ops.progress import Progress
@@ -53,8 +54,40 @@ PLACEMENT = ((REAL_NODE_KEY, "true"),)
 CNI = "flannel"
 
 
-def options() -> InstallOptions:
-    return InstallOptions(node_selector=PLACEMENT, cni=CNI)
+#: The Kosmos image's build digest on every Kosmos pod template: a code change rebuilds the
+#: image under the same tag, and this is what rolls the pods onto it.
+IMAGE_ANNOTATION = "local.kosmos.io/kosmos-image"
+
+
+def options(digest: str = "") -> InstallOptions:
+    annotations = ((IMAGE_ANNOTATION, digest),) if digest else ()
+    return InstallOptions(node_selector=PLACEMENT, cni=CNI, pod_annotations=annotations)
+
+
+def image_digest() -> str:
+    """The digest of the Kosmos image archive the real nodes imported (cached: no build)."""
+    image = images.ensure_images(lambda _: None, keys=("kosmos",))["kosmos"]
+    return image.archive.stem.rsplit("-", 1)[-1]
+
+
+async def roll_agents(member: ClusterPlan, digest: str, progress: Progress) -> None:
+    """Put the agents of a member on the current image (join leaves a joined member as is)."""
+    hosts = Host(kubeconfig=str(environment.cluster_kubeconfig(member.name)))
+    try:
+        client = await hosts.client()
+        daemonset = await applier.get_or_none(client, DAEMONSETS, AGENT, names.SYSTEM_NAMESPACE)
+        template = ((daemonset or {}).get("spec") or {}).get("template") or {}
+        if (
+            daemonset is None
+            or (template["metadata"].get("annotations") or {}).get(IMAGE_ANNOTATION) == digest
+        ):
+            return
+        patch = {"spec": {"template": {"metadata": {"annotations": {IMAGE_ANNOTATION: digest}}}}}
+        await client.patch(DAEMONSETS, AGENT, patch, namespace=names.SYSTEM_NAMESPACE)
+        progress(f"{member.name}: agents rolled onto image {digest}")
+        await rollout.wait(client, [(DAEMONSETS, names.SYSTEM_NAMESPACE, AGENT)], INSTALL_TIMEOUT)
+    finally:
+        await hosts.close()
 
 
 def relay_server(cluster: ClusterPlan) -> str:
@@ -95,9 +128,10 @@ async def set_up(
     try:
         client = await hosts.client()
         actions: list[str] = []
+        digest = image_digest()
         await install(
             hosts,
-            options(),
+            options(digest),
             lambda step: actions.append(step.action),
             dry_run=False,
             wait=True,
@@ -110,6 +144,7 @@ async def set_up(
             message = await join_member(hosts, join, kubeconfig, JOIN_WAIT_SECONDS, progress)
             outcome = message.removeprefix(f"cluster {member.name} ").removeprefix("is ")
             progress(f"{member.name}: {outcome}")
+            await roll_agents(member, digest, progress)
         leaves = await wait_leaves(client, [m.name for m in members], progress)
         await wait_pods([host, *members], progress)
         if sample_app:

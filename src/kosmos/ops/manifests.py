@@ -122,6 +122,8 @@ class InstallOptions:
     default_nic: str = "*"
     #: Labels every Kosmos pod selects (``--node-selector``): where the control plane runs.
     node_selector: tuple[tuple[str, str], ...] = ()
+    #: Annotations of every Kosmos pod template (a change rolls the pods).
+    pod_annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def image(self) -> str:
@@ -209,7 +211,7 @@ def tree_objects() -> list[Planned]:
 
 def scheduler_objects(options: InstallOptions) -> list[Planned]:
     """kosmos-scheduler: kube-scheduler + extender Deployment, its ConfigMap, RBAC, policy."""
-    return scheduling.objects(
+    out = scheduling.objects(
         options.namespace,
         image=options.image,
         labels=labels,
@@ -218,6 +220,7 @@ def scheduler_objects(options: InstallOptions) -> list[Planned]:
         tolerations=[dict(CONTROL_PLANE_TOLERATION)],
         placement=options.placement(),
     )
+    return [(r, annotated(b, options) if r == DEPLOYMENTS else b) for r, b in out]
 
 
 def scheduler_admission_objects() -> list[Planned]:
@@ -263,12 +266,20 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
         "volumes": [{"name": "tmp", "emptyDir": {}}],
         **options.placement(),
     }
-    return build.deployment(
+    body = build.deployment(
         build.metadata(name, labels(name), options.namespace),
         selector=selector(name),
         pod_labels=labels(name),
         pod_spec=pod,
     )
+    return annotated(body, options)
+
+
+def annotated(workload: Obj, options: InstallOptions) -> Obj:
+    """``workload`` with the install's pod annotations on its pod template."""
+    if options.pod_annotations:
+        workload["spec"]["template"]["metadata"]["annotations"] = dict(options.pod_annotations)
+    return workload
 
 
 def selector(app: str) -> dict[str, str]:

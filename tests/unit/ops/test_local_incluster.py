@@ -42,3 +42,19 @@ def test_status_rows_count_the_sidecar_and_name_both_images():
     assert local_incluster.pod_rows("host", [pod]) == [
         ["host", "kosmos-system/kosmos-scheduler-x", "host-real1", "k:v1,s:v1", "1/2", "3"]
     ]
+
+
+def test_the_image_digest_annotates_every_kosmos_pod_template():
+    options = local_incluster.options("abc123")
+    templates = [
+        body["spec"]["template"]["metadata"]
+        for resource, body in manifests.install_objects(options)
+        if resource.kind == "Deployment"
+    ]
+    assert len(templates) == 3
+    assert all(t["annotations"] == {"local.kosmos.io/kosmos-image": "abc123"} for t in templates)
+    assert all(
+        "annotations" not in body["spec"]["template"]["metadata"]
+        for resource, body in manifests.install_objects(local_incluster.options())
+        if resource.kind == "Deployment"
+    )
