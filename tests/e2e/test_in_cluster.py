@@ -161,7 +161,7 @@ def _kosmos_left(e2e_env: E2EEnv, cluster: str) -> list[str]:
 
 
 @pytest.mark.env_down
-def test_a_join_that_cannot_start_its_agents_rolls_back_and_uninstall_leaves_nothing(
+def test_joins_that_cannot_start_their_agents_roll_back_and_uninstall_leaves_nothing(
     e2e_env: E2EEnv,
 ):
     kosmosctl = e2e_env.kosmosctl
@@ -170,10 +170,23 @@ def test_a_join_that_cannot_start_its_agents_rolls_back_and_uninstall_leaves_not
     e2e_env.kubectl().run("delete", "deployment", "nginx-deployment", "-n", "default")
     kosmosctl(*host, "unjoin", "cluster", "--name", "cluster2")
 
-    bad = kosmosctl(
-        *host, "join", "cluster", "--name", "cluster2", "--kubeconfig", member,
-        "--enable-all", "--cni", "flannel", "--version", "v0.0.0-missing", check=False,
-    )  # fmt: skip
+    # A member namespace whose PodSecurity forbids the agents: the DaemonSet's FailedCreate
+    # event is the reason given, and the join is rolled back (the namespace, not ours, stays).
+    cluster2 = e2e_env.kubectl("cluster2")
+    cluster2.run("create", "namespace", "kosmos-system")
+    cluster2.run(
+        "label", "namespace", "kosmos-system", "pod-security.kubernetes.io/enforce=restricted"
+    )
+    join = ["join", "cluster", "--name", "cluster2", "--kubeconfig", member, "--enable-all"]
+    refused = kosmosctl(*host, *join, "--cni", "flannel", check=False)
+    assert refused.returncode != 0
+    assert "FailedCreate" in refused.stderr and "PodSecurity" in refused.stderr, refused.stderr
+    assert "rolled back" in refused.stderr
+    assert "cluster2" not in e2e_env.kubectl().run("get", "clusters", "-o", "name")
+    assert cluster2.run("get", "daemonsets,secrets", "-n", "kosmos-system", "-o", "name") == ""
+    cluster2.run("delete", "namespace", "kosmos-system")
+
+    bad = kosmosctl(*host, *join, "--cni", "flannel", "--version", "v0.0.0-missing", check=False)
     assert bad.returncode != 0
     assert "kosmos:v0.0.0-missing" in bad.stderr and "rolled back" in bad.stderr, bad.stderr
     assert re.search(r"ErrImagePull|ImagePullBackOff|ErrImageNeverPull", bad.stderr), bad.stderr

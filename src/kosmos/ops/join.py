@@ -33,11 +33,11 @@ from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import FIELD_MANAGER
 from kosmos.ops.membership import (
-    REQUIRED_RIGHTS,
     JoinOptions,
     cluster_object,
     leaf_models_one_to_one,
     parse_leaf_model,
+    required_rights,
     same_credentials,
     secret_name,
     secret_object,
@@ -91,7 +91,7 @@ async def _check_member(
     try:
         version = (await member.get_raw("/version"))["gitVersion"]
         progress(f"{name}: reachable, Kubernetes {version}")
-        await _check_rights(member, name)
+        await _check_rights(member, name, required_rights(options.enable_link))
         leaf_models = parse_leaf_model(options.leaf_model)
         if leaf_models == []:
             leaf_models = leaf_models_one_to_one(await _join_labelled_nodes(member, name))
@@ -144,7 +144,9 @@ async def _wait_reported(
         )
 
 
-async def _check_rights(member: Client, name: str) -> None:
+async def _check_rights(
+    member: Client, name: str, rights: tuple[tuple[str, str, str], ...]
+) -> None:
     async def allowed(group: str, resource: str, verb: str) -> bool:
         review = {
             "apiVersion": "authorization.k8s.io/v1",
@@ -154,11 +156,9 @@ async def _check_rights(member: Client, name: str) -> None:
         result = await member.create(SELF_SUBJECT_ACCESS_REVIEWS, review)
         return bool(result.get("status", {}).get("allowed"))
 
-    verdicts = await asyncio.gather(*(allowed(*right) for right in REQUIRED_RIGHTS))
+    verdicts = await asyncio.gather(*(allowed(*right) for right in rights))
     missing = [
-        f"{verb} {res}"
-        for (_, res, verb), ok in zip(REQUIRED_RIGHTS, verdicts, strict=True)
-        if not ok
+        f"{verb} {res}" for (_, res, verb), ok in zip(rights, verdicts, strict=True) if not ok
     ]
     if missing:
         raise Refused(

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable
 
 from kosmos.api.objects import Obj, condition_true, is_deleting, name_of, namespace_of
-from kosmos.api.resources import DAEMONSETS, DEPLOYMENTS, PODS, Resource
+from kosmos.api.resources import DAEMONSETS, DEPLOYMENTS, EVENTS, PODS, Resource
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError
 from kosmos.ops import apply as applier
@@ -129,6 +129,38 @@ async def _check_pods(client: Client, namespace: str, selector: str) -> list[str
     return pending
 
 
+async def _failed_creates(
+    client: Client, namespace: str, resource: Resource, name: str
+) -> list[str]:
+    """The controller's FailedCreate events for the workload (or, for a Deployment, its
+    ReplicaSets): why no pod exists. Forbidden (PodSecurity, quota, RBAC) fails the wait."""
+    with contextlib.suppress(KubeError):
+        events = (await client.list(EVENTS, namespace)).items
+        found = failed_creates(events, resource.kind, name)
+        forbidden = [f for f in found if "forbidden" in f]
+        if forbidden:
+            raise RolloutFailed(f"{resource.kind} {namespace}/{name}: {forbidden[-1]}")
+        return found[-1:]
+    return []
+
+
+def failed_creates(events: list[Obj], kind: str, name: str) -> list[str]:
+    """Messages of FailedCreate events of ``kind``/``name`` (a Deployment's ReplicaSets
+    are named ``<name>-<hash>``), oldest first."""
+    out = []
+    for event in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
+        involved = event.get("involvedObject") or {}
+        owner = involved.get("name", "")
+        ours = (involved.get("kind") == kind and owner == name) or (
+            kind == "Deployment"
+            and involved.get("kind") == "ReplicaSet"
+            and owner.rsplit("-", 1)[0] == name
+        )
+        if ours and event.get("reason") == "FailedCreate":
+            out.append(f"FailedCreate: {event.get('message', '')}")
+    return out
+
+
 async def wait(
     client: Client,
     workloads: list[Workload],
@@ -147,6 +179,8 @@ async def wait(
             check = applier.unavailable if resource == DEPLOYMENTS else daemonset_unready
             why = check(current)
             pods = await _check_pods(client, namespace, selector_of(current))
+            if why and not pods:
+                pods = await _failed_creates(client, namespace, resource, name)
             if why:
                 out.append(f"{name} ({why}{': ' + ', '.join(pods) if pods else ''})")
         return "; ".join(out)

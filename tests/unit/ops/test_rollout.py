@@ -49,3 +49,26 @@ def test_daemonset_is_ready_when_every_scheduled_pod_is():
 def test_the_selector_is_the_workloads_match_labels():
     body = {"spec": {"selector": {"matchLabels": {"b": "2", "a": "1"}}}}
     assert rollout.selector_of(body) == "a=1,b=2"
+
+
+def _event(kind: str, name: str, message: str, at: str) -> Any:
+    return {
+        "involvedObject": {"kind": kind, "name": name},
+        "reason": "FailedCreate",
+        "message": message,
+        "lastTimestamp": at,
+    }
+
+
+def test_failed_creates_name_why_no_pod_exists():
+    events = [
+        _event("DaemonSet", "kosmos-agent", 'pods "x" is forbidden: violates PodSecurity', "2"),
+        _event("DaemonSet", "other", "nope", "1"),
+        _event("ReplicaSet", "kosmos-cluster-manager-6f757f794", "exceeded quota", "3"),
+    ]
+    assert rollout.failed_creates(events, "DaemonSet", "kosmos-agent") == [
+        'FailedCreate: pods "x" is forbidden: violates PodSecurity'
+    ]
+    assert rollout.failed_creates(events, "Deployment", "kosmos-cluster-manager") == [
+        "FailedCreate: exceeded quota"
+    ]
