@@ -51,6 +51,8 @@ from kosmos.ops.progress import Progress
 AGENT = "kosmos-agent"
 AGENT_KUBECONFIG = "kosmos-agent-kubeconfig"
 NAMESPACE_TIMEOUT = 60.0
+#: The agents' /healthz /readyz on the node's loopback (hostNetwork: one port per node).
+HEALTH_PORT = 10263
 Planned = tuple[Resource, Obj]
 
 
@@ -126,7 +128,14 @@ def daemonset(cluster: str, namespace: str, image: str) -> Obj:
         "imagePullPolicy": IMAGE_PULL_POLICY,
         # args only: the image's entrypoint (tini -- kosmos) stays PID 1 and reaps children
         # (the agent runs ip, iptables, ipset, swanctl)
-        "args": ["agent", "--kubeconfig", "/etc/kosmos/kubeconfig"],
+        "args": ["agent", "--kubeconfig", "/etc/kosmos/kubeconfig", f"--health-port={HEALTH_PORT}"],
+        # Ready once its caches of the host's objects synced: an agent the host's RBAC
+        # refuses (forbidden lists, in its log) stays unready, which join and status show.
+        # The health server binds loopback; the pod shares the node's network namespace.
+        "readinessProbe": {
+            "httpGet": {"host": "127.0.0.1", "path": "/readyz", "port": HEALTH_PORT},
+            "periodSeconds": 10,
+        },
         "env": env,
         "securityContext": {"privileged": True, "capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
         "resources": {

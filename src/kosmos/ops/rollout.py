@@ -75,7 +75,8 @@ def pod_pending(pod: Obj) -> str:
     )
     if scheduled is not None and scheduled.get("status") == "False":
         return f"unschedulable: {scheduled.get('message', '')}".strip()
-    return str((pod.get("status") or {}).get("phase") or "Pending")
+    phase = str((pod.get("status") or {}).get("phase") or "Pending")
+    return f"{phase}, not Ready" if phase == "Running" else phase
 
 
 def daemonset_unready(daemonset: Obj) -> str:
@@ -95,9 +96,9 @@ def selector_of(workload: Obj) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-async def last_log_lines(client: Client, pod: Obj, container: str) -> str:
-    """The last lines the crashed container wrote (its previous run), "" if unreadable."""
-    params = {"container": container, "tailLines": LOG_LINES, "previous": "true"}
+async def last_log_lines(client: Client, pod: Obj, container: str, *, previous: bool = True) -> str:
+    """The last lines the container wrote (a crashed one's previous run), "" if unreadable."""
+    params = {"container": container, "tailLines": LOG_LINES, "previous": str(previous).lower()}
     with contextlib.suppress(KubeError, OSError):
         response = await client.stream(PODS, name_of(pod), namespace_of(pod), "log", params)
         try:
@@ -187,7 +188,27 @@ async def wait(
 
     kinds = {DEPLOYMENTS: "Deployments", DAEMONSETS: "DaemonSets"}
     what = " and ".join(sorted({kinds.get(r, r.kind) for r, _, _ in workloads}))
-    await applier.poll(f"{what} to be ready", timeout, pending, report=report)
+    try:
+        await applier.poll(f"{what} to be ready", timeout, pending, report=report)
+    except applier.WaitTimeout as exc:
+        raise RolloutFailed(f"{exc}{await _unready_logs(client, workloads)}") from exc
+
+
+async def _unready_logs(client: Client, workloads: list[Workload]) -> str:
+    """The last log lines of the first Running-but-unready pod: why it is not Ready (an
+    agent the host's RBAC refuses logs the forbidden lists)."""
+    for resource, namespace, name in workloads:
+        current = await applier.get_or_none(client, resource, name, namespace)
+        if current is None:
+            continue
+        pods = await client.list(PODS, namespace, label_selector=selector_of(current) or None)
+        for pod in pods.items:
+            if pod_pending(pod).endswith("not Ready"):
+                container = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
+                lines = await last_log_lines(client, pod, container, previous=False)
+                if lines:
+                    return f"\n--- last log lines of pod {namespace}/{name_of(pod)} ---\n{lines}"
+    return ""
 
 
 async def wait_namespace(
@@ -198,4 +219,7 @@ async def wait_namespace(
     async def pending() -> str:
         return ", ".join(await _check_pods(client, namespace, ""))
 
-    await applier.poll(f"the pods in {namespace} to be Ready", timeout, pending, report=report)
+    try:
+        await applier.poll(f"the pods in {namespace} to be Ready", timeout, pending, report=report)
+    except applier.WaitTimeout as exc:
+        raise RolloutFailed(str(exc)) from exc

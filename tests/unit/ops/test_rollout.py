@@ -34,6 +34,9 @@ def test_a_starting_container_is_pending_not_stuck():
     assert rollout.stuck(pod) is None
     assert rollout.pod_pending(pod) == "c ContainerCreating"
     assert rollout.pod_pending(_pod(ready=True)) == ""
+    running: Any = _pod()
+    running["status"]["phase"] = "Running"
+    assert rollout.pod_pending(running) == "Running, not Ready"  # e.g. its caches never sync
 
 
 def test_daemonset_is_ready_when_every_scheduled_pod_is():
