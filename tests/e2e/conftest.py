@@ -1,9 +1,11 @@
 """One isolated local environment for the whole e2e tier, brought up as a user would.
 
-``kosmosctl local up --sample-app`` runs once, as a subprocess of the installed entry point,
-with its own ``KOSMOS_LOCAL_DIR`` and port range (17500+), so it never disturbs the shared
-environment other tiers use (16400+). Every e2e file shares it; the test that takes it down
-(marked ``env_down``) runs last, and the session takes it down in any case.
+``kosmosctl local up --real-nodes 1 --sample-app`` runs once, as a subprocess of the installed
+entry point, with its own ``KOSMOS_LOCAL_DIR`` and port range (17500+), so it never disturbs
+the shared environment other tiers use (16400+). With a real node per cluster Kosmos is
+installed in-cluster, from our image, as a user installs it. Every e2e file shares it; the
+tests that take it down (marked ``env_down``) run last, and the session takes it down in any
+case.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from kosmos.local.kubectl import Kubectl
 KOSMOSCTL = str(Path(sys.executable).parent / "kosmosctl")
 #: KOSMOS_E2E_PORT_BASE moves it, so two checkouts can run the e2e tier at once.
 PORT_BASE = int(os.environ.get("KOSMOS_E2E_PORT_BASE", "17500"))
-UP_ARGS = ("--port-base", str(PORT_BASE), "--sample-app")
+UP_ARGS = ("--port-base", str(PORT_BASE), "--real-nodes", "1", "--sample-app")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -18,6 +18,7 @@ from kosmos.local.topology import PORTS_PER_CLUSTER
 from tests.e2e.conftest import PORT_BASE, UP_ARGS, E2EEnv, kosmosctl
 from tests.support import get
 
+IMAGE = "docker.io/kosmos/kosmos:v0.1.0"
 #: Where the bad-option tests point: nothing may ever start there.
 SPARE_PORT_BASE = PORT_BASE - 100
 
@@ -25,29 +26,36 @@ SPARE_PORT_BASE = PORT_BASE - 100
 def test_up_exports_a_kubeconfig_in_its_own_state_dir(e2e_env: E2EEnv):
     assert e2e_env.kubeconfig.startswith(str(e2e_env.state))
     nodes = e2e_env.kubectl("cluster1").run("get", "nodes", "-o", "name").split()
-    assert nodes == [f"node/cluster1-node{i}" for i in (1, 2, 3)]
+    assert nodes == [*(f"node/cluster1-node{i}" for i in (1, 2, 3)), "node/cluster1-real1"]
 
 
-def test_status_shows_healthy_clusters_and_the_component_processes(e2e_env: E2EEnv):
+def test_status_shows_healthy_clusters_and_the_kosmos_pods(e2e_env: E2EEnv):
     status = json.loads(e2e_env.kosmosctl("local", "status", "-o", "json").stdout)
     assert [(c["name"], c["healthy"]) for c in status["clusters"]] == [
         ("host", True),
         ("cluster1", True),
         ("cluster2", True),
     ]
-    ports = {c["name"]: c["health_port"] for c in status["components"]}
-    assert ports == {
-        "cluster-manager": PORT_BASE + 7,
-        "scheduler-extender": PORT_BASE + 8,  # HTTPS
-        "kosmos-scheduler": PORT_BASE + 9,  # kube-scheduler's secure port
+    assert status["components"] == []  # in-cluster: no component runs as a local process
+    host = {
+        p["pod"].split("/")[1].rsplit("-", 2)[0]: p
+        for p in status["pods"]
+        if p["cluster"] == "host"
     }
-    ours = {str(p.pid) for p in procs.processes_under(e2e_env.state)}
-    for component in status["components"]:
-        assert component["healthy"] and component["rss_mib"] > 10, component
-        assert str(component["pid"]) in ours
+    assert set(host) == {"kosmos-cluster-manager", "kosmos-network-manager", "kosmos-scheduler"}
+    for pod in host.values():
+        assert pod["node"] == "host-real1" and pod["restarts"] == "0", pod
+        have, want = pod["ready"].split("/")
+        assert have == want, pod
+    assert host["kosmos-cluster-manager"]["image"] == IMAGE
+    assert host["kosmos-scheduler"]["image"] == f"{IMAGE},registry.k8s.io/kube-scheduler:v1.36.3"
+    agents = [p for p in status["pods"] if p["cluster"] == "cluster1"]
+    assert {p["node"] for p in agents} == {
+        "cluster1-real1",
+        *(f"cluster1-node{i}" for i in (1, 2, 3)),
+    }
     table = e2e_env.kosmosctl("local", "status").stdout
-    assert "cluster-manager" in table and f":{PORT_BASE + 7}" in table
-    assert "kosmos-scheduler" in table and f":{PORT_BASE + 9}" in table
+    assert "kosmos-system/kosmos-cluster-manager-" in table and "host-real1" in table
 
 
 def _generations(e2e_env: E2EEnv) -> dict[str, object]:
@@ -56,30 +64,29 @@ def _generations(e2e_env: E2EEnv) -> dict[str, object]:
     clusters = get(e2e_env.kubectl(), "clusters")["items"]
     secrets = get(e2e_env.kubectl(), "secrets", "-n", "kosmos-system")["items"]
     pods = get(e2e_env.kubectl(), "pods", "-l", "app=nginx")["items"]
+    kosmos = get(e2e_env.kubectl(), "pods", "-n", "kosmos-system")["items"]
     return {
         "deployment": deployment["metadata"]["generation"],
         "clusters": {c["metadata"]["name"]: c["metadata"]["generation"] for c in clusters},
         "secrets": {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in secrets},
         "pods": sorted(p["metadata"]["uid"] for p in pods),
+        "kosmos pods": sorted(p["metadata"]["uid"] for p in kosmos),
     }
 
 
 def test_second_up_is_fast_and_changes_nothing(e2e_env: E2EEnv):
     before = _generations(e2e_env)
-    components = json.loads(e2e_env.kosmosctl("local", "status", "-o", "json").stdout)
-    pid = {c["name"]: c["pid"] for c in components["components"]}["cluster-manager"]
     started = time.monotonic()
     again = e2e_env.kosmosctl("local", "up", *UP_ARGS)
     seconds = time.monotonic() - started
     log = again.stderr
-    assert "creating" not in log and "created" not in log, log
-    assert log.count("already running") == 6, log  # three clusters and three components
-    assert f"cluster-manager: already running (pid {pid}," in log
-    assert "19 objects: 19 unchanged" in log
+    assert "creating" not in log and " created" not in log, log
+    assert log.count("already running") == 6, log  # three clusters and their real nodes
+    assert "kosmos: installed in-cluster (" in log and "unchanged)" in log, log
     assert "cluster1: already joined" in log and "cluster2: already joined" in log
     assert "deployment.apps/nginx-deployment unchanged" in log
     assert _generations(e2e_env) == before
-    assert seconds < 30, f"second up took {seconds:.1f}s (first: {e2e_env.first_up_seconds:.1f}s)"
+    assert seconds < 45, f"second up took {seconds:.1f}s (first: {e2e_env.first_up_seconds:.1f}s)"
 
 
 def test_bad_options_fail_clearly_and_create_nothing(tmp_path: Path):

@@ -4,8 +4,10 @@ The seed installs Kosmos into the host, joins cluster1 and cluster2, and then us
 clusters "like a single cluster": ``kubectl get nodes`` in the host lists the members as
 Ready ``agent`` nodes, and its nginx Deployment (3 replicas, tolerating only the leaf-node
 taint) ends up Running on those leaf nodes, each pod really running in its member.
-``kosmosctl local up --sample-app`` does all of that (tests/e2e/conftest.py); here we check
-what a user would see, then that ``down`` leaves nothing behind.
+``kosmosctl local up --real-nodes 1 --sample-app`` does all of that (tests/e2e/conftest.py):
+Kosmos installed in-cluster from our image, and the sample's image swapped for our HTTP image
+so its member copies run as real containers on the members' real nodes. Here we check what a
+user would see, then that ``down`` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ def test_up_set_kosmos_up_after_the_clusters_and_said_so(e2e_env: E2EEnv):
     log = e2e_env.first_up.stderr
     steps = [
         "environment up: host, cluster1, cluster2",
-        "kosmos: CRDs, namespace, tree and scheduler objects, root Cluster: 19 objects: 19 created",
-        "cluster-manager: started",
-        "scheduler-extender: started",
-        "kosmos-scheduler: started",
+        "waiting for 3 Deployments to be Available",
+        "installed Kosmos v0.1.0 in namespace kosmos-system",
+        "kosmos: installed in-cluster (",
+        "cluster1: ClusterLink agents (DaemonSet kosmos-system/kosmos-agent) set up in the member",
         "cluster1: joined",
         "cluster2: joined",
         "kosmos: leaf nodes Ready: kosmos-cluster1, kosmos-cluster2",
+        "host: 3 Kosmos pods Ready (3 on host-real1)",
+        "cluster1: 4 Kosmos pods Ready (",
         "sample app: deployment.apps/nginx-deployment created in namespace default",
         "sample app: 3 pods Running",
+        "kosmos: ready (in-cluster)",
     ]
     positions = [log.find(step) for step in steps]
     assert -1 not in positions and positions == sorted(positions), log
@@ -50,9 +55,10 @@ def test_get_nodes_shows_both_members_as_ready_agents_and_the_host_as_control_pl
     rows = {line.split()[0]: line.split()[1:3] for line in lines}
     for leaf in LEAVES:
         assert rows[leaf] == ["Ready", "agent"], rows
-    hosts = {name: row for name, row in rows.items() if name.startswith("host-")}
+    hosts = {name: row for name, row in rows.items() if name.startswith("host-node")}
     assert len(hosts) == 3 and all(row == ["Ready", "control-plane"] for row in hosts.values())
-    assert set(rows) == {*LEAVES, *hosts}, "no other leaf node (none for the host itself)"
+    assert rows["host-real1"] == ["Ready", "worker"]  # where the Kosmos pods run
+    assert set(rows) == {*LEAVES, *hosts, "host-real1"}, "no leaf node for the host itself"
 
 
 def test_nginx_runs_on_both_leaf_nodes_and_each_pod_in_its_member(e2e_env: E2EEnv):
@@ -65,6 +71,8 @@ def test_nginx_runs_on_both_leaf_nodes_and_each_pod_in_its_member(e2e_env: E2EEn
         name, member = pod["metadata"]["name"], pod["spec"]["nodeName"].removeprefix("kosmos-")
         copy = get(e2e_env.kubectl(member), "pod", name, "-n", "default")
         assert copy["status"]["phase"] == "Running", (member, name)
+        assert copy["spec"]["nodeName"] == f"{member}-real1", "a real container, on the real node"
+        assert copy["spec"]["containers"][0]["image"] == "docker.io/kosmos/http:v0.1.0"
         assert copy["metadata"]["annotations"]["kosmos.io/host-pod-uid"] == pod["metadata"]["uid"]
     wide = e2e_env.kubectl().run("get", "pods", "-o", "wide")
     assert all(leaf in wide for leaf in LEAVES)
@@ -73,14 +81,15 @@ def test_nginx_runs_on_both_leaf_nodes_and_each_pod_in_its_member(e2e_env: E2EEn
 @pytest.mark.env_down
 def test_down_stops_every_process_components_included_and_frees_every_port(e2e_env: E2EEnv):
     running = procs.processes_under(e2e_env.state)
-    assert "python" in " ".join(p.name for p in running)  # the cluster-manager is one of them
+    assert "kubelet" in " ".join(p.name for p in running)  # the real nodes' processes
     ports = {p for c in plan(Options(port_base=PORT_BASE)) for p in c.ports.values()}
-    assert {PORT_BASE + 6, PORT_BASE + 7, PORT_BASE + 8, PORT_BASE + 9} <= ports & set(
-        procs.listening_ports()
-    )
+    assert PORT_BASE in ports & set(procs.listening_ports())
 
     out = e2e_env.kosmosctl("local", "down")
-    assert "stopped components: cluster-manager, kosmos-scheduler, scheduler-extender" in out.stderr
+    removed = next(line for line in out.stderr.splitlines() if "removed real nodes:" in line)
+    assert {"host-real1", "cluster1-real1", "cluster2-real1"} <= set(
+        removed.replace(",", " ").split()
+    )
     assert procs.processes_under(e2e_env.state) == []
     still = ports & set(procs.listening_ports())
     assert still == set(), f"ports still listening after down: {sorted(still)}"

@@ -81,6 +81,12 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="kosmos-scheduler (kube-scheduler + extender). Disabling removes an installed one.",
 )
+@click.option(
+    "--node-selector",
+    default="",
+    metavar="KEY=VALUE,...",
+    help="Labels every Kosmos pod selects: the nodes the control plane runs on.",
+)
 @click.option("--cni", default="calico", show_default=True, help="CNI of the host cluster.")
 @click.option(
     "--default-nic",
@@ -118,6 +124,7 @@ def install(
     enable_tree: bool,
     enable_link: bool,
     enable_scheduler: bool,
+    node_selector: str,
     cni: str,
     default_nic: str,
     dry_run: bool,
@@ -135,6 +142,10 @@ def install(
     component disabled with --disable-tree/--disable-link/--disable-scheduler is not
     installed, and removed if an earlier install created it.
     """
+    try:
+        selector = manifests.parse_node_selector(node_selector)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--node-selector") from exc
     options = InstallOptions(
         namespace=namespace,
         image_repository=image_repository,
@@ -144,6 +155,7 @@ def install(
         enable_scheduler=enable_scheduler,
         cni=cni,
         default_nic=default_nic,
+        node_selector=selector,
     )
     report = Report(output, dry_run)
     cli_ctx.run(

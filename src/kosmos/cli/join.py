@@ -70,7 +70,13 @@ def unjoin() -> None:
     is_flag=True,
     help="Discover the service CIDR by asking the apiserver.",
 )
-@click.option("--image-repository", default=None)
+@click.option(
+    "--image-repository",
+    default=None,
+    help="Registry and path of the agents' image (<repository>/kosmos:<version>) "
+    "[default: the install's, docker.io/kosmos].",
+)
+@click.option("--version", "version", default=None, help="Image tag of the agents.")
 @click.option(
     "--link-apiserver",
     default=None,
@@ -120,6 +126,7 @@ def _options(flags: dict[str, Any]) -> JoinOptions:
         use_external_apiserver=flags["use_external_apiserver"],
         image_repository=flags["image_repository"],
         link_apiserver=flags["link_apiserver"],
+        version=flags["version"],
     )
 
 

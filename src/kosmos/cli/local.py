@@ -16,7 +16,7 @@ from kosmos.local.kwokctl import KwokctlError
 from kosmos.local.nodes import REAL_NODE_FAILURES
 from kosmos.local.nodes.lifecycle import NodeStatus
 from kosmos.local.topology import Options, PlanError
-from kosmos.ops import local_setup
+from kosmos.ops import local_incluster, local_setup
 from kosmos.ops.errors import OperationError
 from kosmos.ops.progress import Progress
 
@@ -121,14 +121,17 @@ def images_cmd(only: tuple[str, ...], rebuild: bool) -> None:
     "with_kosmos",
     default=True,
     show_default=True,
-    help="Set Kosmos up: CRDs, the cluster-manager as a local process, every member joined "
-    "with ClusterTree, leaf nodes Ready.",
+    help="Set Kosmos up. With --real-nodes >= 1: `kosmosctl install` (pods on the real "
+    "nodes, our image) and every member joined with ClusterTree and ClusterLink; without: "
+    "CRDs, the cluster-manager and kosmos-scheduler as local processes, every member joined "
+    "with ClusterTree. Then leaf nodes Ready.",
 )
 @click.option(
     "--sample-app",
     is_flag=True,
-    help="Also run an nginx Deployment (3 replicas) in the host's default namespace "
-    "and wait until its pods run on leaf nodes.",
+    help="Also run the nginx-deployment sample (3 replicas of our HTTP image on port 80) in "
+    "the host's default namespace and wait until its pods run on leaf nodes (with real "
+    "nodes, as real containers on the members' real nodes).",
 )
 def up(
     *,
@@ -189,7 +192,10 @@ def down() -> None:
 @local.command()
 @click.option("-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True)
 def status(output: str) -> None:
-    """Show each cluster and Kosmos component process: health, nodes, resident memory."""
+    """Show each cluster, node, Kosmos component process and Kosmos pod: health, readiness.
+
+    Exits 1 when a cluster, a component, a real node or a Kosmos pod is not healthy/Ready.
+    """
     clusters = environment.status()
     if not clusters:
         raise click.ClickException("the local environment is not up: run `kosmosctl local up`")
@@ -197,11 +203,13 @@ def status(output: str) -> None:
     nodes = environment.nodes_status()
     relay = environment.relay_status()
     underlay = environment.underlay_status()
+    pods = local_incluster.pods_status([c.name for c in clusters])
     if output in ("json", "yaml"):
         data = {
             "clusters": [asdict(c) for c in clusters],
             "nodes": [asdict(n) for n in nodes],
             "components": [asdict(p) for p in procs],
+            "pods": [dict(zip(POD_HEADERS, row, strict=True)) for row in pods],
         }
         emit(output, [], [], data)
     else:
@@ -214,13 +222,31 @@ def status(output: str) -> None:
         if procs:
             click.echo()
             click.echo(table(*_component_table(procs)))
+        if pods:
+            click.echo()
+            click.echo(table(POD_HEADERS, pods))
     real_down = (
         [n for n in nodes if n.kind == "real" and not n.ready]
         or (relay and not relay[0])
         or (underlay and not underlay[0])
     )
-    if not all(c.healthy for c in clusters) or not all(p.healthy for p in procs) or real_down:
+    pods_down = [row for row in pods if not _all_ready(row[4])]
+    if (
+        not all(c.healthy for c in clusters)
+        or not all(p.healthy for p in procs)
+        or real_down
+        or pods_down
+    ):
         raise SystemExit(1)
+
+
+#: The Kosmos pods table (Kosmos installed in-cluster: host components, member agents).
+POD_HEADERS = ["cluster", "pod", "node", "image", "ready", "restarts"]
+
+
+def _all_ready(ready: str) -> bool:
+    have, _, want = ready.partition("/")
+    return have == want
 
 
 def _cluster_table(clusters: list[environment.ClusterStatus]) -> tuple[list[str], list[list[str]]]:

@@ -133,8 +133,8 @@ def _ensure_cluster(
     kwokctl.ensure_pod_log(cluster.name)
     if not kwokctl.serves_logs_and_exec(cluster.name):
         progress(
-            f"{cluster.name}: created by an older kosmosctl, so `kubectl logs/exec/port-forward/top` "
-            "on its pods fail; run `kosmosctl local down` and `up` again to re-create it"
+            f"{cluster.name}: created by an older kosmosctl, so `kubectl logs/exec/port-forward/"
+            "top` on its pods fail; run `kosmosctl local down` and `up` again to re-create it"
         )
     if _healthy(_kubectl(cluster.name, tools.path("kubectl"), kwok.kubeconfig(cluster.name))):
         progress(f"{cluster.name}: already running")

@@ -12,6 +12,9 @@ for the format and why the reference is in the index):
 - ``metrics-server``: the toolchain's static ``metrics-server`` alone, as upstream's image
   (``/metrics-server`` as the entrypoint, user 65534) under upstream's reference, so the
   manifests name the image a real cluster pulls.
+- ``kube-scheduler``: the toolchain's static kube-scheduler under the upstream reference
+  (``registry.k8s.io/kube-scheduler:<k8s version>``), so kosmos-scheduler's Deployment is
+  exactly what ``kosmosctl install`` gives a user and still starts without a registry.
 
 An archive is ``<cache>/images/<key>-<tag>-<digest>.tar`` where the digest covers every input
 (the binaries copied in, the files written, the code of the recipes): unchanged inputs reuse
@@ -39,6 +42,7 @@ __all__ = [
     "ALL",
     "HTTP_REF",
     "KOSMOS_REF",
+    "KUBE_SCHEDULER_REF",
     "METRICS_SERVER_REF",
     "PAUSE_REF",
     "SHELL_REF",
@@ -52,7 +56,7 @@ __all__ = [
 Progress = Callable[[str], None]
 
 REPOSITORY = "docker.io/kosmos"
-ALL = ("pause", "shell", "http", "kosmos", "metrics-server")
+ALL = ("pause", "shell", "http", "kosmos", "kube-scheduler", "metrics-server")
 #: Archives kept per image besides the current one (another checkout may still use them).
 KEEP_OLD = 2
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
@@ -76,12 +80,14 @@ KOSMOS_REF = f"{REPOSITORY}/kosmos:{TAG}"
 METRICS_SERVER_REF = (
     f"registry.k8s.io/metrics-server/metrics-server:{toolchain.group('metrics-server').version()}"
 )
+KUBE_SCHEDULER_REF = f"registry.k8s.io/kube-scheduler:{toolchain.group('k8s').version()}"
 REFS = {
     "pause": PAUSE_REF,
     "shell": SHELL_REF,
     "http": HTTP_REF,
     "kosmos": KOSMOS_REF,
     "metrics-server": METRICS_SERVER_REF,
+    "kube-scheduler": KUBE_SCHEDULER_REF,
 }
 
 
@@ -168,6 +174,8 @@ def _recipe(key: str, progress: Progress) -> Recipe:
         return Recipe(inputs, lambda out: oci.write_image(out, PAUSE_REF, [layer], config))
     if key == "metrics-server":
         return _metrics_server_recipe(code, progress)
+    if key == "kube-scheduler":
+        return _kube_scheduler(code, progress)
     if key in ("shell", "http"):
         busybox = find_busybox()
         shell = shell_layer(busybox)
@@ -196,6 +204,28 @@ def _metrics_server_recipe(code: bytes, progress: Progress) -> Recipe:
     config = oci.ImageConfig(entrypoint=("/metrics-server",), user=NOBODY, labels=_labels(version))
     inputs = (code, METRICS_SERVER_REF.encode(), oci.file_digest(binary).encode())
     return Recipe(inputs, lambda out: oci.write_image(out, METRICS_SERVER_REF, [layer], config))
+
+
+def _kube_scheduler(code: bytes, progress: Progress) -> Recipe:
+    """The toolchain's kube-scheduler where the upstream image has it (``/usr/local/bin``),
+    run as the pod's non-root user; it must be static, as the layer holds nothing else."""
+    binary = toolchain.ensure(progress, only=("k8s",)).path("kube-scheduler")
+    if not is_static_elf(binary):
+        raise ImageError(f"step 'kube-scheduler image' failed: {binary} is not a static binary")
+    layer = oci.Layer()
+    for directory in ("usr/local/bin", "etc"):
+        layer.dir(directory)
+    layer.dir("tmp", 0o1777)
+    layer.copy("usr/local/bin/kube-scheduler", binary, 0o755)
+    layer.file(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532::/:/sbin/nologin\n",
+    )
+    layer.file("etc/group", "root:x:0:\nnonroot:x:65532:\n")
+    version = KUBE_SCHEDULER_REF.rsplit(":", 1)[1]
+    config = oci.ImageConfig(labels=_labels(version))
+    inputs = (code, KUBE_SCHEDULER_REF.encode(), oci.file_digest(binary).encode())
+    return Recipe(inputs, lambda out: oci.write_image(out, KUBE_SCHEDULER_REF, [layer], config))
 
 
 def recipe_code_digest() -> bytes:

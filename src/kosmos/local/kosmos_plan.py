@@ -27,6 +27,8 @@ from kosmos.api import names
 from kosmos.api.objects import Obj, is_deleting, node_ready, pod_phase
 from kosmos.local import paths
 from kosmos.local.components import Ports, SchedulerPorts
+from kosmos.local.images import HTTP_REF
+from kosmos.local.nodes.plan import REAL_NODE_KEY
 from kosmos.local.topology import ClusterPlan
 
 CLUSTER_MANAGER = "cluster-manager"
@@ -38,11 +40,20 @@ SCHEDULER = names.SCHEDULER_NAME
 
 SAMPLE_NAMESPACE = "default"
 SAMPLE_SELECTOR = "app=nginx"
-#: Three nginx pods that tolerate only the leaf-node taint and select leaf nodes, so they run
-#: in the members: the smallest workload that shows a pod of the host running in a member.
-#: The selector matters when the host has real worker nodes (``--real-nodes``), which the
-#: default scheduler would otherwise also use; ClusterTree drops it from the member's copy
-#: (``kosmos.io/`` keys describe host leaf nodes).
+#: Our HTTP test image (``kosmosctl local images``) instead of ``nginx:1.14.2``, which no
+#: registry-less node can run: it answers ``GET /`` on ``$PORT`` with the pod's name.
+SAMPLE_IMAGE = HTTP_REF
+#: Where the member copies go when members have real nodes: only there, tolerating their
+#: taint, so they run real containers (``kosmos.io/cluster-selector`` is member scheduling).
+REAL_NODE_PLACEMENT = {
+    "nodeSelector": {REAL_NODE_KEY: "true"},
+    "tolerations": [{"key": REAL_NODE_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+}
+#: Three pods of the nginx sample (the name stays) that tolerate only the leaf-node taint and
+#: select leaf nodes, so they run in the members: the smallest workload that shows a pod of
+#: the host running in a member. The selector matters when the host has real worker nodes
+#: (``--real-nodes``), which the default scheduler would otherwise also use; ClusterTree
+#: drops it from the member's copy (``kosmos.io/`` keys describe host leaf nodes).
 SAMPLE_APP: Obj = build.deployment(
     build.metadata("nginx-deployment", {"app": "nginx"}),
     selector={"app": "nginx"},
@@ -51,17 +62,28 @@ SAMPLE_APP: Obj = build.deployment(
         "nodeSelector": {names.LABEL_NODE: "true"},
         "tolerations": [{"key": "kosmos.io/node", "operator": "Equal", "value": "true"}],
         "containers": [
-            {"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}
+            {
+                "name": "nginx",
+                "image": SAMPLE_IMAGE,
+                "imagePullPolicy": "IfNotPresent",
+                "env": [{"name": "PORT", "value": "80"}],
+                "ports": [{"containerPort": 80}],
+            }
         ],
     },
     replicas=3,
 )
 
 
-def sample_app() -> Obj:
-    """The sample Deployment placed in ``default``, as ``kubectl apply -f`` there would."""
+def sample_app(real_nodes: bool = False) -> Obj:
+    """The sample Deployment placed in ``default``, as ``kubectl apply -f`` there would;
+    with ``real_nodes`` its member copies run on the members' real nodes."""
     body = copy.deepcopy(SAMPLE_APP)
     body["metadata"]["namespace"] = SAMPLE_NAMESPACE
+    if real_nodes:
+        template = body["spec"]["template"]["metadata"]
+        selector = json.dumps(REAL_NODE_PLACEMENT, sort_keys=True)
+        template["annotations"] = {names.ANNOTATION_CLUSTER_SELECTOR: selector}
     return body
 
 
@@ -96,6 +118,8 @@ class Marker:
     """What ``up`` set up, so a later session can restore it."""
 
     sample_app: bool = False
+    #: Kosmos was installed in-cluster (pods on real nodes), not run as local processes.
+    in_cluster: bool = False
 
 
 def marker_file() -> Path:
@@ -107,7 +131,7 @@ def read_marker() -> Marker | None:
         data = json.loads(marker_file().read_text())
     except (OSError, ValueError):
         return None
-    return Marker(sample_app=bool(data.get("sample_app")))
+    return Marker(sample_app=bool(data.get("sample_app")), in_cluster=bool(data.get("in_cluster")))
 
 
 def write_marker(marker: Marker) -> None:
@@ -119,9 +143,11 @@ def clear_marker() -> None:
     marker_file().unlink(missing_ok=True)
 
 
-def merged_marker(previous: Marker | None, sample_app: bool) -> Marker:
+def merged_marker(previous: Marker | None, sample_app: bool, in_cluster: bool = False) -> Marker:
     """A sample app set up earlier stays recorded: ``up`` without the flag does not remove it."""
-    return Marker(sample_app=sample_app or bool(previous and previous.sample_app))
+    return Marker(
+        sample_app=sample_app or bool(previous and previous.sample_app), in_cluster=in_cluster
+    )
 
 
 # --- decisions ----------------------------------------------------------------------------

@@ -185,8 +185,8 @@ def router_links(netns: str) -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
 
 
-def ensure_routes(netns: str, routes: dict[str, str]) -> None:
-    """Routes ``destination -> gateway`` in ``netns`` (``replace``: idempotent)."""
+def ensure_routes(netns: str | None, routes: dict[str, str]) -> None:
+    """Routes ``destination -> gateway`` in ``netns`` (None: the host's), idempotent."""
     batch(netns, [f"route replace {dst} via {via}" for dst, via in sorted(routes.items())])
 
 
@@ -199,3 +199,14 @@ def routes_via(netns: str) -> dict[str, str]:
         if len(words) >= 3 and words[1] == "via" and words[0] != "default":
             found[words[0]] = words[2]
     return found
+
+
+def host_routes_via(via: str) -> list[str]:
+    """The destinations the host's namespace reaches through ``via``."""
+    out = _run(["ip", "-4", "route", "show", "via", via], check=False)
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def remove_host_routes_via(via: str) -> None:
+    """Drop every host route through ``via`` (the node behind it is going away)."""
+    batch(None, [f"route del {destination} via {via}" for destination in host_routes_via(via)])

@@ -170,6 +170,10 @@ def unavailable(deployment: Obj) -> str:
     for key in ("updatedReplicas", "availableReplicas"):
         if status.get(key, 0) < want:
             return f"{status.get(key, 0)}/{want} {key[: -len('Replicas')]}"
+    # As `kubectl rollout status`: an old pod still serving is not the new version rolled out.
+    old = status.get("replicas", 0) - status.get("updatedReplicas", 0)
+    if old > 0:
+        return f"{old} old replicas pending termination"
     if not condition_true(deployment, "Available"):
         return "not Available"
     return ""

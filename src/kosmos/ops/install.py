@@ -16,7 +16,7 @@ from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError
 from kosmos.ops import apply as applier
-from kosmos.ops import manifests
+from kosmos.ops import manifests, rollout
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions, Planned
@@ -66,6 +66,11 @@ async def install(
             wait=wait,
             timeout=timeout,
         )
+    except rollout.RolloutFailed as exc:
+        raise OperationError(
+            f"{exc}\n(every object is applied; fix the cause, e.g. --image-repository/--version, "
+            "and re-run install, or run uninstall to remove them)"
+        ) from exc
     except (KubeError, applier.WaitTimeout) as exc:
         raise OperationError(
             f"{exc} ({len(done)} of {len(objects)} objects applied; re-run install "
@@ -90,12 +95,16 @@ async def _apply(
         meta = step.body["metadata"]
         await applier.delete(client, step.resource, meta["name"], meta.get("namespace"))
         report(step)
-    deployments = [
-        (b["metadata"]["namespace"], b["metadata"]["name"]) for r, b in objects if r == DEPLOYMENTS
+    deployments: list[rollout.Workload] = [
+        (DEPLOYMENTS, b["metadata"]["namespace"], b["metadata"]["name"])
+        for r, b in objects
+        if r == DEPLOYMENTS
     ]
     if wait and deployments:
         progress(f"waiting for {len(deployments)} Deployments to be Available")
-        await applier.wait_available(client, DEPLOYMENTS, deployments, timeout)
+        await rollout.wait(
+            client, deployments, timeout, report=lambda why: progress(f"waiting: {why}")
+        )
 
 
 async def apply_all(

@@ -33,11 +33,11 @@ from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import FIELD_MANAGER
 from kosmos.ops.membership import (
-    REQUIRED_RIGHTS,
     JoinOptions,
     cluster_object,
     leaf_models_one_to_one,
     parse_leaf_model,
+    required_rights,
     same_credentials,
     secret_name,
     secret_object,
@@ -77,7 +77,7 @@ async def join_member(
     await host.create(CLUSTERS, cluster, dry_run=True)  # validation before any write
     await _create(host, cluster, kubeconfig, progress)
     if options.enable_link:
-        await _set_up_link(host, options, kubeconfig, progress)
+        await _set_up_link(host, options, kubeconfig, wait_seconds, progress)
     await _wait_reported(host, options, wait_seconds, progress)
     return f"cluster {name} joined"
 
@@ -91,7 +91,7 @@ async def _check_member(
     try:
         version = (await member.get_raw("/version"))["gitVersion"]
         progress(f"{name}: reachable, Kubernetes {version}")
-        await _check_rights(member, name)
+        await _check_rights(member, name, required_rights(options.enable_link))
         leaf_models = parse_leaf_model(options.leaf_model)
         if leaf_models == []:
             leaf_models = leaf_models_one_to_one(await _join_labelled_nodes(member, name))
@@ -101,7 +101,7 @@ async def _check_member(
 
 
 async def _set_up_link(
-    host: Client, options: JoinOptions, kubeconfig: str, progress: Progress
+    host: Client, options: JoinOptions, kubeconfig: str, wait_seconds: int, progress: Progress
 ) -> None:
     """The member's ClusterLink agents; on failure the Cluster is removed again."""
     try:
@@ -111,8 +111,10 @@ async def _set_up_link(
             kubeconfig,
             namespace=options.namespace,
             repository=options.image_repository,
+            version=options.version,
             progress=progress,
             server=options.link_apiserver,
+            wait_seconds=wait_seconds,
         )
     except linkside.LinkSetupFailed as exc:
         raise Refused(str(exc)) from exc
@@ -143,7 +145,9 @@ async def _wait_reported(
         )
 
 
-async def _check_rights(member: Client, name: str) -> None:
+async def _check_rights(
+    member: Client, name: str, rights: tuple[tuple[str, str, str], ...]
+) -> None:
     async def allowed(group: str, resource: str, verb: str) -> bool:
         review = {
             "apiVersion": "authorization.k8s.io/v1",
@@ -153,11 +157,9 @@ async def _check_rights(member: Client, name: str) -> None:
         result = await member.create(SELF_SUBJECT_ACCESS_REVIEWS, review)
         return bool(result.get("status", {}).get("allowed"))
 
-    verdicts = await asyncio.gather(*(allowed(*right) for right in REQUIRED_RIGHTS))
+    verdicts = await asyncio.gather(*(allowed(*right) for right in rights))
     missing = [
-        f"{verb} {res}"
-        for (_, res, verb), ok in zip(REQUIRED_RIGHTS, verdicts, strict=True)
-        if not ok
+        f"{verb} {res}" for (_, res, verb), ok in zip(rights, verdicts, strict=True) if not ok
     ]
     if missing:
         raise Refused(

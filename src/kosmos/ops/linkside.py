@@ -35,10 +35,14 @@ from kosmos.api.resources import (
 from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
-from kosmos.ops import rbac
+from kosmos.ops import apply as applier
+from kosmos.ops import rbac, rollout
 from kosmos.ops.manifests import (
     DEFAULT_IMAGE_REPOSITORY,
     FIELD_MANAGER,
+    IMAGE_PULL_POLICY,
+    MANAGED_BY,
+    PART_OF,
     default_version,
     labels,
 )
@@ -46,6 +50,9 @@ from kosmos.ops.progress import Progress
 
 AGENT = "kosmos-agent"
 AGENT_KUBECONFIG = "kosmos-agent-kubeconfig"
+NAMESPACE_TIMEOUT = 60.0
+#: The agents' /healthz /readyz on the node's loopback (hostNetwork: one port per node).
+HEALTH_PORT = 10263
 Planned = tuple[Resource, Obj]
 
 
@@ -103,7 +110,7 @@ def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
 def member_objects(cluster: str, namespace: str, kubeconfig: str, image: str) -> list[Planned]:
     meta = build.metadata(AGENT_KUBECONFIG, _labels(cluster), namespace)
     return [
-        (NAMESPACES, build.namespace(namespace)),
+        (NAMESPACES, build.namespace(namespace, labels(PART_OF))),
         (SECRETS, build.secret(meta, string_data={"kubeconfig": kubeconfig})),
         (DAEMONSETS, daemonset(cluster, namespace, image)),
     ]
@@ -118,7 +125,17 @@ def daemonset(cluster: str, namespace: str, image: str) -> Obj:
     container = {
         "name": "agent",
         "image": image,
-        "command": ["kosmos", "agent", "--kubeconfig", "/etc/kosmos/kubeconfig"],
+        "imagePullPolicy": IMAGE_PULL_POLICY,
+        # args only: the image's entrypoint (tini -- kosmos) stays PID 1 and reaps children
+        # (the agent runs ip, iptables, ipset, swanctl)
+        "args": ["agent", "--kubeconfig", "/etc/kosmos/kubeconfig", f"--health-port={HEALTH_PORT}"],
+        # Ready once its caches of the host's objects synced: an agent the host's RBAC
+        # refuses (forbidden lists, in its log) stays unready, which join and status show.
+        # The health server binds loopback; the pod shares the node's network namespace.
+        "readinessProbe": {
+            "httpGet": {"host": "127.0.0.1", "path": "/readyz", "port": HEALTH_PORT},
+            "periodSeconds": 10,
+        },
         "env": env,
         "securityContext": {"privileged": True, "capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
         "resources": {
@@ -182,8 +199,10 @@ async def _token(host: Client, cluster: str, timeout: float = 30.0) -> tuple[str
     )
 
 
-def image_of(repository: str | None) -> str:
-    return f"{(repository or DEFAULT_IMAGE_REPOSITORY).rstrip('/')}/kosmos:{default_version()}"
+def image_of(repository: str | None, version: str | None = None) -> str:
+    """The agents' image: the one install uses (``<repository>/kosmos:<version>``)."""
+    repo = (repository or DEFAULT_IMAGE_REPOSITORY).rstrip("/")
+    return f"{repo}/kosmos:{version or default_version()}"
 
 
 def key_secrets(cluster: Obj) -> list[str]:
@@ -202,11 +221,15 @@ async def join(
     repository: str | None,
     progress: Progress,
     server: str | None = None,
+    version: str | None = None,
+    wait_seconds: float = 0,
 ) -> None:
     """Set the member's agents up; on failure remove them and the Cluster, then raise.
 
     ``server``: the host apiserver as the member's nodes reach it, when that is not the
-    address this client uses (a loopback address, a NAT, a private name).
+    address this client uses (a loopback address, a NAT, a private name). With
+    ``wait_seconds`` the DaemonSet's pods must be Ready in time; a pod that cannot start
+    (image not pulled, crash) fails the join at once, naming the reason.
     """
     member = Client(
         await kube_config.from_kubeconfig_text(cluster, kubeconfig, origin="--kubeconfig")
@@ -218,12 +241,20 @@ async def join(
             member,
             cluster,
             namespace=namespace,
-            image=image_of(repository),
+            image=image_of(repository, version),
             key_secrets=key_secrets(obj),
             progress=progress,
             server=server,
         )
-    except (KubeError, TimeoutError) as exc:
+        if wait_seconds > 0:
+            progress(f"{cluster}: waiting for the agents' pods to be Ready")
+            await rollout.wait(
+                member,
+                [(DAEMONSETS, namespace, AGENT)],
+                wait_seconds,
+                report=lambda why: progress(f"{cluster}: waiting for {why}"),
+            )
+    except (KubeError, TimeoutError, applier.WaitTimeout, rollout.RolloutFailed) as exc:
         with contextlib.suppress(KubeError):
             await tear_down(host, member, obj_or_name(cluster, namespace), progress)
             await host.delete(CLUSTERS, cluster, propagation="Background")
@@ -288,6 +319,8 @@ async def set_up(
     token, ca = await _token(host, cluster)
     kubeconfig = agent_kubeconfig(server or host.config.server, ca, token, cluster)
     for resource, body in member_objects(cluster, namespace, kubeconfig, image):
+        if resource == NAMESPACES and await applier.get_or_none(member, NAMESPACES, namespace):
+            continue  # not ours: it stays unlabelled, so unjoin leaves it
         await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     progress(f"{cluster}: ClusterLink agents (DaemonSet {namespace}/{AGENT}) set up in the member")
 
@@ -301,6 +334,7 @@ async def tear_down(host: Client, member: Client | None, cluster: Obj, progress:
             for resource, obj in ((DAEMONSETS, AGENT), (SECRETS, AGENT_KUBECONFIG)):
                 with contextlib.suppress(NotFound):
                     await member.delete(resource, obj, namespace, propagation="Background")
+            await _delete_own_namespace(member, namespace)
             progress(f"{name}: ClusterLink agents removed from the member")
         except KubeError as exc:
             progress(
@@ -317,6 +351,18 @@ async def tear_down(host: Client, member: Client | None, cluster: Obj, progress:
     ):
         with contextlib.suppress(NotFound):
             await host.delete(resource, obj, ns)
+
+
+async def _delete_own_namespace(member: Client, namespace: str) -> None:
+    """The member namespace join created (labelled by kosmosctl); one it found stays."""
+    with contextlib.suppress(NotFound):
+        current = await member.get(NAMESPACES, namespace)
+        if (current["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == (
+            MANAGED_BY
+        ):
+            await member.delete(NAMESPACES, namespace, propagation="Background")
+            # gone before we return: a join right after would find it Terminating
+            await applier.wait_gone(member, [(NAMESPACES, namespace, None)], NAMESPACE_TIMEOUT)
 
 
 async def remove_all(host: Client, progress: Progress) -> None:

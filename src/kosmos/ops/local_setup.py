@@ -1,8 +1,10 @@
 """Kosmos on the local environment: what ``kosmosctl local up`` does once the clusters run.
 
-The same steps a user takes with ``kosmosctl install`` and ``kosmosctl join``, through the
-same code, except that the components run as local processes (kwok only simulates pods, so a
-component Deployment would never really run):
+With real nodes (``--real-nodes N``, N >= 1) Kosmos is installed in-cluster exactly as a user
+installs it (:mod:`kosmos.ops.local_incluster`). Without, the same steps a user takes with
+``kosmosctl install`` and ``kosmosctl join``, through the same code, except that the
+components run as local processes (kwok only simulates pods, so a component Deployment would
+never really run):
 
 1. server-side apply into the host what those processes need — the kosmos.io CRDs (waited
    for until Established), namespace ``kosmos-system``, ClusterTree's admission policy and
@@ -42,7 +44,7 @@ from kosmos.local import components, environment, paths
 from kosmos.local import kosmos_plan as local
 from kosmos.local.topology import ClusterPlan
 from kosmos.ops import apply as applier
-from kosmos.ops import local_metrics, manifests
+from kosmos.ops import local_incluster, local_metrics, manifests
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.install import apply_all
@@ -102,10 +104,31 @@ def set_up(clusters: list[ClusterPlan], sample_app: bool, progress: Progress) ->
     host, members = clusters[0], clusters[1:]
     started = time.monotonic()
     hosts = _host(host)
-    hosts.run(_set_up(hosts, host, members, sample_app, progress))
+    in_cluster = in_cluster_mode(clusters)
+    if in_cluster:
+        local_incluster.stop_processes()
+        hosts.run(
+            local_incluster.set_up(
+                host,
+                members,
+                progress,
+                sample_app=sample_app,
+                wait_leaves=wait_leaves,
+                run_sample_app=lambda c, leaves, p: run_sample_app(c, leaves, p, real_nodes=True),
+            )
+        )
+    else:
+        hosts.run(_set_up(hosts, host, members, sample_app, progress))
     local_metrics.set_up(hosts, host, progress)
-    local.write_marker(local.merged_marker(local.read_marker(), sample_app))
-    progress(f"kosmos: ready in {time.monotonic() - started:.1f}s")
+    local.write_marker(local.merged_marker(local.read_marker(), sample_app, in_cluster))
+    where = "in-cluster" if in_cluster else "as local processes"
+    progress(f"kosmos: ready ({where}) in {time.monotonic() - started:.1f}s")
+
+
+def in_cluster_mode(clusters: list[ClusterPlan]) -> bool:
+    """Kosmos runs as pods when every cluster has a real node for them (host: the control
+    plane; members: the agents); kwok-only environments keep the local processes."""
+    return bool(clusters) and all(c.real_nodes > 0 for c in clusters)
 
 
 async def _set_up(
@@ -271,9 +294,11 @@ async def wait_leaves(client: Client, members: list[str], progress: Progress) ->
     return leaves
 
 
-async def run_sample_app(client: Client, leaves: set[str], progress: Progress) -> None:
+async def run_sample_app(
+    client: Client, leaves: set[str], progress: Progress, *, real_nodes: bool = False
+) -> None:
     """Apply the sample nginx Deployment and wait until its pods run on leaf nodes."""
-    body = local.sample_app()
+    body = local.sample_app(real_nodes)
     step = await applier.apply(client, DEPLOYMENTS, body, dry_run=False)
     progress(f"sample app: {step.name} {step.action} in namespace {local.SAMPLE_NAMESPACE}")
     placed: dict[str, str] = {}
@@ -337,6 +362,10 @@ def tear_down(clusters: list[ClusterPlan], progress: Progress) -> local.Marker |
     host, members = clusters[0], clusters[1:]
     hosts = _host(host)
     local_metrics.tear_down(hosts, progress)
+    if marker.in_cluster:
+        hosts.run(local_incluster.tear_down(host, members, progress))
+        local.clear_marker()
+        return marker
     hosts.run(_tear_down(hosts, host, [m.name for m in members], progress))
     for name in (local.SCHEDULER, local.EXTENDER, local.CLUSTER_MANAGER):
         components.stop(name)

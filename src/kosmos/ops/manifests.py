@@ -43,7 +43,10 @@ from kosmos.ops import rbac, scheduling
 
 Planned = tuple[Resource, Obj]
 
-DEFAULT_IMAGE_REPOSITORY = "ghcr.io/kosmos-io"
+#: Where ``kosmosctl local images`` puts our image (``docker.io/kosmos/kosmos:v<version>``).
+DEFAULT_IMAGE_REPOSITORY = "docker.io/kosmos"
+#: A node that already holds the image (imported, or pulled once) starts without a registry.
+IMAGE_PULL_POLICY = "IfNotPresent"
 #: The app.kubernetes.io/managed-by label of what kosmosctl creates, and its field manager.
 MANAGED_BY = "kosmosctl"
 FIELD_MANAGER = MANAGED_BY
@@ -75,6 +78,8 @@ class Component:
     rules: tuple[Obj, ...]
     node_lease_rules: tuple[Obj, ...] = ()
     env: tuple[Obj, ...] = ()
+    #: It authenticates callers (the leaf kubelet endpoint): bind the kube-system reader Role.
+    reads_client_ca: bool = False
 
     @property
     def object_name(self) -> str:
@@ -99,6 +104,7 @@ CLUSTER_MANAGER = Component(
     node_lease_rules=rbac.NODE_LEASE_RULES,
     # The apiserver reaches leaf nodes' logs/exec server at the cluster-manager pod's IP.
     env=({"name": "LEAF_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},),
+    reads_client_ca=True,
 )
 NETWORK_MANAGER = Component(name="network-manager", module="link", rules=rbac.NETWORK_MANAGER_RULES)
 COMPONENTS = (CLUSTER_MANAGER, NETWORK_MANAGER)
@@ -114,6 +120,10 @@ class InstallOptions:
     enable_scheduler: bool = True
     cni: str = "calico"
     default_nic: str = "*"
+    #: Labels every Kosmos pod selects (``--node-selector``): where the control plane runs.
+    node_selector: tuple[tuple[str, str], ...] = ()
+    #: Annotations of every Kosmos pod template (a change rolls the pods).
+    pod_annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def image(self) -> str:
@@ -122,6 +132,21 @@ class InstallOptions:
 
     def enabled(self, component: Component) -> bool:
         return self.enable_tree if component.module == "tree" else self.enable_link
+
+    def placement(self) -> Obj:
+        """What every Kosmos pod's spec gets so it lands where ``--node-selector`` says."""
+        return {"nodeSelector": dict(self.node_selector)} if self.node_selector else {}
+
+
+def parse_node_selector(text: str) -> tuple[tuple[str, str], ...]:
+    """``key=value,...`` (``--node-selector``) as pairs; ValueError names a bad item."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--node-selector {item!r}: expected key=value")
+        pairs.append((key, value))
+    return tuple(pairs)
 
 
 def labels(app: str) -> dict[str, str]:
@@ -162,6 +187,12 @@ def component_objects(options: InstallOptions, component: Component) -> list[Pla
         leases, lease_ns = f"{name}-node-leases", "kube-node-lease"
         out.append((ROLES, build.role(leases, lease_ns, component.node_lease_rules, own)))
         out.append((ROLEBINDINGS, build.role_binding(leases, lease_ns, leases, subjects, own)))
+    if component.reads_client_ca:
+        reader = f"{name}-{rbac.EXTENSION_AUTH_READER}"
+        binding = build.role_binding(
+            reader, "kube-system", rbac.EXTENSION_AUTH_READER, subjects, own
+        )
+        out.append((ROLEBINDINGS, binding))
     if component.module == "tree":
         out.extend(tree_objects())
     out.append((DEPLOYMENTS, deployment(options, component)))
@@ -180,14 +211,16 @@ def tree_objects() -> list[Planned]:
 
 def scheduler_objects(options: InstallOptions) -> list[Planned]:
     """kosmos-scheduler: kube-scheduler + extender Deployment, its ConfigMap, RBAC, policy."""
-    return scheduling.objects(
+    out = scheduling.objects(
         options.namespace,
         image=options.image,
         labels=labels,
         admission_labels=labels(PART_OF),
         pod_security=POD_SECURITY,
         tolerations=[dict(CONTROL_PLANE_TOLERATION)],
+        placement=options.placement(),
     )
+    return [(r, annotated(b, options) if r == DEPLOYMENTS else b) for r, b in out]
 
 
 def scheduler_admission_objects() -> list[Planned]:
@@ -204,14 +237,18 @@ POD_SECURITY: Obj = {
 
 
 def deployment(options: InstallOptions, component: Component) -> Obj:
-    """The component's Deployment: non-root, read-only root filesystem, probes on /healthz."""
+    """The component's Deployment: non-root, read-only root filesystem, probes on /healthz.
+
+    Only ``args`` are set: the image's entrypoint (``tini -- kosmos``) stays, so tini is PID 1
+    (signals forwarded, zombies reaped) and the first argument picks the component.
+    """
     name = component.object_name
     probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
     container = {
         "name": component.name,
         "image": options.image,
-        "command": ["kosmos", component.name],
-        "args": ["--leader-elect"],
+        "imagePullPolicy": IMAGE_PULL_POLICY,
+        "args": [component.name, "--leader-elect"],
         "env": copy.deepcopy([*_POD_ENV, *component.env]),
         "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
         "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 3},
@@ -227,13 +264,22 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
         "containers": [container],
         "tolerations": [CONTROL_PLANE_TOLERATION],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
+        **options.placement(),
     }
-    return build.deployment(
+    body = build.deployment(
         build.metadata(name, labels(name), options.namespace),
         selector=selector(name),
         pod_labels=labels(name),
         pod_spec=pod,
     )
+    return annotated(body, options)
+
+
+def annotated(workload: Obj, options: InstallOptions) -> Obj:
+    """``workload`` with the install's pod annotations on its pod template."""
+    if options.pod_annotations:
+        workload["spec"]["template"]["metadata"]["annotations"] = dict(options.pod_annotations)
+    return workload
 
 
 def selector(app: str) -> dict[str, str]:

@@ -46,6 +46,22 @@ REQUIRED_RIGHTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: What ``--enable-link`` also needs in the member: the agents' namespace, kubeconfig Secret
+#: and DaemonSet are server-side applied (create + patch) and removed again by unjoin.
+LINK_RIGHTS: tuple[tuple[str, str, str], ...] = (
+    ("", "namespaces", "delete"),
+    ("", "secrets", "patch"),
+    ("", "secrets", "delete"),
+    ("apps", "daemonsets", "create"),
+    ("apps", "daemonsets", "patch"),
+    ("apps", "daemonsets", "delete"),
+)
+
+
+def required_rights(enable_link: bool) -> tuple[tuple[str, str, str], ...]:
+    return REQUIRED_RIGHTS + (LINK_RIGHTS if enable_link else ())
+
+
 class MembershipError(ValueError):
     """A flag or a kubeconfig that cannot make a valid join; the message says which."""
 
@@ -68,6 +84,8 @@ class JoinOptions:
     #: the host apiserver as the member's nodes reach it (the agents' kubeconfig);
     #: None: the address this kosmosctl uses
     link_apiserver: str | None = None
+    #: The agents' image tag (``--version``); None: this kosmosctl's release tag.
+    version: str | None = None
 
 
 def secret_name(cluster: str) -> str:

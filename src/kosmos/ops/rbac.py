@@ -59,13 +59,17 @@ CLUSTER_MANAGER_RULES: tuple[Obj, ...] = (
     rule(names.GROUP, ("clusters/finalizers",), ("update",)),
     # Pod convert policies are read to rewrite pods sent to members.
     rule(names.GROUP, ("podconvertpolicies", "clusterpodconvertpolicies"), READ),
-    # The leaf nodes' kubelet endpoint authenticates bearer tokens (metrics-server's) and
-    # authorizes every caller on nodes/<subresource>, as a kubelet in webhook mode does. Its
-    # client CA (ConfigMap kube-system/extension-apiserver-authentication) is read with the
-    # configmaps rule above.
+    # The leaf nodes' kubelet endpoint authenticates the apiserver and other callers as a
+    # kubelet does: bearer tokens through a TokenReview, the caller's right to the node's
+    # logs/exec/stats through a SubjectAccessReview (the client CA it reads from
+    # kube-system/extension-apiserver-authentication: EXTENSION_AUTH_READER below).
     rule("authentication.k8s.io", ("tokenreviews",), ("create",)),
     rule("authorization.k8s.io", ("subjectaccessreviews",), ("create",)),
 )
+
+#: The built-in Role in kube-system that reads ConfigMap extension-apiserver-authentication
+#: (the client CA and request-header settings), bound rather than granted again.
+EXTENSION_AUTH_READER = "extension-apiserver-authentication-reader"
 
 #: A Role in kube-node-lease (not cluster-wide): each leaf node's heartbeat Lease. No delete:
 #: a node Lease is owned by its Node and garbage-collected with it.

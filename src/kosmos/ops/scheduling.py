@@ -142,9 +142,11 @@ def _extender(image: str, env: list[Obj]) -> Obj:
     return {
         "name": "scheduler-extender",
         "image": image,
+        "imagePullPolicy": "IfNotPresent",
         "restartPolicy": "Always",  # a native sidecar: started, and probed, first
-        "command": ["kosmos", "scheduler-extender"],
+        # args only: the image's entrypoint (tini -- kosmos) stays PID 1
         "args": [
+            "scheduler-extender",
             "--leader-elect",
             "--bind-address=0.0.0.0",
             f"--secure-port={EXTENDER_PORT}",
@@ -171,6 +173,7 @@ def _scheduler() -> Obj:
     return {
         "name": "kube-scheduler",
         "image": KUBE_SCHEDULER_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
         "command": ["kube-scheduler", *flags],
         "ports": [{"name": "scheduler", "containerPort": SCHEDULER_PORT, "protocol": "TCP"}],
         "livenessProbe": _probe("/healthz", "scheduler", initialDelaySeconds=15),
@@ -184,7 +187,9 @@ def _scheduler() -> Obj:
     }
 
 
-def deployment(builder: Builder, image: str, pod_security: Obj, tolerations: list[Obj]) -> Planned:
+def deployment(
+    builder: Builder, image: str, pod_security: Obj, tolerations: list[Obj], placement: Obj
+) -> Planned:
     env = [
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
     ]
@@ -199,6 +204,7 @@ def deployment(builder: Builder, image: str, pod_security: Obj, tolerations: lis
             {"name": "extender-tls", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {}},
         ],
+        **placement,
     }
     body = build.deployment(
         builder.meta(NAME, builder.namespace),
@@ -217,6 +223,7 @@ def objects(
     admission_labels: dict[str, str],
     pod_security: Obj,
     tolerations: list[Obj],
+    placement: Obj | None = None,
 ) -> list[Planned]:
     """Everything kosmos-scheduler needs, in apply order (ServiceAccount first)."""
     builder = Builder(namespace, labels)
@@ -225,5 +232,5 @@ def objects(
         *builder.rbac(),
         *admission_objects(admission_labels),
         builder.config_map(),
-        deployment(builder, image, pod_security, tolerations),
+        deployment(builder, image, pod_security, tolerations, placement or {}),
     ]

@@ -68,7 +68,7 @@ def test_table_hides_priority_columns_unless_wide_and_prints_like_kubectl():
 @pytest.mark.parametrize(
     ("image", "tag"),
     [
-        ("ghcr.io/kosmos-io/kosmos:v0.1.0", "v0.1.0"),
+        ("docker.io/kosmos/kosmos:v0.1.0", "v0.1.0"),
         ("localhost:5000/kosmos", "latest"),
         ("reg/kosmos@sha256:abc", "sha256:abc"),
     ],
@@ -90,6 +90,8 @@ def test_deployment_is_available_only_when_rolled_out():
         availableReplicas=1, conditions=[{"type": "Available", "status": "True"}]
     )
     assert unavailable(deployment) == ""
+    deployment["status"]["replicas"] = 2  # the old pod still serves, the new one does not
+    assert unavailable(deployment) == "1 old replicas pending termination"
 
 
 def test_step_lines_read_like_kubectl_apply():

@@ -13,7 +13,7 @@ import pytest
 
 from kosmos.local import images, kosmos_image, oci, toolchain
 from kosmos.local.images import Image, ImageError, Recipe
-from kosmos.ops import manifests
+from kosmos.ops import manifests, scheduling
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +29,8 @@ def test_references_are_normalised_and_tagged_like_the_release():
     assert f"docker.io/kosmos/http:{images.TAG}" == images.HTTP_REF
     assert f"docker.io/kosmos/kosmos:{images.TAG}" == images.KOSMOS_REF
     assert images.METRICS_SERVER_REF == "registry.k8s.io/metrics-server/metrics-server:v0.8.0"
+    # kosmos-scheduler's manifest names the upstream image: ours must answer to that name
+    assert images.KUBE_SCHEDULER_REF == scheduling.KUBE_SCHEDULER_IMAGE
     for ref in images.REFS.values():
         oci.check_reference(ref)
     assert set(images.REFS) == set(images.ALL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -93,7 +94,7 @@ def test_pods_bound_outside_the_leaf_nodes_are_misplaced():
     assert kosmos_plan.misplaced([pod("d", "host-node2", deleting=True)], leaves) == []
 
 
-def test_the_sample_app_is_the_seeds_nginx_deployment_in_default():
+def test_the_sample_app_is_the_seeds_nginx_deployment_in_default_with_our_http_image():
     body = kosmos_plan.sample_app()
     assert body["metadata"] == {
         "name": "nginx-deployment",
@@ -104,9 +105,24 @@ def test_the_sample_app_is_the_seeds_nginx_deployment_in_default():
     assert body["spec"]["replicas"] == 3
     assert spec["tolerations"] == [{"key": "kosmos.io/node", "operator": "Equal", "value": "true"}]
     assert spec["containers"] == [
-        {"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}
+        {
+            "name": "nginx",
+            "image": "docker.io/kosmos/http:v0.1.0",
+            "imagePullPolicy": "IfNotPresent",
+            "env": [{"name": "PORT", "value": "80"}],
+            "ports": [{"containerPort": 80}],
+        }
     ]
+    assert "annotations" not in body["spec"]["template"]["metadata"]  # kwok members: anywhere
     assert "namespace" not in kosmos_plan.SAMPLE_APP["metadata"]  # the constant is untouched
+
+
+def test_with_real_nodes_the_member_copies_go_to_the_members_real_nodes():
+    template = kosmos_plan.sample_app(real_nodes=True)["spec"]["template"]
+    intent = json.loads(template["metadata"]["annotations"]["kosmos.io/cluster-selector"])
+    assert intent["nodeSelector"] == {"local.kosmos.io/real-node": "true"}
+    assert intent["tolerations"][0]["key"] == "local.kosmos.io/real-node"
+    assert template["spec"]["nodeSelector"] == {"kosmos.io/node": "true"}  # leaf nodes in the host
 
 
 def test_cluster_manager_ports_follow_the_host_plan():

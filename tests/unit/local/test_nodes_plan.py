@@ -93,3 +93,21 @@ def test_each_network_has_its_own_uplink_on_the_router():
     assert len({u.link for u in links}) == len(nets)
     assert all(len(u.link) <= 15 and u.peer == "wan" for u in links)
     assert links[1].address == f"{network.router_address(nets[1])}/24"
+
+
+def test_real_nodes_of_two_environments_never_share_a_pod_range():
+    """Each real node's /24 is routed in the host's namespace: environments must differ."""
+    seen: dict[str, str] = {}
+    for base in (16400, 17500, 18000, 18100, 18200, 18300, 18400):
+        env = environment_name(plan(Options(port_base=base, real_nodes=2)))
+        for cluster in plan(Options(port_base=base, real_nodes=2)):
+            for node in real_nodes(cluster, env):
+                cidr = node.node_pod_cidr
+                assert cidr is not None and ipaddress.ip_network(cidr).subnet_of(
+                    ipaddress.ip_network(cluster.pod_cidr)
+                )
+                assert int(cidr.split(".")[2]) >= 128  # above the kwok nodes' /24s
+                assert cidr not in seen, (cidr, seen.get(cidr), f"{base} {node.name}")
+                seen[cidr] = f"{base} {node.name}"
+    third = real_node(plan(Options(real_nodes=3))[0], 3, "kosmos-16400")
+    assert third.node_pod_cidr is None  # the controller manager picks one

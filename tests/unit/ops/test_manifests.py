@@ -157,8 +157,10 @@ def test_deployment_runs_hardened_as_non_root(component: manifests.Component):
     assert pod["serviceAccountName"] == component.object_name
     (container,) = pod["containers"]
     assert container["image"] == "reg.example/kosmos/kosmos:v9"
-    assert container["command"] == ["kosmos", component.name]
+    assert "command" not in container  # the image's entrypoint, tini -- kosmos, stays PID 1
+    assert container["args"][0] == component.name
     assert "--leader-elect" in container["args"]
+    assert container["imagePullPolicy"] == "IfNotPresent"
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
@@ -233,7 +235,7 @@ def test_defaults_follow_the_package_and_the_spec():
     options = InstallOptions()
     assert options.version == "v" + importlib.metadata.version("kosmos")
     assert options.namespace == "kosmos-system"
-    assert options.image == f"ghcr.io/kosmos-io/kosmos:{options.version}"
+    assert options.image == f"docker.io/kosmos/kosmos:{options.version}"
     (ns,) = [b for r, b in objects(options) if r == NAMESPACES]
     assert ns["metadata"]["name"] == "kosmos-system"
 
@@ -257,7 +259,8 @@ def test_scheduler_pod_is_kube_scheduler_with_the_extender_as_a_native_sidecar()
     (scheduler,) = pod["containers"]
     assert extender["restartPolicy"] == "Always"  # started and probed before the scheduler
     assert extender["image"] == "reg.example/kosmos/kosmos:v9"
-    assert extender["command"] == ["kosmos", "scheduler-extender"]
+    assert "command" not in extender
+    assert extender["args"][0] == "scheduler-extender"
     assert extender["startupProbe"]["httpGet"]["path"] == "/readyz"
     assert scheduler["image"].startswith("registry.k8s.io/kube-scheduler:v1.36")
     assert "--config=/etc/kosmos-scheduler/config.yaml" in scheduler["command"]
@@ -304,3 +307,36 @@ def test_scheduler_rbac_reads_and_patches_pods_but_never_creates_binds_or_delete
         and b["subjects"][0]["name"] == "kosmos-scheduler"
     }
     assert {"system:kube-scheduler", "system:volume-scheduler"} <= bound
+
+
+def test_node_selector_places_every_kosmos_pod():
+    options = InstallOptions(node_selector=manifests.parse_node_selector("a=b,role=kosmos"))
+    pods = [d["spec"]["template"]["spec"] for d in deployments(options).values()]
+    assert len(pods) == 3  # cluster-manager, network-manager, kosmos-scheduler
+    assert all(p["nodeSelector"] == {"a": "b", "role": "kosmos"} for p in pods)
+    assert all("nodeSelector" not in d["spec"]["template"]["spec"] for d in deployments().values())
+
+
+@pytest.mark.parametrize("text", ["a", "=b", "a=b,c"])
+def test_a_bad_node_selector_is_named(text: str):
+    with pytest.raises(ValueError, match="--node-selector"):
+        manifests.parse_node_selector(text)
+
+
+def test_cluster_manager_may_authenticate_callers_of_the_leaf_endpoint():
+    rules = manifests.CLUSTER_MANAGER.rules
+    assert any(
+        r["apiGroups"] == ["authentication.k8s.io"] and r["resources"] == ["tokenreviews"]
+        for r in rules
+    )
+    assert any(r["resources"] == ["subjectaccessreviews"] for r in rules)
+    bindings = [
+        b
+        for r, b in objects()
+        if r.kind == "RoleBinding" and b["metadata"]["namespace"] == "kube-system"
+    ]
+    refs = {(b["metadata"]["name"], b["roleRef"]["name"]) for b in bindings}
+    assert (
+        "kosmos-cluster-manager-extension-apiserver-authentication-reader",
+        "extension-apiserver-authentication-reader",
+    ) in refs

@@ -103,3 +103,11 @@ def test_secret_holds_the_kubeconfig_base64():
     secret = secret_object("cluster1", "apiVersion: v1\n")
     assert secret["metadata"]["namespace"] == "kosmos-system"
     assert base64.b64decode(secret["data"]["kubeconfig"]) == b"apiVersion: v1\n"
+
+
+def test_linking_a_member_also_needs_to_manage_the_agents_daemonset():
+    from kosmos.ops.membership import REQUIRED_RIGHTS, required_rights
+
+    assert required_rights(False) == REQUIRED_RIGHTS
+    extra = set(required_rights(True)) - set(REQUIRED_RIGHTS)
+    assert {("apps", "daemonsets", "create"), ("apps", "daemonsets", "patch")} <= extra

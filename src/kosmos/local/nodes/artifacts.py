@@ -18,10 +18,10 @@ from kosmos.local import images, paths
 
 Progress = Callable[[str], None]
 
-#: images every real node gets: the Kosmos image runs Kosmos in-cluster and ClusterLink's
-#: agent DaemonSet (imported once per image digest, 9 s a node); metrics-server runs on the
-#: host's real nodes and is small enough to give all of them.
-NODE_IMAGES = ("pause", "shell", "http", "kosmos", "metrics-server")
+#: images every real node gets: Kosmos runs in-cluster on real nodes (its image and
+#: kosmos-scheduler's kube-scheduler; ClusterLink's agent DaemonSet), metrics-server on the
+#: host's; imported because nothing here pulls from a registry (once per image digest)
+NODE_IMAGES = ("pause", "shell", "http", "kosmos", "kube-scheduler", "metrics-server")
 #: binary -> Debian package that provides it
 HOST_TOOLS = {
     "containerd": "containerd",

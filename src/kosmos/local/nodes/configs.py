@@ -129,6 +129,20 @@ def kubelet_config(node: RealNodePlan, client_ca: Path) -> dict[str, Any]:
     }
 
 
+def node_object(node: RealNodePlan, pod_cidr: str) -> dict[str, Any]:
+    """The Node as kubelet would register it (its labels and taints), with its pod /24."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": node.name, "labels": dict(node.labels)},
+        "spec": {
+            "podCIDR": pod_cidr,
+            "podCIDRs": [pod_cidr],
+            **({"taints": [dict(t) for t in node.taints]} if node.taints else {}),
+        },
+    }
+
+
 def kubelet_flags(node: RealNodePlan, config: Path, kubeconfig: Path) -> list[str]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(node.labels.items()))
     return [

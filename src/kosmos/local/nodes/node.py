@@ -165,6 +165,7 @@ class NodeRunner:
         pod_cidr = self.kubelet()
         self.flannel()
         self.cni(pod_cidr)
+        self.host_route(pod_cidr)
         self.kube_proxy()
         self.ready()
         self.still_running()
@@ -227,6 +228,7 @@ class NodeRunner:
             body = configs.kubelet_config(node, self.ctx.cluster_pki / "ca.crt")
             changed = layout.put(config, configs.dump_yaml(body), 0o644)
             flags = configs.kubelet_flags(node, config, self.kubelet_kubeconfig)
+            self.register()
             self.start(launch.Command("kubelet", (str(arts.kubelet), *flags)), changed)
             pod_cidr: str = self.wait(
                 "registration with a pod range",
@@ -237,6 +239,16 @@ class NodeRunner:
             if node.role == "host":
                 self.ctx.kubectl.run("label", "node", node.name, f"{WORKER_ROLE}=", "--overwrite")
         return pod_cidr
+
+    def register(self) -> None:
+        """Create the Node with its environment's pod /24 before kubelet registers (kubelet
+        keeps an existing Node's spec): the controller manager would hand every
+        environment the same first free /24. Labels and taints are kubelet's own."""
+        pod_cidr = self.node.node_pod_cidr
+        if pod_cidr is None or self.live_node() is not None:
+            return
+        body = configs.node_object(self.node, pod_cidr)
+        self.ctx.kubectl.run("create", "-f", "-", stdin=configs.dump_json(body))
 
     def live_node(self) -> dict[str, Any] | None:
         try:
@@ -272,6 +284,13 @@ class NodeRunner:
             layout.put(
                 self.dirs.cni_conf_dir / configs.CNI_CONF_FILE, configs.dump_json(body), 0o644
             )
+
+    def host_route(self, pod_cidr: str) -> None:
+        """The apiserver, a process in the host's namespace, reaches this node's pods: the
+        leaf nodes' kubelet endpoint (at the cluster-manager pod's IP) and aggregated APIs
+        (metrics-server) are served there. ``down`` removes the route with the node."""
+        with self.step("host route"):
+            wiring.ensure_routes(None, {pod_cidr: self.node.address})
 
     def kube_proxy(self) -> None:
         with self.step("kube-proxy", "kube-proxy"):

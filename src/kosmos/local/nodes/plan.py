@@ -27,6 +27,8 @@ REAL_NODE_TAINT = {"key": REAL_NODE_KEY, "value": "true", "effect": "NoSchedule"
 WORKER_ROLE = "node-role.kubernetes.io/worker"
 NETWORK_START = ipaddress.IPv4Address("10.200.0.0")
 NODE_ADDRESS_OFFSET = 10
+#: real nodes per cluster whose pod /24 is fixed by the environment (``node_pod_cidr``)
+SLOTS_PER_BLOCK = 2
 BRIDGE = "br0"
 HOST_PEER = "host"  # the host veth's end on the bridge
 
@@ -90,6 +92,21 @@ class RealNodePlan:
     @property
     def taints(self) -> tuple[dict[str, str], ...]:
         return () if self.role == "host" else (dict(REAL_NODE_TAINT),)
+
+    @property
+    def node_pod_cidr(self) -> str | None:
+        """The /24 this node's pods get, or None: the controller manager picks one.
+
+        Every environment's clusters have the same pod ranges, yet the host's namespace holds
+        one route per real node's /24 (the apiserver reaches pods: ``node.host_route``), so
+        the /24 of real nodes 1 and 2 comes from the upper half of the range at an offset of
+        the apiserver's port block: two environments on one machine never claim the same.
+        """
+        if self.index > SLOTS_PER_BLOCK:
+            return None
+        block = self.apiserver_port // PORTS_PER_CLUSTER
+        slot = 128 + (block % 64) * SLOTS_PER_BLOCK + self.index - 1
+        return str(list(ipaddress.ip_network(self.pod_cidr).subnets(new_prefix=24))[slot])
 
     @property
     def apiserver(self) -> str:

@@ -74,6 +74,7 @@ def remove_node(name: str, hierarchies: list[isolation.Mount], report: Removal) 
         report.left.append(f"{name}: {exc}")
     if node is not None:
         try:
+            wiring.remove_host_routes_via(node.address)
             wiring.delete_netns(node.netns)
         except NetError as exc:
             report.left.append(f"{name}: {exc}")
