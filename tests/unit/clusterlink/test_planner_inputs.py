@@ -25,12 +25,26 @@ def read(*objs):
 # --- Clusters ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("pods", "want"),
+    [
+        ([], (4, 6)),
+        (["10.1.0.0/16"], (4,)),
+        (["fd01::/48"], (6,)),
+        (["10.1.0.0/16", "fd01::/48"], (4, 6)),
+    ],
+)
+def test_ip_family_all_is_every_family_the_pods_use(pods, want):
+    """An IPv4-only cluster joined with the default waits for no IPv6 address."""
+    assert read(cluster("a", pods=pods)).clusters["a"].families == want
+
+
 def test_cluster_is_read_with_the_crd_defaults():
     got = read(cluster("a", pods=["10.1.0.0/16"], services=["10.96.0.0/12"])).clusters["a"]
     assert got == ClusterNet(
         name="a",
         mode="p2p",
-        families=(4, 6),
+        families=(4,),  # "all": the families its pods use
         pod_cidrs=(net("10.1.0.0/16"),),
         service_cidrs=(net("10.96.0.0/12"),),
         global_map=(),
@@ -48,7 +62,7 @@ def test_cluster_is_read_with_the_crd_defaults():
         ({"networkType": "gateway"}, "mode", "gateway"),
         ({"ipFamily": "ipv4"}, "families", (4,)),
         ({"ipFamily": "ipv6"}, "families", (6,)),
-        ({"ipFamily": "all"}, "families", (4, 6)),
+        ({"ipFamily": "all"}, "families", (4,)),
         (
             {"localCIDRs": {"ip": "10.200.0.0/16", "ip6": "fd99::/32"}},
             "local_pools",

@@ -116,7 +116,7 @@ def read_cluster(obj: ReadOnlyObj, inputs: Inputs) -> ClusterNet | None:
     return ClusterNet(
         name=name,
         mode=options.get("networkType", "p2p"),
-        families=_FAMILIES.get(options.get("ipFamily", "all"), (4, 6)),
+        families=_families(options.get("ipFamily", "all"), pods),
         pod_cidrs=pods,
         service_cidrs=services,
         global_map=mapping,
@@ -126,6 +126,15 @@ def read_cluster(obj: ReadOnlyObj, inputs: Inputs) -> ClusterNet | None:
         key_secret=key.get("name", link.DEFAULT_KEY_SECRET),
         key_field=key.get("key", link.DEFAULT_KEY_FIELD),
     )
+
+
+def _families(option: str, pods: tuple[Network, ...]) -> tuple[link.Family, ...]:
+    """``all`` means every family the cluster's pods use: an IPv4-only cluster joined with the
+    default must not wait for IPv6 addresses its nodes will never report. Before its pod
+    CIDRs are known, both."""
+    if option != "all":
+        return _FAMILIES.get(option, (4, 6))
+    return tuple(sorted({cidr.version for cidr in pods})) or (4, 6)
 
 
 def _pools(
