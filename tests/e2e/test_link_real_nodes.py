@@ -34,6 +34,7 @@ from kosmos.local.nodes.plan import REAL_NODE_KEY
 from kosmos.local.nodes.plan import network as network_of
 from kosmos.local.topology import Options, plan
 from tests.e2e.conftest import PORT_BASE, ContextKubectl, exports, kosmosctl
+from tests.fixtures.realpods import real_pod
 from tests.support import apply, get, wait_for
 
 #: beside the e2e tier's shared environment (PORT_BASE .. +29), never on it
@@ -185,23 +186,6 @@ def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LinkedReal]:
         yield env
 
 
-def _pod(name: str, node: str, image: str, command: list[str] | None = None) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": image, "imagePullPolicy": "Never"}
-    if command:
-        container["command"] = command
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "nodeName": node,
-            "tolerations": [{"key": REAL_NODE_KEY, "operator": "Exists"}],
-            "terminationGracePeriodSeconds": 1,
-            "containers": [container],
-        },
-    }
-
-
 def _service(name: str, port: int, target: int, protocol: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -228,9 +212,9 @@ def _servers(kubectl: Kubectl, node: str, tag: str) -> Servers:
     http, udp = f"http-{tag}", f"udp-{tag}"
     apply(
         kubectl,
-        _pod(http, node, f"{REPOSITORY}/http:v0.1.0"),
+        real_pod(http, node, f"{REPOSITORY}/http:v0.1.0"),
         _service(http, 80, 8080, "TCP"),
-        _pod(udp, node, f"{REPOSITORY}/kosmos:v0.1.0", ["python3", "-u", "-c", UDP_SERVER]),
+        real_pod(udp, node, f"{REPOSITORY}/kosmos:v0.1.0", ["python3", "-u", "-c", UDP_SERVER]),
         _service(udp, UDP_PORT, UDP_PORT, "UDP"),
     )
     kubectl.run("wait", "--for=condition=Ready", f"pod/{http}", f"pod/{udp}", "--timeout=60s")
@@ -270,8 +254,8 @@ def _client(kubectl: Kubectl, node: str, tag: str) -> Client:
     shell, python = f"shell-{tag}", f"python-{tag}"
     apply(
         kubectl,
-        _pod(shell, node, f"{REPOSITORY}/shell:v0.1.0", ["sleep", "3600"]),
-        _pod(python, node, f"{REPOSITORY}/kosmos:v0.1.0", ["sleep", "3600"]),
+        real_pod(shell, node, f"{REPOSITORY}/shell:v0.1.0", ["sleep", "3600"]),
+        real_pod(python, node, f"{REPOSITORY}/kosmos:v0.1.0", ["sleep", "3600"]),
     )
     kubectl.run("wait", "--for=condition=Ready", f"pod/{shell}", f"pod/{python}",
                 "--timeout=60s")  # fmt: skip

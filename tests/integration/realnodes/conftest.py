@@ -17,6 +17,7 @@ from kosmos.local.nodes import lifecycle
 from kosmos.local.nodes.artifacts import image_refs
 from kosmos.local.nodes.plan import RealNodePlan
 from tests.fixtures.clusters import LocalEnv
+from tests.fixtures.realpods import real_pod
 from tests.support import get, wait_for
 
 MEMBER = "cluster1"
@@ -58,22 +59,8 @@ def image(key: str) -> str:
 
 
 def pod(name: str, node: str, key: str, command: list[str] | None = None, **extra: Any) -> Any:
-    """A pod bound to ``node`` (real nodes of members are tainted: binding skips the
-    scheduler) running one of our images, never pulled."""
-    container: dict[str, Any] = {"name": "main", "image": image(key), "imagePullPolicy": "Never"}
-    if command:
-        container["command"] = command
-    container |= extra
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 1,
-            "containers": [container],
-        },
-    }
+    """A pod bound to ``node`` running our image ``key`` (``pause``, ``shell``, ``http``...)."""
+    return real_pod(name, node, image(key), command, **extra)
 
 
 def running(kubectl: Any, namespace: str, *names: str, timeout: float = 90) -> dict[str, Any]:
