@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from kosmos.local import kosmos_plan
+from kosmos.local.kubectl import KubectlError
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from tests.e2e.conftest import PORT_BASE, E2EEnv
 from tests.support import get, wait_for
@@ -133,6 +134,69 @@ def test_a_configmap_edited_in_the_host_is_updated_inside_the_member_container(
     # ClusterTree updates the member's copy; the kubelet refreshes the volume (up to its sync
     # period plus the ConfigMap cache's TTL).
     wait_for(lambda: "value=second" in logs(), 180, "the edit to reach the container")
+
+
+HTTP = "docker.io/kosmos/http:v0.1.0"
+
+
+def _leaf_pod(name: str, member: str, image: str, command: list[str] | None = None) -> Any:
+    """A host pod on ``member``'s leaf node whose member copy runs on the member's real node."""
+    container: dict[str, Any] = {"name": "main", "image": image, "imagePullPolicy": "IfNotPresent"}
+    if command:
+        container["command"] = command
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": {"kosmos.io/cluster-selector": PLACEMENT}},
+        "spec": {
+            "nodeName": f"kosmos-{member}",
+            "tolerations": [{"key": "kosmos.io/node", "operator": "Equal", "value": "true"}],
+            "terminationGracePeriodSeconds": 1,
+            "containers": [container],
+        },
+    }
+
+
+def _node_config_applied(e2e_env: E2EEnv, name: str) -> bool:
+    found = e2e_env.kubectl().run("get", "nodeconfigs", "-o", "name").split()
+    if f"nodeconfig.kosmos.io/{name}" not in found:
+        return False
+    conditions = get(e2e_env.kubectl(), "nodeconfig", name)["status"].get("conditions") or []
+    return any(c["type"] == "Applied" and c["status"] == "True" for c in conditions)
+
+
+def test_pods_in_two_members_reach_each_other_through_the_in_cluster_link(e2e_env: E2EEnv):
+    """The network-manager in the host and the agents' DaemonSet that ``join --enable-all``
+    installed (both from our image) link the members' real nodes: a container in cluster1
+    fetches a page from a container's pod IP in cluster2."""
+    host = e2e_env.kubectl()
+    client = _leaf_pod("e2e-link-client", "cluster1", SHELL, ["sleep", "3600"])
+    server = _leaf_pod("e2e-link-server", "cluster2", HTTP)
+    for body in (client, server):
+        host.run("apply", "-n", "default", "-f", "-", stdin=json.dumps(body))
+    try:
+        for name in ("cluster1-cluster1-real1", "cluster2-cluster2-real1"):
+            wait_for(lambda n=name: _node_config_applied(e2e_env, n), 120, f"NodeConfig {name}")
+
+        def ip_of(name: str) -> str | None:
+            status = get(host, "pod", name, "-n", "default")["status"]
+            return status.get("podIP") if status.get("phase") == "Running" else None
+
+        target = wait_for(lambda: ip_of("e2e-link-server"), 120, "the server's pod IP")
+        wait_for(lambda: ip_of("e2e-link-client"), 120, "the client to run")
+        fetch = ["exec", "e2e-link-client", "-n", "default", "--"]
+        fetch += ["timeout", "5", "wget", "-qO-", f"http://{target}:8080/"]
+
+        answer = wait_for(
+            lambda: host.run(*fetch, timeout=20).strip(),
+            90,
+            "cluster1 to reach cluster2's pod IP",
+            ignoring=(KubectlError,),  # not routed yet
+        )
+        assert answer == "e2e-link-server"
+    finally:
+        host.run("delete", "pod", "e2e-link-client", "e2e-link-server", "-n", "default",
+                 "--ignore-not-found", "--wait=false")  # fmt: skip
 
 
 def _kernel_state(member: str) -> list[str]:
