@@ -23,6 +23,7 @@ from kosmos.clustertree.clusters import cluster_registry
 from kosmos.clustertree.copies import CopyReconciler
 from kosmos.clustertree.kubelet import KubeletServer, Resolve, Target
 from kosmos.clustertree.kubeletauth import KubeletAuth
+from kosmos.clustertree.leafcert import CertificateRefusals
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
 from kosmos.clustertree.leafread import LeafReader
 from kosmos.clustertree.pods import PodReconciler
@@ -120,12 +121,16 @@ def builder(
         )
         tree.leaf_ports.on_port = server.listen
 
+        refusals = CertificateRefusals(tree.leaf_nodes.store, runtime.recorder)
+
         async def start() -> None:
             if auth is None:
-                server.use_tls(tls.server_ssl_context(cert, key, options.kubelet_client_ca))
+                context = tls.server_ssl_context(cert, key, options.kubelet_client_ca)
             else:
                 ca = await client_ca(runtime.host, options.kubelet_client_ca)
-                server.use_tls(tls.server_ssl_context(cert, key, ca, optional=True))
+                context = tls.server_ssl_context(cert, key, ca, optional=True)
+            tls.observe_refusals(context, refusals.refused)
+            server.use_tls(context)
             await server.start()
             log.info(
                 "kubelet endpoint on %s:%d (advertised %s)", bind, server.port, options.node_address

@@ -33,3 +33,10 @@ member_ready = Gauge(
     ["cluster"],
     registry=REGISTRY,
 )
+kubelet_certificate_refusals = Counter(
+    "kosmos_clustertree_kubelet_certificate_refusals_total",
+    "TLS handshakes a client aborted because it does not trust the kubelet endpoint's "
+    "serving certificate, by alert.",
+    ["alert"],
+    registry=REGISTRY,
+)

@@ -17,6 +17,7 @@ import datetime
 import ipaddress
 import ssl
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -140,3 +141,36 @@ def server_ssl_context(
         context.load_verify_locations(cafile=str(client_ca))
     context.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
     return context
+
+
+#: TLS alerts a client sends when it does not accept the certificate we presented.
+REFUSAL_ALERTS = frozenset(
+    {
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    }
+)
+
+
+def observe_refusals(context: ssl.SSLContext, refused: Callable[[str], None]) -> None:
+    """Call ``refused(alert)`` (e.g. ``tlsv1_alert_unknown_ca``) each time a client aborts
+    the handshake because it does not trust our certificate.
+
+    asyncio's servers drop failed handshakes silently (only its debug mode logs them), so a
+    kube-apiserver that verifies kubelet certificates and refuses ours would leave no trace
+    on our side; the handshake runs in the context's ``sslobject_class``, which we wrap.
+    """
+
+    class Observed(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except ssl.SSLError as exc:  # SSLWantReadError and the like have no reason
+                if exc.reason in REFUSAL_ALERTS:
+                    refused(str(exc.reason).lower())
+                raise
+
+    context.sslobject_class = Observed

@@ -228,3 +228,29 @@ def test_only_authenticated_and_authorized_callers_read_a_leaf(tree: TreeEnv, na
         assert _call(f"{base}/pods", token) == 403
     finally:
         tree.host.run("delete", "clusterrolebinding,clusterrole", role, "--ignore-not-found")
+
+
+def test_a_client_refusing_the_leafs_certificate_leaves_an_event_on_the_leaf(tree: TreeEnv):
+    """A caller that verifies kubelet certificates against a CA that did not sign the leaf's
+    (an apiserver with --kubelet-certificate-authority) is seen, and the leaf says why."""
+    node = get(tree.host, "node", LEAF)
+    address = node["status"]["addresses"][0]["address"]
+    port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+    strict = ssl.create_default_context()  # the system's CAs: not the leaf's self-signed one
+    strict.check_hostname = False
+    with (
+        socket.create_connection((address, port), timeout=10) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        strict.wrap_socket(raw)
+
+    def events() -> list[Any]:
+        selector = f"involvedObject.name={LEAF},reason=KubeletCertificateRefused"
+        found: list[Any] = get(tree.host, "events", "-n", "default", "--field-selector", selector)[
+            "items"
+        ]
+        return found
+
+    event = wait_for(events, 30, "the refusal's Event on the leaf node")[0]
+    assert event["type"] == "Warning"
+    assert "tlsv1_alert_unknown_ca" in event["message"] and "--cert-dir" in event["message"]
