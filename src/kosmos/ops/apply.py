@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -225,3 +226,12 @@ async def wait_gone(client: Client, items: list[Target], timeout: float) -> list
     except WaitTimeout:
         return left
     return []
+
+
+def summarize(actions: list[str]) -> str:
+    """``17 objects: 2 created, 15 unchanged`` (actions in a stable order)."""
+    counts = Counter(actions)
+    order = ("created", "configured", "unchanged")
+    parts = [f"{counts[a]} {a}" for a in order if counts[a]]
+    parts += [f"{n} {a}" for a, n in sorted(counts.items()) if a not in order]
+    return f"{len(actions)} objects: {', '.join(parts) or 'none'}"

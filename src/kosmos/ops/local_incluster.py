@@ -137,7 +137,7 @@ async def set_up(
             wait=True,
             timeout=INSTALL_TIMEOUT,
         )
-        progress(f"kosmos: installed in-cluster ({local_summary(actions)})")
+        progress(f"kosmos: installed in-cluster ({applier.summarize(actions)})")
         for member in members:
             kubeconfig = relay_kubeconfig(member).read_text()
             join = JoinOptions(name=member.name, enable_link=True, enable_tree=True, cni=CNI)
@@ -151,11 +151,6 @@ async def set_up(
             await run_sample_app(client, leaves, progress)
     finally:
         await hosts.close()
-
-
-def local_summary(actions: list[str]) -> str:
-    counts = {a: actions.count(a) for a in sorted(set(actions))}
-    return ", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing applied"
 
 
 def pods_status(clusters: list[str]) -> list[list[str]]:

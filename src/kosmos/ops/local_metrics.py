@@ -74,8 +74,7 @@ async def ensure_metrics_server(client: Client, host: ClusterPlan, progress: Pro
     actions = []
     for resource, body in metrics_server.objects():
         actions.append((await applier.apply(client, resource, body, dry_run=False)).action)
-    changed = sum(action != "unchanged" for action in actions)
-    progress(f"metrics-server: {len(actions)} objects, {changed} created or configured")
+    progress(f"metrics-server: {applier.summarize(actions)}")
 
     async def pending() -> str:
         deployment = await applier.get_or_none(

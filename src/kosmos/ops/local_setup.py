@@ -82,15 +82,6 @@ def local_objects() -> list[Planned]:
     ]
 
 
-def summarize(actions: list[str]) -> str:
-    """``17 objects: 2 created, 15 unchanged`` (actions in a stable order)."""
-    counts = Counter(actions)
-    order = ("created", "configured", "unchanged")
-    parts = [f"{counts[a]} {a}" for a in order if counts[a]]
-    parts += [f"{n} {a}" for a, n in sorted(counts.items()) if a not in order]
-    return f"{len(actions)} objects: {', '.join(parts) or 'none'}"
-
-
 def _host(host: ClusterPlan) -> Host:
     return Host(kubeconfig=str(environment.cluster_kubeconfig(host.name)))
 
@@ -157,9 +148,8 @@ async def install_objects(client: Client, progress: Progress) -> None:
         )
     except applier.WaitTimeout as exc:
         raise SetupError(str(exc)) from exc
-    progress(
-        f"kosmos: CRDs, namespace, tree and scheduler objects, root Cluster: {summarize(actions)}"
-    )
+    summary = applier.summarize(actions)
+    progress(f"kosmos: CRDs, namespace, tree and scheduler objects, root Cluster: {summary}")
 
 
 async def _ensure_component(

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from kosmos.api.resources import CLUSTERROLES, CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, ROLES
 from kosmos.cli.main import cli
+from kosmos.ops import apply as applier
 from kosmos.ops import local_setup, manifests
 
 
@@ -27,9 +28,9 @@ def test_local_objects_are_installs_minus_component_deployments_and_rbac():
 
 
 def test_summarize_counts_actions_in_a_stable_order():
-    assert local_setup.summarize([]) == "0 objects: none"
+    assert applier.summarize([]) == "0 objects: none"
     actions = ["unchanged", "created", "unchanged", "configured"]
-    assert local_setup.summarize(actions) == "4 objects: 1 created, 1 configured, 2 unchanged"
+    assert applier.summarize(actions) == "4 objects: 1 created, 1 configured, 2 unchanged"
 
 
 def test_sample_app_needs_kosmos_and_a_member_before_anything_starts(tmp_path, monkeypatch):
