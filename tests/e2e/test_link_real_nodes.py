@@ -103,7 +103,7 @@ class LinkedReal:
 
     def join(self, cluster: str, network_type: str) -> None:
         host = plan(self.options)[0]
-        relay = f"https://{network_of(host).host_address}:{host.apiserver_port}"
+        relay = network_of(host).apiserver
         self.kosmosctl(
             "--kubeconfig", str(self.state_kubeconfig("host")),
             "join", "cluster", "--name", cluster,

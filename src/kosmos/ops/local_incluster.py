@@ -92,8 +92,7 @@ async def roll_agents(member: ClusterPlan, digest: str, progress: Progress) -> N
 
 def relay_server(cluster: ClusterPlan) -> str:
     """The apiserver as pods reach it: the relay on the cluster network's host address."""
-    net = network_of(cluster)
-    return f"https://{net.host_address}:{net.apiserver_port}"
+    return network_of(cluster).apiserver
 
 
 def relay_kubeconfig(cluster: ClusterPlan) -> Path:

@@ -9,6 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from kosmos.cli.main import cli
+from kosmos.local.nodes.plan import network as network_of
 from tests.fixtures.clusters import LocalEnv
 
 
@@ -52,6 +53,9 @@ def test_seed_join_command_creates_secret_and_cluster_then_unjoin_removes_both(i
         "--default-nic",
         "eth0",
         "--enable-all",
+        # the agents on cluster1's real node reach the host at the relay, not at 127.0.0.1
+        "--link-apiserver",
+        network_of(env.plan(env.host)).apiserver,
     )
     assert result.exit_code == 0, result.output
     assert "cluster cluster1 joined" in result.output

@@ -48,6 +48,11 @@ class NetworkPlan:
         return str(ipaddress.ip_network(self.subnet)[1])
 
     @property
+    def apiserver(self) -> str:
+        """The cluster's apiserver as the network's nodes and pods reach it (the relay)."""
+        return f"https://{self.host_address}:{self.apiserver_port}"
+
+    @property
     def prefix(self) -> int:
         return ipaddress.ip_network(self.subnet).prefixlen
 
@@ -111,7 +116,7 @@ class RealNodePlan:
     @property
     def apiserver(self) -> str:
         """Where processes in the node reach the cluster's apiserver (the relay)."""
-        return f"https://{self.network.host_address}:{self.apiserver_port}"
+        return self.network.apiserver
 
 
 def network(cluster: ClusterPlan) -> NetworkPlan:
