@@ -107,7 +107,7 @@ class RealPods:
 
     def up(self) -> None:
         host = self.link.env.plan(self.link.env.host)
-        relay = f"https://{network_of(host).host_address}:{host.apiserver_port}"
+        relay = network_of(host).apiserver
         for member in MEMBERS:
             self.link.join(member, "--cni", "flannel", "--ip-family", "ipv4",
                            "--network-type", "p2p", "--image-repository", "docker.io/kosmos",
