@@ -180,23 +180,6 @@ def unavailable(deployment: Obj) -> str:
     return ""
 
 
-async def wait_available(
-    client: Client, resource: Resource, deployments: list[tuple[str, str]], timeout: float
-) -> None:
-    """Wait until every (namespace, name) Deployment is rolled out and Available."""
-
-    async def pending() -> str:
-        out = []
-        for namespace, name in deployments:
-            current = await get_or_none(client, resource, name, namespace)
-            why = "not found" if current is None else unavailable(current)
-            if why:
-                out.append(f"{name} ({why})")
-        return ", ".join(out)
-
-    await poll("Deployments to be Available", timeout, pending)
-
-
 async def delete(client: Client, resource: Resource, name: str, namespace: str | None) -> bool:
     """Delete if present; False when it was already gone (uninstall is idempotent)."""
     try:

@@ -11,12 +11,15 @@ delegated authentication. The first ``kubectl top`` answers one scrape later (at
 
 from __future__ import annotations
 
+import time
+
 from kosmos.api.objects import Obj, condition_of
 from kosmos.api.resources import APISERVICES, DEPLOYMENTS
 from kosmos.kube.client import Client
 from kosmos.local import metrics_server
 from kosmos.local.topology import ClusterPlan
 from kosmos.ops import apply as applier
+from kosmos.ops import rollout
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.progress import Progress
@@ -76,27 +79,31 @@ async def ensure_metrics_server(client: Client, host: ClusterPlan, progress: Pro
         actions.append((await applier.apply(client, resource, body, dry_run=False)).action)
     progress(f"metrics-server: {applier.summarize(actions)}")
 
-    async def pending() -> str:
-        deployment = await applier.get_or_none(
-            client, DEPLOYMENTS, metrics_server.NAME, metrics_server.NAMESPACE
-        )
-        why = "not found" if deployment is None else applier.unavailable(deployment)
-        if why:
-            return f"Deployment {metrics_server.NAME} ({why})"
-        api = await applier.get_or_none(client, APISERVICES, metrics_server.API_SERVICE)
-        return not_available(api)
+    def report(why: str) -> None:
+        progress(f"metrics-server: waiting for {why}")
 
-    try:
+    hint = f"(kubectl -n {metrics_server.NAMESPACE} logs deploy/{metrics_server.NAME})"
+    deadline = time.monotonic() + METRICS_TIMEOUT
+    workload = [(DEPLOYMENTS, metrics_server.NAMESPACE, metrics_server.NAME)]
+    try:  # rollout.wait also fails at once on a pod that cannot start, naming why
+        await rollout.wait(client, workload, METRICS_TIMEOUT, report=report)
+    except rollout.RolloutFailed as exc:
+        raise MetricsServerError(f"{exc} {hint}") from exc
+
+    async def pending() -> str:
+        return not_available(
+            await applier.get_or_none(client, APISERVICES, metrics_server.API_SERVICE)
+        )
+
+    try:  # what is left of the one budget
         await applier.poll(
             f"APIService {metrics_server.API_SERVICE}",
-            METRICS_TIMEOUT,
+            max(0.0, deadline - time.monotonic()),
             pending,
-            report=lambda why: progress(f"metrics-server: waiting for {why}"),
+            report=report,
         )
     except applier.WaitTimeout as exc:
-        raise MetricsServerError(
-            f"{exc} (kubectl -n {metrics_server.NAMESPACE} logs deploy/{metrics_server.NAME})"
-        ) from exc
+        raise MetricsServerError(f"{exc} {hint}") from exc
     progress(f"metrics-server: APIService {metrics_server.API_SERVICE} Available")
 
 
