@@ -55,5 +55,18 @@ FINALIZER_CLUSTER_MANAGER = "kosmos.io/cluster-manager"
 FINALIZER_CLUSTERLINK = "kosmos.io/cluster-start-finalizer"  # the Go original's
 FINALIZER_NETWORK_MANAGER = "kosmos.io/network-manager"  # ClusterLink's member cleanup
 
+# Multi-cluster services (the MCS API's well-known names, then Kosmos's own)
+MCS_ZONE = "clusterset.local"  # the MCS DNS specification's <clusterset-zone>
+LABEL_MCS_SERVICE_NAME = "multicluster.kubernetes.io/service-name"  # on imported slices
+LABEL_MCS_SOURCE_CLUSTER = "multicluster.kubernetes.io/source-cluster"  # on imported slices
+LABEL_SLICE_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+LABEL_SLICE_SERVICE_NAME = "kubernetes.io/service-name"  # kube-proxy programs the slice for it
+MCS_CONTROLLER = "mcs-controller.kosmos.io"  # managed-by value of the slices Kosmos writes
+ANNOTATION_DERIVED_SERVICE = "multicluster.kubernetes.io/derived-service"  # on ServiceImports
+ANNOTATION_AUTO_MCS = "kosmos.io/auto-create-mcs"  # on host Services: export to every member
+ANNOTATION_ADDRESS = "kosmos.io/address"  # on ServiceImports: every candidate endpoint address
+ANNOTATION_DISCONNECTED = "kosmos.io/disconnected-address"  # on ServiceImports: probe failures
+FINALIZER_MCS = "kosmos.io/multi-cluster-service-finalizer"
+
 # Secrets holding member credentials
 KUBECONFIG_SECRET_KEY = "kubeconfig"

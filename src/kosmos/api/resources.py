@@ -60,6 +60,7 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet")
 STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 DAEMONSETS = Resource("apps", "v1", "daemonsets", "DaemonSet")
+ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 STORAGECLASSES = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False)
 MUTATING_ADMISSION_POLICIES = Resource(
     "admissionregistration.k8s.io",
@@ -122,6 +123,6 @@ PROMOTE_POLICIES = _kosmos("promotepolicies", "PromotePolicy", True)
 VIRTUAL_CLUSTERS = _kosmos("virtualclusters", "VirtualCluster", True)
 GLOBAL_NODES = _kosmos("globalnodes", "GlobalNode", False)
 
-# multicluster.x-k8s.io/v1alpha1 (the MCS API)
-SERVICE_EXPORTS = Resource(names.MCS_GROUP, "v1alpha1", "serviceexports", "ServiceExport")
-SERVICE_IMPORTS = Resource(names.MCS_GROUP, "v1alpha1", "serviceimports", "ServiceImport")
+# multicluster.x-k8s.io (the MCS API): v1beta1 stored, v1alpha1 served with the same schema
+SERVICE_EXPORTS = Resource(names.MCS_GROUP, "v1beta1", "serviceexports", "ServiceExport")
+SERVICE_IMPORTS = Resource(names.MCS_GROUP, "v1beta1", "serviceimports", "ServiceImport")

@@ -149,6 +149,11 @@ class KindInfo:
     status_subresource: bool = True
     description: str = ""
     rules: tuple[Rule, ...] = ()
+    #: older versions served with the same schema (``version`` is the storage version); the
+    #: schemas are identical, so the apiserver converts by rewriting apiVersion alone
+    served_versions: tuple[str, ...] = ()
+    #: labels on the CRD object itself (e.g. the MCS API's release-version)
+    crd_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def resource(self) -> Resource:
@@ -266,17 +271,20 @@ def crd(cls: type[Any]) -> dict[str, Any]:
         schema["required"] = body["required"]
     if info.rules:
         schema["x-kubernetes-validations"] = [r.to_json() for r in info.rules]
-    version: dict[str, Any] = {
-        "name": info.version,
-        "served": True,
-        "storage": True,
-        "schema": {"openAPIV3Schema": schema},
-    }
     columns = [c.to_json() for c in info.printer_columns]
     columns.append({"name": "AGE", "jsonPath": ".metadata.creationTimestamp", "type": "date"})
-    version["additionalPrinterColumns"] = columns
-    if info.status_subresource and "status" in properties:
-        version["subresources"] = {"status": {}}
+    versions = []
+    for name in (*info.served_versions, info.version):
+        version: dict[str, Any] = {
+            "name": name,
+            "served": True,
+            "storage": name == info.version,
+            "schema": {"openAPIV3Schema": schema},
+            "additionalPrinterColumns": columns,
+        }
+        if info.status_subresource and "status" in properties:
+            version["subresources"] = {"status": {}}
+        versions.append(version)
     names: dict[str, Any] = {
         "kind": info.kind,
         "listKind": f"{info.kind}List",
@@ -287,15 +295,18 @@ def crd(cls: type[Any]) -> dict[str, Any]:
         names["shortNames"] = list(info.short_names)
     if info.categories:
         names["categories"] = list(info.categories)
+    metadata: dict[str, Any] = {"name": f"{info.plural}.{info.group}"}
+    if info.crd_labels:
+        metadata["labels"] = dict(info.crd_labels)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{info.plural}.{info.group}"},
+        "metadata": metadata,
         "spec": {
             "group": info.group,
             "names": names,
             "scope": info.scope,
-            "versions": [version],
+            "versions": versions,
         },
     }
 
