@@ -6,6 +6,8 @@ so a node's state reads the same to someone who knows Kosmos (docs/clusterlink.m
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 Family = int  # 4 or 6
@@ -56,3 +58,26 @@ IPSET_REMOTE = {4: "kosmos-remote", 6: "kosmos-remote6"}
 FIELD_MANAGER_PLANNER = "kosmos-network-manager"
 FIELD_MANAGER_AGENT = "kosmos-agent"
 FIELD_MANAGER_ELECTOR = "kosmos-elector"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def seen(cidr: Network, global_map: Mapping[str, str]) -> Network:
+    """``cidr`` as other clusters reach it: inside a mapped real CIDR, moved to its global one.
+
+    ``global_map`` is a Cluster's ``spec.clusterLinkOptions.globalCIDRsMap`` (real -> global).
+    ClusterLink routes and pools with it; the MCS controller translates endpoint addresses
+    with it (a /32 or /128), so both agree on where a pod is reached.
+    """
+    for real_text, global_text in global_map.items():
+        try:
+            real = ipaddress.ip_network(real_text, strict=False)
+            glob = ipaddress.ip_network(global_text, strict=False)
+        except ValueError:
+            continue  # the CRD validates the map; an unparsable entry maps nothing
+        if cidr.version == real.version == glob.version and cidr.subnet_of(real):  # type: ignore[arg-type]
+            offset = int(cidr.network_address) - int(real.network_address)
+            base = ipaddress.ip_address(int(glob.network_address) + offset)
+            return ipaddress.ip_network(f"{base}/{cidr.prefixlen}")
+    return cidr

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kosmos.api import names
+from kosmos.api.link import seen  # the pure rule, shared with the MCS controller
 from kosmos.api.objects import Obj
 from kosmos.clusterlink.discovery import OWN_POOL_PREFIX, Network, normalize
 from kosmos.clusterlink.forge import MANAGED_BY
@@ -48,21 +49,6 @@ def pool_name(cluster: str, kind: Kind, cidr: str) -> str:
     """``clusterlink-<cluster>-<pod|service>-<cidr>`` with ``.``, ``:`` and ``/`` as ``-``."""
     flat = cidr.replace(".", "-").replace(":", "-").replace("/", "-")
     return f"{OWN_POOL_PREFIX}{cluster}-{kind}-{flat}"
-
-
-def seen(cidr: Network, global_map: Mapping[str, str]) -> Network:
-    """``cidr`` as other clusters reach it: inside a mapped real CIDR, moved to its global one."""
-    for real_text, global_text in global_map.items():
-        try:
-            real = ipaddress.ip_network(real_text, strict=False)
-            glob = ipaddress.ip_network(global_text, strict=False)
-        except ValueError:
-            continue  # the CRD validates the map; an unparsable entry maps nothing
-        if cidr.version == real.version == glob.version and cidr.subnet_of(real):  # type: ignore[arg-type]
-            offset = int(cidr.network_address) - int(real.network_address)
-            base = ipaddress.ip_address(int(glob.network_address) + offset)
-            return ipaddress.ip_network(f"{base}/{cidr.prefixlen}")
-    return cidr
 
 
 def pool_object(cluster: str, kind: Kind, cidr: str) -> Obj:

@@ -1,11 +1,13 @@
-"""``kosmos cluster-manager``: ClusterTree's process — controllers plus the kubelet endpoint.
+"""ClusterTree's part of ``kosmos cluster-manager``: controllers plus the kubelet endpoint.
 
 One manager holds the host and every member; controllers run only while this replica
 holds the ``cluster-manager`` Lease. The kubelet endpoint (logs/exec/port-forward through
 leaf nodes) is served by every replica but answers only from the leader's caches, because
 leaf nodes advertise the leader's address. ``--bind-address`` is where both the kubelet
 endpoint and the health port listen. Start-up, signals and leader election are the shared
-component runtime's (``kosmos.kube.component``).
+component runtime's (``kosmos.kube.component``). The command itself is composed by the
+launcher (``kosmos.launcher.clustermanager``) from these flags and the other components'
+that run in the same process.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -41,6 +45,7 @@ from kosmos.kube.manager import ClusterNotFound, Manager
 log = logging.getLogger("kosmos.clustertree")
 
 COMPONENT = "cluster-manager"
+F = TypeVar("F", bound=Callable[..., Any])
 AUTHENTICATION_CONFIGMAP = "extension-apiserver-authentication"
 
 
@@ -167,82 +172,99 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
     return tls.serving_certificate([options.node_address, "localhost", socket.gethostname()])
 
 
-@click.command(COMPONENT)
-@click.option(
-    "--listen-port",
-    default=10250,
-    show_default=True,
-    help="Kubelet endpoint port (logs/exec/port-forward), advertised on leaf nodes.",
-)
-@click.option(
-    "--node-address",
-    envvar="LEAF_NODE_IP",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address leaf nodes advertise; the host apiserver must reach it.",
-)
-@click.option(
-    "--kubelet-bind-address",
-    default=None,
-    help="Where the kubelet endpoint listens (default: --bind-address).",
-)
-@click.option(
-    "--kubelet-client-ca",
-    default=None,
-    help="CA file of the callers' client certificates (default: the host's client CA, "
-    "ConfigMap kube-system/extension-apiserver-authentication).",
-)
-@click.option(
-    "--cert-dir",
-    default=None,
-    help="Directory with tls.crt/tls.key (default: a self-signed certificate for --node-address).",
-)
-@click.option(
-    "--kubelet-auth/--no-kubelet-auth",
-    default=True,
-    show_default=True,
-    help="Authenticate (client certificate signed by the client CA, or a bearer token by "
-    "TokenReview) and authorize (SubjectAccessReview on nodes/proxy|stats|metrics|pods) "
-    "every kubelet endpoint request, as a kubelet in webhook mode.",
-)
-@click.option("--heartbeat", default=10.0, show_default=True, help="Seconds between probes.")
-@click.option(
-    "--unreachable-after",
-    default=40.0,
-    show_default=True,
-    help="Seconds without a member answer before its leaf nodes turn NotReady.",
-)
-@click.option("--workers", default=16, show_default=True, help="Pod sync workers.")
-@component.common_options(
-    COMPONENT, kube_qps=100.0, kube_burst=200, member_qps=100.0, member_burst=200
-)
-def command(  # noqa: PLR0917 - click passes every option by name
-    common: component.Common,
-    listen_port: int,
-    node_address: str,
-    kubelet_bind_address: str | None,
-    kubelet_client_ca: str | None,
-    cert_dir: str | None,
-    kubelet_auth: bool,
-    heartbeat: float,
-    unreachable_after: float,
-    workers: int,
-) -> None:
-    """Run ClusterTree: member clusters as leaf nodes, pods and dependencies synced."""
+def click_options(func: F) -> F:
+    """ClusterTree's flags; the launcher composes them into ``kosmos cluster-manager``."""
+    decorators = [
+        click.option(
+            "--listen-port",
+            default=10250,
+            show_default=True,
+            help="Kubelet endpoint port (logs/exec/port-forward), advertised on leaf nodes.",
+        ),
+        click.option(
+            "--node-address",
+            envvar="LEAF_NODE_IP",
+            default="127.0.0.1",
+            show_default=True,
+            help="Address leaf nodes advertise; the host apiserver must reach it.",
+        ),
+        click.option(
+            "--kubelet-bind-address",
+            default=None,
+            help="Where the kubelet endpoint listens (default: --bind-address).",
+        ),
+        click.option(
+            "--kubelet-client-ca",
+            default=None,
+            help="CA file of the callers' client certificates (default: the host's client CA, "
+            "ConfigMap kube-system/extension-apiserver-authentication).",
+        ),
+        click.option(
+            "--cert-dir",
+            default=None,
+            help="Directory with tls.crt/tls.key (default: a self-signed certificate for "
+            "--node-address).",
+        ),
+        click.option(
+            "--kubelet-auth/--no-kubelet-auth",
+            default=True,
+            show_default=True,
+            help="Authenticate (client certificate signed by the client CA, or a bearer token "
+            "by TokenReview) and authorize (SubjectAccessReview on "
+            "nodes/proxy|stats|metrics|pods) every kubelet endpoint request, as a kubelet in "
+            "webhook mode.",
+        ),
+        click.option(
+            "--heartbeat", default=10.0, show_default=True, help="Seconds between probes."
+        ),
+        click.option(
+            "--unreachable-after",
+            default=40.0,
+            show_default=True,
+            help="Seconds without a member answer before its leaf nodes turn NotReady.",
+        ),
+        click.option("--workers", default=16, show_default=True, help="Pod sync workers."),
+    ]
+    for decorate in reversed(decorators):
+        func = decorate(func)
+    return func
+
+
+#: the shared flags' defaults of the cluster-manager (``component.common_options``)
+COMMON_DEFAULTS: dict[str, Any] = {
+    "kube_qps": 100.0,
+    "kube_burst": 200,
+    "member_qps": 100.0,
+    "member_burst": 200,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ClusterTree's flags decide: its options and where its kubelet endpoint serves."""
+
+    options: Options
+    cert_dir: str | None
+    kubelet_bind_address: str | None
+
+    def builder(self) -> Callable[[component.Runtime], None]:
+        return builder(self.options, self.cert_dir, self.kubelet_bind_address)
+
+
+def settings_from(
+    common: component.Common, kwargs: dict[str, Any], *, multi_cluster_service: bool = True
+) -> Settings:
+    """Pop ClusterTree's flags out of a command's keyword arguments."""
     options = Options(
-        node_address=node_address,
-        kubelet_port=listen_port,
-        kubelet_client_ca=kubelet_client_ca,
-        kubelet_auth=kubelet_auth,
-        heartbeat_seconds=heartbeat,
-        unreachable_seconds=unreachable_after,
-        workers=workers,
+        node_address=kwargs.pop("node_address"),
+        kubelet_port=kwargs.pop("listen_port"),
+        kubelet_client_ca=kwargs.pop("kubelet_client_ca"),
+        kubelet_auth=kwargs.pop("kubelet_auth"),
+        heartbeat_seconds=kwargs.pop("heartbeat"),
+        unreachable_seconds=kwargs.pop("unreachable_after"),
+        workers=kwargs.pop("workers"),
         member_qps=common.member_qps,
         member_burst=common.member_burst,
+        multi_cluster_service=multi_cluster_service,
     )
-    spec = component.Component(COMPONENT, lease=COMPONENT)
-    component.main(
-        COMPONENT,
-        common.verbose,
-        component.run_component(spec, common, builder(options, cert_dir, kubelet_bind_address)),
-    )
+    return Settings(options, kwargs.pop("cert_dir"), kwargs.pop("kubelet_bind_address"))

@@ -65,6 +65,9 @@ class Options:
     member_qps: float = 100.0
     member_burst: int = 200
     workers: int = 16
+    #: ``--multi-cluster-service``: the MCS controllers run in this process (False: the
+    #: seed's central mode, where pods on leaf nodes resolve through the host's DNS)
+    multi_cluster_service: bool = True
 
 
 def pod_dependency_keys(pod: Obj) -> Iterable[str]:

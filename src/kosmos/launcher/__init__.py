@@ -12,7 +12,7 @@ import click
 
 #: component name -> "module:attribute" of the click command that runs it until shutdown.
 COMPONENTS: dict[str, str] = {
-    "cluster-manager": "kosmos.clustertree.app:command",
+    "cluster-manager": "kosmos.launcher.clustermanager:command",
     "agent": "kosmos.clusterlink.agent.app:command",
     "network-manager": "kosmos.clusterlink.app:command",
     "scheduler-extender": "kosmos.scheduler.app:command",

@@ -1,0 +1,1 @@
+"""Multi-cluster services: the MCS API controller (exports, imports, derived objects)."""
