@@ -87,6 +87,13 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     metavar="KEY=VALUE,...",
     help="Labels every Kosmos pod selects: the nodes the control plane runs on.",
 )
+@click.option(
+    "--auto-mcs-prefix",
+    multiple=True,
+    metavar="PREFIX",
+    help="Export every Service of host namespaces with this prefix to every member "
+    "(the cluster-manager's --auto-mcs-prefix; repeatable).",
+)
 @click.option("--cni", default="calico", show_default=True, help="CNI of the host cluster.")
 @click.option(
     "--default-nic",
@@ -125,6 +132,7 @@ def install(
     enable_link: bool,
     enable_scheduler: bool,
     node_selector: str,
+    auto_mcs_prefix: tuple[str, ...],
     cni: str,
     default_nic: str,
     dry_run: bool,
@@ -156,6 +164,7 @@ def install(
         cni=cni,
         default_nic=default_nic,
         node_selector=selector,
+        auto_mcs_prefixes=tuple(auto_mcs_prefix),
     )
     report = Report(output, dry_run)
     cli_ctx.run(

@@ -59,9 +59,19 @@ CNI = "flannel"
 IMAGE_ANNOTATION = "local.kosmos.io/kosmos-image"
 
 
+#: Services of host namespaces with this prefix are exported to every member (what the e2e
+#: tests of auto-MCS use, as the Go original's e2e installed its cluster-manager)
+AUTO_MCS_PREFIX = "kosmos-e2e"
+
+
 def options(digest: str = "") -> InstallOptions:
     annotations = ((IMAGE_ANNOTATION, digest),) if digest else ()
-    return InstallOptions(node_selector=PLACEMENT, cni=CNI, pod_annotations=annotations)
+    return InstallOptions(
+        node_selector=PLACEMENT,
+        cni=CNI,
+        pod_annotations=annotations,
+        auto_mcs_prefixes=(AUTO_MCS_PREFIX,),
+    )
 
 
 def image_digest() -> str:

@@ -124,6 +124,8 @@ class InstallOptions:
     node_selector: tuple[tuple[str, str], ...] = ()
     #: Annotations of every Kosmos pod template (a change rolls the pods).
     pod_annotations: tuple[tuple[str, str], ...] = ()
+    #: host namespaces whose Services the cluster-manager exports (``--auto-mcs-prefix``)
+    auto_mcs_prefixes: tuple[str, ...] = ()
 
     @property
     def image(self) -> str:
@@ -248,7 +250,7 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
         "name": component.name,
         "image": options.image,
         "imagePullPolicy": IMAGE_PULL_POLICY,
-        "args": [component.name, "--leader-elect"],
+        "args": [component.name, "--leader-elect", *component_flags(options, component)],
         "env": copy.deepcopy([*_POD_ENV, *component.env]),
         "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
         "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 3},
@@ -273,6 +275,13 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
         pod_spec=pod,
     )
     return annotated(body, options)
+
+
+def component_flags(options: InstallOptions, component: Component) -> list[str]:
+    """The install's flags that one component takes (only the cluster-manager has any)."""
+    if component.name != CLUSTER_MANAGER.name:
+        return []
+    return [f"--auto-mcs-prefix={prefix}" for prefix in options.auto_mcs_prefixes]
 
 
 def annotated(workload: Obj, options: InstallOptions) -> Obj:

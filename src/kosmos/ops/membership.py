@@ -43,6 +43,14 @@ REQUIRED_RIGHTS: tuple[tuple[str, str, str], ...] = (
     ("", "secrets", "create"),
     ("", "serviceaccounts", "create"),
     ("", "persistentvolumeclaims", "create"),
+    # Multi-cluster services: the MCS CRDs are created in the member when missing, imports,
+    # derived Services and EndpointSlices written there, exports and namespaces watched.
+    ("apiextensions.k8s.io", "customresourcedefinitions", "create"),
+    ("multicluster.x-k8s.io", "serviceimports", "create"),
+    ("multicluster.x-k8s.io", "serviceexports", "watch"),
+    ("", "services", "create"),
+    ("discovery.k8s.io", "endpointslices", "create"),
+    ("", "namespaces", "watch"),
 )
 
 

@@ -39,8 +39,25 @@ CLUSTER_MANAGER_RULES: tuple[Obj, ...] = (
     # ServiceAccounts pods use are copied to members (tokens are minted by the member).
     rule("", ("serviceaccounts",), READ),
     # Service-link environment variables and the root DNS service address are resolved in
-    # the host before a pod is copied to a member.
-    rule("", ("services",), READ),
+    # the host before a pod is copied to a member. The MCS controller reads every Service
+    # (exported ones) and writes the derived Services of imports (no selector).
+    rule("", ("services",), (*READ, "create", "update", "patch", "delete")),
+    # MCS: exported services' EndpointSlices are read; imported ones are written (one
+    # server-side apply per slice) and deleted; imports exist where the namespace does.
+    rule("discovery.k8s.io", ("endpointslices",), (*READ, "create", "update", "patch", "delete")),
+    rule("", ("namespaces",), READ),
+    # ServiceExports get a finalizer and conditions; auto-MCS creates and deletes its own.
+    # ServiceImports are created, patched (ips, annotations) and deleted by the controller.
+    rule(
+        names.MCS_GROUP,
+        ("serviceexports", "serviceimports"),
+        (*READ, "create", "update", "patch", "delete"),
+    ),
+    rule(
+        names.MCS_GROUP,
+        ("serviceexports/status", "serviceimports/status"),
+        ("get", "update", "patch"),
+    ),
     # The kosmos-leaf StorageClass names the member class of claims it provisions.
     rule("storage.k8s.io", ("storageclasses",), READ),
     # Claims bound in a member are mirrored back (metadata patch + status); their volumes

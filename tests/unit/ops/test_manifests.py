@@ -340,3 +340,28 @@ def test_cluster_manager_may_authenticate_callers_of_the_leaf_endpoint():
         "kosmos-cluster-manager-extension-apiserver-authentication-reader",
         "extension-apiserver-authentication-reader",
     ) in refs
+
+
+def test_auto_mcs_prefixes_reach_only_the_cluster_manager_args():
+    options = InstallOptions(auto_mcs_prefixes=("test", "kosmos-e2e"))
+    tree = manifests.deployment(options, manifests.CLUSTER_MANAGER)
+    (container,) = tree["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-2:] == ["--auto-mcs-prefix=test", "--auto-mcs-prefix=kosmos-e2e"]
+    link = manifests.deployment(options, manifests.NETWORK_MANAGER)
+    assert not any("mcs" in a for a in link["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def test_cluster_manager_may_write_mcs_objects():
+    rules = manifests.CLUSTER_MANAGER.rules
+    granted = {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    for resource in ("serviceexports", "serviceimports", "serviceimports/status"):
+        assert (names.MCS_GROUP, resource, "patch") in granted
+    assert ("discovery.k8s.io", "endpointslices", "delete") in granted
+    assert ("", "services", "create") in granted
+    assert ("", "namespaces", "watch") in granted

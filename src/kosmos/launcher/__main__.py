@@ -1,0 +1,5 @@
+"""``python -m kosmos.launcher``: the same as the ``kosmos`` command."""
+
+from kosmos.launcher import main
+
+main()
