@@ -47,8 +47,14 @@ def slice_name(derived: str, cluster: str, family: int, index: int) -> str:
 def derived_service(namespace: str, name: str, ports: list[Obj], spec: ImportSpec) -> Obj:
     """The selector-less Service kube-proxy programs from the MCS slices."""
     body: Obj = {
+        # empty names and appProtocols are left out: the apiserver omits them, and a body
+        # that always differs from what is stored would be re-applied on every pass
         "ports": [
-            {k: v for k, v in port.items() if k in {"name", "protocol", "port", "appProtocol"}}
+            {
+                k: v
+                for k, v in port.items()
+                if k in {"name", "protocol", "port", "appProtocol"} and v not in ("", None)
+            }
             for port in ports
         ],
         "sessionAffinity": spec.session_affinity,

@@ -74,6 +74,9 @@ class ServiceSync:
             await Importer(hub, cluster, ns, name, plan, ids).sync()
         for cluster, export in exports.items():
             await self._export(cluster, export, plan)
+        for cluster in ready:
+            if cluster not in exports:
+                hub.export_states.pop((cluster, f"{ns}/{name}"), None)
         self._count()
         pending = len(ready) < len(hub.members)
         return Result(requeue_after=PENDING_SECONDS) if pending else None

@@ -28,7 +28,7 @@ def test_export_in_host_is_imported_everywhere_and_unexport_is_gone_within_5s(
         imp = wait_for(
             lambda k=kubectl: (i := h.imported(k, namespace, "web")) and i["spec"].get("ips") and i,
             TIMEOUT,
-            f"import with ips in {kubectl.context}",
+            f"import with ips in {kubectl.cluster}",
         )
         assert imp["metadata"]["labels"][names.LABEL_MANAGED_BY] == names.MANAGED_BY_KOSMOS
         assert imp["spec"]["type"] == "ClusterSetIP"
