@@ -4,6 +4,9 @@ MCS controllers inside the tree fixture's real ``kosmos cluster-manager``."""
 from __future__ import annotations
 
 import time
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from kosmos.api import names
 from kosmos.mcs.forge import derived_name
@@ -171,3 +174,39 @@ def test_ready_endpoint_changes_follow(mcs: TreeEnv, namespace: str) -> None:
     wait_for(
         lambda: h.addresses(member, namespace, "web") == {host: {"10.5.0.3"}}, TIMEOUT, "moved"
     )
+
+
+def _metric(mcs: TreeEnv, series: str, **labels: str) -> float:
+    """Sum of one series' samples on the cluster-manager's /metrics (matching ``labels``)."""
+    url = f"http://127.0.0.1:{mcs.health_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == series and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def test_steady_state_writes_nothing_and_metrics_count(mcs: TreeEnv, namespace: str) -> None:
+    """Once the imports are written, the controller neither re-applies slices nor re-queues."""
+    member = mcs.member(mcs.env.members[0])
+    h.publish(mcs.host, namespace, "calm", HTTP, [("10.8.0.1", True)])
+    wait_for(lambda: h.addresses(member, namespace, "calm"), TIMEOUT, "slices")
+    wait_for(
+        lambda: (
+            (h.conditions(h.export_of(mcs.host, namespace, "calm")).get("Ready") or ("",))[0]
+            == "True"
+        ),
+        TIMEOUT,
+        "export Ready",
+    )
+    time.sleep(2)
+    writes = _metric(mcs, "kosmos_mcs_slice_writes_total")
+    adds = _metric(mcs, "kosmos_workqueue_adds_total", name="mcs-services")
+    time.sleep(3)
+    assert _metric(mcs, "kosmos_mcs_slice_writes_total") == writes
+    assert _metric(mcs, "kosmos_workqueue_adds_total", name="mcs-services") - adds <= 2
+    assert writes >= 1
+    assert _metric(mcs, "kosmos_mcs_exports", condition="Ready", status="True") >= 1
