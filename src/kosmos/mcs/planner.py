@@ -71,6 +71,10 @@ class ImportSpec:
     clusters: tuple[str, ...] = ()
     #: per exporting cluster: the names of its ports the import carries
     accepted: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: the oldest export's ``spec.exportedLabels``/``exportedAnnotations`` (for the import;
+    #: never the Service's or the export's own metadata)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> Obj:
         """``spec`` of a ServiceImport (without ``ips``, which are per importing cluster)."""
@@ -181,6 +185,10 @@ def _merge(valid: Sequence[Member]) -> tuple[ImportSpec, list[Conflict]]:
         traffic_distribution=_distribution(winner),
         clusters=tuple(sorted(m.cluster for m in valid)),
         accepted=accepted,
+        labels={str(k): str(v) for k, v in _export_spec(winner, "exportedLabels").items()},
+        annotations={
+            str(k): str(v) for k, v in _export_spec(winner, "exportedAnnotations").items()
+        },
     )
     return spec, conflicts
 

@@ -179,8 +179,8 @@ class Importer:
             "metadata": {
                 "name": self.name,
                 "namespace": self.ns,
-                "labels": dict(forge.MANAGED),
-                "annotations": self._annotations(addresses),
+                "labels": {**spec.labels, **forge.MANAGED},
+                "annotations": {**spec.annotations, **self._annotations(addresses)},
             },
             "spec": {**spec.body(), "ips": _ips(service, spec)},
         }

@@ -159,3 +159,31 @@ def test_prefix_namespace_exports_every_service(mcs: TreeEnv, namespace: str) ->
     # the derived Service in the host is never exported again
     time.sleep(1)
     assert len(h.get_exports(mcs.host, namespace)) == 1
+
+
+def test_exported_labels_reach_the_import_and_leave_with_the_export_spec(
+    mcs: TreeEnv, namespace: str
+) -> None:
+    member = mcs.member(mcs.env.members[0])
+    body = h.export("lab")
+    body["spec"] = {"exportedLabels": {"tier": "web"}, "exportedAnnotations": {"team": "a"}}
+    apply(mcs.host, h.service("lab", [("http", 80, 80)]), body, namespace=namespace)
+    imp = wait_for(
+        lambda: (
+            (i := h.imported(member, namespace, "lab"))
+            and i["metadata"].get("labels", {}).get("tier")
+            and i
+        ),
+        TIMEOUT,
+        "exported label on the import",
+    )
+    assert imp["metadata"]["annotations"]["team"] == "a"
+    mcs.host.run("patch", h.EXPORTS, "lab", "-n", namespace, "--type=merge", "-p",
+                 '{"spec": {"exportedLabels": null}}')  # fmt: skip
+    wait_for(
+        lambda: (
+            "tier" not in (h.imported(member, namespace, "lab")["metadata"].get("labels") or {})
+        ),
+        TIMEOUT,
+        "the label removed with the export's spec",
+    )

@@ -159,3 +159,13 @@ def test_transition_time_kept_when_status_stays():
     )
     assert first == again
     assert status.transitions(first, again) == []
+
+
+def test_exported_labels_and_annotations_come_from_the_oldest_export_spec_only():
+    old = export(
+        "2026-01-01T00:00:00Z", exportedLabels={"tier": "web"}, exportedAnnotations={"a": "1"}
+    )
+    old["metadata"]["labels"] = {"from-metadata": "never"}
+    p = plan([Member("a", old, service(HTTP))])
+    assert p.spec is not None
+    assert p.spec.labels == {"tier": "web"} and p.spec.annotations == {"a": "1"}
