@@ -11,6 +11,8 @@ condition and an Event.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import time
 from dataclasses import replace
@@ -29,6 +31,8 @@ from kosmos.mcs.planner import ImportSpec, Plan
 log = logging.getLogger("kosmos.mcs")
 
 FIELD_MANAGER = "kosmos-mcs"
+#: on what the controller applies: the digest of the body it last declared (``stamped``)
+ANNOTATION_APPLIED = "kosmos.io/mcs-applied"
 #: a cluster whose caches have not synced is looked at again this soon
 PENDING_SECONDS = 1.0
 
@@ -44,6 +48,15 @@ def subset(want: Any, have: Any) -> bool:
             and all(subset(a, b) for a, b in zip(want, have, strict=True))
         )
     return bool(want == have)
+
+
+def stamped(body: Obj) -> Obj:
+    """``body`` with a digest of itself (``ANNOTATION_APPLIED``): comparing bodies as subsets
+    ignores apiserver defaults but cannot see a field we stopped declaring (an exported
+    label dropped); a changed digest makes the server-side apply that removes it."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    annotations = {**(body["metadata"].get("annotations") or {}), ANNOTATION_APPLIED: digest}
+    return {**body, "metadata": {**body["metadata"], "annotations": annotations}}
 
 
 def is_managed(obj: Obj) -> bool:
@@ -184,6 +197,7 @@ class Importer:
             },
             "spec": {**spec.body(), "ips": _ips(service, spec)},
         }
+        body = stamped(body)
         existing = self.existing
         if (
             existing is None
@@ -236,7 +250,7 @@ class Importer:
             await self._status(existing, True, "Ready", f"imported from {', '.join(spec.clusters)}")
 
     async def _derived_service(self, spec: ImportSpec, ports: list[Obj]) -> Obj | None:
-        body = forge.derived_service(self.ns, self.name, ports, spec)
+        body = stamped(forge.derived_service(self.ns, self.name, ports, spec))
         have = self.hub.get(self.cluster, "services", self.ns, self.derived)
         if have is not None and not is_managed(have):
             log.warning(
@@ -275,7 +289,7 @@ class Importer:
 
     async def _write_slices(self, wanted: list[Obj]) -> None:
         have = {name_of(s): s for s in self.hub.mcs_slices(self.cluster, self.ns, self.name)}
-        for body in wanted:
+        for body in map(stamped, wanted):
             current = have.pop(name_of(body), None)
             if current is not None and subset(body, current):
                 continue
