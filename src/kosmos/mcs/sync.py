@@ -67,6 +67,13 @@ def split(text: str | None) -> frozenset[str]:
     return frozenset(p.strip() for p in (text or "").split(",") if p.strip())
 
 
+class DerivedNameTaken(Exception):
+    """A Service of the derived name exists and is not ours: nothing is derived there."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Service {name} exists and is not managed by Kosmos; left alone")
+
+
 class ServiceSync:
     """Reconciler keyed ``Request(HOST, <ns>, <name>)``."""
 
@@ -174,10 +181,16 @@ class Importer:
         if spec is None or not wanted:
             await self._withdraw()
             return
-        if self.existing is not None and not is_managed(self.existing):
-            await self._adopted(spec)
-        else:
-            await self._managed(spec)
+        try:
+            if self.existing is not None and not is_managed(self.existing):
+                await self._adopted(spec)
+            else:
+                await self._managed(spec)
+        except DerivedNameTaken as exc:
+            # no slice may name a Service that is not ours: kube-proxy would program it
+            log.warning("%s: %s/%s: %s", self.cluster, self.ns, self.name, exc)
+            if self.existing is not None:
+                await self._status(self.existing, False, "DerivedServiceConflict", str(exc))
 
     # -- wanted --------------------------------------------------------------------------------
 
@@ -253,10 +266,7 @@ class Importer:
         body = stamped(forge.derived_service(self.ns, self.name, ports, spec))
         have = self.hub.get(self.cluster, "services", self.ns, self.derived)
         if have is not None and not is_managed(have):
-            log.warning(
-                "%s: Service %s/%s is not ours; left alone", self.cluster, self.ns, self.derived
-            )
-            return None
+            raise DerivedNameTaken(self.derived)
         if not ports:
             await self._delete(SERVICES, self.derived, have)
             return None

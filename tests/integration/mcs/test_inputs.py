@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from kosmos.api import names
+from kosmos.mcs.forge import derived_name
 from tests.fixtures.tree import TreeEnv
 from tests.integration.mcs import helpers as h
 from tests.support import apply, wait_for
@@ -187,3 +188,16 @@ def test_exported_labels_reach_the_import_and_leave_with_the_export_spec(
         TIMEOUT,
         "the label removed with the export's spec",
     )
+
+
+def test_a_foreign_service_of_the_derived_name_is_left_alone(mcs: TreeEnv, namespace: str) -> None:
+    member = mcs.member(mcs.env.members[0])
+    foreign = h.service(derived_name(namespace, "taken"), [("http", 80, 80)])
+    apply(member, foreign, namespace=namespace)
+    h.publish(mcs.host, namespace, "taken", [("http", 80, 8080)], [("10.9.0.1", True)])
+    other = mcs.member(mcs.env.members[1])
+    wait_for(lambda: h.addresses(other, namespace, "taken"), TIMEOUT, "slices in the other member")
+    time.sleep(1)
+    assert not h.mcs_slices(member, namespace, "taken")
+    svc = h.derived(member, namespace, "taken")
+    assert svc is not None and names.LABEL_MANAGED_BY not in (svc["metadata"].get("labels") or {})
