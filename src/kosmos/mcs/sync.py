@@ -10,6 +10,7 @@ condition and an Event.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -90,8 +91,13 @@ class ServiceSync:
         ]
         plan = planner.plan(members)
         ids = {hub.cluster_id(c): c for c in ready}
-        for cluster in ready:
-            await Importer(hub, cluster, ns, name, plan, ids).sync()
+        # every cluster at once: an unexport is gone everywhere in one round trip's time
+        outcomes = await asyncio.gather(
+            *(Importer(hub, c, ns, name, plan, ids).sync() for c in ready), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # retried with backoff; the other clusters are written already
         for cluster, export in exports.items():
             await self._export(cluster, export, plan)
         for cluster in ready:
