@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -252,7 +252,11 @@ class Settings:
 
 
 def settings_from(
-    common: component.Common, kwargs: dict[str, Any], *, multi_cluster_service: bool = True
+    common: component.Common,
+    kwargs: dict[str, Any],
+    *,
+    multi_cluster_service: bool = True,
+    member_cleanups: tuple[Callable[[Client], Awaitable[None]], ...] = (),
 ) -> Settings:
     """Pop ClusterTree's flags out of a command's keyword arguments."""
     options = Options(
@@ -266,5 +270,6 @@ def settings_from(
         member_qps=common.member_qps,
         member_burst=common.member_burst,
         multi_cluster_service=multi_cluster_service,
+        member_cleanups=member_cleanups,
     )
     return Settings(options, kwargs.pop("cert_dir"), kwargs.pop("kubelet_bind_address"))

@@ -89,6 +89,8 @@ class TreeMembers(MemberHooks):
         await _delete_all(member, PODS, POD_SELECTOR)
         for resource in COPIED.values():
             await _delete_all(member, resource, MANAGED_SELECTOR)
+        for cleanup in self.tree.options.member_cleanups:
+            await cleanup(member)
         log.info("member %s: leaf nodes, pods and copies removed", name)
 
     # -- what the Cluster says -----------------------------------------------------------

@@ -8,7 +8,7 @@ reconcile sees one consistent, level-based view.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from kosmos.api import names
@@ -30,6 +30,7 @@ from kosmos.api.resources import (
 )
 from kosmos.clustertree.leafports import LeafPorts
 from kosmos.clustertree.podforge import dependencies
+from kosmos.kube.client import Client
 from kosmos.kube.component import HOST
 from kosmos.kube.controller import Controller
 from kosmos.kube.events import EventRecorder
@@ -68,6 +69,9 @@ class Options:
     #: ``--multi-cluster-service``: the MCS controllers run in this process (False: the
     #: seed's central mode, where pods on leaf nodes resolve through the host's DNS)
     multi_cluster_service: bool = True
+    #: what other parts of this process remove from a member that leaves, after the tree's
+    #: own objects (the launcher composes them; e.g. the MCS controller's imports and slices)
+    member_cleanups: tuple[Callable[[Client], Awaitable[None]], ...] = ()
 
 
 def pod_dependency_keys(pod: Obj) -> Iterable[str]:

@@ -3,7 +3,8 @@
 Components never import each other; this top layer composes them: ClusterTree's flags,
 the MCS flags and the shared ones make one command, and both builders declare their
 controllers on one Runtime (one manager and member set, one ``cluster-manager`` Lease).
-``--multi-cluster-service`` is also handed to ClusterTree (``Options.multi_cluster_service``).
+``--multi-cluster-service`` is also handed to ClusterTree (``Options.multi_cluster_service``),
+and so is the MCS cleanup of a member that leaves (``Options.member_cleanups``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def compose(*builds: Any) -> Any:
 def command(common: component.Common, **kwargs: Any) -> None:
     """Run ClusterTree (member clusters as leaf nodes) and the multi-cluster services."""
     mcs = mcs_app.options_from(kwargs)
-    tree = tree_app.settings_from(common, kwargs, multi_cluster_service=mcs.enabled)
+    cleanups = (mcs_app.forget_member,) if mcs.enabled else ()
+    tree = tree_app.settings_from(
+        common, kwargs, multi_cluster_service=mcs.enabled, member_cleanups=cleanups
+    )
     spec = component.Component(COMPONENT, lease=COMPONENT)
     build = compose(tree.builder(), mcs_app.builder(mcs))
     component.main(COMPONENT, common.verbose, component.run_component(spec, common, build))

@@ -7,21 +7,30 @@ one member set, one Lease). The MCS controllers use the members ClusterTree regi
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from kosmos.api import names
+from kosmos.api.objects import annotations_of
+from kosmos.api.resources import ENDPOINTSLICES, SERVICE_IMPORTS, SERVICES
 from kosmos.kube import component
 from kosmos.kube.builder import controller
+from kosmos.kube.client import Client
 from kosmos.kube.controller import Reconciler, Request, Result
-from kosmos.mcs import metrics
+from kosmos.kube.errors import NotFound
+from kosmos.mcs import forge, metrics
 from kosmos.mcs.auto import AutoExport
 from kosmos.mcs.hub import DEFAULT_RESERVED, Hub, Options
 from kosmos.mcs.sync import ServiceSync
 from kosmos.mcs.watches import Members, wire
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("kosmos.mcs")
+MANAGED_SELECTOR = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY_KOSMOS}"
 #: the keyword arguments these options give the command
 KEYS = ("multi_cluster_service", "auto_mcs_prefix", "reserved_namespaces", "mcs_workers")
 
@@ -97,6 +106,28 @@ def builder(options: Options) -> Callable[[component.Runtime], None]:
             build_hub(runtime, options)
 
     return build
+
+
+async def forget_member(member: Client) -> None:
+    """Remove what the MCS controller made in a member that leaves the clusterset: its
+    ServiceImports, derived Services and EndpointSlices (a user's imports stay)."""
+    targets = (
+        (SERVICE_IMPORTS, MANAGED_SELECTOR, None),
+        (SERVICES, MANAGED_SELECTOR, forge.ANNOTATION_SERVICE_IMPORT),
+        (ENDPOINTSLICES, f"{names.LABEL_SLICE_MANAGED_BY}={names.MCS_CONTROLLER}", None),
+    )
+    for resource, selector, annotation in targets:
+        try:
+            items = (await member.list(resource, label_selector=selector)).items
+        except NotFound:
+            continue  # no MCS CRDs there: nothing was made
+        for obj in items:
+            if annotation and annotation not in annotations_of(obj):
+                continue
+            meta = obj["metadata"]
+            with contextlib.suppress(NotFound):
+                await member.delete(resource, meta["name"], meta.get("namespace"), uid=meta["uid"])
+    log.info("member %s: MCS imports, derived Services and slices removed", member.cluster)
 
 
 def _counting_errors(name: str, reconcile: Reconciler) -> Reconciler:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from kosmos.api import names
 from kosmos.api.leafmodel import is_root_cluster
-from kosmos.api.objects import Obj, labels_of, name_of, namespace_of
+from kosmos.api.objects import Obj, is_deleting, labels_of, name_of, namespace_of
 from kosmos.api.resources import (
     CLUSTERS,
     ENDPOINTSLICES,
@@ -116,8 +116,11 @@ class Hub:
 
     @property
     def members(self) -> list[str]:
-        """Every cluster of the clusterset the manager knows (host first)."""
-        names_ = self.manager.cluster_names
+        """Every cluster of the clusterset the manager knows (host first); a member whose
+        Cluster is being deleted or gone has left already (its cleanup must not race new
+        imports while its client is still registered)."""
+        live = {name_of(c) for c in self.clusters.store.list() if not is_deleting(c)}
+        names_ = [c for c in self.manager.cluster_names if c == HOST or c in live]
         return sorted(names_, key=lambda c: (c != HOST, c))
 
     def get(self, cluster: str, kind: str, namespace: str, name: str) -> Obj | None:

@@ -201,3 +201,20 @@ def test_a_foreign_service_of_the_derived_name_is_left_alone(mcs: TreeEnv, names
     assert not h.mcs_slices(member, namespace, "taken")
     svc = h.derived(member, namespace, "taken")
     assert svc is not None and names.LABEL_MANAGED_BY not in (svc["metadata"].get("labels") or {})
+
+
+def test_unjoin_removes_what_mcs_made_in_the_member(mcs: TreeEnv, namespace: str) -> None:
+    """Unjoin (ClusterTree's leaving, with the MCS cleanup the launcher composes) leaves no
+    managed import, derived Service or MCS slice in the member; a rejoin brings them back."""
+    leaving = mcs.env.members[-1]
+    member = mcs.member(leaving)
+    h.publish(mcs.host, namespace, "bye", [("http", 80, 8080)], [("10.10.0.1", True)])
+    wait_for(lambda: h.addresses(member, namespace, "bye"), TIMEOUT, "slices in the member")
+    mcs.unjoin(leaving)
+    try:
+        assert h.imported(member, namespace, "bye") is None
+        assert not h.mcs_slices(member, namespace, "bye")
+        assert h.derived(member, namespace, "bye") is None
+    finally:
+        mcs.join(leaving)
+    wait_for(lambda: h.addresses(member, namespace, "bye"), 60, "slices again after the rejoin")
