@@ -1,0 +1,1 @@
+"""Multi-cluster services (the MCS API): export/import controllers, DNS, endpoint probing."""
