@@ -11,7 +11,7 @@ KUBEADM = clusterdns.corefile(forward=True)
 
 
 def test_coredns_version_is_the_toolchains() -> None:
-    assert mcsdns.COREDNS_VERSION == toolchain.group("coredns").version()
+    assert toolchain.group("coredns").version() == mcsdns.COREDNS_VERSION
     assert manifests.InstallOptions(image_repository="r.io/k").coredns_image == (
         f"r.io/k/coredns:{mcsdns.COREDNS_VERSION}"
     )
