@@ -46,7 +46,7 @@ def test_objects_share_the_zone_and_read_only_what_they_need() -> None:
     coredns, writer = pod["containers"]
     assert writer["args"][:3] == ["mcs-dns", "--zone-file", mcsdns.ZONE_FILE]
     assert mcsdns.ZONE_FILE in objects[3][1]["data"]["Corefile"]
-    assert "reload 1s" in objects[3][1]["data"]["Corefile"]
+    assert f"reload {mcsdns.RELOAD}" in objects[3][1]["data"]["Corefile"]
     mounts = {m["name"] for c in (coredns, writer) for m in c["volumeMounts"]}
     assert "zone" in mounts
     assert {p["port"] for p in objects[5][1]["spec"]["ports"]} == {53}

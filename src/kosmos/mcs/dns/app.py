@@ -21,10 +21,9 @@ HEALTH_PORT = 8095
 
 
 def build(runtime: component.Runtime, zone_file: Path, zone: str, debounce: float) -> None:
-    writer = ZoneWriter.on_manager(
+    ZoneWriter.on_manager(
         runtime.manager, component.HOST, zone_file, zone_name=zone, debounce=debounce
     )
-    runtime.alongside(writer.run)
 
 
 @click.command(NAME)

@@ -1,10 +1,11 @@
 """Keep the ``clusterset.local`` zone file in step with the local cluster's imports and slices.
 
-Every watch event only marks the zone dirty; one task renders it at most every ``debounce``
-seconds (a burst of slice updates for one rollout becomes one write), from one snapshot of
-both caches, and writes it only when the records changed, with a larger SOA serial so
-CoreDNS's ``file`` plugin reloads it. Nothing is written before both caches synced: a zone
-from half a list would make names vanish and come back.
+A controller with one request, the zone: every watch event enqueues it (the work queue folds
+a burst into one pending request), and the reconcile waits ``debounce`` seconds first, so a
+rollout's slice updates become one write. It renders from one snapshot of both caches and
+writes only when the records changed, with a larger SOA serial so CoreDNS's ``file`` plugin
+reloads it. The manager runs controllers only after every cache synced: a zone from half a
+list would make names vanish and come back. A failed write is retried with backoff.
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from kosmos.api import names, resources
-from kosmos.kube.informer import ChangeHandler, Informer
+from kosmos.kube import builder
+from kosmos.kube.builder import Watch
+from kosmos.kube.controller import Request
+from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
 from kosmos.kube.metrics import REGISTRY
 from kosmos.mcs.dns import records, zone
 
-__all__ = ["DEBOUNCE", "ZoneWriter"]
+__all__ = ["DEBOUNCE", "ZONE_REQUEST", "ZoneWriter"]
 
 log = logging.getLogger("kosmos.mcs.dns")
 
 DEBOUNCE = 0.1
+#: the one request: the zone, whatever object changed
+ZONE_REQUEST = Request("", "", "zone")
 
 zone_records = Gauge(
     "kosmos_mcs_dns_records",
@@ -65,36 +71,29 @@ class ZoneWriter:
         self.path, self.zone_name, self.debounce, self.clock = path, zone_name, debounce, clock
         self.serial = 0
         self.current: list[records.Record] | None = None
-        self._dirty = asyncio.Event()
-        for informer in (imports, slices):
-            informer.add_handler(ChangeHandler(self._changed))
 
     @classmethod
     def on_manager(cls, manager: Manager, cluster: str, path: Path, **options: Any) -> ZoneWriter:
-        """A writer over ``cluster``'s ServiceImports and MCS EndpointSlices (all namespaces)."""
+        """A writer over ``cluster``'s ServiceImports and MCS EndpointSlices (all namespaces),
+        run by ``manager`` as the controller ``mcs-dns-zone``."""
         imports = manager.informer(cluster, resources.SERVICE_IMPORTS)
         slices = manager.informer(
             cluster, resources.ENDPOINTSLICES, label_selector=names.LABEL_MCS_SERVICE_NAME
         )
-        return cls(imports, slices, path, **options)
+        writer = cls(imports, slices, path, **options)
+        controller = builder.controller(
+            manager,
+            "mcs-dns-zone",
+            writer.reconcile,
+            watches=[Watch(i, lambda _obj: (ZONE_REQUEST,)) for i in (imports, slices)],
+        )
+        controller.enqueue(ZONE_REQUEST)  # the first zone, even with no object at all
+        return writer
 
-    def _changed(self, _old: object, _new: object) -> None:
-        self._dirty.set()
-
-    async def run(self) -> None:
-        """Write once both caches synced, then after every burst of changes; until cancelled."""
-        await asyncio.gather(self.imports.wait_for_sync(), self.slices.wait_for_sync())
-        self._dirty.set()
-        while True:
-            await self._dirty.wait()
-            await asyncio.sleep(self.debounce)
-            self._dirty.clear()
-            try:
-                self.flush()
-            except OSError as exc:
-                log.error("cannot write zone %s: %s; retrying", self.path, exc)
-                await asyncio.sleep(1.0)
-                self._dirty.set()
+    async def reconcile(self, _request: Request) -> None:
+        """Let the burst settle, then write the zone if it changed (OSError: retried)."""
+        await asyncio.sleep(self.debounce)
+        self.flush()
 
     def flush(self) -> bool:
         """Render the caches now; write the zone if its records changed. True if written."""
