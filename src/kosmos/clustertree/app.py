@@ -213,6 +213,19 @@ def _serving_pair(options: Options, cert_dir: str | None) -> tuple[bytes, bytes]
     help="Seconds without a member answer before its leaf nodes turn NotReady.",
 )
 @click.option("--workers", default=16, show_default=True, help="Pod sync workers.")
+@click.option(
+    "--root-coredns-service-namespace",
+    default="kube-system",
+    show_default=True,
+    help="Namespace of the host's DNS Service, which pods on leaf nodes use when the "
+    "multi-cluster services are off (central DNS).",
+)
+@click.option(
+    "--root-coredns-service-name",
+    default="kube-dns",
+    show_default=True,
+    help="Name of the host's DNS Service (central DNS).",
+)
 @component.common_options(
     COMPONENT, kube_qps=100.0, kube_burst=200, member_qps=100.0, member_burst=200
 )
@@ -227,6 +240,8 @@ def command(  # noqa: PLR0917 - click passes every option by name
     heartbeat: float,
     unreachable_after: float,
     workers: int,
+    root_coredns_service_namespace: str,
+    root_coredns_service_name: str,
 ) -> None:
     """Run ClusterTree: member clusters as leaf nodes, pods and dependencies synced."""
     options = Options(
@@ -239,6 +254,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
         workers=workers,
         member_qps=common.member_qps,
         member_burst=common.member_burst,
+        root_dns_service=(root_coredns_service_namespace, root_coredns_service_name),
     )
     spec = component.Component(COMPONENT, lease=COMPONENT)
     component.main(

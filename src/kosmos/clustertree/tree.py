@@ -65,6 +65,11 @@ class Options:
     member_qps: float = 100.0
     member_burst: int = 200
     workers: int = 16
+    #: ``--multi-cluster-service``: the MCS controllers run in this process (False: the
+    #: seed's central mode, where pods on leaf nodes resolve through the host's DNS)
+    multi_cluster_service: bool = True
+    #: the host's DNS Service (namespace, name) member pods use in central mode
+    root_dns_service: tuple[str, str] = ("kube-system", "kube-dns")
 
 
 def pod_dependency_keys(pod: Obj) -> Iterable[str]:

@@ -7,7 +7,6 @@ real processes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -29,6 +28,7 @@ import pytest
 from kosmos.api import names
 from kosmos.local import toolchain
 from kosmos.ops import mcsdns
+from tests import support
 from tests.fixtures.clusters import LocalEnv
 from tests.support import wait_for
 
@@ -162,8 +162,7 @@ def endpoint_slice(ns: str, name: str, cluster: str, eps: list[dict[str, Any]]) 
 
 
 def apply(local_env: LocalEnv, *bodies: dict[str, Any]) -> None:
-    stdin = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(bodies)})
-    local_env.kubectl(local_env.host).run("apply", "-f", "-", stdin=stdin)
+    support.apply(local_env.kubectl(local_env.host), *bodies)
 
 
 def test_cluster_set_ip_records(local_env: LocalEnv, namespace: str, resolver: Resolver) -> None:
