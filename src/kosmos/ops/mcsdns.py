@@ -167,7 +167,7 @@ def deployment(
         "ports": [{"name": "health", "containerPort": 8095, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 2},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10},
-        "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}},
+        "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}},
         "securityContext": {**hardened, "runAsNonRoot": True, "runAsUser": 65532},
         "volumeMounts": [zone, {"name": "tmp", "mountPath": "/tmp"}],
     }
