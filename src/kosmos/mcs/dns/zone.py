@@ -14,15 +14,25 @@ from pathlib import Path
 
 from kosmos.mcs.dns.records import Record
 
-__all__ = ["RECORD_TTL", "VERSION_TTL", "next_serial", "render", "write_atomically"]
+__all__ = [
+    "NEGATIVE_TTL",
+    "RECORD_TTL",
+    "VERSION_TTL",
+    "next_serial",
+    "render",
+    "write_atomically",
+]
 
 #: small, as the specification's examples: endpoints come and go
 RECORD_TTL = 5
 #: the specification's example TTL of the version record
 VERSION_TTL = 28800
 SERIAL_MOD = 2**32
+#: negative answers (RFC 2308: the smaller of the SOA's TTL and minimum): a name asked for
+#: just before its import exists must not stay NXDOMAIN in caches for long
+NEGATIVE_TTL = 1
 #: SOA timers (refresh, retry, expire, minimum = negative-answer TTL)
-SOA_TIMERS = (7200, 1800, 86400, RECORD_TTL)
+SOA_TIMERS = (7200, 1800, 86400, NEGATIVE_TTL)
 
 
 def next_serial(previous: int, now: float) -> int:
@@ -36,7 +46,7 @@ def render(records: Iterable[Record], zone: str, serial: int) -> str:
     refresh, retry, expire, minimum = SOA_TIMERS
     lines = [
         f"$ORIGIN {zone}.",
-        f"@ {RECORD_TTL} IN SOA {ns} hostmaster.{zone}. "
+        f"@ {NEGATIVE_TTL} IN SOA {ns} hostmaster.{zone}. "
         f"{serial} {refresh} {retry} {expire} {minimum}",
         f"@ {RECORD_TTL} IN NS {ns}",
     ]
