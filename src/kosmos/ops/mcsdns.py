@@ -82,10 +82,7 @@ def corefile() -> str:
 def stanza(cluster_ip: str) -> str:
     """What the cluster DNS's Corefile gets: clusterset.local forwarded to kosmos-coredns
     (no cache: the zone's TTLs are short and kosmos-coredns answers from memory)."""
-    return (
-        f"{BEGIN}\n{names.MCS_ZONE}:53 {{\n    errors\n"
-        f"    forward . {cluster_ip}\n}}\n{END}\n"
-    )
+    return f"{BEGIN}\n{names.MCS_ZONE}:53 {{\n    errors\n    forward . {cluster_ip}\n}}\n{END}\n"
 
 
 def with_stanza(text: str, cluster_ip: str) -> str:
