@@ -330,9 +330,8 @@ def install_objects(options: InstallOptions) -> list[Planned]:
 
 def mcs_dns_objects(options: InstallOptions) -> list[Planned]:
     """kosmos-coredns (:mod:`kosmos.ops.mcsdns`) with the install's placement and annotations."""
-    out = mcsdns.objects(
-        options.namespace, options.image, options.coredns_image, labels, options.placement()
-    )
+    placement = {"tolerations": [CONTROL_PLANE_TOLERATION], **options.placement()}
+    out = mcsdns.objects(options.namespace, options.image, options.coredns_image, labels, placement)
     return [(r, annotated(b, options) if r == DEPLOYMENTS else b) for r, b in out]
 
 
