@@ -69,6 +69,8 @@ async def join_member(
     existing = await _existing(host, name)
     if existing is not None:
         if same_credentials(existing, kubeconfig):
+            if options.enable_tree and options.mcs_dns:  # converge it (an upgrade, a new image)
+                await _set_up_dns(host, options, kubeconfig, wait_seconds, progress, joined=True)
             return f"cluster {name} is already joined"
         raise Refused(
             f"cluster {name} is already joined with another kubeconfig; "
@@ -124,9 +126,16 @@ async def _set_up_link(
 
 
 async def _set_up_dns(
-    host: Client, options: JoinOptions, kubeconfig: str, wait_seconds: int, progress: Progress
+    host: Client,
+    options: JoinOptions,
+    kubeconfig: str,
+    wait_seconds: int,
+    progress: Progress,
+    *,
+    joined: bool = False,
 ) -> None:
-    """kosmos-coredns in the member; on failure it, the agents and the Cluster are removed."""
+    """kosmos-coredns in the member; on failure of a new join it, the agents and the Cluster
+    are removed (``joined``: a member joined before keeps everything but kosmos-coredns)."""
     name = options.name
     member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
     try:
@@ -143,6 +152,11 @@ async def _set_up_dns(
         )
     except (KubeError, TimeoutError, applier.WaitTimeout, rollout.RolloutFailed) as exc:
         await mcsdns_member.tear_down(member, name, options.namespace, progress)
+        if joined:
+            raise Refused(
+                f"cluster {name}: setting up kosmos-coredns failed ({exc}); it was removed, "
+                "the join itself is unchanged"
+            ) from exc
         if options.enable_link:
             await linkside.tear_down(
                 host, member, linkside.obj_or_name(name, options.namespace), progress
