@@ -82,6 +82,13 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     help="kosmos-scheduler (kube-scheduler + extender). Disabling removes an installed one.",
 )
 @click.option(
+    "--mcs-dns/--no-mcs-dns",
+    default=True,
+    show_default=True,
+    help="With ClusterTree: kosmos-coredns (clusterset.local), forwarded to from "
+    "kube-system/coredns. --no-mcs-dns removes an installed one.",
+)
+@click.option(
     "--node-selector",
     default="",
     metavar="KEY=VALUE,...",
@@ -131,6 +138,7 @@ def install(
     enable_tree: bool,
     enable_link: bool,
     enable_scheduler: bool,
+    mcs_dns: bool,
     node_selector: str,
     auto_mcs_prefix: tuple[str, ...],
     cni: str,
@@ -161,6 +169,7 @@ def install(
         enable_tree=enable_tree,
         enable_link=enable_link,
         enable_scheduler=enable_scheduler,
+        mcs_dns=mcs_dns,
         cni=cni,
         default_nic=default_nic,
         node_selector=selector,

@@ -14,6 +14,7 @@ import click
 from kosmos.api import names
 from kosmos.cli.invocation import CliContext, pass_cli
 from kosmos.ops.join import join_member, unjoin_member
+from kosmos.ops.manifests import parse_node_selector
 from kosmos.ops.membership import (
     JoinOptions,
     MembershipError,
@@ -84,6 +85,19 @@ def unjoin() -> None:
     "agents [default: the host kubeconfig's].",
 )
 @click.option(
+    "--mcs-dns/--no-mcs-dns",
+    default=True,
+    show_default=True,
+    help="With ClusterTree: kosmos-coredns (clusterset.local) in the member, forwarded to "
+    "from its kube-system/coredns.",
+)
+@click.option(
+    "--node-selector",
+    default="",
+    metavar="KEY=VALUE,...",
+    help="Labels the member's Kosmos pods (kosmos-coredns) select.",
+)
+@click.option(
     "--wait",
     "wait_seconds",
     default=120,
@@ -109,7 +123,8 @@ def _options(flags: dict[str, Any]) -> JoinOptions:
         check_name(flags["name"])
         parse_leaf_model(flags["leaf_model"])
         parse_elastic_ips(flags["node_elastic_ip"])
-    except MembershipError as exc:
+        selector = parse_node_selector(flags["node_selector"])
+    except (MembershipError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     return JoinOptions(
         name=flags["name"],
@@ -127,6 +142,8 @@ def _options(flags: dict[str, Any]) -> JoinOptions:
         image_repository=flags["image_repository"],
         link_apiserver=flags["link_apiserver"],
         version=flags["version"],
+        mcs_dns=flags["mcs_dns"],
+        node_selector=selector,
     )
 
 

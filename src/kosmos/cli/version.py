@@ -66,12 +66,15 @@ def image_tag(image: str) -> str:
 
 def kosmos_image(deployment: Obj) -> str:
     """The image of the container running ``kosmos`` (kosmos-scheduler's pod also runs the
-    upstream kube-scheduler image, whose tag is not a Kosmos version)."""
+    upstream kube-scheduler image, kosmos-coredns's our CoreDNS image: their tags are not a
+    Kosmos version)."""
     spec = deployment["spec"]["template"]["spec"]
     containers = [*spec.get("initContainers", []), *spec.get("containers", [])]
     for container in containers:
-        if (container.get("command") or [""])[0] == "kosmos":
-            return str(container.get("image", ""))
+        image = str(container.get("image", ""))
+        named = image.rsplit("/", 1)[-1].split(":", 1)[0] == "kosmos"
+        if named or (container.get("command") or [""])[0] == "kosmos":
+            return image
     return str(containers[0].get("image", "")) if containers else ""
 
 

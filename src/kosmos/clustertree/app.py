@@ -224,6 +224,19 @@ def click_options(func: F) -> F:
             help="Seconds without a member answer before its leaf nodes turn NotReady.",
         ),
         click.option("--workers", default=16, show_default=True, help="Pod sync workers."),
+        click.option(
+            "--root-coredns-service-namespace",
+            default="kube-system",
+            show_default=True,
+            help="Namespace of the host's DNS Service, which pods on leaf nodes use when the "
+            "multi-cluster services are off (central DNS).",
+        ),
+        click.option(
+            "--root-coredns-service-name",
+            default="kube-dns",
+            show_default=True,
+            help="Name of the host's DNS Service (central DNS).",
+        ),
     ]
     for decorate in reversed(decorators):
         func = decorate(func)
@@ -271,5 +284,9 @@ def settings_from(
         member_burst=common.member_burst,
         multi_cluster_service=multi_cluster_service,
         member_cleanups=member_cleanups,
+        root_dns_service=(
+            kwargs.pop("root_coredns_service_namespace"),
+            kwargs.pop("root_coredns_service_name"),
+        ),
     )
     return Settings(options, kwargs.pop("cert_dir"), kwargs.pop("kubelet_bind_address"))

@@ -59,6 +59,9 @@ class HostContext:
     policies: Sequence[Obj] = ()
     #: the host leaf node's labels (policies' leafNodeSelector); empty: ``placement.node_labels``
     host_node_labels: Mapping[str, str] = field(default_factory=dict)
+    #: central DNS (``--no-multi-cluster-service``): the host DNS Service's ClusterIP that
+    #: member pods resolve through; empty: the member's own DNS
+    host_dns: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ def member_pod(host_pod: Obj, placement: Placement, ctx: HostContext) -> Obj:
         namespace=str(meta.get("namespace") or "default"),
     )
     spec = member_scheduling(spec, meta.get("annotations") or {})
+    if ctx.host_dns:
+        spec = central_dns(spec, str(meta.get("namespace") or "default"), ctx.host_dns)
     pod: Obj = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -102,6 +107,34 @@ def member_pod(host_pod: Obj, placement: Placement, ctx: HostContext) -> Obj:
         pod["spec"]["nodeName"] = placement.member_node
     _record_synced_keys(pod["metadata"])
     return pod
+
+
+#: kubelet's defaults for a ClusterFirst pod (``ndots:5``, the namespace's search path)
+CLUSTER_DOMAIN = "cluster.local"
+NDOTS = "5"
+
+
+def central_dns(spec: Obj, namespace: str, nameserver: str) -> Obj:
+    """The seed's central DNS: a pod that would use its cluster's DNS uses the host's.
+
+    Only ClusterFirst (the default; with hostNetwork it means the node's resolver, so those
+    stay) and ClusterFirstWithHostNet pods change: ``dnsPolicy: None`` with the host DNS as
+    nameserver and the search path and ndots the kubelet would give them, then the pod's own
+    dnsConfig searches and options after ours. Pods with Default or None keep their own.
+    """
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    if policy == "ClusterFirst" and spec.get("hostNetwork"):
+        return spec
+    if policy not in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        return spec
+    own = spec.get("dnsConfig") or {}
+    searches = [f"{namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
+    searches += [s for s in own.get("searches") or [] if s not in searches]
+    options = [{"name": "ndots", "value": NDOTS}]
+    options += [o for o in own.get("options") or [] if o.get("name") != "ndots"]
+    nameservers = [nameserver, *[n for n in own.get("nameservers") or [] if n != nameserver]]
+    config = {"nameservers": nameservers[:3], "searches": searches[:32], "options": options}
+    return {**spec, "dnsPolicy": "None", "dnsConfig": config}
 
 
 def _member_metadata(meta: Mapping[str, Any], placement: Placement) -> Obj:

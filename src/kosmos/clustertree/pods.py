@@ -263,7 +263,22 @@ class PodReconciler:
         )
         policies = sorted(policies, key=name_of)
         node = self.tree.leaf_nodes.store.get(host["spec"]["nodeName"]) or {}
-        return HostContext(services=services, policies=policies, host_node_labels=labels_of(node))
+        return HostContext(
+            services=services,
+            policies=policies,
+            host_node_labels=labels_of(node),
+            host_dns=self._host_dns(),
+        )
+
+    def _host_dns(self) -> str:
+        """Central mode only: the host DNS Service's ClusterIP ("" if it has none)."""
+        options = self.tree.options
+        if options.multi_cluster_service:
+            return ""
+        namespace, name = options.root_dns_service
+        service = self.tree.services.store.get(f"{namespace}/{name}") or {}
+        ip = (service.get("spec") or {}).get("clusterIP") or ""
+        return "" if ip == "None" else str(ip)
 
     def _stage(self, cluster: str, host: Obj, stage: str) -> None:
         uid = host["metadata"]["uid"]

@@ -72,6 +72,8 @@ class Options:
     #: what other parts of this process remove from a member that leaves, after the tree's
     #: own objects (the launcher composes them; e.g. the MCS controller's imports and slices)
     member_cleanups: tuple[Callable[[Client], Awaitable[None]], ...] = ()
+    #: the host's DNS Service (namespace, name) member pods use in central mode
+    root_dns_service: tuple[str, str] = ("kube-system", "kube-dns")
 
 
 def pod_dependency_keys(pod: Obj) -> Iterable[str]:

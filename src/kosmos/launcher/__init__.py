@@ -1,7 +1,7 @@
 """``kosmos <component>``: one launcher for every long-running Kosmos component.
 
 Every component registers here (cluster-manager, network-manager, agent,
-scheduler-extender); each is imported only when it is launched.
+scheduler-extender, mcs-dns); each is imported only when it is launched.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ COMPONENTS: dict[str, str] = {
     "agent": "kosmos.clusterlink.agent.app:command",
     "network-manager": "kosmos.clusterlink.app:command",
     "scheduler-extender": "kosmos.scheduler.app:command",
+    "mcs-dns": "kosmos.mcs.dns.app:command",
 }
 
 

@@ -12,6 +12,9 @@ for the format and why the reference is in the index):
 - ``metrics-server``: the toolchain's static ``metrics-server`` alone, as upstream's image
   (``/metrics-server`` as the entrypoint, user 65534) under upstream's reference, so the
   manifests name the image a real cluster pulls.
+- ``coredns``: the toolchain's static ``coredns`` (our main package with stock plugins) alone,
+  ``/coredns`` as the entrypoint like upstream's image, as ``docker.io/kosmos/coredns:<version>``
+  (tagged with CoreDNS's own version): the cluster DNS of the local env and kosmos-coredns.
 - ``kube-scheduler``: the toolchain's static kube-scheduler under the upstream reference
   (``registry.k8s.io/kube-scheduler:<k8s version>``), so kosmos-scheduler's Deployment is
   exactly what ``kosmosctl install`` gives a user and still starts without a registry.
@@ -40,6 +43,7 @@ from kosmos.local.kosmos_image import ImageError
 
 __all__ = [
     "ALL",
+    "COREDNS_REF",
     "HTTP_REF",
     "KOSMOS_REF",
     "KUBE_SCHEDULER_REF",
@@ -56,7 +60,7 @@ __all__ = [
 Progress = Callable[[str], None]
 
 REPOSITORY = "docker.io/kosmos"
-ALL = ("pause", "shell", "http", "kosmos", "kube-scheduler", "metrics-server")
+ALL = ("pause", "shell", "http", "kosmos", "kube-scheduler", "metrics-server", "coredns")
 #: Archives kept per image besides the current one (another checkout may still use them).
 KEEP_OLD = 2
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
@@ -80,6 +84,7 @@ KOSMOS_REF = f"{REPOSITORY}/kosmos:{TAG}"
 METRICS_SERVER_REF = (
     f"registry.k8s.io/metrics-server/metrics-server:{toolchain.group('metrics-server').version()}"
 )
+COREDNS_REF = f"{REPOSITORY}/coredns:{toolchain.group('coredns').version()}"
 KUBE_SCHEDULER_REF = f"registry.k8s.io/kube-scheduler:{toolchain.group('k8s').version()}"
 REFS = {
     "pause": PAUSE_REF,
@@ -88,6 +93,7 @@ REFS = {
     "kosmos": KOSMOS_REF,
     "metrics-server": METRICS_SERVER_REF,
     "kube-scheduler": KUBE_SCHEDULER_REF,
+    "coredns": COREDNS_REF,
 }
 
 
@@ -176,6 +182,8 @@ def _recipe(key: str, progress: Progress) -> Recipe:
         return _metrics_server_recipe(code, progress)
     if key == "kube-scheduler":
         return _kube_scheduler(code, progress)
+    if key == "coredns":
+        return _coredns_recipe(code, progress)
     if key in ("shell", "http"):
         busybox = find_busybox()
         shell = shell_layer(busybox)
@@ -204,6 +212,21 @@ def _metrics_server_recipe(code: bytes, progress: Progress) -> Recipe:
     config = oci.ImageConfig(entrypoint=("/metrics-server",), user=NOBODY, labels=_labels(version))
     inputs = (code, METRICS_SERVER_REF.encode(), oci.file_digest(binary).encode())
     return Recipe(inputs, lambda out: oci.write_image(out, METRICS_SERVER_REF, [layer], config))
+
+
+def _coredns_recipe(code: bytes, progress: Progress) -> Recipe:
+    """The binary alone, as upstream's image (scratch + coredns); it binds port 53, so the
+    image sets no user and the manifests decide (kubeadm's: NET_BIND_SERVICE, no other)."""
+    binary = toolchain.ensure(progress, only=("coredns",)).path("coredns")
+    if not is_static_elf(binary):
+        raise ImageError(f"step 'check coredns' failed: {binary} is not a static binary")
+    layer = oci.Layer()
+    layer.copy("coredns", binary, 0o755)
+    layer.dir("tmp", 0o1777)
+    version = COREDNS_REF.rsplit(":", 1)[1]
+    config = oci.ImageConfig(entrypoint=("/coredns",), ports=(53,), labels=_labels(version))
+    inputs = (code, COREDNS_REF.encode(), oci.file_digest(binary).encode())
+    return Recipe(inputs, lambda out: oci.write_image(out, COREDNS_REF, [layer], config))
 
 
 def _kube_scheduler(code: bytes, progress: Progress) -> Recipe:

@@ -2,7 +2,8 @@
 
 Nothing on PyPI, npm or Debian ships a current kube-apiserver, so the binaries the local
 clusters run (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok,
-kwokctl) and the ones real nodes run (kubelet, kube-proxy, flanneld, pause, metrics-server)
+kwokctl) and the ones real nodes run (kubelet, kube-proxy, flanneld, pause, metrics-server,
+coredns)
 are compiled from Go modules. Each group of binaries has its own tools module under
 ``gotools/<group>/`` (one dependency graph per tool, so their pins never drag each other).
 ``pause`` is the one C program: the sandbox process from the Kubernetes module's own
@@ -135,6 +136,12 @@ GROUPS: tuple[Group, ...] = (
         "sigs.k8s.io/metrics-server",
         (Binary("metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server"),),
         version_var="k8s.io/client-go/pkg/version.gitVersion",
+    ),
+    # Our own main package (gotools/coredns/cmd/coredns): the stock plugins we run, no cloud SDKs.
+    Group(
+        "coredns",
+        "github.com/coredns/coredns",
+        (Binary("coredns", "kosmos.local/tools/coredns/cmd/coredns", ("-version",)),),
     ),
     Group(
         "pause",

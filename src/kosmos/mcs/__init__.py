@@ -1,1 +1,1 @@
-"""Multi-cluster services: the MCS API controller (exports, imports, derived objects)."""
+"""Multi-cluster services (the MCS API): export/import controllers, DNS, endpoint probing."""

@@ -16,7 +16,7 @@ from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError
 from kosmos.ops import apply as applier
-from kosmos.ops import manifests, rollout
+from kosmos.ops import manifests, mcsdns, rollout
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions, Planned
@@ -66,6 +66,7 @@ async def install(
             wait=wait,
             timeout=timeout,
         )
+        await _cluster_dns(client, options, progress)
     except rollout.RolloutFailed as exc:
         raise OperationError(
             f"{exc}\n(every object is applied; fix the cause, e.g. --image-repository/--version, "
@@ -77,6 +78,14 @@ async def install(
             "to finish, or run uninstall to remove them)"
         ) from exc
     progress(f"installed Kosmos {options.version} in namespace {options.namespace}")
+
+
+async def _cluster_dns(client: Client, options: InstallOptions, progress: Progress) -> None:
+    """Forward clusterset.local from the host's DNS to kosmos-coredns, or undo that."""
+    if options.enable_mcs_dns:
+        await mcsdns.wire(client, options.namespace, "host", progress)
+    else:
+        await mcsdns.unwire(client, "host", progress)
 
 
 async def _apply(

@@ -28,7 +28,8 @@ from kosmos.api.resources import (
 from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
-from kosmos.ops import linkside, waiting
+from kosmos.ops import apply as applier
+from kosmos.ops import linkside, mcsdns_member, rollout, waiting
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import FIELD_MANAGER
@@ -68,6 +69,8 @@ async def join_member(
     existing = await _existing(host, name)
     if existing is not None:
         if same_credentials(existing, kubeconfig):
+            if options.enable_tree and options.mcs_dns:  # converge it (an upgrade, a new image)
+                await _set_up_dns(host, options, kubeconfig, wait_seconds, progress, joined=True)
             return f"cluster {name} is already joined"
         raise Refused(
             f"cluster {name} is already joined with another kubeconfig; "
@@ -78,6 +81,8 @@ async def join_member(
     await _create(host, cluster, kubeconfig, progress)
     if options.enable_link:
         await _set_up_link(host, options, kubeconfig, wait_seconds, progress)
+    if options.enable_tree and options.mcs_dns:
+        await _set_up_dns(host, options, kubeconfig, wait_seconds, progress)
     await _wait_reported(host, options, wait_seconds, progress)
     return f"cluster {name} joined"
 
@@ -118,6 +123,51 @@ async def _set_up_link(
         )
     except linkside.LinkSetupFailed as exc:
         raise Refused(str(exc)) from exc
+
+
+async def _set_up_dns(
+    host: Client,
+    options: JoinOptions,
+    kubeconfig: str,
+    wait_seconds: int,
+    progress: Progress,
+    *,
+    joined: bool = False,
+) -> None:
+    """kosmos-coredns in the member; on failure of a new join it, the agents and the Cluster
+    are removed (``joined``: a member joined before keeps everything but kosmos-coredns)."""
+    name = options.name
+    member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
+    try:
+        await mcsdns_member.set_up(
+            member,
+            name,
+            namespace=options.namespace,
+            repository=options.image_repository,
+            version=options.version,
+            placement=options.placement(),
+            annotations=dict(options.pod_annotations),
+            wait_seconds=wait_seconds,
+            progress=progress,
+        )
+    except (KubeError, TimeoutError, applier.WaitTimeout, rollout.RolloutFailed) as exc:
+        await mcsdns_member.tear_down(member, name, options.namespace, progress)
+        if joined:
+            raise Refused(
+                f"cluster {name}: setting up kosmos-coredns failed ({exc}); it was removed, "
+                "the join itself is unchanged"
+            ) from exc
+        if options.enable_link:
+            await linkside.tear_down(
+                host, member, linkside.obj_or_name(name, options.namespace), progress
+            )
+        with contextlib.suppress(KubeError):
+            await host.delete(CLUSTERS, name, propagation="Background")
+        raise Refused(
+            f"cluster {name}: setting up kosmos-coredns failed ({exc}); the join was rolled back"
+        ) from exc
+    finally:
+        await member.close()
 
 
 async def _wait_reported(
@@ -245,11 +295,15 @@ async def unjoin_member(
     annotations = cluster["metadata"].get("annotations") or {}
     if annotations.get(names.ANNOTATION_CLUSTER_ROLE) == "root":
         raise Refused(f"cluster {name} is the host itself: use `kosmosctl uninstall`")
-    member = await linkside.member_client(host, cluster)
+    member = await linkside.member_client(host, cluster, linked_only=False)
+    namespace = cluster.get("spec", {}).get("namespace") or names.SYSTEM_NAMESPACE
     try:
         await host.delete(CLUSTERS, name, propagation="Background")
         await _wait_finalized(host, name, wait_seconds, force, progress)
-        await linkside.tear_down(host, member, cluster, progress)
+        if member is not None:
+            await mcsdns_member.tear_down(member, name, namespace, progress)
+        linked = (cluster.get("spec", {}).get("clusterLinkOptions") or {}).get("enable", False)
+        await linkside.tear_down(host, member if linked else None, cluster, progress)
     finally:
         if member is not None:
             await member.close()

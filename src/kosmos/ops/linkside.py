@@ -278,10 +278,11 @@ def obj_or_name(cluster: str, namespace: str) -> Obj:
     }
 
 
-async def member_client(host: Client, cluster: Obj) -> Client | None:
-    """A client for a linked member from its kubeconfig Secret (None: not linked / unreadable)."""
+async def member_client(host: Client, cluster: Obj, *, linked_only: bool = True) -> Client | None:
+    """A client for a member from its kubeconfig Secret (None: unreadable, or not linked
+    while ``linked_only``)."""
     spec = cluster.get("spec", {})
-    if not (spec.get("clusterLinkOptions") or {}).get("enable", False):
+    if linked_only and not (spec.get("clusterLinkOptions") or {}).get("enable", False):
         return None
     try:
         if spec.get("kubeconfig"):
@@ -334,7 +335,7 @@ async def tear_down(host: Client, member: Client | None, cluster: Obj, progress:
             for resource, obj in ((DAEMONSETS, AGENT), (SECRETS, AGENT_KUBECONFIG)):
                 with contextlib.suppress(NotFound):
                     await member.delete(resource, obj, namespace, propagation="Background")
-            await _delete_own_namespace(member, namespace)
+            await delete_own_namespace(member, namespace)
             progress(f"{name}: ClusterLink agents removed from the member")
         except KubeError as exc:
             progress(
@@ -353,7 +354,7 @@ async def tear_down(host: Client, member: Client | None, cluster: Obj, progress:
             await host.delete(resource, obj, ns)
 
 
-async def _delete_own_namespace(member: Client, namespace: str) -> None:
+async def delete_own_namespace(member: Client, namespace: str) -> None:
     """The member namespace join created (labelled by kosmosctl); one it found stays."""
     with contextlib.suppress(NotFound):
         current = await member.get(NAMESPACES, namespace)

@@ -50,6 +50,8 @@ JOIN_WAIT_SECONDS = 180
 UNINSTALL_TIMEOUT = 120.0
 #: What the selector of every Kosmos pod is: the label only real nodes carry.
 PLACEMENT = ((REAL_NODE_KEY, "true"),)
+#: Members' real nodes are tainted (``REAL_NODE_TAINT``): kosmos-coredns tolerates it there.
+MEMBER_TOLERATION = {"key": REAL_NODE_KEY, "operator": "Exists", "effect": "NoSchedule"}
 #: The local environment's pod network is flannel (``kube-system/kube-flannel-cfg``).
 CNI = "flannel"
 
@@ -149,7 +151,15 @@ async def set_up(
         progress(f"kosmos: installed in-cluster ({applier.summarize(actions)})")
         for member in members:
             kubeconfig = relay_kubeconfig(member).read_text()
-            join = JoinOptions(name=member.name, enable_link=True, enable_tree=True, cni=CNI)
+            join = JoinOptions(
+                name=member.name,
+                enable_link=True,
+                enable_tree=True,
+                cni=CNI,
+                node_selector=PLACEMENT,
+                tolerations=(MEMBER_TOLERATION,),
+                pod_annotations=((IMAGE_ANNOTATION, digest),),
+            )
             message = await join_member(hosts, join, kubeconfig, JOIN_WAIT_SECONDS, progress)
             outcome = message.removeprefix(f"cluster {member.name} ").removeprefix("is ")
             progress(f"{member.name}: {outcome}")

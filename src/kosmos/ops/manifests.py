@@ -39,7 +39,7 @@ from kosmos.api.resources import (
 )
 from kosmos.api.schema import manifest
 from kosmos.clustertree import admission
-from kosmos.ops import rbac, scheduling
+from kosmos.ops import mcsdns, rbac, scheduling
 
 Planned = tuple[Resource, Obj]
 
@@ -126,11 +126,22 @@ class InstallOptions:
     pod_annotations: tuple[tuple[str, str], ...] = ()
     #: host namespaces whose Services the cluster-manager exports (``--auto-mcs-prefix``)
     auto_mcs_prefixes: tuple[str, ...] = ()
+    #: kosmos-coredns (clusterset.local) next to ClusterTree, wired into the cluster DNS.
+    mcs_dns: bool = True
 
     @property
     def image(self) -> str:
         """One image holds every component; the command picks which one runs."""
         return f"{self.image_repository.rstrip('/')}/kosmos:{self.version}"
+
+    @property
+    def coredns_image(self) -> str:
+        """kosmos-coredns's CoreDNS: same repository, tagged with CoreDNS's own version."""
+        return f"{self.image_repository.rstrip('/')}/coredns:{mcsdns.COREDNS_VERSION}"
+
+    @property
+    def enable_mcs_dns(self) -> bool:
+        return self.enable_tree and self.mcs_dns
 
     def enabled(self, component: Component) -> bool:
         return self.enable_tree if component.module == "tree" else self.enable_link
@@ -320,14 +331,23 @@ def install_objects(options: InstallOptions) -> list[Planned]:
             out.extend(component_objects(options, component))
     if options.enable_scheduler:
         out.extend(scheduler_objects(options))
+    if options.enable_mcs_dns:
+        out.extend(mcs_dns_objects(options))
     out.append(root_cluster(options))
     return out
+
+
+def mcs_dns_objects(options: InstallOptions) -> list[Planned]:
+    """kosmos-coredns (:mod:`kosmos.ops.mcsdns`) with the install's placement and annotations."""
+    placement = {"tolerations": [CONTROL_PLANE_TOLERATION], **options.placement()}
+    out = mcsdns.objects(options.namespace, options.image, options.coredns_image, labels, placement)
+    return [(r, annotated(b, options) if r == DEPLOYMENTS else b) for r, b in out]
 
 
 def all_component_objects(options: InstallOptions) -> list[Planned]:
     """Every component's objects whatever the flags: what uninstall removes."""
     out = [planned for c in COMPONENTS for planned in component_objects(options, c)]
-    return [*out, *scheduler_objects(options)]
+    return [*out, *scheduler_objects(options), *mcs_dns_objects(options)]
 
 
 def disabled_objects(options: InstallOptions) -> list[Planned]:
@@ -335,6 +355,8 @@ def disabled_objects(options: InstallOptions) -> list[Planned]:
     out = [p for c in COMPONENTS if not options.enabled(c) for p in component_objects(options, c)]
     if not options.enable_scheduler:
         out.extend(scheduler_objects(options))
+    if not options.enable_mcs_dns:
+        out.extend(mcs_dns_objects(options))
     return out
 
 

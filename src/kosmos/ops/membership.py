@@ -94,6 +94,22 @@ class JoinOptions:
     link_apiserver: str | None = None
     #: The agents' image tag (``--version``); None: this kosmosctl's release tag.
     version: str | None = None
+    #: kosmos-coredns (clusterset.local) in the member when ClusterTree is enabled.
+    mcs_dns: bool = True
+    #: Where kosmos-coredns runs in the member (``--node-selector``) and what it tolerates.
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[dict[str, str], ...] = ()
+    #: Annotations of kosmos-coredns's pod template (a change rolls the pods).
+    pod_annotations: tuple[tuple[str, str], ...] = ()
+
+    def placement(self) -> dict[str, Any]:
+        """What the member's Kosmos pods get to land where the options say."""
+        out: dict[str, Any] = {}
+        if self.node_selector:
+            out["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            out["tolerations"] = [dict(t) for t in self.tolerations]
+        return out
 
 
 def secret_name(cluster: str) -> str:

@@ -17,7 +17,7 @@ from kosmos.api.resources import CLUSTERS, CUSTOMRESOURCEDEFINITIONS, NAMESPACES
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
 from kosmos.ops import apply as applier
-from kosmos.ops import linkside, manifests
+from kosmos.ops import linkside, manifests, mcsdns
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions
@@ -52,6 +52,7 @@ async def uninstall(
         client, clusters, force=force, timeout=timeout, record=record, progress=progress
     )
     await linkside.remove_all(client, progress)
+    await mcsdns.unwire(client, "host", progress)
     options = InstallOptions(namespace=namespace)
     for resource, body in reversed(manifests.all_component_objects(options)):
         await _delete(client, resource, body, record)

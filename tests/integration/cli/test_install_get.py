@@ -31,6 +31,7 @@ def test_install_creates_components_and_the_root_cluster(local_env: LocalEnv, in
         "kosmos-cluster-manager": 1,
         "kosmos-network-manager": 1,
         "kosmos-scheduler": 1,
+        "kosmos-coredns": 1,
     }
     root = json.loads(host.run("get", "cluster", names.ROOT_CLUSTER_NAME, "-o", "json"))
     assert root["metadata"]["annotations"][names.ANNOTATION_CLUSTER_ROLE] == "root"
@@ -91,4 +92,5 @@ def test_version_prints_the_host_version_and_installed_tags(local_env: LocalEnv,
         "kosmos-cluster-manager": client,
         "kosmos-network-manager": client,
         "kosmos-scheduler": client,  # the extender's image, not kube-scheduler's
+        "kosmos-coredns": client,  # the zone writer's image, not CoreDNS's
     }

@@ -756,3 +756,39 @@ def test_member_status_is_a_copy_of_the_member_status():
     status = member_status(member, host_pod())
     assert status == member["status"] and status is not member["status"]
     assert member_status({}, host_pod()) == {}
+
+
+# -- central DNS (--no-multi-cluster-service) ----------------------------------------------
+
+
+def test_central_dns_points_cluster_first_pods_at_the_host_dns():
+    spec = forge(host_dns="10.96.0.10")["spec"]
+    assert spec["dnsPolicy"] == "None"
+    assert spec["dnsConfig"] == {
+        "nameservers": ["10.96.0.10"],
+        "searches": ["apps.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+        "options": [{"name": "ndots", "value": "5"}],
+    }
+    assert "dnsConfig" not in forge()["spec"]  # off: the member's own DNS
+
+
+def test_central_dns_keeps_the_pods_own_dns_config_after_ours():
+    own = {
+        "searches": ["corp.example"],
+        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}],
+    }
+    pod = host_pod(dnsPolicy="ClusterFirstWithHostNet", hostNetwork=True, dnsConfig=own)
+    config = forge(pod, host_dns="10.96.0.10")["spec"]["dnsConfig"]
+    assert config["searches"][-1] == "corp.example"
+    assert config["options"] == [{"name": "ndots", "value": "5"}, {"name": "edns0"}]
+
+
+def test_central_dns_leaves_default_none_and_host_network_cluster_first_alone():
+    for changes in (
+        {"dnsPolicy": "Default"},
+        {"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}},
+        {"dnsPolicy": "ClusterFirst", "hostNetwork": True},
+    ):
+        spec = forge(host_pod(**changes), host_dns="10.96.0.10")["spec"]
+        assert spec["dnsPolicy"] == changes["dnsPolicy"]
+        assert spec.get("dnsConfig") == changes.get("dnsConfig")

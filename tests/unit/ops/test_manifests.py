@@ -175,12 +175,17 @@ def test_deployment_runs_hardened_as_non_root(component: manifests.Component):
 
 def test_disabled_components_are_left_out_and_the_root_cluster_says_so():
     options = InstallOptions(enable_link=False, enable_scheduler=False)
-    assert set(deployments(options)) == {"kosmos-cluster-manager"}
+    assert set(deployments(options)) == {"kosmos-cluster-manager", "kosmos-coredns"}
     assert set(deployments(InstallOptions())) == {
         "kosmos-cluster-manager",
         "kosmos-network-manager",
         "kosmos-scheduler",
+        "kosmos-coredns",
     }
+    no_dns = InstallOptions(mcs_dns=False)
+    assert "kosmos-coredns" not in deployments(no_dns)
+    gone = {manifests.display_name(r, b) for r, b in manifests.disabled_objects(no_dns)}
+    assert "deployment.apps/kosmos-coredns" in gone
     removed = {manifests.display_name(r, b) for r, b in manifests.disabled_objects(options)}
     assert "deployment.apps/kosmos-scheduler" in removed
     assert "deployment.apps/kosmos-network-manager" in removed
@@ -312,7 +317,7 @@ def test_scheduler_rbac_reads_and_patches_pods_but_never_creates_binds_or_delete
 def test_node_selector_places_every_kosmos_pod():
     options = InstallOptions(node_selector=manifests.parse_node_selector("a=b,role=kosmos"))
     pods = [d["spec"]["template"]["spec"] for d in deployments(options).values()]
-    assert len(pods) == 3  # cluster-manager, network-manager, kosmos-scheduler
+    assert len(pods) == 4  # cluster-manager, network-manager, kosmos-scheduler, kosmos-coredns
     assert all(p["nodeSelector"] == {"a": "b", "role": "kosmos"} for p in pods)
     assert all("nodeSelector" not in d["spec"]["template"]["spec"] for d in deployments().values())
 

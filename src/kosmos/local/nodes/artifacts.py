@@ -20,8 +20,17 @@ Progress = Callable[[str], None]
 
 #: images every real node gets: Kosmos runs in-cluster on real nodes (its image and
 #: kosmos-scheduler's kube-scheduler; ClusterLink's agent DaemonSet), metrics-server on the
-#: host's; imported because nothing here pulls from a registry (once per image digest)
-NODE_IMAGES = ("pause", "shell", "http", "kosmos", "kube-scheduler", "metrics-server")
+#: host's, CoreDNS as every cluster's DNS and kosmos-coredns; imported because nothing here
+#: pulls from a registry (once per image digest)
+NODE_IMAGES = (
+    "pause",
+    "shell",
+    "http",
+    "kosmos",
+    "kube-scheduler",
+    "metrics-server",
+    "coredns",
+)
 #: binary -> Debian package that provides it
 HOST_TOOLS = {
     "containerd": "containerd",

@@ -16,7 +16,7 @@ from typing import Any
 from kosmos.api.objects import node_ready
 from kosmos.local import kwokctl
 from kosmos.local.kubectl import Kubectl, KubectlError
-from kosmos.local.nodes import artifacts, isolation, layout, network, relay, teardown
+from kosmos.local.nodes import artifacts, clusterdns, isolation, layout, network, relay, teardown
 from kosmos.local.nodes.artifacts import Artifacts
 
 __all__ = [
@@ -56,13 +56,14 @@ def prepare(clusters: list[ClusterPlan], progress: Progress) -> Artifacts:
 def ensure_cluster(
     cluster: ClusterPlan, environment: str, found: Artifacts, kubectl: Kubectl, progress: Progress
 ) -> list[Outcome]:
-    """flannel's ConfigMap and every planned real node of ``cluster``."""
+    """flannel's ConfigMap, every planned real node of ``cluster``, then its cluster DNS."""
     if not cluster.real_nodes:
         return []
     network.ensure_flannel_config(kubectl, cluster.pod_cidr)
     outcomes = []
     for node in real_nodes(cluster, environment):
         outcomes.append(ensure_node(node, found, kubectl, progress))
+    clusterdns.ensure(kubectl, cluster.service_cidr)
     return outcomes
 
 
