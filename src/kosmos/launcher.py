@@ -16,6 +16,7 @@ COMPONENTS: dict[str, str] = {
     "agent": "kosmos.clusterlink.agent.app:command",
     "network-manager": "kosmos.clusterlink.app:command",
     "scheduler-extender": "kosmos.scheduler.app:command",
+    "eps-probe": "kosmos.mcs.probe:command",
 }
 
 

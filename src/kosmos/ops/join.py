@@ -28,7 +28,7 @@ from kosmos.api.resources import (
 from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
-from kosmos.ops import linkside, waiting
+from kosmos.ops import linkside, probeside, waiting
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import FIELD_MANAGER
@@ -68,6 +68,7 @@ async def join_member(
     existing = await _existing(host, name)
     if existing is not None:
         if same_credentials(existing, kubeconfig):
+            await _set_up_probe(options, kubeconfig, progress)  # a re-run converges
             return f"cluster {name} is already joined"
         raise Refused(
             f"cluster {name} is already joined with another kubeconfig; "
@@ -78,8 +79,37 @@ async def join_member(
     await _create(host, cluster, kubeconfig, progress)
     if options.enable_link:
         await _set_up_link(host, options, kubeconfig, wait_seconds, progress)
+    await _set_up_probe(options, kubeconfig, progress)
     await _wait_reported(host, options, wait_seconds, progress)
     return f"cluster {name} joined"
+
+
+async def _set_up_probe(options: JoinOptions, kubeconfig: str, progress: Progress) -> None:
+    """With ClusterTree in-cluster, the member's endpoint prober (:mod:`kosmos.ops.probeside`).
+
+    It fails the join with a clear message, and a re-run of the join finishes it.
+    """
+    if not (options.enable_tree and options.in_cluster):
+        return
+    name = options.name
+    member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
+    placement = {"nodeSelector": dict(options.node_selector)} if options.node_selector else {}
+    try:
+        await probeside.set_up(
+            member,
+            name,
+            namespace=options.namespace,
+            image=linkside.image_of(options.image_repository, options.version),
+            placement=placement,
+            progress=progress,
+        )
+    except KubeError as exc:
+        raise Refused(
+            f"cluster {name} joined, but its endpoint prober could not be set up ({exc}); "
+            "re-run the join to finish"
+        ) from exc
+    finally:
+        await member.close()
 
 
 async def _check_member(
@@ -245,11 +275,16 @@ async def unjoin_member(
     annotations = cluster["metadata"].get("annotations") or {}
     if annotations.get(names.ANNOTATION_CLUSTER_ROLE) == "root":
         raise Refused(f"cluster {name} is the host itself: use `kosmosctl uninstall`")
-    member = await linkside.member_client(host, cluster)
+    member = await linkside.member_client(host, cluster, linked=False)
     try:
         await host.delete(CLUSTERS, name, propagation="Background")
         await _wait_finalized(host, name, wait_seconds, force, progress)
-        await linkside.tear_down(host, member, cluster, progress)
+        tree = (cluster.get("spec", {}).get("clusterTreeOptions") or {}).get("enable", True)
+        if member is not None and tree:
+            namespace = cluster.get("spec", {}).get("namespace") or names.SYSTEM_NAMESPACE
+            await probeside.tear_down(member, name, namespace, progress)
+        linked = (cluster.get("spec", {}).get("clusterLinkOptions") or {}).get("enable", False)
+        await linkside.tear_down(host, member if linked else None, cluster, progress)
     finally:
         if member is not None:
             await member.close()

@@ -278,10 +278,11 @@ def obj_or_name(cluster: str, namespace: str) -> Obj:
     }
 
 
-async def member_client(host: Client, cluster: Obj) -> Client | None:
-    """A client for a linked member from its kubeconfig Secret (None: not linked / unreadable)."""
+async def member_client(host: Client, cluster: Obj, *, linked: bool = True) -> Client | None:
+    """A client for a member from its kubeconfig Secret (None: unreadable, or not linked when
+    ``linked``)."""
     spec = cluster.get("spec", {})
-    if not (spec.get("clusterLinkOptions") or {}).get("enable", False):
+    if linked and not (spec.get("clusterLinkOptions") or {}).get("enable", False):
         return None
     try:
         if spec.get("kubeconfig"):

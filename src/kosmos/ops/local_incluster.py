@@ -139,7 +139,13 @@ async def set_up(
         progress(f"kosmos: installed in-cluster ({applier.summarize(actions)})")
         for member in members:
             kubeconfig = relay_kubeconfig(member).read_text()
-            join = JoinOptions(name=member.name, enable_link=True, enable_tree=True, cni=CNI)
+            join = JoinOptions(
+                name=member.name,
+                enable_link=True,
+                enable_tree=True,
+                cni=CNI,
+                node_selector=PLACEMENT,
+            )
             message = await join_member(hosts, join, kubeconfig, JOIN_WAIT_SECONDS, progress)
             outcome = message.removeprefix(f"cluster {member.name} ").removeprefix("is ")
             progress(f"{member.name}: {outcome}")

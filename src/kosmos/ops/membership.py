@@ -86,6 +86,11 @@ class JoinOptions:
     link_apiserver: str | None = None
     #: The agents' image tag (``--version``); None: this kosmosctl's release tag.
     version: str | None = None
+    #: Kosmos runs in-cluster: with ClusterTree, the member gets its endpoint prober
+    #: Deployment (False: the local environment's components are processes, kwok pods fake)
+    in_cluster: bool = True
+    #: ``key=value`` labels the member's Kosmos pods select (the local env: real nodes)
+    node_selector: tuple[tuple[str, str], ...] = ()
 
 
 def secret_name(cluster: str) -> str:

@@ -1,0 +1,1 @@
+"""Multi-cluster services: the MCS API controller, its DNS and the endpoint prober."""

@@ -1,0 +1,57 @@
+"""The endpoint prober's Deployment (``kosmos eps-probe``) in every cluster of the clusterset.
+
+Reachability is a property of the importing cluster's pod network, so the prober runs as a
+pod there: in the host (``install``, with ClusterTree) and in each member joined with
+ClusterTree (``join``), talking to its own cluster's apiserver through its ServiceAccount.
+It only reads ServiceImports and patches their annotation (``rbac.PROBE_RULES``). The
+objects are built in :mod:`kosmos.ops.manifests`, which install also uses for the host.
+Everything is server-side applied (re-running converges) and removed by unjoin/uninstall.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from kosmos.api import manifests as build
+from kosmos.api.objects import Obj
+from kosmos.api.resources import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    DEPLOYMENTS,
+    NAMESPACES,
+    SERVICEACCOUNTS,
+)
+from kosmos.kube.client import Client
+from kosmos.kube.errors import KubeError, NotFound
+from kosmos.ops import apply as applier
+from kosmos.ops.manifests import FIELD_MANAGER, PART_OF, PROBE, labels, probe_objects
+from kosmos.ops.progress import Progress
+
+
+async def set_up(
+    member: Client, cluster: str, *, namespace: str, image: str, placement: Obj, progress: Progress
+) -> None:
+    """The prober in a member (idempotent); a namespace found there stays unlabelled."""
+    if await applier.get_or_none(member, NAMESPACES, namespace) is None:
+        body = build.namespace(namespace, labels(PART_OF))
+        await member.apply(NAMESPACES, body, field_manager=FIELD_MANAGER, force=True)
+    for resource, body in probe_objects(namespace, image, placement):
+        await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
+    progress(f"{cluster}: endpoint prober (Deployment {namespace}/{PROBE}) set up in the member")
+
+
+async def tear_down(member: Client, cluster: str, namespace: str, progress: Progress) -> None:
+    """Remove what ``set_up`` made; an unreachable member is reported, not fatal."""
+    try:
+        for resource, ns in (
+            (DEPLOYMENTS, namespace),
+            (CLUSTERROLEBINDINGS, None),
+            (CLUSTERROLES, None),
+            (SERVICEACCOUNTS, namespace),
+        ):
+            with contextlib.suppress(NotFound):
+                await member.delete(resource, PROBE, ns, propagation="Background")
+    except KubeError as exc:
+        progress(f"{cluster}: could not remove the endpoint prober ({exc}); delete {PROBE} there")
+        return
+    progress(f"{cluster}: endpoint prober removed from the member")
