@@ -30,6 +30,7 @@ def test_install_creates_components_and_the_root_cluster(local_env: LocalEnv, in
     assert available == {
         "kosmos-cluster-manager": 1,
         "kosmos-network-manager": 1,
+        "kosmos-eps-probe": 1,
         "kosmos-scheduler": 1,
     }
     root = json.loads(host.run("get", "cluster", names.ROOT_CLUSTER_NAME, "-o", "json"))
