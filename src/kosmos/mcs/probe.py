@@ -21,7 +21,6 @@ import errno
 import functools
 import logging
 import time
-from collections.abc import Iterable
 from typing import Literal
 
 import click
@@ -29,6 +28,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from kosmos.api.objects import Obj
 from kosmos.api.resources import SERVICE_IMPORTS
+from kosmos.kube import builder
 from kosmos.kube.client import Client
 from kosmos.kube.component import (
     HOST,
@@ -39,10 +39,10 @@ from kosmos.kube.component import (
     main,
     run_component,
 )
-from kosmos.kube.errors import KubeError
-from kosmos.kube.informer import Informer
+from kosmos.kube.controller import Request, Result
+from kosmos.kube.informer import ChangeHandler
 from kosmos.kube.metrics import REGISTRY
-from kosmos.kube.store import object_key
+from kosmos.kube.store import Store
 from kosmos.mcs import probeplan
 from kosmos.mcs.probeplan import Hysteresis
 
@@ -53,8 +53,6 @@ Outcome = Literal["connected", "refused", "timeout", "unreachable", "error"]
 #: outcomes that prove the address answers
 REACHABLE: frozenset[Outcome] = frozenset({"connected", "refused"})
 _UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
-#: connects in flight at once: a few hundred endpoints are probed within one interval
-CONCURRENCY = 256
 
 probes = Counter(
     "kosmos_mcs_probe_total",
@@ -103,85 +101,76 @@ async def reachable(address: str, port: int, timeout: float) -> bool:
 
 
 class Prober:
-    """Probes every ServiceImport in ``informer``'s cache each round; patches what changed."""
+    """The reconciler: probe one ServiceImport's addresses, patch the annotation if it changes,
+    and look again after ``interval`` (level-based: a restart resumes from the annotation)."""
 
     def __init__(
-        self, client: Client, informer: Informer, *, timeout: float, threshold: int
+        self, client: Client, store: Store, *, interval: float, timeout: float, threshold: int
     ) -> None:
         self.client = client
-        self.informer = informer
+        self.store = store
+        self.interval = interval
         self.timeout = timeout
         self.threshold = threshold
         self._state: dict[str, Hysteresis] = {}
-        self._limit = asyncio.Semaphore(CONCURRENCY)
 
-    async def run(self, interval: float) -> None:
-        """Round after round, one every ``interval`` seconds (a slow round starts the next)."""
-        await self.informer.wait_for_sync()
-        while True:
-            started = time.monotonic()
-            await self.round()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-    async def round(self) -> None:
-        imports = self.informer.store.list()
-        targets = {object_key(i): (i, probeplan.target(i)) for i in imports}
-        pairs = {(a, t.port) for _, t in targets.values() if t for a in t.addresses}
-        results = dict(zip(pairs, await self._probe_all(pairs), strict=True))
-        for key in set(self._state) - set(targets):
-            del self._state[key]
-        for key, (obj, tgt) in targets.items():
-            await self._settle(key, obj, tgt, results)
-        disconnected_addresses.set(sum(len(h.disconnected()) for h in self._state.values()))
-
-    async def _probe_all(self, pairs: Iterable[tuple[str, int]]) -> list[bool]:
-        async def one(address: str, port: int) -> bool:
-            async with self._limit:
-                return await reachable(address, port, self.timeout)
-
-        return list(await asyncio.gather(*(one(a, p) for a, p in pairs)))
-
-    async def _settle(
-        self,
-        key: str,
-        obj: Obj,
-        tgt: probeplan.Target | None,
-        results: dict[tuple[str, int], bool],
-    ) -> None:
-        """Update the import's hysteresis and write the annotation if its value changes."""
+    async def __call__(self, request: Request) -> Result | None:
+        key = f"{request.namespace}/{request.name}"
+        obj = self.store.get_by_name(request.name, request.namespace)
+        if obj is None:
+            self._state.pop(key, None)
+            self._count()
+            return None
         current = probeplan.current_disconnected(obj)
         state = self._state.get(key)
         if state is None:
             state = self._state[key] = Hysteresis.resumed(self.threshold, current)
+        tgt = probeplan.target(obj)
         if tgt is None:  # no TCP port or no address: never marks anything
             state.record({})
         else:
-            state.record({a: results[(a, tgt.port)] for a in tgt.addresses})
+            probes = (reachable(a, tgt.port, self.timeout) for a in tgt.addresses)
+            state.record(dict(zip(tgt.addresses, await asyncio.gather(*probes), strict=True)))
+        self._count()
         patch = probeplan.annotation_patch(current, state.disconnected())
-        if patch is None:
-            return
-        meta = obj["metadata"]
-        try:
+        if patch is not None:
             await self.client.patch(
-                SERVICE_IMPORTS, meta["name"], patch, namespace=meta.get("namespace")
+                SERVICE_IMPORTS, request.name, patch, namespace=request.namespace
             )
-        except KubeError as exc:  # deleted meanwhile, or the apiserver is away: next round
-            log.warning("serviceimport %s: %s", key, exc)
-            return
-        log.info("serviceimport %s: disconnected %s", key, state.disconnected() or "none")
+            log.info("serviceimport %s: disconnected %s", key, state.disconnected() or "none")
+        return Result(requeue_after=self.interval)
+
+    def _count(self) -> None:
+        disconnected_addresses.set(sum(len(h.disconnected()) for h in self._state.values()))
 
 
-def build(runtime: Runtime, *, interval: float, timeout: float, threshold: int) -> None:
-    """One informer on the local ServiceImports and the probing loop next to the manager."""
+def build(
+    runtime: Runtime, *, interval: float, timeout: float, threshold: int, workers: int
+) -> None:
+    """One informer on the local ServiceImports; a controller that probes each of them.
+
+    Only what changes the probe (ports, ``kosmos.io/address``) wakes an import early: its
+    own annotation write must not, or failures would be counted faster than ``interval``.
+    """
     informer = runtime.manager.informer(HOST, SERVICE_IMPORTS)
-    prober = Prober(runtime.host, informer, timeout=timeout, threshold=threshold)
-    runtime.alongside(functools.partial(prober.run, interval))
+    reconcile = Prober(
+        runtime.host, informer.store, interval=interval, timeout=timeout, threshold=threshold
+    )
+    controller = builder.controller(runtime.manager, NAME, reconcile, workers=workers)
+
+    def changed(old: Obj | None, new: Obj | None) -> None:
+        if old is None or new is None or probeplan.inputs(old) != probeplan.inputs(new):
+            meta = (new or old or {})["metadata"]
+            controller.enqueue(Request(HOST, meta.get("namespace") or "", meta["name"]))
+
+    informer.add_handler(ChangeHandler(changed))
 
 
 @click.command(NAME)
 @common_options(None, member_qps=None, kube_qps=20.0, kube_burst=40)
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between probe rounds.")
 @click.option("--timeout", default=1.0, show_default=True, help="Seconds one TCP connect may take.")
+@click.option("--workers", default=16, show_default=True, help="ServiceImports probed at once.")
 @click.option(
     "--failure-threshold",
     default=2,
@@ -189,8 +178,12 @@ def build(runtime: Runtime, *, interval: float, timeout: float, threshold: int) 
     type=click.IntRange(min=1),
     help="Consecutive failures that mark an address disconnected (one success clears it).",
 )
-def command(common: Common, interval: float, timeout: float, failure_threshold: int) -> None:
+def command(
+    common: Common, interval: float, timeout: float, workers: int, failure_threshold: int
+) -> None:
     """Probe imported endpoints from this cluster; list the unreachable ones on the
     ServiceImport (kosmos.io/disconnected-address)."""
-    run = functools.partial(build, interval=interval, timeout=timeout, threshold=failure_threshold)
+    run = functools.partial(
+        build, interval=interval, timeout=timeout, threshold=failure_threshold, workers=workers
+    )
     main(NAME, common.verbose, run_component(Component(NAME), common, run))

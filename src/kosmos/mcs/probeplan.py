@@ -66,6 +66,13 @@ def target(service_import: Obj) -> Target | None:
     return Target(meta.get("namespace") or "", meta["name"], port, addresses)
 
 
+def inputs(service_import: Obj) -> tuple[object, ...]:
+    """What a probe depends on: an update that leaves these alone needs no early probe."""
+    annotations = service_import["metadata"].get("annotations") or {}
+    ports = (service_import.get("spec") or {}).get("ports")
+    return (repr(ports), annotations.get(names.ANNOTATION_ADDRESS))
+
+
 def current_disconnected(service_import: Obj) -> str | None:
     """The annotation as written now (None when absent)."""
     annotations = service_import["metadata"].get("annotations") or {}

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from kosmos.api import names
+from kosmos.kube.controller import Request, Result
 from kosmos.kube.store import Store
 from kosmos.mcs import probe, probeplan
 from kosmos.mcs.probeplan import Hysteresis
@@ -94,46 +95,54 @@ class FakeClient:
         return obj
 
 
-class FakeInformer:
-    def __init__(self, *objs):
-        self.store = Store()
-        for obj in objs:
-            self.store.upsert(obj)
-
-    async def wait_for_sync(self, timeout=None):
-        return True
+def prober(store, threshold):
+    return probe.Prober(FakeClient(store), store, interval=1.0, timeout=0.1, threshold=threshold)
 
 
-async def test_round_marks_after_threshold_and_writes_once(monkeypatch):
+REQUEST = Request("host", "default", "web")
+
+
+async def test_reconcile_marks_after_threshold_and_writes_once(monkeypatch):
     up = {"10.0.0.1"}
 
     async def fake_reachable(address, port, timeout):
         return address in up
 
     monkeypatch.setattr(probe, "reachable", fake_reachable)
-    informer = FakeInformer(imp())
-    client = FakeClient(informer.store)
-    prober = probe.Prober(client, informer, timeout=0.1, threshold=2)
-    await prober.round()
-    assert client.patches == []
-    await prober.round()
-    await prober.round()
-    assert [p[2] for p in client.patches] == [{"metadata": {"annotations": {DISC: "10.0.0.2"}}}]
+    store = Store()
+    store.upsert(imp())
+    reconcile = prober(store, 2)
+    assert await reconcile(REQUEST) == Result(requeue_after=1.0)
+    assert reconcile.client.patches == []
+    await reconcile(REQUEST)
+    await reconcile(REQUEST)
+    patches = [p[2] for p in reconcile.client.patches]
+    assert patches == [{"metadata": {"annotations": {DISC: "10.0.0.2"}}}]
     up.add("10.0.0.2")
-    await prober.round()
-    assert client.patches[-1][2] == {"metadata": {"annotations": {DISC: None}}}
-    assert len(client.patches) == 2
+    await reconcile(REQUEST)
+    assert reconcile.client.patches[-1][2] == {"metadata": {"annotations": {DISC: None}}}
+    assert len(reconcile.client.patches) == 2
+    store.delete("default/web")
+    assert await reconcile(REQUEST) is None  # gone: forgotten, not requeued
 
 
-async def test_round_never_marks_an_import_without_tcp_port(monkeypatch):
+async def test_an_import_without_tcp_port_is_never_marked(monkeypatch):
     async def never(address, port, timeout):
         raise AssertionError("probed")
 
     monkeypatch.setattr(probe, "reachable", never)
-    informer = FakeInformer(imp(ports=[{"port": 53, "protocol": "UDP"}], disconnected="10.0.0.1"))
-    client = FakeClient(informer.store)
-    await probe.Prober(client, informer, timeout=0.1, threshold=1).round()
-    assert client.patches[-1][2] == {"metadata": {"annotations": {DISC: None}}}
+    store = Store()
+    store.upsert(imp(ports=[{"port": 53, "protocol": "UDP"}], disconnected="10.0.0.1"))
+    reconcile = prober(store, 1)
+    await reconcile(REQUEST)
+    assert reconcile.client.patches[-1][2] == {"metadata": {"annotations": {DISC: None}}}
+
+
+def test_only_ports_and_addresses_are_probe_inputs():
+    a, b = imp(), imp(disconnected="10.0.0.1")
+    assert probeplan.inputs(a) == probeplan.inputs(b)
+    assert probeplan.inputs(a) != probeplan.inputs(imp(addresses="10.0.0.3"))
+    assert probeplan.inputs(a) != probeplan.inputs(imp(ports=[{"port": 81}]))
 
 
 async def test_reach_classifies_connected_and_refused():
