@@ -84,6 +84,15 @@ async def join_member(
     return f"cluster {name} joined"
 
 
+def _placement(node_selector: tuple[tuple[str, str], ...]) -> Obj:
+    """Pods on the selected nodes, tolerating a taint keyed like the selector: the nodes set
+    aside for them (the local environment's real member nodes) are labelled and tainted alike."""
+    if not node_selector:
+        return {}
+    tolerations = [{"key": key, "operator": "Exists"} for key, _ in node_selector]
+    return {"nodeSelector": dict(node_selector), "tolerations": tolerations}
+
+
 async def _set_up_probe(options: JoinOptions, kubeconfig: str, progress: Progress) -> None:
     """With ClusterTree in-cluster, the member's endpoint prober (:mod:`kosmos.ops.probeside`).
 
@@ -93,7 +102,7 @@ async def _set_up_probe(options: JoinOptions, kubeconfig: str, progress: Progres
         return
     name = options.name
     member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
-    placement = {"nodeSelector": dict(options.node_selector)} if options.node_selector else {}
+    placement = _placement(options.node_selector)
     try:
         await probeside.set_up(
             member,

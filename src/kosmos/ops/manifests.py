@@ -343,7 +343,7 @@ def probe_deployment(namespace: str, image: str, placement: Obj) -> Obj:
         "serviceAccountName": PROBE,
         "securityContext": POD_SECURITY,
         "containers": [container],
-        "tolerations": [CONTROL_PLANE_TOLERATION],
+        "tolerations": [CONTROL_PLANE_TOLERATION, *placement.get("tolerations", [])],
         "affinity": {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -352,7 +352,7 @@ def probe_deployment(namespace: str, image: str, placement: Obj) -> Obj:
             }
         },
         "volumes": [{"name": "tmp", "emptyDir": {}}],
-        **copy.deepcopy(placement),
+        **{k: copy.deepcopy(v) for k, v in placement.items() if k != "tolerations"},
     }
     return build.deployment(
         build.metadata(PROBE, labels(PROBE), namespace),

@@ -363,3 +363,13 @@ def test_the_endpoint_prober_only_reads_and_patches_serviceimports():
     assert any(
         b["metadata"]["name"] == "kosmos-eps-probe" for _, b in manifests.disabled_objects(disabled)
     )
+
+
+def test_the_prober_can_be_placed_on_tainted_selected_nodes():
+    placement = {"nodeSelector": {"a": "b"}, "tolerations": [{"key": "a", "operator": "Exists"}]}
+    body = manifests.probe_deployment("kosmos-system", "img", placement)
+    pod = body["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"a": "b"}
+    assert pod["tolerations"][1:] == [{"key": "a", "operator": "Exists"}]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] == "kosmos.io/node"
