@@ -28,6 +28,7 @@ from kosmos.api.resources import (
 from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
+from kosmos.ops import apply as applier
 from kosmos.ops import linkside, probeside, waiting
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
@@ -112,7 +113,7 @@ async def _set_up_probe(options: JoinOptions, kubeconfig: str, progress: Progres
             placement=placement,
             progress=progress,
         )
-    except KubeError as exc:
+    except (KubeError, applier.WaitTimeout) as exc:
         raise Refused(
             f"cluster {name} joined, but its endpoint prober could not be set up ({exc}); "
             "re-run the join to finish"

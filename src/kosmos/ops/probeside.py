@@ -11,12 +11,15 @@ Everything is server-side applied (re-running converges) and removed by unjoin/u
 from __future__ import annotations
 
 import contextlib
+import copy
 
+from kosmos.api import crds, names
 from kosmos.api import manifests as build
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CLUSTERROLEBINDINGS,
     CLUSTERROLES,
+    CUSTOMRESOURCEDEFINITIONS,
     DEPLOYMENTS,
     NAMESPACES,
     SERVICEACCOUNTS,
@@ -27,11 +30,30 @@ from kosmos.ops import apply as applier
 from kosmos.ops.manifests import FIELD_MANAGER, PART_OF, PROBE, labels, probe_objects
 from kosmos.ops.progress import Progress
 
+CRD_TIMEOUT = 60.0
+
+
+def mcs_crds() -> list[Obj]:
+    """The MCS API's CRDs (ServiceExport, ServiceImport): a member of the clusterset serves
+    them too, since its imports (and its own exports) live there."""
+    out = []
+    for crd in crds.crd_manifests():
+        if crd["spec"]["group"] == names.MCS_GROUP:
+            body = copy.deepcopy(crd)
+            body["metadata"]["labels"] = {**body["metadata"].get("labels", {}), **labels(PART_OF)}
+            out.append(body)
+    return out
+
 
 async def set_up(
     member: Client, cluster: str, *, namespace: str, image: str, placement: Obj, progress: Progress
 ) -> None:
-    """The prober in a member (idempotent); a namespace found there stays unlabelled."""
+    """The MCS CRDs and the prober in a member (idempotent); a namespace found there stays
+    unlabelled. The CRDs stay at unjoin: they may hold the member's own objects."""
+    applied = mcs_crds()
+    for crd in applied:
+        await member.apply(CUSTOMRESOURCEDEFINITIONS, crd, field_manager=FIELD_MANAGER, force=True)
+    await applier.wait_established(member, [c["metadata"]["name"] for c in applied], CRD_TIMEOUT)
     if await applier.get_or_none(member, NAMESPACES, namespace) is None:
         body = build.namespace(namespace, labels(PART_OF))
         await member.apply(NAMESPACES, body, field_manager=FIELD_MANAGER, force=True)
