@@ -137,7 +137,9 @@ class Prober:
             await self.client.patch(
                 SERVICE_IMPORTS, request.name, patch, namespace=request.namespace
             )
-            log.info("serviceimport %s: disconnected %s", key, state.disconnected() or "none")
+            log.info(
+                "serviceimport %s: disconnected %s", key, ",".join(state.disconnected()) or "none"
+            )
         return Result(requeue_after=self.interval)
 
     def _count(self) -> None:
