@@ -52,6 +52,8 @@ NAME = "eps-probe"
 Outcome = Literal["connected", "refused", "timeout", "unreachable", "error"]
 #: outcomes that prove the address answers
 REACHABLE: frozenset[Outcome] = frozenset({"connected", "refused"})
+#: the least wait before the next probe of an import (a slow probe: at once, but not busy)
+MIN_REQUEUE = 0.05
 _UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
 
 probes = Counter(
@@ -116,6 +118,7 @@ class Prober:
 
     async def __call__(self, request: Request) -> Result | None:
         key = f"{request.namespace}/{request.name}"
+        started = time.monotonic()
         obj = self.store.get_by_name(request.name, request.namespace)
         if obj is None:
             self._state.pop(key, None)
@@ -140,7 +143,8 @@ class Prober:
             log.info(
                 "serviceimport %s: disconnected %s", key, ",".join(state.disconnected()) or "none"
             )
-        return Result(requeue_after=self.interval)
+        # every ``interval`` from the start of this probe, so a timeout does not stretch it
+        return Result(requeue_after=max(MIN_REQUEUE, self.interval - (time.monotonic() - started)))
 
     def _count(self) -> None:
         disconnected_addresses.set(sum(len(h.disconnected()) for h in self._state.values()))

@@ -91,5 +91,6 @@ def test_version_prints_the_host_version_and_installed_tags(local_env: LocalEnv,
     assert tags == {
         "kosmos-cluster-manager": client,
         "kosmos-network-manager": client,
+        "kosmos-eps-probe": client,
         "kosmos-scheduler": client,  # the extender's image, not kube-scheduler's
     }
