@@ -289,12 +289,7 @@ async def unjoin_member(
     try:
         await host.delete(CLUSTERS, name, propagation="Background")
         await _wait_finalized(host, name, wait_seconds, force, progress)
-        tree = (cluster.get("spec", {}).get("clusterTreeOptions") or {}).get("enable", True)
-        if member is not None and tree:
-            namespace = cluster.get("spec", {}).get("namespace") or names.SYSTEM_NAMESPACE
-            await probeside.tear_down(member, name, namespace, progress)
-        linked = (cluster.get("spec", {}).get("clusterLinkOptions") or {}).get("enable", False)
-        await linkside.tear_down(host, member if linked else None, cluster, progress)
+        await probeside.tear_down_member(host, member, cluster, progress)
     finally:
         if member is not None:
             await member.close()

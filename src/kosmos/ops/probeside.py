@@ -27,6 +27,7 @@ from kosmos.api.resources import (
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.ops import apply as applier
+from kosmos.ops import linkside
 from kosmos.ops.manifests import FIELD_MANAGER, PART_OF, PROBE, labels, probe_objects
 from kosmos.ops.progress import Progress
 
@@ -77,3 +78,17 @@ async def tear_down(member: Client, cluster: str, namespace: str, progress: Prog
         progress(f"{cluster}: could not remove the endpoint prober ({exc}); delete {PROBE} there")
         return
     progress(f"{cluster}: endpoint prober removed from the member")
+
+
+async def tear_down_member(
+    host: Client, member: Client | None, cluster: Obj, progress: Progress
+) -> None:
+    """Unjoin's member side: the prober (with ClusterTree), then ClusterLink's agents (when
+    linked); ``member`` is a client from the Cluster's kubeconfig, None if unreadable."""
+    spec = cluster.get("spec", {})
+    name = cluster["metadata"]["name"]
+    if member is not None and (spec.get("clusterTreeOptions") or {}).get("enable", True):
+        namespace = spec.get("namespace") or names.SYSTEM_NAMESPACE
+        await tear_down(member, name, namespace, progress)
+    linked = (spec.get("clusterLinkOptions") or {}).get("enable", False)
+    await linkside.tear_down(host, member if linked else None, cluster, progress)
