@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import pytest
 
 from kosmos.api import names
-from kosmos.local.images import HTTP_REF, SHELL_REF
+from kosmos.local.images import HTTP_REF
 from kosmos.local.kubectl import KubectlError
 from tests.e2e.conftest import PORT_BASE, E2EEnv
 from tests.fixtures.realpods import real_pod
@@ -163,11 +163,16 @@ def test_cut_route_marks_endpoints_and_restore_brings_them_back(
         "else echo err $t; fi; sleep 0.2; done"
     )
     node = cluster1.run("get", "nodes", "-l", "local.kosmos.io/real-node", "-o", "name").split()[0]
-    client = real_pod("e2e-probe-client", node.removeprefix("node/"), SHELL_REF, ["sh", "-c", loop])
+    # the HTTP image (busybox with wget) is what the sample app already runs on the members
+    client = real_pod("e2e-probe-client", node.removeprefix("node/"), HTTP_REF, ["sh", "-c", loop])
     cluster1.run("apply", "-n", NS, "-f", "-", stdin=json.dumps(client))
     try:
-        wait_for(lambda: "ok" in cluster1.run("logs", "-n", NS, "e2e-probe-client"), 60,
-                 "the client's first success", ignoring=(KubectlError,))  # fmt: skip
+        try:
+            wait_for(lambda: "ok" in cluster1.run("logs", "-n", NS, "e2e-probe-client"), 180,
+                     "the client's first success", ignoring=(KubectlError,))  # fmt: skip
+        except AssertionError:
+            print(cluster1.run("describe", "pod", "-n", NS, "e2e-probe-client"))
+            raise
         cut = time.time()
         for ip in remote:
             iptables("cluster1", "-I", ip)
