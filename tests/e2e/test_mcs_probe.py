@@ -171,7 +171,14 @@ def test_cut_route_marks_endpoints_and_restore_brings_them_back(
             wait_for(lambda: "ok" in cluster1.run("logs", "-n", NS, "e2e-probe-client"), 180,
                      "the client's first success", ignoring=(KubectlError,))  # fmt: skip
         except AssertionError:
-            print(cluster1.run("describe", "pod", "-n", NS, "e2e-probe-client"))
+            selector = f"{names.LABEL_MCS_SERVICE_NAME}={NAME}"
+            for args in (
+                ("describe", "pod", "-n", NS, "e2e-probe-client"),
+                ("logs", "-n", NS, "e2e-probe-client", "--tail", "5"),
+                ("get", "service", derived, "-n", NS, "-o", "yaml"),
+                ("get", "endpointslices", "-n", NS, "-l", selector, "-o", "yaml"),
+            ):
+                print(cluster1.run(*args))
             raise
         cut = time.time()
         for ip in remote:
