@@ -158,7 +158,7 @@ def test_cut_route_marks_endpoints_and_restore_brings_them_back(
     derived = annotations(e2e_env, "cluster1")["multicluster.kubernetes.io/derived-service"]
     vip = cluster1.run("get", "service", derived, "-n", NS, "-o", "jsonpath={.spec.clusterIP}")
     loop = (
-        "while true; do t=$(date +%s.%N 2>/dev/null || date +%s); "
+        "while true; do t=$(date +%s); "
         f"if timeout 1 wget -qO- http://{vip}/ >/dev/null 2>&1; then echo ok $t; "
         "else echo err $t; fi; sleep 0.2; done"
     )
@@ -175,6 +175,7 @@ def test_cut_route_marks_endpoints_and_restore_brings_them_back(
             for args in (
                 ("describe", "pod", "-n", NS, "e2e-probe-client"),
                 ("logs", "-n", NS, "e2e-probe-client", "--tail", "5"),
+                ("get", "serviceimport", NAME, "-n", NS, "-o", "yaml"),
                 ("get", "service", derived, "-n", NS, "-o", "yaml"),
                 ("get", "endpointslices", "-n", NS, "-l", selector, "-o", "yaml"),
             ):
@@ -211,7 +212,8 @@ def test_cut_route_marks_endpoints_and_restore_brings_them_back(
               f"back {back:.1f}s after the restore; client errors at "
               f"{[round(t - cut, 1) for t in errors]} s after the cut")  # fmt: skip
         assert removed <= PROBE_WINDOW + 4
-        assert all(cut <= t <= cut + PROBE_WINDOW for t in errors), errors
+        # the client's clock has 1 s resolution (busybox date)
+        assert all(cut - 1 <= t <= cut + PROBE_WINDOW + 1 for t in errors), errors
     finally:
         cluster1.run("delete", "pod", "e2e-probe-client", "-n", NS, "--ignore-not-found",
                      "--wait=false")  # fmt: skip
