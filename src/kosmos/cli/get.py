@@ -2,6 +2,9 @@
 
 Tables come from the apiserver (``as=Table``): it renders a CRD's printer columns exactly as
 ``kubectl get`` shows them, so the two never disagree and no column logic lives here.
+``--all-clusters`` (the MCS kinds, which live in every cluster of the clusterset) asks each
+cluster the same way and prefixes a CLUSTER column; a member that cannot be read is named
+on stderr and the others are still shown.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from typing import Any
 import click
 import yaml
 
-from kosmos.api import crds
+from kosmos.api import crds, names
 from kosmos.api.objects import Obj
 from kosmos.api.schema import kind_info
 from kosmos.cli.invocation import CliContext, output_option, pass_cli
 from kosmos.cli.output import table
 from kosmos.kube.client import Client
-from kosmos.kube.errors import NotFound
+from kosmos.kube.errors import KubeError, NotFound
+from kosmos.ops import services
 from kosmos.ops.apply import strip
 
 
@@ -42,6 +46,11 @@ def valid_kinds() -> str:
 @click.option(
     "-A", "--all-namespaces", is_flag=True, help="List across all namespaces (namespaced kinds)."
 )
+@click.option(
+    "--all-clusters",
+    is_flag=True,
+    help="Ask the host and every member (serviceexports, serviceimports); adds a CLUSTER column.",
+)
 @pass_cli
 def get(
     cli_ctx: CliContext,
@@ -51,6 +60,7 @@ def get(
     output: str,
     namespace: str,
     all_namespaces: bool,
+    all_clusters: bool,
 ) -> None:
     """Show Kosmos objects of the host, as kubectl prints them.
 
@@ -67,6 +77,11 @@ def get(
         raise click.UsageError("a resource cannot be retrieved by name across all namespaces")
     resource = kind_info(model).resource
     ns = namespace if resource.namespaced and not all_namespaces else None
+    if all_clusters:
+        if kind_info(model).group != names.MCS_GROUP:
+            raise click.UsageError("--all-clusters: only serviceexports and serviceimports")
+        _get_all_clusters(cli_ctx, model, name, ns, output)
+        return
     if output in ("json", "yaml"):
         data = cli_ctx.run(_objects(cli_ctx, model, name, ns))
         if output == "json":
@@ -146,3 +161,65 @@ def _not_found(client: Client, model: type[Any], name: str | None, exc: NotFound
         f"cluster {client.cluster}: {info.plural}.{info.group} is not served: "
         "the Kosmos CRDs are not installed (run kosmosctl install)"
     )
+
+
+def _get_all_clusters(
+    cli_ctx: CliContext, model: type[Any], name: str | None, ns: str | None, output: str
+) -> None:
+    """Every cluster's table (or objects) with the cluster's name in front."""
+    found = cli_ctx.run(
+        _each_cluster(cli_ctx, model, name, ns, structured=output in ("json", "yaml"))
+    )
+    if output in ("json", "yaml"):
+        items = []
+        for cluster, result in found:
+            for item in result.get("items") or []:
+                # ObjectMeta's retired clusterName field: says where each object was read
+                item["metadata"]["clusterName"] = cluster
+                items.append(item)
+        data = {"apiVersion": "v1", "kind": "List", "items": items}
+        click.echo(
+            json.dumps(data, indent=2)
+            if output == "json"
+            else yaml.safe_dump(data, sort_keys=False),
+            nl=output == "json",
+        )
+        return
+    headers: list[str] = []
+    rows: list[list[str]] = []
+    for cluster, result in found:
+        heads, cluster_rows = render_table(result, wide=output == "wide", show_namespace=ns is None)
+        headers = headers or ["cluster", *heads]
+        rows.extend([cluster, *row] for row in cluster_rows)
+    if not rows:
+        where = f" in {ns} namespace" if ns else ""
+        click.echo(f"No resources found{where} in any cluster.", err=True)
+        return
+    click.echo(table(headers, rows))
+
+
+async def _each_cluster(
+    cli_ctx: CliContext, model: type[Any], name: str | None, ns: str | None, *, structured: bool
+) -> list[tuple[str, Obj]]:
+    resource = kind_info(model).resource
+    out = []
+    async with services.clusterset(await cli_ctx.client()) as members:
+        for member in members:
+            if member.client is None:
+                click.echo(f"cluster {member.name}: skipped, {member.problem}", err=True)
+                continue
+            try:
+                if structured:
+                    if name:
+                        objs = [await member.client.get(resource, name, ns)]
+                    else:
+                        objs = (await member.client.list(resource, ns)).items
+                    out.append((member.name, {"items": [strip(o) for o in objs]}))
+                else:
+                    out.append((member.name, await member.client.table(resource, ns, name)))
+            except NotFound as exc:
+                if not (name and exc.details.get("name") == name):
+                    click.echo(f"cluster {member.name}: {resource.plural} not served", err=True)
+            except KubeError as exc:
+                click.echo(f"cluster {member.name}: skipped, {exc}", err=True)
+    return out

@@ -17,6 +17,7 @@ COMPONENTS: dict[str, str] = {
     "network-manager": "kosmos.clusterlink.app:command",
     "scheduler-extender": "kosmos.scheduler.app:command",
     "mcs-dns": "kosmos.mcs.dns.app:command",
+    "eps-probe": "kosmos.mcs.probe:command",
 }
 
 

@@ -29,7 +29,7 @@ from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.ops import apply as applier
-from kosmos.ops import linkside, mcsdns_member, rollout, waiting
+from kosmos.ops import linkside, mcsdns_member, probeside, rollout, waiting
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import FIELD_MANAGER
@@ -69,8 +69,10 @@ async def join_member(
     existing = await _existing(host, name)
     if existing is not None:
         if same_credentials(existing, kubeconfig):
-            if options.enable_tree and options.mcs_dns:  # converge it (an upgrade, a new image)
-                await _set_up_dns(host, options, kubeconfig, wait_seconds, progress, joined=True)
+            if options.enable_tree and options.in_cluster:  # converge (an upgrade, an image)
+                await _set_up_member_pods(
+                    host, options, kubeconfig, wait_seconds, progress, joined=True
+                )
             return f"cluster {name} is already joined"
         raise Refused(
             f"cluster {name} is already joined with another kubeconfig; "
@@ -81,8 +83,8 @@ async def join_member(
     await _create(host, cluster, kubeconfig, progress)
     if options.enable_link:
         await _set_up_link(host, options, kubeconfig, wait_seconds, progress)
-    if options.enable_tree and options.mcs_dns:
-        await _set_up_dns(host, options, kubeconfig, wait_seconds, progress)
+    if options.enable_tree and options.in_cluster:
+        await _set_up_member_pods(host, options, kubeconfig, wait_seconds, progress)
     await _wait_reported(host, options, wait_seconds, progress)
     return f"cluster {name} joined"
 
@@ -125,7 +127,7 @@ async def _set_up_link(
         raise Refused(str(exc)) from exc
 
 
-async def _set_up_dns(
+async def _set_up_member_pods(
     host: Client,
     options: JoinOptions,
     kubeconfig: str,
@@ -134,28 +136,39 @@ async def _set_up_dns(
     *,
     joined: bool = False,
 ) -> None:
-    """kosmos-coredns in the member; on failure of a new join it, the agents and the Cluster
-    are removed (``joined``: a member joined before keeps everything but kosmos-coredns)."""
+    """The member's Kosmos pods: the endpoint prober and (``mcs_dns``) kosmos-coredns. On
+    failure they are removed, and a new join is rolled back (agents, Cluster); a member
+    ``joined`` before keeps its join and is told to re-run it."""
     name = options.name
     member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
     try:
-        await mcsdns_member.set_up(
+        await probeside.set_up(
             member,
             name,
             namespace=options.namespace,
-            repository=options.image_repository,
-            version=options.version,
+            image=linkside.image_of(options.image_repository, options.version),
             placement=options.placement(),
-            annotations=dict(options.pod_annotations),
-            wait_seconds=wait_seconds,
             progress=progress,
         )
+        if options.mcs_dns:
+            await mcsdns_member.set_up(
+                member,
+                name,
+                namespace=options.namespace,
+                repository=options.image_repository,
+                version=options.version,
+                placement=options.placement(),
+                annotations=dict(options.pod_annotations),
+                wait_seconds=wait_seconds,
+                progress=progress,
+            )
     except (KubeError, TimeoutError, applier.WaitTimeout, rollout.RolloutFailed) as exc:
+        await probeside.tear_down(member, name, options.namespace, progress)
         await mcsdns_member.tear_down(member, name, options.namespace, progress)
         if joined:
             raise Refused(
-                f"cluster {name}: setting up kosmos-coredns failed ({exc}); it was removed, "
-                "the join itself is unchanged"
+                f"cluster {name}: setting up its Kosmos pods (endpoint prober, kosmos-coredns) "
+                f"failed ({exc}); they were removed, the join itself is unchanged: re-run it"
             ) from exc
         if options.enable_link:
             await linkside.tear_down(
@@ -164,7 +177,8 @@ async def _set_up_dns(
         with contextlib.suppress(KubeError):
             await host.delete(CLUSTERS, name, propagation="Background")
         raise Refused(
-            f"cluster {name}: setting up kosmos-coredns failed ({exc}); the join was rolled back"
+            f"cluster {name}: setting up its Kosmos pods (endpoint prober, kosmos-coredns) "
+            f"failed ({exc}); the join was rolled back"
         ) from exc
     finally:
         await member.close()
@@ -302,8 +316,7 @@ async def unjoin_member(
         await _wait_finalized(host, name, wait_seconds, force, progress)
         if member is not None:
             await mcsdns_member.tear_down(member, name, namespace, progress)
-        linked = (cluster.get("spec", {}).get("clusterLinkOptions") or {}).get("enable", False)
-        await linkside.tear_down(host, member if linked else None, cluster, progress)
+        await probeside.tear_down_member(host, member, cluster, progress)
     finally:
         if member is not None:
             await member.close()

@@ -261,8 +261,8 @@ async def join_local_member(hosts: Host, member: ClusterPlan, progress: Progress
         kubeconfig = flatten_kubeconfig(environment.cluster_kubeconfig(member.name), None)
     except MembershipError as exc:
         raise SetupError(str(exc)) from exc
-    # no pods run here (kwok nodes only): no kosmos-coredns
-    options = JoinOptions(name=member.name, enable_link=False, enable_tree=True, mcs_dns=False)
+    # kwok nodes only: Kosmos runs as processes, no member pods (prober, kosmos-coredns)
+    options = JoinOptions(name=member.name, enable_link=False, enable_tree=True, in_cluster=False)
     message = await join_member(hosts, options, kubeconfig, JOIN_WAIT_SECONDS, progress)
     outcome = message.removeprefix(f"cluster {member.name} ").removeprefix("is ")
     progress(f"{member.name}: {outcome}")

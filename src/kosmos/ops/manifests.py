@@ -108,6 +108,8 @@ CLUSTER_MANAGER = Component(
 )
 NETWORK_MANAGER = Component(name="network-manager", module="link", rules=rbac.NETWORK_MANAGER_RULES)
 COMPONENTS = (CLUSTER_MANAGER, NETWORK_MANAGER)
+#: The endpoint prober (``kosmos eps-probe``): in every cluster where ClusterTree runs.
+PROBE = "kosmos-eps-probe"
 
 
 @dataclass(frozen=True)
@@ -323,12 +325,71 @@ def root_cluster(options: InstallOptions) -> Planned:
     return CLUSTERS, body
 
 
+def probe_objects(namespace: str, image: str, placement: Obj | None = None) -> list[Planned]:
+    """``kosmos eps-probe`` (:mod:`kosmos.ops.probeside`): ServiceAccount, ClusterRole(Binding)
+    and Deployment, in apply order; the same objects in the host and in each member."""
+    own = labels(PROBE)
+    subjects = [build.service_account_subject(PROBE, namespace)]
+    return [
+        (SERVICEACCOUNTS, build.service_account(PROBE, namespace, own)),
+        (CLUSTERROLES, build.cluster_role(PROBE, rbac.PROBE_RULES, own)),
+        (CLUSTERROLEBINDINGS, build.cluster_role_binding(PROBE, PROBE, subjects, own)),
+        (DEPLOYMENTS, probe_deployment(namespace, image, placement or {})),
+    ]
+
+
+def host_probe_objects(options: InstallOptions) -> list[Planned]:
+    planned = probe_objects(options.namespace, options.image, options.placement())
+    return [(r, annotated(b, options) if r == DEPLOYMENTS else b) for r, b in planned]
+
+
+def probe_deployment(namespace: str, image: str, placement: Obj) -> Obj:
+    """One small unprivileged pod on a real node (leaf nodes are another cluster's pods)."""
+    probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
+    container = {
+        "name": "eps-probe",
+        "image": image,
+        "imagePullPolicy": IMAGE_PULL_POLICY,
+        "args": ["eps-probe", f"--health-port={HEALTH_PORT}"],
+        "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
+        "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 3},
+        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "health"}},
+        "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "192Mi"}},
+        "securityContext": copy.deepcopy(build.HARDENED_CONTAINER),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    not_leaf = {"key": names.LABEL_NODE, "operator": "DoesNotExist"}
+    pod = {
+        "serviceAccountName": PROBE,
+        "securityContext": POD_SECURITY,
+        "containers": [container],
+        "tolerations": [CONTROL_PLANE_TOLERATION, *placement.get("tolerations", [])],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [not_leaf]}]
+                }
+            }
+        },
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        **{k: copy.deepcopy(v) for k, v in placement.items() if k != "tolerations"},
+    }
+    return build.deployment(
+        build.metadata(PROBE, labels(PROBE), namespace),
+        selector=selector(PROBE),
+        pod_labels=labels(PROBE),
+        pod_spec=pod,
+    )
+
+
 def install_objects(options: InstallOptions) -> list[Planned]:
     """Everything install applies, in order: CRDs, namespace, enabled components, root Cluster."""
     out = [*crd_objects(), namespace_object(options)]
     for component in COMPONENTS:
         if options.enabled(component):
             out.extend(component_objects(options, component))
+    if options.enable_tree:
+        out.extend(host_probe_objects(options))
     if options.enable_scheduler:
         out.extend(scheduler_objects(options))
     if options.enable_mcs_dns:
@@ -347,12 +408,15 @@ def mcs_dns_objects(options: InstallOptions) -> list[Planned]:
 def all_component_objects(options: InstallOptions) -> list[Planned]:
     """Every component's objects whatever the flags: what uninstall removes."""
     out = [planned for c in COMPONENTS for planned in component_objects(options, c)]
+    out.extend(host_probe_objects(options))
     return [*out, *scheduler_objects(options), *mcs_dns_objects(options)]
 
 
 def disabled_objects(options: InstallOptions) -> list[Planned]:
     """Objects of the components the options leave out (an earlier install may have them)."""
     out = [p for c in COMPONENTS if not options.enabled(c) for p in component_objects(options, c)]
+    if not options.enable_tree:
+        out.extend(host_probe_objects(options))
     if not options.enable_scheduler:
         out.extend(scheduler_objects(options))
     if not options.enable_mcs_dns:

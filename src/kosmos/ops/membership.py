@@ -96,10 +96,13 @@ class JoinOptions:
     version: str | None = None
     #: kosmos-coredns (clusterset.local) in the member when ClusterTree is enabled.
     mcs_dns: bool = True
-    #: Where kosmos-coredns runs in the member (``--node-selector``) and what it tolerates.
+    #: Kosmos runs in-cluster: with ClusterTree, the member gets its endpoint prober and
+    #: kosmos-coredns (False: the local environment's components are processes, kwok pods fake)
+    in_cluster: bool = True
+    #: Where the member's Kosmos pods run (``--node-selector``) and what they tolerate.
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[dict[str, str], ...] = ()
-    #: Annotations of kosmos-coredns's pod template (a change rolls the pods).
+    #: Annotations of the member's Kosmos pod templates (a change rolls the pods).
     pod_annotations: tuple[tuple[str, str], ...] = ()
 
     def placement(self) -> dict[str, Any]:

@@ -138,6 +138,13 @@ AGENT_RULES: tuple[Obj, ...] = (
 )
 
 
+PROBE_RULES: tuple[Obj, ...] = (
+    # The local ServiceImports are watched; their kosmos.io/disconnected-address annotation
+    # is the prober's only write (a merge patch).
+    rule(names.MCS_GROUP, ("serviceimports",), (*READ, "patch")),
+)
+
+
 def agent_cluster_rules(gateway_lease: str, key_secrets: list[str]) -> tuple[Obj, ...]:
     """A Role in kosmos-system for one member's agents: its gateway Lease, the tunnel keys."""
     group = "coordination.k8s.io"

@@ -17,7 +17,7 @@ from kosmos.api.resources import CLUSTERS, CUSTOMRESOURCEDEFINITIONS, NAMESPACES
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
 from kosmos.ops import apply as applier
-from kosmos.ops import linkside, manifests, mcsdns
+from kosmos.ops import linkside, manifests, mcsdns, probeside
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions
@@ -92,14 +92,18 @@ async def _remove_clusters(
     record: Deleted,
     progress: Progress,
 ) -> None:
-    """Delete the Clusters; a forced uninstall takes the members' agents too."""
-    agents = [(c, await linkside.member_client(client, c)) for c in clusters if not is_root(c)]
+    """Delete the Clusters; a forced uninstall takes the members' agents and probers too."""
+    agents = [
+        (c, await linkside.member_client(client, c, linked_only=False))
+        for c in clusters
+        if not is_root(c)
+    ]
     try:
         for cluster in clusters:
             await _delete(client, CLUSTERS, cluster, record)
         await _finalized(client, clusters, force=force, timeout=timeout, progress=progress)
         for cluster, member in agents:
-            await linkside.tear_down(client, member, cluster, progress)
+            await probeside.tear_down_member(client, member, cluster, progress)
     finally:
         for _, member in agents:
             if member is not None:

@@ -30,6 +30,7 @@ def test_install_creates_components_and_the_root_cluster(local_env: LocalEnv, in
     assert available == {
         "kosmos-cluster-manager": 1,
         "kosmos-network-manager": 1,
+        "kosmos-eps-probe": 1,
         "kosmos-scheduler": 1,
         "kosmos-coredns": 1,
     }
@@ -91,6 +92,7 @@ def test_version_prints_the_host_version_and_installed_tags(local_env: LocalEnv,
     assert tags == {
         "kosmos-cluster-manager": client,
         "kosmos-network-manager": client,
+        "kosmos-eps-probe": client,
         "kosmos-scheduler": client,  # the extender's image, not kube-scheduler's
         "kosmos-coredns": client,  # the zone writer's image, not CoreDNS's
     }

@@ -51,7 +51,7 @@ def test_the_image_digest_annotates_every_kosmos_pod_template():
         for resource, body in manifests.install_objects(options)
         if resource.kind == "Deployment"
     ]
-    assert len(templates) == 4  # + kosmos-coredns
+    assert len(templates) == 5  # cluster-manager, network-manager, eps-probe, scheduler, coredns
     assert all(t["annotations"] == {"local.kosmos.io/kosmos-image": "abc123"} for t in templates)
     assert all(
         "annotations" not in body["spec"]["template"]["metadata"]

@@ -175,10 +175,15 @@ def test_deployment_runs_hardened_as_non_root(component: manifests.Component):
 
 def test_disabled_components_are_left_out_and_the_root_cluster_says_so():
     options = InstallOptions(enable_link=False, enable_scheduler=False)
-    assert set(deployments(options)) == {"kosmos-cluster-manager", "kosmos-coredns"}
+    assert set(deployments(options)) == {
+        "kosmos-cluster-manager",
+        "kosmos-eps-probe",
+        "kosmos-coredns",
+    }
     assert set(deployments(InstallOptions())) == {
         "kosmos-cluster-manager",
         "kosmos-network-manager",
+        "kosmos-eps-probe",
         "kosmos-scheduler",
         "kosmos-coredns",
     }
@@ -317,7 +322,7 @@ def test_scheduler_rbac_reads_and_patches_pods_but_never_creates_binds_or_delete
 def test_node_selector_places_every_kosmos_pod():
     options = InstallOptions(node_selector=manifests.parse_node_selector("a=b,role=kosmos"))
     pods = [d["spec"]["template"]["spec"] for d in deployments(options).values()]
-    assert len(pods) == 4  # cluster-manager, network-manager, kosmos-scheduler, kosmos-coredns
+    assert len(pods) == 5  # cluster-manager, network-manager, eps-probe, scheduler, coredns
     assert all(p["nodeSelector"] == {"a": "b", "role": "kosmos"} for p in pods)
     assert all("nodeSelector" not in d["spec"]["template"]["spec"] for d in deployments().values())
 
@@ -370,3 +375,35 @@ def test_cluster_manager_may_write_mcs_objects():
     assert ("discovery.k8s.io", "endpointslices", "delete") in granted
     assert ("", "services", "create") in granted
     assert ("", "namespaces", "watch") in granted
+
+
+def test_the_endpoint_prober_only_reads_and_patches_serviceimports():
+    options = InstallOptions()
+    probe = deployments(options)["kosmos-eps-probe"]
+    container = probe["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "eps-probe"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    roles = [b for r, b in manifests.install_objects(options) if r.kind == "ClusterRole"]
+    (role,) = [b for b in roles if b["metadata"]["name"] == "kosmos-eps-probe"]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["multicluster.x-k8s.io"],
+            "resources": ["serviceimports"],
+            "verbs": ["get", "list", "watch", "patch"],
+        }
+    ]
+    disabled = InstallOptions(enable_tree=False)
+    assert "kosmos-eps-probe" not in deployments(disabled)
+    assert any(
+        b["metadata"]["name"] == "kosmos-eps-probe" for _, b in manifests.disabled_objects(disabled)
+    )
+
+
+def test_the_prober_can_be_placed_on_tainted_selected_nodes():
+    placement = {"nodeSelector": {"a": "b"}, "tolerations": [{"key": "a", "operator": "Exists"}]}
+    body = manifests.probe_deployment("kosmos-system", "img", placement)
+    pod = body["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"a": "b"}
+    assert pod["tolerations"][1:] == [{"key": "a", "operator": "Exists"}]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] == "kosmos.io/node"
