@@ -107,12 +107,17 @@ def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
     )
 
 
-def member_objects(cluster: str, namespace: str, kubeconfig: str, image: str) -> list[Planned]:
+def member_objects(
+    cluster: str, namespace: str, kubeconfig: str, image: str, pod_annotations: Obj | None = None
+) -> list[Planned]:
     meta = build.metadata(AGENT_KUBECONFIG, _labels(cluster), namespace)
+    agents = daemonset(cluster, namespace, image)
+    if pod_annotations:
+        agents["spec"]["template"]["metadata"]["annotations"] = dict(pod_annotations)
     return [
         (NAMESPACES, build.namespace(namespace, labels(PART_OF))),
         (SECRETS, build.secret(meta, string_data={"kubeconfig": kubeconfig})),
-        (DAEMONSETS, daemonset(cluster, namespace, image)),
+        (DAEMONSETS, agents),
     ]
 
 
@@ -313,13 +318,14 @@ async def set_up(
     key_secrets: list[str],
     progress: Progress,
     server: str | None = None,
+    pod_annotations: Obj | None = None,
 ) -> None:
     """Host-side identity and member-side agents of one member (idempotent)."""
     for resource, body in host_objects(cluster, key_secrets):
         await host.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     token, ca = await _token(host, cluster)
     kubeconfig = agent_kubeconfig(server or host.config.server, ca, token, cluster)
-    for resource, body in member_objects(cluster, namespace, kubeconfig, image):
+    for resource, body in member_objects(cluster, namespace, kubeconfig, image, pod_annotations):
         if resource == NAMESPACES and await applier.get_or_none(member, NAMESPACES, namespace):
             continue  # not ours: it stays unlabelled, so unjoin leaves it
         await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
