@@ -8,8 +8,11 @@ Go original's ``kosmosctl install`` also did by joining the control cluster to i
 them the host's pod and service CIDRs are on no tunnel: member pods could not reach host pods,
 nor the host's ClusterIPs (the host's DNS, which central DNS mode sends leaf pods to).
 
-The host's agents are the members' DaemonSet (same identity scheme: a ServiceAccount of the
-root Cluster's name in the host), in install's namespace, with install's pod annotations.
+The host's agents are the members' DaemonSet with the same identity (a ServiceAccount named
+after the root Cluster, its ClusterRoleBinding and Role), but as pods of the host they use
+that ServiceAccount directly: no kubeconfig, so no apiserver address to guess. ClusterLink's
+shared objects (tunnel keys, gateway Leases) live in ``kosmos-system`` whatever install's
+namespace, so the agents are set up only when install uses that namespace.
 """
 
 from __future__ import annotations
@@ -17,28 +20,34 @@ from __future__ import annotations
 import contextlib
 
 from kosmos.api import names
-from kosmos.api.resources import CLUSTERS, DAEMONSETS, SECRETS
+from kosmos.api.resources import CLUSTERS, DAEMONSETS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
 from kosmos.ops import apply as applier
 from kosmos.ops import linkside, rollout
-from kosmos.ops.manifests import InstallOptions
+from kosmos.ops.manifests import FIELD_MANAGER, InstallOptions, annotated
 from kosmos.ops.progress import Progress
 
+ROOT = names.ROOT_CLUSTER_NAME
 
-async def set_up(client: Client, options: InstallOptions, progress: Progress) -> None:
-    """Agents on the host's nodes for the root Cluster (idempotent, like every apply)."""
-    root = await client.get(CLUSTERS, names.ROOT_CLUSTER_NAME)
-    await linkside.set_up(
-        client,
-        client,
-        names.ROOT_CLUSTER_NAME,
-        namespace=options.namespace,
-        image=options.image,
-        key_secrets=linkside.key_secrets(root),
-        progress=progress,
-        pod_annotations=dict(options.pod_annotations),  # they roll it onto a new image
+
+async def set_up(client: Client, options: InstallOptions, progress: Progress) -> bool:
+    """Agents on the host's nodes for the root Cluster (idempotent); False: not set up."""
+    if options.namespace != names.SYSTEM_NAMESPACE:
+        progress(
+            f"host: ClusterLink agents not set up: they need namespace {names.SYSTEM_NAMESPACE} "
+            f"(install uses {options.namespace}); host pods are not linked to members"
+        )
+        return False
+    root = await client.get(CLUSTERS, ROOT)
+    for resource, body in linkside.host_objects(ROOT, linkside.key_secrets(root)):
+        await client.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
+    agents = linkside.daemonset(ROOT, options.namespace, options.image, in_cluster=True)
+    await client.apply(
+        DAEMONSETS, annotated(agents, options), field_manager=FIELD_MANAGER, force=True
     )
+    progress(f"host: ClusterLink agents (DaemonSet {options.namespace}/{linkside.AGENT}) set up")
+    return True
 
 
 async def wait(client: Client, options: InstallOptions, timeout: float, progress: Progress) -> None:
@@ -54,11 +63,9 @@ async def wait(client: Client, options: InstallOptions, timeout: float, progress
 async def tear_down(client: Client, namespace: str, progress: Progress) -> bool:
     """Remove the host's agents and their identity; True when there was something to remove."""
     found = await applier.get_or_none(client, DAEMONSETS, linkside.AGENT, namespace)
-    for resource, name in ((DAEMONSETS, linkside.AGENT), (SECRETS, linkside.AGENT_KUBECONFIG)):
-        with contextlib.suppress(NotFound):
-            await client.delete(resource, name, namespace, propagation="Background")
-    root = linkside.obj_or_name(names.ROOT_CLUSTER_NAME, namespace)
-    await linkside.tear_down(client, None, root, progress)
     if found is not None:
+        with contextlib.suppress(NotFound):
+            await client.delete(DAEMONSETS, linkside.AGENT, namespace, propagation="Background")
         progress(f"host: ClusterLink agents removed (DaemonSet {namespace}/{linkside.AGENT})")
+    await linkside.tear_down(client, None, linkside.obj_or_name(ROOT, namespace), progress)
     return found is not None

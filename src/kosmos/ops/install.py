@@ -96,8 +96,7 @@ async def _host_agents(
     if not options.enable_link:
         await hostlink.tear_down(client, options.namespace, progress)
         return
-    await hostlink.set_up(client, options, progress)
-    if wait:
+    if await hostlink.set_up(client, options, progress) and wait:
         await hostlink.wait(client, options, timeout, progress)
 
 

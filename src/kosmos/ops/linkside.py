@@ -107,33 +107,45 @@ def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
     )
 
 
-def member_objects(
-    cluster: str, namespace: str, kubeconfig: str, image: str, pod_annotations: Obj | None = None
-) -> list[Planned]:
+def member_objects(cluster: str, namespace: str, kubeconfig: str, image: str) -> list[Planned]:
     meta = build.metadata(AGENT_KUBECONFIG, _labels(cluster), namespace)
-    agents = daemonset(cluster, namespace, image)
-    if pod_annotations:
-        agents["spec"]["template"]["metadata"]["annotations"] = dict(pod_annotations)
     return [
         (NAMESPACES, build.namespace(namespace, labels(PART_OF))),
         (SECRETS, build.secret(meta, string_data={"kubeconfig": kubeconfig})),
-        (DAEMONSETS, agents),
+        (DAEMONSETS, daemonset(cluster, namespace, image)),
     ]
 
 
-def daemonset(cluster: str, namespace: str, image: str) -> Obj:
-    """One agent per node: hostNetwork and NET_ADMIN to program the node's kernel."""
+def daemonset(cluster: str, namespace: str, image: str, *, in_cluster: bool = False) -> Obj:
+    """One agent per node: hostNetwork and NET_ADMIN to program the node's kernel.
+
+    ``in_cluster``: the agents run in the host itself and use their ServiceAccount (of the
+    same namespace) instead of a kubeconfig for the host.
+    """
     env = [
         {"name": "CLUSTER_NAME", "value": cluster},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
     ]
+    kubeconfig: list[str] = [] if in_cluster else ["--kubeconfig", "/etc/kosmos/kubeconfig"]
+    mounts: list[Obj] = [
+        {"name": "xtables-lock", "mountPath": "/run/xtables.lock"},
+        {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
+    ]
+    volumes: list[Obj] = [
+        {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+        {"name": "modules", "hostPath": {"path": "/lib/modules"}},
+    ]
+    identity: Obj = {"serviceAccountName": account(cluster)} if in_cluster else {}
+    if not in_cluster:
+        mounts.insert(0, {"name": "kubeconfig", "mountPath": "/etc/kosmos", "readOnly": True})
+        volumes.insert(0, {"name": "kubeconfig", "secret": {"secretName": AGENT_KUBECONFIG}})
     container = {
         "name": "agent",
         "image": image,
         "imagePullPolicy": IMAGE_PULL_POLICY,
         # args only: the image's entrypoint (tini -- kosmos) stays PID 1 and reaps children
         # (the agent runs ip, iptables, ipset, swanctl)
-        "args": ["agent", "--kubeconfig", "/etc/kosmos/kubeconfig", f"--health-port={HEALTH_PORT}"],
+        "args": ["agent", *kubeconfig, f"--health-port={HEALTH_PORT}"],
         # Ready once its caches of the host's objects synced: an agent the host's RBAC
         # refuses (forbidden lists, in its log) stays unready, which join and status show.
         # The health server binds loopback; the pod shares the node's network namespace.
@@ -147,13 +159,10 @@ def daemonset(cluster: str, namespace: str, image: str) -> Obj:
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "256Mi"},
         },
-        "volumeMounts": [
-            {"name": "kubeconfig", "mountPath": "/etc/kosmos", "readOnly": True},
-            {"name": "xtables-lock", "mountPath": "/run/xtables.lock"},
-            {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
-        ],
+        "volumeMounts": mounts,
     }
     pod = {
+        **identity,
         "hostNetwork": True,
         "dnsPolicy": "ClusterFirstWithHostNet",
         "priorityClassName": "system-node-critical",
@@ -161,14 +170,7 @@ def daemonset(cluster: str, namespace: str, image: str) -> Obj:
         "tolerations": [{"operator": "Exists"}],
         "affinity": {"nodeAffinity": _not_on_leaf_or_excluded_nodes()},
         "containers": [container],
-        "volumes": [
-            {"name": "kubeconfig", "secret": {"secretName": AGENT_KUBECONFIG}},
-            {
-                "name": "xtables-lock",
-                "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"},
-            },
-            {"name": "modules", "hostPath": {"path": "/lib/modules"}},
-        ],
+        "volumes": volumes,
     }
     return build.daemonset(
         build.metadata(AGENT, _labels(cluster), namespace),
@@ -318,14 +320,13 @@ async def set_up(
     key_secrets: list[str],
     progress: Progress,
     server: str | None = None,
-    pod_annotations: Obj | None = None,
 ) -> None:
     """Host-side identity and member-side agents of one member (idempotent)."""
     for resource, body in host_objects(cluster, key_secrets):
         await host.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     token, ca = await _token(host, cluster)
     kubeconfig = agent_kubeconfig(server or host.config.server, ca, token, cluster)
-    for resource, body in member_objects(cluster, namespace, kubeconfig, image, pod_annotations):
+    for resource, body in member_objects(cluster, namespace, kubeconfig, image):
         if resource == NAMESPACES and await applier.get_or_none(member, NAMESPACES, namespace):
             continue  # not ours: it stays unlabelled, so unjoin leaves it
         await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
