@@ -31,6 +31,7 @@ SYSTEM = "kosmos-system"
 CENTRAL = "--no-multi-cluster-service"
 PLACEMENT = json.dumps(kosmos_plan.REAL_NODE_PLACEMENT, sort_keys=True)
 WEB = f"web.{NS}.svc.cluster.local"
+#: (no `wget -T`: the static busybox of our shell image crashes on it; `timeout` instead)
 
 
 def _args(host: Kubectl) -> list[str]:
@@ -139,22 +140,33 @@ def test_a_leaf_pod_resolves_and_reaches_a_host_service_through_the_host_dns(
     )
     assert cluster_ip in lookup, lookup
     page = wait_for(
-        lambda: in_client("wget", "-S", "-T", "5", "-qO-", f"http://{WEB}/"),
+        lambda: in_client("timeout", "5", "wget", "-qO-", f"http://{WEB}/"),
         60,
         f"HTTP from {WEB}",
         ignoring=(KubectlError,),
     )
     assert page.strip() == "web"  # the HTTP image answers GET / with its pod name
-    status = in_client("sh", "-c", f"wget -S -T 5 -qO /dev/null http://{WEB}/ 2>&1")
+    status = in_client("sh", "-c", f"timeout 5 wget -S -qO /dev/null http://{WEB}/ 2>&1")
     assert "200 OK" in status, status
     # member pod -> host pod, by pod IP
-    assert in_client("wget", "-T", "5", "-qO-", f"http://{web_ip}:8080/").strip() == "web"
+    assert in_client("timeout", "5", "wget", "-qO-", f"http://{web_ip}:8080/").strip() == "web"
 
     # the other way: the host pod on the host's real node reaches the member pod's IP
     apply(host, _leaf_pod("echo", HTTP))
     echo_ip = _running_ip(host, "echo")
     assert member_ip != echo_ip
-    fetch = ["exec", "web", "-n", NS, "--", "wget", "-T", "5", "-qO-", f"http://{echo_ip}:8080/"]
+    fetch = [
+        "exec",
+        "web",
+        "-n",
+        NS,
+        "--",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        f"http://{echo_ip}:8080/",
+    ]
     answer = wait_for(
         lambda: host.run(*fetch, timeout=30),
         60,
