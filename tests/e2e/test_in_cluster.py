@@ -7,7 +7,7 @@ containers on the members' real nodes. Through the leaf nodes a user's ``kubectl
 the container that mounts it. The last test (``env_down``: after every other e2e test, before
 ``local down``) takes Kosmos away as a user does — a join that cannot start its agents rolls
 back, then unjoin and ``kosmosctl uninstall`` — and checks nothing of Kosmos is left: no pod,
-RBAC or CRD, and no ClusterLink kernel state on the members' real nodes.
+RBAC or CRD, and no ClusterLink kernel state on the real nodes (the host's too).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.support import get, wait_for
 
 SHELL = "docker.io/kosmos/shell:v0.1.0"
 PLACEMENT = json.dumps(kosmos_plan.REAL_NODE_PLACEMENT, sort_keys=True)
-MEMBER_PORTS = {"cluster1": PORT_BASE + 10, "cluster2": PORT_BASE + 20}
+MEMBER_PORTS = {"host": PORT_BASE, "cluster1": PORT_BASE + 10, "cluster2": PORT_BASE + 20}
 
 
 def _sample_pod(e2e_env: E2EEnv) -> Any:
@@ -262,9 +262,10 @@ def test_joins_that_cannot_start_their_agents_roll_back_and_uninstall_leaves_not
     kosmosctl(*host, "unjoin", "cluster", "--name", "cluster1")
     out = kosmosctl(*host, "uninstall", "--wait")
     assert "deployment.apps/kosmos-cluster-manager deleted" in out.stdout, out.stdout
+    assert "daemonset.apps/kosmos-agent deleted" in out.stdout, out.stdout  # the host's agents
     for cluster in ("host", "cluster1", "cluster2"):
         wait_for(lambda c=cluster: _kosmos_left(e2e_env, c) == [], 60, f"{cluster} to be clean")
-    for name in ("cluster1", "cluster2"):
+    for name in ("host", "cluster1", "cluster2"):
         assert _kernel_state(name) == [], name
     nodes = get(e2e_env.kubectl(), "nodes", "-l", REAL_NODE_KEY)["items"]
     assert [n["metadata"]["name"] for n in nodes] == ["host-real1"]  # the node itself stays

@@ -154,7 +154,8 @@ def install(
 
     Creates the kosmos.io CRDs, the namespace, the cluster-manager (ClusterTree),
     network-manager (ClusterLink) and kosmos-scheduler (kube-scheduler with the Kosmos
-    extender) with least-privilege RBAC, and the root Cluster kosmos-control-cluster. A
+    extender) with least-privilege RBAC, and the root Cluster kosmos-control-cluster; with
+    ClusterLink, its agents on the host's nodes too, so the host is a peer of the members. A
     component disabled with --disable-tree/--disable-link/--disable-scheduler is not
     installed, and removed if an earlier install created it.
     """

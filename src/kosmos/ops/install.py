@@ -16,7 +16,7 @@ from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError
 from kosmos.ops import apply as applier
-from kosmos.ops import manifests, mcsdns, rollout
+from kosmos.ops import hostlink, manifests, mcsdns, rollout
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions, Planned
@@ -67,6 +67,7 @@ async def install(
             timeout=timeout,
         )
         await _cluster_dns(client, options, progress)
+        await _host_agents(client, options, progress, wait=wait, timeout=timeout)
     except rollout.RolloutFailed as exc:
         raise OperationError(
             f"{exc}\n(every object is applied; fix the cause, e.g. --image-repository/--version, "
@@ -86,6 +87,17 @@ async def _cluster_dns(client: Client, options: InstallOptions, progress: Progre
         await mcsdns.wire(client, options.namespace, "host", progress)
     else:
         await mcsdns.unwire(client, "host", progress)
+
+
+async def _host_agents(
+    client: Client, options: InstallOptions, progress: Progress, *, wait: bool, timeout: float
+) -> None:
+    """The host's own ClusterLink agents when link is enabled (the root Cluster is a peer)."""
+    if not options.enable_link:
+        await hostlink.tear_down(client, options.namespace, progress)
+        return
+    if await hostlink.set_up(client, options, progress) and wait:
+        await hostlink.wait(client, options, timeout, progress)
 
 
 async def _apply(

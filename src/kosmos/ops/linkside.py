@@ -116,19 +116,36 @@ def member_objects(cluster: str, namespace: str, kubeconfig: str, image: str) ->
     ]
 
 
-def daemonset(cluster: str, namespace: str, image: str) -> Obj:
-    """One agent per node: hostNetwork and NET_ADMIN to program the node's kernel."""
+def daemonset(cluster: str, namespace: str, image: str, *, in_cluster: bool = False) -> Obj:
+    """One agent per node: hostNetwork and NET_ADMIN to program the node's kernel.
+
+    ``in_cluster``: the agents run in the host itself and use their ServiceAccount (of the
+    same namespace) instead of a kubeconfig for the host.
+    """
     env = [
         {"name": "CLUSTER_NAME", "value": cluster},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
     ]
+    kubeconfig: list[str] = [] if in_cluster else ["--kubeconfig", "/etc/kosmos/kubeconfig"]
+    mounts: list[Obj] = [
+        {"name": "xtables-lock", "mountPath": "/run/xtables.lock"},
+        {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
+    ]
+    volumes: list[Obj] = [
+        {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+        {"name": "modules", "hostPath": {"path": "/lib/modules"}},
+    ]
+    identity: Obj = {"serviceAccountName": account(cluster)} if in_cluster else {}
+    if not in_cluster:
+        mounts.insert(0, {"name": "kubeconfig", "mountPath": "/etc/kosmos", "readOnly": True})
+        volumes.insert(0, {"name": "kubeconfig", "secret": {"secretName": AGENT_KUBECONFIG}})
     container = {
         "name": "agent",
         "image": image,
         "imagePullPolicy": IMAGE_PULL_POLICY,
         # args only: the image's entrypoint (tini -- kosmos) stays PID 1 and reaps children
         # (the agent runs ip, iptables, ipset, swanctl)
-        "args": ["agent", "--kubeconfig", "/etc/kosmos/kubeconfig", f"--health-port={HEALTH_PORT}"],
+        "args": ["agent", *kubeconfig, f"--health-port={HEALTH_PORT}"],
         # Ready once its caches of the host's objects synced: an agent the host's RBAC
         # refuses (forbidden lists, in its log) stays unready, which join and status show.
         # The health server binds loopback; the pod shares the node's network namespace.
@@ -142,13 +159,10 @@ def daemonset(cluster: str, namespace: str, image: str) -> Obj:
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "256Mi"},
         },
-        "volumeMounts": [
-            {"name": "kubeconfig", "mountPath": "/etc/kosmos", "readOnly": True},
-            {"name": "xtables-lock", "mountPath": "/run/xtables.lock"},
-            {"name": "modules", "mountPath": "/lib/modules", "readOnly": True},
-        ],
+        "volumeMounts": mounts,
     }
     pod = {
+        **identity,
         "hostNetwork": True,
         "dnsPolicy": "ClusterFirstWithHostNet",
         "priorityClassName": "system-node-critical",
@@ -156,14 +170,7 @@ def daemonset(cluster: str, namespace: str, image: str) -> Obj:
         "tolerations": [{"operator": "Exists"}],
         "affinity": {"nodeAffinity": _not_on_leaf_or_excluded_nodes()},
         "containers": [container],
-        "volumes": [
-            {"name": "kubeconfig", "secret": {"secretName": AGENT_KUBECONFIG}},
-            {
-                "name": "xtables-lock",
-                "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"},
-            },
-            {"name": "modules", "hostPath": {"path": "/lib/modules"}},
-        ],
+        "volumes": volumes,
     }
     return build.daemonset(
         build.metadata(AGENT, _labels(cluster), namespace),

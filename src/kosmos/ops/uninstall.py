@@ -17,7 +17,7 @@ from kosmos.api.resources import CLUSTERS, CUSTOMRESOURCEDEFINITIONS, NAMESPACES
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
 from kosmos.ops import apply as applier
-from kosmos.ops import linkside, manifests, mcsdns, probeside
+from kosmos.ops import hostlink, linkside, manifests, mcsdns, probeside
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions
@@ -51,6 +51,8 @@ async def uninstall(
     await _remove_clusters(
         client, clusters, force=force, timeout=timeout, record=record, progress=progress
     )
+    if await hostlink.tear_down(client, namespace, progress):
+        record(f"daemonset.apps/{linkside.AGENT} deleted")
     await linkside.remove_all(client, progress)
     await mcsdns.unwire(client, "host", progress)
     options = InstallOptions(namespace=namespace)
