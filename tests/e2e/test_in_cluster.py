@@ -262,10 +262,10 @@ def test_joins_that_cannot_start_their_agents_roll_back_and_uninstall_leaves_not
     for body in exported:
         e2e_env.kubectl().run("apply", "-n", "default", "-f", "-", stdin=json.dumps(body))
     selector = f"{names.LABEL_MCS_SERVICE_NAME}=e2e-left"
-    for member in ("cluster1", "cluster2"):
-        wait_for(lambda m=member: e2e_env.kubectl(m).run(
+    for cluster in ("cluster1", "cluster2"):
+        wait_for(lambda c=cluster: e2e_env.kubectl(c).run(
                      "get", "endpointslices", "-n", "default", "-l", selector, "-o", "name"),
-                 60, f"the export's slices in {member}")  # fmt: skip
+                 60, f"the export's slices in {cluster}")  # fmt: skip
     e2e_env.kubectl().run("delete", "deployment", "nginx-deployment", "-n", "default")
     kosmosctl(*host, "unjoin", "cluster", "--name", "cluster2")
 
