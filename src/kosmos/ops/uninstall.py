@@ -15,7 +15,7 @@ from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import CLUSTERS, CUSTOMRESOURCEDEFINITIONS, NAMESPACES, PODS, Resource
 from kosmos.kube.client import Client
-from kosmos.kube.errors import NotFound
+from kosmos.kube.errors import KubeError, NotFound
 from kosmos.mcs import app as mcs_app
 from kosmos.ops import apply as applier
 from kosmos.ops import linkside, manifests, mcsdns, probeside
@@ -87,7 +87,10 @@ async def _forget_mcs(client: Client, namespace: str, timeout: float, progress: 
         await applier.poll(f"{MANAGER} pods to stop", timeout, running, report=progress)
     except applier.WaitTimeout:
         progress(f"{MANAGER} still running: the MCS imports in the host may come back")
-    await mcs_app.forget_member(client)
+    try:
+        await mcs_app.forget_member(client)
+    except KubeError as exc:  # e.g. a CRD's storage still initializing: not worth failing for
+        progress(f"could not remove the host's MCS imports and derived Services ({exc})")
 
 
 async def _clusters_to_delete(client: Client, force: bool) -> list[Obj]:
