@@ -101,7 +101,12 @@ class E2EEnv:
 
 @pytest.fixture(scope="session")
 def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
-    state = tmp_path_factory.mktemp("e2e") / "local"
+    """``KOSMOS_KEEP_ENV=1`` (with ``KOSMOS_LOCAL_DIR``) reuses and keeps that environment, for
+    quick iterations on one test: ``up`` again converges it; the env_down tests still run."""
+    keep = os.environ.get("KOSMOS_KEEP_ENV") == "1" and "KOSMOS_LOCAL_DIR" in os.environ
+    state = (
+        Path(os.environ["KOSMOS_LOCAL_DIR"]) if keep else tmp_path_factory.mktemp("e2e") / "local"
+    )
     env = dict(os.environ, KOSMOS_LOCAL_DIR=str(state))
     started = time.monotonic()
     first = kosmosctl(env, "local", "up", *UP_ARGS, check=False)
@@ -111,4 +116,5 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
             pytest.fail(f"kosmosctl local up failed:\n{first.stdout}\n{first.stderr}")
         yield E2EEnv(env, state, first, seconds)
     finally:
-        kosmosctl(env, "local", "down", check=False)
+        if not keep:
+            kosmosctl(env, "local", "down", check=False)

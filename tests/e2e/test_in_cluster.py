@@ -7,7 +7,9 @@ containers on the members' real nodes. Through the leaf nodes a user's ``kubectl
 the container that mounts it. The last test (``env_down``: after every other e2e test, before
 ``local down``) takes Kosmos away as a user does — a join that cannot start its agents rolls
 back, then unjoin and ``kosmosctl uninstall`` — and checks nothing of Kosmos is left: no pod,
-RBAC or CRD, and no ClusterLink kernel state on the real nodes (the host's too).
+RBAC or CRD, no kosmos-coredns or prober, no import, derived Service or MCS slice, no
+clusterset.local stanza in the cluster DNS, and no ClusterLink kernel state on the real nodes
+(the host's too).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from kosmos.api import names
 from kosmos.local import kosmos_plan
 from kosmos.local.kubectl import KubectlError
 from kosmos.local.nodes.plan import REAL_NODE_KEY
@@ -30,6 +33,7 @@ from tests.support import get, wait_for
 SHELL = "docker.io/kosmos/shell:v0.1.0"
 PLACEMENT = json.dumps(kosmos_plan.REAL_NODE_PLACEMENT, sort_keys=True)
 MEMBER_PORTS = {"host": PORT_BASE, "cluster1": PORT_BASE + 10, "cluster2": PORT_BASE + 20}
+IMPORTS = f"serviceimports.{names.MCS_GROUP}"
 
 
 def _sample_pod(e2e_env: E2EEnv) -> Any:
@@ -215,13 +219,30 @@ def _kernel_state(member: str) -> list[str]:
 
 
 def _kosmos_left(e2e_env: E2EEnv, cluster: str) -> list[str]:
+    """Kosmos's own objects (kosmos-coredns and the prober included), what the MCS controller
+    derived (imports, derived Services, slices) and the clusterset.local stanza in the
+    cluster's DNS. The MCS CRDs may stay in a member: they may hold its own objects."""
     kubectl = e2e_env.kubectl(cluster)
     kinds = "pods,deployments,daemonsets,serviceaccounts,roles,rolebindings"
-    kinds += ",clusterroles,clusterrolebindings,secrets"
+    kinds += ",clusterroles,clusterrolebindings,secrets,services,configmaps"
     left = kubectl.run("get", kinds, "-A", "-l", "app.kubernetes.io/part-of=kosmos", "-o", "name")
-    crds = [c for c in kubectl.run("get", "crd", "-o", "name").split() if "kosmos.io" in c]
+    derived = kubectl.run("get", "services,endpointslices", "-A", "-o", "name",
+                          "-l", f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY_KOSMOS}")  # fmt: skip
+    mcs = f"{names.LABEL_SLICE_MANAGED_BY}={names.MCS_CONTROLLER}"
+    slices = kubectl.run("get", "endpointslices", "-A", "-o", "name", "-l", mcs)
+    all_crds = kubectl.run("get", "crd", "-o", "name").split()
+    crds = [c for c in all_crds if "kosmos.io" in c]
+    imports = f"customresourcedefinition.apiextensions.k8s.io/{IMPORTS}"
+    if imports in all_crds:
+        crds += kubectl.run("get", IMPORTS, "-A", "-o", "name").split()
+    corefile = kubectl.run("get", "configmap", "coredns", "-n", "kube-system",
+                           "-o", "jsonpath={.data.Corefile}")  # fmt: skip
+    stanza = ["coredns: clusterset.local stanza"] if names.MCS_ZONE in corefile else []
     namespace = kubectl.run("get", "namespace", "-o", "name").split()
-    return [*left.split(), *crds, *(n for n in namespace if n == "namespace/kosmos-system")]
+    return [
+        *left.split(), *derived.split(), *slices.split(), *crds, *stanza,
+        *(n for n in namespace if n == "namespace/kosmos-system"),
+    ]  # fmt: skip
 
 
 @pytest.mark.env_down
@@ -231,6 +252,20 @@ def test_joins_that_cannot_start_their_agents_roll_back_and_uninstall_leaves_not
     kosmosctl = e2e_env.kosmosctl
     host = ["--kubeconfig", str(e2e_env.state / "kosmos" / "host-pods-kubeconfig")]
     member = str(e2e_env.state / "kosmos" / "cluster2-pods-kubeconfig")
+    # an exported Service: every member holds an import, a derived Service and slices
+    exported = [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "e2e-left"},
+         "spec": {"selector": {"app": "nginx"}, "ports": [{"port": 80}]}},
+        {"apiVersion": f"{names.MCS_GROUP}/v1beta1", "kind": "ServiceExport",
+         "metadata": {"name": "e2e-left"}},
+    ]  # fmt: skip
+    for body in exported:
+        e2e_env.kubectl().run("apply", "-n", "default", "-f", "-", stdin=json.dumps(body))
+    selector = f"{names.LABEL_MCS_SERVICE_NAME}=e2e-left"
+    for cluster in ("cluster1", "cluster2"):
+        wait_for(lambda c=cluster: e2e_env.kubectl(c).run(
+                     "get", "endpointslices", "-n", "default", "-l", selector, "-o", "name"),
+                 60, f"the export's slices in {cluster}")  # fmt: skip
     e2e_env.kubectl().run("delete", "deployment", "nginx-deployment", "-n", "default")
     kosmosctl(*host, "unjoin", "cluster", "--name", "cluster2")
 

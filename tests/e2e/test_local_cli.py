@@ -42,7 +42,13 @@ def test_status_shows_healthy_clusters_and_the_kosmos_pods(e2e_env: E2EEnv):
         for p in status["pods"]
         if p["cluster"] == "host"
     }
-    assert set(host) == {"kosmos-cluster-manager", "kosmos-network-manager", "kosmos-scheduler"}
+    assert set(host) == {
+        "kosmos-cluster-manager",
+        "kosmos-network-manager",
+        "kosmos-scheduler",
+        "kosmos-coredns",  # clusterset.local (with its zone writer)
+        "kosmos-eps-probe",
+    }
     for pod in host.values():
         assert pod["node"] == "host-real1" and pod["restarts"] == "0", pod
         have, want = pod["ready"].split("/")

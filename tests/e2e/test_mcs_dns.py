@@ -2,12 +2,12 @@
 
 ``local up`` installs Kosmos in-cluster and joins both members with ClusterTree, so every
 cluster runs kosmos-coredns and its kube-system/coredns carries the clusterset.local stanza.
-The test writes, in cluster1, what the MCS controller writes for an import (ServiceImport,
-derived Service, EndpointSlice labelled for both the import and the derived Service) whose
-endpoint is an HTTP pod on cluster2's real node, reached over ClusterLink. A client pod on
-cluster1's real node resolves ``web.<ns>.svc.clusterset.local`` through its ordinary
-resolv.conf and gets HTTP 200 by that name; ``kubernetes.default.svc.cluster.local`` still
-resolves.
+Here a member exports (the MCS model: any cluster of the clusterset may): an HTTP pod on
+cluster2's real node, its Service and a ServiceExport in cluster2. The MCS controller imports
+it into cluster1 (ServiceImport, derived Service, slices whose endpoint is reached over
+ClusterLink). A client pod on cluster1's real node resolves ``web.<ns>.svc.clusterset.local``
+through its ordinary resolv.conf to the import's IP and gets HTTP 200 by that name;
+``kubernetes.default.svc.cluster.local`` still resolves.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from kosmos.api import names
+from kosmos.local.images import HTTP_PORT
 from kosmos.local.kosmos_plan import REAL_NODE_PLACEMENT
 from kosmos.local.kubectl import Kubectl
 from tests.e2e.conftest import E2EEnv
@@ -26,7 +27,6 @@ from tests.support import apply, get, wait_for
 NS = "mcs-dns-e2e"
 SHELL = "docker.io/kosmos/shell:v0.1.0"
 HTTP = "docker.io/kosmos/http:v0.1.0"
-DERIVED = "derived-web0000001"
 NAME = f"web.{NS}.svc.{names.MCS_ZONE}"
 
 
@@ -59,51 +59,37 @@ def running_ip(kubectl: Kubectl, name: str) -> str:
     return str(wait_for(ip, 120, f"pod {name} Running"))
 
 
-def imported(cluster_ip: str, endpoint_ip: str) -> list[dict[str, Any]]:
-    """What the MCS controller writes in an importing cluster for ``web`` from cluster2."""
-    service_import = {
-        "apiVersion": f"{names.MCS_GROUP}/v1beta1",
-        "kind": "ServiceImport",
+def exported() -> list[dict[str, Any]]:
+    """``web``'s Service and its ServiceExport, in cluster2."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": "web", "namespace": NS},
         "spec": {
-            "type": "ClusterSetIP",
-            "ips": [cluster_ip],
-            "ports": [{"name": "http", "protocol": "TCP", "port": 80}],
+            "selector": {"app": "web"},
+            "ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": HTTP_PORT}],
         },
     }
-    endpoint_slice = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{DERIVED}-cluster2-4",
-            "namespace": NS,
-            "labels": {
-                names.LABEL_MCS_SERVICE_NAME: "web",
-                names.LABEL_MCS_SOURCE_CLUSTER: "cluster2",
-                names.LABEL_SLICE_MANAGED_BY: names.MCS_CONTROLLER,
-                names.LABEL_SLICE_SERVICE_NAME: DERIVED,
-            },
-        },
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],
-        "endpoints": [{"addresses": [endpoint_ip], "conditions": {"ready": True}}],
+    export = {
+        "apiVersion": f"{names.MCS_GROUP}/v1beta1",
+        "kind": "ServiceExport",
+        "metadata": {"name": "web", "namespace": NS},
     }
-    return [service_import, endpoint_slice]
+    return [service, export]
 
 
 def test_a_real_pod_resolves_and_reaches_a_clusterset_name(e2e_env: E2EEnv, namespaces: None):
     cluster1, cluster2 = e2e_env.kubectl("cluster1"), e2e_env.kubectl("cluster2")
     apply(cluster2, pod("web", HTTP))
-    backend = running_ip(cluster2, "web")
-    derived = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": DERIVED, "namespace": NS},
-        "spec": {"ports": [{"name": "http", "protocol": "TCP", "port": 80}]},
-    }
-    apply(cluster1, derived)
-    cluster_ip = get(cluster1, "service", DERIVED, "-n", NS)["spec"]["clusterIP"]
-    apply(cluster1, *imported(cluster_ip, backend))
+    running_ip(cluster2, "web")
+    apply(cluster2, *exported())
+
+    def clusterset_ip() -> str | None:
+        found = cluster1.run("get", f"serviceimports.{names.MCS_GROUP}", "web", "-n", NS,
+                             "-o", "jsonpath={.spec.ips[0]}", "--ignore-not-found")  # fmt: skip
+        return found.strip() or None
+
+    cluster_ip = wait_for(clusterset_ip, 60, "cluster1's import of web with its clusterset IP")
     script = (
         "set -e; "
         "for i in $(seq 60); do nslookup " + NAME + " && break; sleep 1; done; "

@@ -26,6 +26,7 @@ import pytest
 
 from kosmos.api import names
 from kosmos.local.images import HTTP_REF
+from kosmos.local.kosmos_plan import REAL_NODE_PLACEMENT
 from kosmos.local.kubectl import KubectlError
 from tests.e2e.conftest import PORT_BASE, E2EEnv
 from tests.fixtures.realpods import real_pod
@@ -52,6 +53,7 @@ def iptables(member: str, action: str, address: str) -> None:
 
 def deployment() -> dict:
     labels = {"app": NAME}
+    real = json.dumps(REAL_NODE_PLACEMENT, sort_keys=True)
     leaf = {"key": names.LABEL_NODE, "operator": "Exists"}
     return {
         "apiVersion": "apps/v1",
@@ -61,7 +63,11 @@ def deployment() -> dict:
             "replicas": 2,
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels},
+                # the members' copies on their real nodes (a kwok node's pod IP answers nothing)
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {names.ANNOTATION_CLUSTER_SELECTOR: real},
+                },
                 "spec": {
                     "tolerations": [leaf],
                     "affinity": {

@@ -28,15 +28,18 @@ def test_up_set_kosmos_up_after_the_clusters_and_said_so(e2e_env: E2EEnv):
     log = e2e_env.first_up.stderr
     steps = [
         "environment up: host, cluster1, cluster2",
-        "waiting for 3 Deployments to be Available",
+        # the managers, the scheduler, the endpoint prober and kosmos-coredns
+        "waiting for 5 Deployments to be Available",
         "installed Kosmos v0.1.0 in namespace kosmos-system",
         "kosmos: installed in-cluster (",
         "cluster1: ClusterLink agents (DaemonSet kosmos-system/kosmos-agent) set up in the member",
+        "cluster1: endpoint prober (Deployment kosmos-system/kosmos-eps-probe) set up",
+        "cluster1: kosmos-coredns set up in the member",
         "cluster1: joined",
         "cluster2: joined",
         "kosmos: leaf nodes Ready: kosmos-cluster1, kosmos-cluster2",
-        "host: 3 Kosmos pods Ready (3 on host-real1)",
-        "cluster1: 4 Kosmos pods Ready (",
+        "host: 5 Kosmos pods Ready (5 on host-real1)",
+        "cluster1: 6 Kosmos pods Ready (",
         "sample app: deployment.apps/nginx-deployment created in namespace default",
         "sample app: 3 pods Running",
         "kosmos: ready (in-cluster)",

@@ -16,12 +16,12 @@ import click
 
 from kosmos.api import names
 from kosmos.api.objects import annotations_of
-from kosmos.api.resources import ENDPOINTSLICES, SERVICE_IMPORTS, SERVICES
+from kosmos.api.resources import ENDPOINTSLICES, SERVICE_EXPORTS, SERVICE_IMPORTS, SERVICES
 from kosmos.kube import component
 from kosmos.kube.builder import controller
 from kosmos.kube.client import Client
 from kosmos.kube.controller import Reconciler, Request, Result
-from kosmos.kube.errors import NotFound
+from kosmos.kube.errors import Conflict, NotFound
 from kosmos.mcs import forge, metrics
 from kosmos.mcs.auto import AutoExport
 from kosmos.mcs.hub import DEFAULT_RESERVED, Hub, Options
@@ -109,8 +109,10 @@ def builder(options: Options) -> Callable[[component.Runtime], None]:
 
 
 async def forget_member(member: Client) -> None:
-    """Remove what the MCS controller made in a member that leaves the clusterset: its
-    ServiceImports, derived Services and EndpointSlices (a user's imports stay)."""
+    """Remove what the MCS controller made in a cluster that leaves the clusterset (a member
+    at unjoin, the host at uninstall): its ServiceImports, derived Services and EndpointSlices
+    (a user's imports stay), and release its finalizer on the cluster's ServiceExports, which
+    no controller would release any more (deleting them would hang)."""
     targets = (
         (SERVICE_IMPORTS, MANAGED_SELECTOR, None),
         (SERVICES, MANAGED_SELECTOR, forge.ANNOTATION_SERVICE_IMPORT),
@@ -127,7 +129,26 @@ async def forget_member(member: Client) -> None:
             meta = obj["metadata"]
             with contextlib.suppress(NotFound):
                 await member.delete(resource, meta["name"], meta.get("namespace"), uid=meta["uid"])
+    await _release_exports(member)
     log.info("member %s: MCS imports, derived Services and slices removed", member.cluster)
+
+
+async def _release_exports(client: Client) -> None:
+    try:
+        exports = (await client.list(SERVICE_EXPORTS)).items
+    except NotFound:
+        return
+    for export in exports:
+        meta = export["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if names.FINALIZER_MCS not in finalizers:
+            continue
+        kept = [f for f in finalizers if f != names.FINALIZER_MCS]
+        body = {
+            "metadata": {"finalizers": kept or None, "resourceVersion": meta["resourceVersion"]}
+        }
+        with contextlib.suppress(NotFound, Conflict):
+            await client.patch(SERVICE_EXPORTS, meta["name"], body, namespace=meta.get("namespace"))
 
 
 def _counting_errors(name: str, reconcile: Reconciler) -> Reconciler:

@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
-from kosmos.api.resources import CLUSTERS, CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
+from kosmos.api.resources import CLUSTERS, CUSTOMRESOURCEDEFINITIONS, NAMESPACES, PODS, Resource
 from kosmos.kube.client import Client
-from kosmos.kube.errors import NotFound
+from kosmos.kube.errors import KubeError, NotFound
+from kosmos.mcs import app as mcs_app
 from kosmos.ops import apply as applier
 from kosmos.ops import hostlink, linkside, manifests, mcsdns, probeside
 from kosmos.ops.errors import OperationError
@@ -23,6 +24,7 @@ from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions
 from kosmos.ops.progress import Progress
 
+MANAGER = manifests.CLUSTER_MANAGER.object_name
 #: Namespaces uninstall never deletes, even when told to install into one of them.
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
@@ -58,6 +60,7 @@ async def uninstall(
     options = InstallOptions(namespace=namespace)
     for resource, body in reversed(manifests.all_component_objects(options)):
         await _delete(client, resource, body, record)
+    await _forget_mcs(client, namespace, timeout, progress)
     gone = await _remove_crds(client, force, record, progress)
     if await _delete_namespace(client, namespace, record, progress):
         gone.append((NAMESPACES, namespace, None))
@@ -71,6 +74,25 @@ async def uninstall(
             )
     progress("Kosmos uninstalled" if lines else "nothing to uninstall")
     return lines
+
+
+async def _forget_mcs(client: Client, namespace: str, timeout: float, progress: Progress) -> None:
+    """The host's imports, derived Services and MCS slices, once no cluster-manager pod runs:
+    a terminating one still reconciles and would re-create what is removed."""
+    selector = ",".join(f"{k}={v}" for k, v in manifests.selector(MANAGER).items())
+
+    async def running() -> str:
+        pods = (await client.list(PODS, namespace=namespace, label_selector=selector)).items
+        return ", ".join(p["metadata"]["name"] for p in pods)
+
+    try:
+        await applier.poll(f"{MANAGER} pods to stop", timeout, running, report=progress)
+    except applier.WaitTimeout:
+        progress(f"{MANAGER} still running: the MCS imports in the host may come back")
+    try:
+        await mcs_app.forget_member(client)
+    except KubeError as exc:  # e.g. a CRD's storage still initializing: not worth failing for
+        progress(f"could not remove the host's MCS imports and derived Services ({exc})")
 
 
 async def _clusters_to_delete(client: Client, force: bool) -> list[Obj]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from kosmos.api import names
+from kosmos.local.kubectl import Kubectl
 from kosmos.mcs.forge import derived_name
 from tests.fixtures.tree import TreeEnv
 from tests.integration.mcs import helpers as h
@@ -205,16 +206,26 @@ def test_a_foreign_service_of_the_derived_name_is_left_alone(mcs: TreeEnv, names
 
 def test_unjoin_removes_what_mcs_made_in_the_member(mcs: TreeEnv, namespace: str) -> None:
     """Unjoin (ClusterTree's leaving, with the MCS cleanup the launcher composes) leaves no
-    managed import, derived Service or MCS slice in the member; a rejoin brings them back."""
+    managed import, derived Service or MCS slice in the member, and releases the finalizer of
+    the member's own export (no controller would any more); a rejoin brings them back."""
     leaving = mcs.env.members[-1]
     member = mcs.member(leaving)
     h.publish(mcs.host, namespace, "bye", [("http", 80, 8080)], [("10.10.0.1", True)])
+    h.publish(member, namespace, "own", [("http", 80, 8080)], [("10.10.0.2", True)])
     wait_for(lambda: h.addresses(member, namespace, "bye"), TIMEOUT, "slices in the member")
+    wait_for(lambda: names.FINALIZER_MCS in _finalizers(member, namespace, "own"), TIMEOUT,
+             "the finalizer on the member's export")  # fmt: skip
     mcs.unjoin(leaving)
     try:
         assert h.imported(member, namespace, "bye") is None
         assert not h.mcs_slices(member, namespace, "bye")
         assert h.derived(member, namespace, "bye") is None
+        assert names.FINALIZER_MCS not in _finalizers(member, namespace, "own")
     finally:
         mcs.join(leaving)
     wait_for(lambda: h.addresses(member, namespace, "bye"), 60, "slices again after the rejoin")
+
+
+def _finalizers(kubectl: Kubectl, namespace: str, name: str) -> list[str]:
+    return list(((h.export_of(kubectl, namespace, name) or {}).get("metadata") or {}).get(
+        "finalizers") or [])  # fmt: skip
