@@ -58,6 +58,23 @@ def central_mode(e2e_env: E2EEnv) -> Iterator[Kubectl]:
     finally:
         host.run("delete", "namespace", NS, "--wait=false")
         _set_args(host, before)
+        _wait_leaf_endpoint(host)
+
+
+def _wait_leaf_endpoint(host: Kubectl) -> None:
+    """Until ``kubectl logs`` answers through a leaf node again: a restarted cluster-manager
+    first takes the Lease, then its heartbeat moves the leaf nodes' address to its pod, and
+    the tests after this one use the leaf endpoint at once."""
+    pods = get(host, "pods", "-n", "default", "-l", "app=nginx")["items"]
+    if not pods:
+        return
+    name = pods[0]["metadata"]["name"]
+    wait_for(
+        lambda: host.run("logs", name, "-n", "default", "--tail=1", timeout=20) is not None,
+        120,
+        "the leaf nodes' kubelet endpoint on the restarted cluster-manager",
+        ignoring=(KubectlError,),
+    )
 
 
 def _web() -> list[dict[str, Any]]:

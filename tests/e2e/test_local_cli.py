@@ -37,11 +37,11 @@ def test_status_shows_healthy_clusters_and_the_kosmos_pods(e2e_env: E2EEnv):
         ("cluster2", True),
     ]
     assert status["components"] == []  # in-cluster: no component runs as a local process
-    host = {
-        p["pod"].split("/")[1].rsplit("-", 2)[0]: p
-        for p in status["pods"]
-        if p["cluster"] == "host"
-    }
+    on_host = [p for p in status["pods"] if p["cluster"] == "host"]
+    # the host is a ClusterLink peer: its agents (a DaemonSet) run on every host node
+    agents = [p for p in on_host if p["pod"].startswith("kosmos-system/kosmos-agent-")]
+    assert "host-real1" in {p["node"] for p in agents}
+    host = {p["pod"].split("/")[1].rsplit("-", 2)[0]: p for p in on_host if p not in agents}
     assert set(host) == {
         "kosmos-cluster-manager",
         "kosmos-network-manager",

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from kosmos.api.objects import node_ready
+from kosmos.api.quantity import parse_quantity
 from tests.fixtures.tree import TreeEnv, leaf_nodes
 from tests.support import apply, get, wait_for
 
@@ -68,7 +69,7 @@ def test_leaf_nodes_are_ready_agents_with_lease_capacity_and_taint(tree: TreeEnv
             "taints"
         ]
         assert node_ready(node)
-        assert int(node["status"]["allocatable"]["cpu"]) > 0
+        assert parse_quantity(node["status"]["allocatable"]["cpu"]) > 0
         assert json.loads(node["metadata"]["annotations"]["kosmos.io/largest-free-node"])["cpu"]
         lease = get(tree.host, "lease", "-n", "kube-node-lease", name)
         assert lease["spec"]["holderIdentity"] == name
