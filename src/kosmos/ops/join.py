@@ -142,6 +142,7 @@ async def _set_up_member_pods(
     name = options.name
     member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
     try:
+        await probeside.prepare_member(member, options.namespace)
         await probeside.set_up(
             member,
             name,

@@ -16,14 +16,13 @@ import contextlib
 import datetime
 from collections.abc import Callable
 
-from kosmos.api import crds, names
 from kosmos.api import manifests as build
+from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CLUSTERROLEBINDINGS,
     CLUSTERROLES,
     CONFIGMAPS,
-    CUSTOMRESOURCEDEFINITIONS,
     DEPLOYMENTS,
     SERVICEACCOUNTS,
     SERVICES,
@@ -204,15 +203,6 @@ def service(namespace: str, own: dict[str, str]) -> Obj:
             ],
         },
     }
-
-
-def mcs_crds() -> list[Planned]:
-    """The MCS API CRDs (a member needs ServiceImport for the zone writer to watch)."""
-    return [
-        (CUSTOMRESOURCEDEFINITIONS, crd)
-        for crd in crds.crd_manifests()
-        if crd["spec"]["group"] == names.MCS_GROUP
-    ]
 
 
 async def wire(client: Client, namespace: str, cluster: str, progress: Progress) -> bool:

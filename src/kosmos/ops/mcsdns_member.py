@@ -8,9 +8,8 @@ cluster DNS. A failure leaves nothing behind: the caller rolls the join back.
 
 from __future__ import annotations
 
-from kosmos.api import manifests as build
 from kosmos.api.objects import Obj
-from kosmos.api.resources import DEPLOYMENTS, NAMESPACES
+from kosmos.api.resources import DEPLOYMENTS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError
 from kosmos.ops import apply as applier
@@ -18,13 +17,10 @@ from kosmos.ops import linkside, mcsdns, rollout
 from kosmos.ops.manifests import (
     DEFAULT_IMAGE_REPOSITORY,
     FIELD_MANAGER,
-    PART_OF,
     default_version,
     labels,
 )
 from kosmos.ops.progress import Progress
-
-CRD_TIMEOUT = 60.0
 
 
 def images(repository: str | None, version: str | None) -> tuple[str, str]:
@@ -48,14 +44,8 @@ async def set_up(
     wait_seconds: float,
     progress: Progress,
 ) -> None:
-    """CRDs, kosmos-coredns and the cluster DNS stanza in one member (idempotent)."""
-    crds = mcsdns.mcs_crds()
-    for resource, body in crds:
-        await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
-    await applier.wait_established(member, [b["metadata"]["name"] for _, b in crds], CRD_TIMEOUT)
-    if await applier.get_or_none(member, NAMESPACES, namespace) is None:
-        own = build.namespace(namespace, labels(PART_OF))
-        await member.apply(NAMESPACES, own, field_manager=FIELD_MANAGER, force=True)
+    """kosmos-coredns and the cluster DNS stanza in one member prepared by
+    ``probeside.prepare_member`` (the MCS CRDs and the namespace; idempotent)."""
     image, coredns_image = images(repository, version)
     for resource, body in mcsdns.objects(namespace, image, coredns_image, labels, placement):
         if resource == DEPLOYMENTS and annotations:

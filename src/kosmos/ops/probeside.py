@@ -46,11 +46,10 @@ def mcs_crds() -> list[Obj]:
     return out
 
 
-async def set_up(
-    member: Client, cluster: str, *, namespace: str, image: str, placement: Obj, progress: Progress
-) -> None:
-    """The MCS CRDs and the prober in a member (idempotent); a namespace found there stays
-    unlabelled. The CRDs stay at unjoin: they may hold the member's own objects."""
+async def prepare_member(member: Client, namespace: str) -> None:
+    """What every Kosmos pod of a member needs first: the MCS CRDs (its imports live there)
+    and the namespace (one found there stays unlabelled). The CRDs stay at unjoin: they may
+    hold the member's own objects."""
     applied = mcs_crds()
     for crd in applied:
         await member.apply(CUSTOMRESOURCEDEFINITIONS, crd, field_manager=FIELD_MANAGER, force=True)
@@ -58,6 +57,12 @@ async def set_up(
     if await applier.get_or_none(member, NAMESPACES, namespace) is None:
         body = build.namespace(namespace, labels(PART_OF))
         await member.apply(NAMESPACES, body, field_manager=FIELD_MANAGER, force=True)
+
+
+async def set_up(
+    member: Client, cluster: str, *, namespace: str, image: str, placement: Obj, progress: Progress
+) -> None:
+    """The prober in a member prepared by ``prepare_member`` (idempotent)."""
     for resource, body in probe_objects(namespace, image, placement):
         await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     progress(f"{cluster}: endpoint prober (Deployment {namespace}/{PROBE}) set up in the member")
