@@ -212,6 +212,10 @@ class _Vici:
             raise TunnelError(f"vici {command} on {self.path}: {e}") from e
 
 
+#: charon's errmsg when the SA to terminate no longer exists
+_GONE = "no matching SAs to terminate found"
+
+
 def _family(subnet: str) -> int:
     return 6 if ":" in subnet else 4
 
@@ -396,7 +400,12 @@ class StrongSwan:
         await self._vici.call("unload-conn", {"name": name})
         for sa in await self._vici.call("list-sas", {"ike": name}, "list-sa"):
             request = {"ike-id": _text(sa[name]["uniqueid"]), "force": "yes", "timeout": "-1"}
-            await self._vici.call("terminate", request, "control-log")
+            try:
+                await self._vici.call("terminate", request, "control-log")
+            except TunnelError as e:
+                # listed, then gone before terminate (the peer closed or replaced it): done
+                if _GONE not in str(e):
+                    raise
 
     async def _hints(self, tunnels: Sequence[TunnelSpec]) -> dict[str, str]:
         """Why a tunnel may not come up, beyond what charon says.

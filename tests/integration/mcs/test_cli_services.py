@@ -1,61 +1,38 @@
 """kosmosctl export svc, import svc and get --all-clusters against the real host and members.
 
-Members are joined with ClusterTree (no controller runs: nothing waits for it), so kosmosctl
-reaches them through their Cluster kubeconfigs as a user's would.
+Members are the tree fixture's (joined by kosmosctl); the cluster-manager is stopped while these
+run, so no controller answers before kosmosctl does, and kosmosctl reaches the members through
+their Cluster kubeconfigs as a user's would. Unjoin taking the prober away is in test_inputs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
 
-from kosmos.api import crds, names
-from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS
+from kosmos.api import names
 from kosmos.cli.main import cli
 from tests.fixtures.clusters import LocalEnv
-
-MCS_CRDS = (f"serviceexports.{names.MCS_GROUP}", f"serviceimports.{names.MCS_GROUP}")
+from tests.fixtures.tree import TreeEnv
+from tests.integration.mcs.conftest import PREFIX
 
 
 def kosmosctl(env: LocalEnv, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--kubeconfig", str(env.kubeconfig(env.host)), *args])
 
 
-async def _member_crds(env: LocalEnv) -> None:
-    for member in env.members:
-        client = await env.client(member)
-        try:
-            for manifest in crds.crd_manifests():
-                if manifest["metadata"]["name"] in MCS_CRDS:
-                    await client.apply(
-                        CUSTOMRESOURCEDEFINITIONS, manifest, field_manager="kosmos-test", force=True
-                    )
-        finally:
-            await client.close()
-
-
 @pytest.fixture(scope="module")
-def joined(local_env: LocalEnv, kosmos_crds: list[str]) -> Iterator[LocalEnv]:
-    host = local_env.kubectl(local_env.host)
-    if not host.ok("get", "namespace", "kosmos-system"):
-        host.run("create", "namespace", "kosmos-system")
-    asyncio.run(_member_crds(local_env))
-    for member in local_env.members:
-        result = kosmosctl(
-            local_env, "join", "cluster", "--name", member,
-            "--kubeconfig", str(local_env.kubeconfig(member)), "--enable-tree", "--wait", "0",
-        )  # fmt: skip
-        assert result.exit_code == 0, result.output
-    yield local_env
-    for member in local_env.members:
-        result = kosmosctl(local_env, "unjoin", "cluster", "--name", member, "--wait", "30")
-        assert result.exit_code == 0, result.output
-        assert not local_env.kubectl(member).ok("get", "deployment", "-n", "kosmos-system",
-                                                "kosmos-eps-probe")  # fmt: skip
+def joined(mcs: TreeEnv) -> Iterator[LocalEnv]:
+    """The tree's members (joined by ``kosmosctl join``) with the cluster-manager stopped, so
+    that no controller answers an export before kosmosctl does; it runs again afterwards."""
+    mcs.stop()
+    try:
+        yield mcs.env
+    finally:
+        mcs.start("--auto-mcs-prefix", PREFIX)
 
 
 def test_join_deployed_the_prober_in_each_member(joined: LocalEnv):

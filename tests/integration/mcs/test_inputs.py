@@ -207,7 +207,8 @@ def test_a_foreign_service_of_the_derived_name_is_left_alone(mcs: TreeEnv, names
 def test_unjoin_removes_what_mcs_made_in_the_member(mcs: TreeEnv, namespace: str) -> None:
     """Unjoin (ClusterTree's leaving, with the MCS cleanup the launcher composes) leaves no
     managed import, derived Service or MCS slice in the member, and releases the finalizer of
-    the member's own export (no controller would any more); a rejoin brings them back."""
+    the member's own export (no controller would any more) and takes the prober away; a rejoin
+    brings them back."""
     leaving = mcs.env.members[-1]
     member = mcs.member(leaving)
     h.publish(mcs.host, namespace, "bye", [("http", 80, 8080)], [("10.10.0.1", True)])
@@ -221,6 +222,7 @@ def test_unjoin_removes_what_mcs_made_in_the_member(mcs: TreeEnv, namespace: str
         assert not h.mcs_slices(member, namespace, "bye")
         assert h.derived(member, namespace, "bye") is None
         assert names.FINALIZER_MCS not in _finalizers(member, namespace, "own")
+        assert not member.ok("get", "deployment", "-n", "kosmos-system", "kosmos-eps-probe")
     finally:
         mcs.join(leaving)
     wait_for(lambda: h.addresses(member, namespace, "bye"), 60, "slices again after the rejoin")

@@ -149,7 +149,9 @@ def endpoint_slice(ns: str, name: str, cluster: str, eps: list[dict[str, Any]]) 
             "labels": {
                 names.LABEL_MCS_SERVICE_NAME: name,
                 names.LABEL_MCS_SOURCE_CLUSTER: cluster,
-                names.LABEL_SLICE_MANAGED_BY: names.MCS_CONTROLLER,
+                # another MCS controller's: Kosmos's (running in the session's tree) would
+                # delete slices it owns that no export backs; DNS reads them all
+                names.LABEL_SLICE_MANAGED_BY: "mcs.example.com",
             },
         },
         "addressType": "IPv4",
