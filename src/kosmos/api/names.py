@@ -70,3 +70,13 @@ FINALIZER_MCS = "kosmos.io/multi-cluster-service-finalizer"
 
 # Secrets holding member credentials
 KUBECONFIG_SECRET_KEY = "kubeconfig"
+
+# application migration (PromotePolicy)
+LABEL_PROMOTED_FROM = "kosmos.io/promoted-from"  # on host Namespaces a migration made: the Cluster
+#: ``<policy ns>/<policy name>``: on member pods being migrated (the member side of ClusterTree's
+#: adoption handshake) and on every host object a migration created
+ANNOTATION_PROMOTE_POLICY = "kosmos.io/promote-policy"
+#: on host pods a migration rebuilt: the uid of the running member pod to adopt
+ANNOTATION_MEMBER_POD_UID = "kosmos.io/member-pod-uid"
+FINALIZER_PROMOTE = "kosmos.io/promote-policy"
+LABEL_PROMOTE_BACKUP = "kosmos.io/promote-backup"  # on backup Secrets: the policy's key
