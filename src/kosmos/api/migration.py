@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kosmos.api.common import kosmos_kind
+from kosmos.api.common import Condition, conditions, kosmos_kind
 from kosmos.api.schema import PrinterColumn, Rule, kind, prop, rules
 
 _NAMESPACES = 128
@@ -83,6 +83,7 @@ Phase = Literal[
     "Restoring",
     "FailedRestore",
     "Completed",
+    "RollingBack",
     "FailedRollback",
     "RolledBack",
 ]
@@ -92,6 +93,10 @@ Phase = Literal[
 class PromotePolicyProgress:
     total_items: int = prop(minimum=0)
     items_backed_up: int = prop(minimum=0)
+    owners_detached: int = prop(minimum=0, description="Owners deleted (Orphan) in the member")
+    pods_total: int = prop(minimum=0)
+    pods_adopted: int = prop(minimum=0, description="Member pods ClusterTree adopted")
+    items_restored: int = prop(minimum=0, description="Objects created in the host")
 
 
 @dataclass
@@ -103,6 +108,10 @@ class PromotePolicyStatus:
     failure_reason: str = prop(max_length=32768)
     progress: PromotePolicyProgress = prop()
     backedup_file: str = prop(max_length=4096, description="Where the backup was written")
+    namespaces: list[str] = prop(
+        max_items=_NAMESPACES, description="The namespaces migrated (fixed at precheck)"
+    )
+    conditions: list[Condition] = conditions()
 
 
 @kind(
@@ -113,6 +122,7 @@ class PromotePolicyStatus:
         printer_columns=(
             PrinterColumn("CLUSTER", ".spec.clusterName"),
             PrinterColumn("PHASE", ".status.phase"),
+            PrinterColumn("PODS", ".status.progress.podsAdopted", type="integer"),
         ),
         description="Migrates workloads of leaf namespaces into the root, reversibly.",
     )

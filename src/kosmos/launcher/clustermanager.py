@@ -1,4 +1,5 @@
-"""``kosmos cluster-manager``: ClusterTree and the MCS controllers in one process.
+"""``kosmos cluster-manager``: ClusterTree, the MCS controllers and application migration
+(PromotePolicy) in one process.
 
 Components never import each other; this top layer composes them: ClusterTree's flags,
 the MCS flags and the shared ones make one command, and both builders declare their
@@ -16,6 +17,7 @@ import click
 from kosmos.clustertree import app as tree_app
 from kosmos.kube import component
 from kosmos.mcs import app as mcs_app
+from kosmos.migration import app as migration_app
 
 COMPONENT = tree_app.COMPONENT
 
@@ -33,12 +35,13 @@ def compose(*builds: Any) -> Any:
 @mcs_app.click_options
 @component.common_options(COMPONENT, **tree_app.COMMON_DEFAULTS)
 def command(common: component.Common, **kwargs: Any) -> None:
-    """Run ClusterTree (member clusters as leaf nodes) and the multi-cluster services."""
+    """Run ClusterTree (member clusters as leaf nodes), the multi-cluster services and
+    application migration (PromotePolicy)."""
     mcs = mcs_app.options_from(kwargs)
     cleanups = (mcs_app.forget_member,) if mcs.enabled else ()
     tree = tree_app.settings_from(
         common, kwargs, multi_cluster_service=mcs.enabled, member_cleanups=cleanups
     )
     spec = component.Component(COMPONENT, lease=COMPONENT)
-    build = compose(tree.builder(), mcs_app.builder(mcs))
+    build = compose(tree.builder(), mcs_app.builder(mcs), migration_app.build)
     component.main(COMPONENT, common.verbose, component.run_component(spec, common, build))

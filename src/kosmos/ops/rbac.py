@@ -82,6 +82,16 @@ CLUSTER_MANAGER_RULES: tuple[Obj, ...] = (
     # kube-system/extension-apiserver-authentication: EXTENSION_AUTH_READER below).
     rule("authentication.k8s.io", ("tokenreviews",), ("create",)),
     rule("authorization.k8s.io", ("subjectaccessreviews",), ("create",)),
+    # Application migration (PromotePolicy): the policy's finalizer and phases; its backup in
+    # Secrets of kosmos-system (secrets, below).
+    rule(names.GROUP, ("promotepolicies",), (*READ, "update", "patch")),
+    rule(names.GROUP, ("promotepolicies/status",), ("get", "update", "patch")),
+    # A migration rebuilds in the host whatever the member namespace held (any built-in or
+    # custom resource, RBAC included: escalate/bind let it copy Roles it does not hold
+    # itself) and removes it again at rollback: no narrower rule describes "what a user's
+    # namespace may contain". Without migration, this is the rule to drop.
+    rule("*", ("*",), (*READ, "create", "patch", "delete")),
+    rule("rbac.authorization.k8s.io", ("roles", "clusterroles"), ("escalate", "bind")),
 )
 
 #: The built-in Role in kube-system that reads ConfigMap extension-apiserver-authentication
