@@ -63,7 +63,9 @@ def test_killed_at_random_points_every_migration_completes_or_rolls_back(tree: T
                     f"{name} rolled back after a kill",
                 )
                 wait_for(
-                    lambda ns=ns: running_pods(member, ns) == before, TIMEOUT, f"{ns} as it was"
+                    lambda ns=ns, b=before: running_pods(member, ns) == b,
+                    TIMEOUT,
+                    f"{ns} as it was",
                 )
                 assert member.ok("get", "deployment", "nginx", "-n", ns)
     finally:
