@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import contextlib
 import secrets
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -54,6 +53,7 @@ import dns.rdatatype
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _cluster import BENCH_NODE, client_for, delete_namespace, ensure_bench_node, ensure_namespace
+from _stats import summary
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
@@ -72,29 +72,6 @@ from kosmos.kube.errors import NotFound
 HOST, MEMBER = "host", "cluster1"
 POLL, QUERY_TIMEOUT, ITEM_DEADLINE = 0.05, 0.5, 60.0
 PROBER = ("kosmos-system", "kosmos-eps-probe")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
-
-
-def summary(label: str, per_rep: list[list[float]]) -> list[str]:
-    """Each repetition's p50/p99, then the median and spread (min..max) over repetitions."""
-    lines = []
-    p50s = [percentile(v, 50) for v in per_rep]
-    p99s = [percentile(v, 99) for v in per_rep]
-    for i, values in enumerate(per_rep):
-        missing = "" if values else " (no item completed)"
-        lines.append(
-            f"  {label} rep {i + 1}: n={len(values)} p50 {p50s[i]:.3f}s p99 {p99s[i]:.3f}s{missing}"
-        )
-    lines.append(
-        f"  {label}: p50 median {statistics.median(p50s):.3f}s"
-        f" (spread {min(p50s):.3f}..{max(p50s):.3f}), p99 median {statistics.median(p99s):.3f}s"
-        f" (spread {min(p99s):.3f}..{max(p99s):.3f})"
-    )
-    return lines
 
 
 # --- (a) export -> resolvable ------------------------------------------------------------
