@@ -11,7 +11,8 @@ index (size and sha256 of the whole archive, the number of parts and each part's
 its annotations. A reader requires the index and checks every part against it, so it sees a
 complete backup or an error naming the part that is missing or wrong, never a mix. A write
 that would change a complete backup first removes the index. Writing the same data again
-finds the index equal and writes nothing (a resumed migration rewrites nothing).
+finds the index equal and the parts intact and writes nothing (a resumed migration rewrites
+nothing).
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ async def _put(client: Client, body: Obj, current: Obj | None) -> None:
 async def write(client: Client, key: str, data: bytes) -> str:
     """Store ``data`` as backup ``key``; same data again writes nothing. Returns the reference.
 
+    "Same" is checked by reading the stored backup: a part damaged since is written again.
     The parts come first, part 0 (data and index in one write) last, then parts a previous,
     larger archive left behind are deleted.
     """
@@ -154,7 +156,9 @@ async def write(client: Client, key: str, data: bytes) -> str:
     chunks = split(data)
     first = await _get(client, key, 0)
     if first is not None and parse_index(first) == index:
-        return reference(key)
+        with contextlib.suppress(BackupError):  # a damaged part: written again below
+            await read(client, key)
+            return reference(key)
     if first is not None and parse_index(first) is not None:
         first["metadata"]["annotations"] = {
             k: v

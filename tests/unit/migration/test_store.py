@@ -88,3 +88,13 @@ async def test_delete_is_idempotent_and_a_missing_backup_is_an_error():
     with pytest.raises(BackupError, match="not found"):
         await store.read(client, KEY)
     assert await store.backups(client) == []
+
+
+async def test_writing_the_same_data_again_repairs_a_damaged_part():
+    client = FakeClient()
+    payload = data(store.PART_BYTES * 2 + 10)
+    await store.write(client, KEY, payload)
+    name = store.secret_name(KEY, 2)
+    client.objects[("secrets", "kosmos-system", name)]["data"]["part"] = "eA=="
+    await store.write(client, KEY, payload)
+    assert await store.read(client, KEY) == payload
