@@ -10,6 +10,7 @@ versions would otherwise be found twice). Subresources (``pods/log``) are not re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kosmos.api.resources import Resource
 from kosmos.kube.client import Client
@@ -32,12 +33,10 @@ class ServedResource:
         return all(verb in self.verbs for verb in verbs)
 
 
-def parse_resources(group: str, version: str, document: dict[str, object]) -> list[ServedResource]:
+def parse_resources(group: str, version: str, document: dict[str, Any]) -> list[ServedResource]:
     """The resources of one ``APIResourceList`` (subresources skipped)."""
     out = []
-    entries = document.get("resources") or []
-    assert isinstance(entries, list)
-    for entry in entries:
+    for entry in document.get("resources") or []:
         if "/" in entry["name"]:
             continue
         resource = Resource(group, version, entry["name"], entry["kind"], entry["namespaced"])
@@ -45,10 +44,10 @@ def parse_resources(group: str, version: str, document: dict[str, object]) -> li
     return out
 
 
-def preferred_versions(groups: dict[str, object]) -> list[tuple[str, str]]:
+def preferred_versions(groups: dict[str, Any]) -> list[tuple[str, str]]:
     """``(group, version)`` of each group in an ``APIGroupList``: its preferred version."""
     out = []
-    for group in groups.get("groups") or []:  # type: ignore[attr-defined]
+    for group in groups.get("groups") or []:
         preferred = group.get("preferredVersion") or (group.get("versions") or [{}])[0]
         if preferred.get("version"):
             out.append((str(group["name"]), str(preferred["version"])))

@@ -12,8 +12,9 @@ fails or misbehaves, so each object is first made into what a user would have wr
 - a Service loses its allocated clusterIP(s) unless headless (the address may be taken);
 - a Job loses its generated selector and the controller-uid labels of its template (the
   apiserver generates them again; a given selector needs manualSelector);
-- a PersistentVolume's claimRef forgets the old claim's uid and version, so that it binds to
-  the restored claim of that name.
+- a PersistentVolume's claimRef forgets the old claim's uid and version, and a claim its
+  "bind completed" annotations, so that the two bind again (a claim marked bound whose volume
+  names another uid is Lost for good).
 Files are numbered in restore order (``kubectl apply -f`` takes a folder's files by name).
 """
 
@@ -38,6 +39,9 @@ _SERVER_FIELDS = (
     "deletionGracePeriodSeconds",
 )
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+#: a claim carrying these is "bound" to the old volume binding (by uid): the controller would
+#: call it Lost; without them it binds to ``spec.volumeName`` as a pre-bound claim does
+_BIND_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "pv.kubernetes.io/bound-by-controller")
 _JOB_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
 
 
@@ -56,6 +60,9 @@ def restorable(obj: Obj) -> Obj | None:
         meta.pop(field, None)
     annotations = meta.get("annotations") or {}
     annotations.pop(_LAST_APPLIED, None)
+    if out.get("kind") == "PersistentVolumeClaim":
+        for key in _BIND_ANNOTATIONS:
+            annotations.pop(key, None)
     if not annotations:
         meta.pop("annotations", None)
     kind, spec = out.get("kind"), out.get("spec")

@@ -75,3 +75,17 @@ def test_files_are_numbered_in_backup_order():
     assert [name for name, _ in files] == ["0001-namespace-a.yaml", "0002-configmap-a.c.yaml"]
     assert yaml.safe_load(files[1][1])["metadata"] == {"name": "c", "namespace": "a"}
     assert extract.files(backup, "json")[0][0] == "0001-namespace-a.json"
+
+
+def test_a_claim_forgets_its_completed_binding():
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": "c",
+            "annotations": {"pv.kubernetes.io/bind-completed": "yes", "keep": "x"},
+        },
+        "spec": {"volumeName": "v"},
+    }
+    out = extract.restorable(claim)
+    assert out["metadata"]["annotations"] == {"keep": "x"} and out["spec"] == {"volumeName": "v"}
