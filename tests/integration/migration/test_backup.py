@@ -10,6 +10,7 @@ deleted at the end.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -170,8 +171,10 @@ def system_namespace(local_env: LocalEnv) -> Iterator[str]:
         host.run("delete", "namespace", "kosmos-system", "--wait=false", "--ignore-not-found")
 
 
-def kosmosctl(env: LocalEnv, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--kubeconfig", str(env.kubeconfig(env.host)), *args])
+async def kosmosctl(env: LocalEnv, *args: str) -> Result:
+    """kosmosctl in a thread: it runs its own event loop (asyncio.run), the test's is busy."""
+    argv = ["--kubeconfig", str(env.kubeconfig(env.host)), *args]
+    return await asyncio.to_thread(CliRunner().invoke, cli, argv)
 
 
 def described(items: list[Obj]) -> set[str]:
@@ -262,21 +265,26 @@ async def test_store_cli_verify_extract_and_a_corrupted_part(
         )["items"]
         assert len(parts) == 3 and all(p["type"] == "Opaque" for p in parts)
 
-        listed = kosmosctl(local_env, "migration", "backup", "list", "-o", "json")
+        listed = await kosmosctl(local_env, "migration", "backup", "list", "-o", "json")
         assert listed.exit_code == 0, listed.output
         [row] = [b for b in json.loads(listed.stdout) if b["key"] == key]
         assert (row["items"], row["parts"], row["problem"]) == (len(items), 3, "")
-        verified = kosmosctl(local_env, "migration", "backup", "verify", f"default/{namespace}")
+        verified = await kosmosctl(
+            local_env, "migration", "backup", "verify", f"default/{namespace}"
+        )
         assert verified.exit_code == 0 and "verified" in verified.stdout, verified.output
 
         out = tmp_path / "restore"
-        extracted = kosmosctl(local_env, "migration", "backup", "extract", key, str(out))
+        extracted = await kosmosctl(local_env, "migration", "backup", "extract", key, str(out))
         assert extracted.exit_code == 0, extracted.output
         files = sorted(p.name for p in out.iterdir())
         assert files[0] == f"0001-namespace-{namespace}.yaml"
         assert not [f for f in files if "-pod-" in f or "-replicaset-" in f]
-        # the files restore by themselves: the host's apiserver accepts every one (dry run)
-        local_env.kubectl(local_env.host).run("apply", "--dry-run=server", "-f", str(out))
+        # the files restore by themselves: the host's apiserver accepts every one (dry run;
+        # server-side: the big ConfigMaps would not fit kubectl's last-applied annotation)
+        local_env.kubectl(local_env.host).run(
+            "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", str(out)
+        )
 
         broken = store.secret_name(key, 1)
         patch = {"data": {"part": base64.b64encode(b"not the part").decode()}}
@@ -293,9 +301,11 @@ async def test_store_cli_verify_extract_and_a_corrupted_part(
         )
         with pytest.raises(BackupError, match=f"part {broken} is corrupted"):
             await store.read(host, key)
-        bad = kosmosctl(local_env, "migration", "backup", "verify", key)
+        bad = await kosmosctl(local_env, "migration", "backup", "verify", key)
         assert bad.exit_code == 1 and broken in bad.stderr, bad.output
-        failed = kosmosctl(local_env, "migration", "backup", "extract", key, str(tmp_path / "x"))
+        failed = await kosmosctl(
+            local_env, "migration", "backup", "extract", key, str(tmp_path / "x")
+        )
         assert failed.exit_code == 1 and not (tmp_path / "x").exists()
     finally:
         await store.delete(host, key)
