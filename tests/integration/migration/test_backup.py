@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 from kosmos.api.objects import Obj
 from kosmos.cli.main import cli
 from kosmos.local.kubectl import Kubectl
-from kosmos.migration import archive, collect, store
+from kosmos.migration import archive, collect, extract, store
 from kosmos.migration.archive import BackupError
 from tests.fixtures.clusters import LocalEnv
 from tests.support import apply, get, wait_for
@@ -320,3 +320,41 @@ async def test_store_cli_verify_extract_and_a_corrupted_part(
         await member.close()
         await host.close()
     assert remaining == []
+
+
+async def test_extracted_files_restore_the_application_in_another_cluster(
+    local_env: LocalEnv, namespace: str, app: Kubectl, tmp_path: Path
+):
+    """``kubectl apply -f`` of an extract into the second member (same namespace, empty):
+    workloads come back with their own pods, the claim binds to the restored volume."""
+    source = await local_env.client(local_env.members[0])
+    try:
+        items = await collect.collect(source, [namespace], ["*"], [])
+    finally:
+        await source.close()
+    for file_name, body in extract.files(archive.read(archive.build({}, items))):
+        (tmp_path / file_name).write_bytes(body)
+    target = local_env.kubectl(local_env.members[1])
+    try:
+        target.run("apply", "-f", str(tmp_path))
+        claim = wait_for(
+            lambda: get(target, "pvc", "data-db-0", "-n", namespace)["status"]["phase"] == "Bound",
+            60,
+            "the restored claim bound",
+        )
+        assert claim
+        assert get(target, "pvc", "data-db-0", "-n", namespace)["spec"]["volumeName"] == (
+            f"{namespace}-pv"
+        )
+        wait_for(lambda: get(target, "replicasets", "-n", namespace)["items"], 30, "a ReplicaSet")
+        wait_for(lambda: get(target, "pods", "-n", namespace, "-l", "app=db")["items"], 30, "db-0")
+        wait_for(
+            lambda: get(target, "pods", "-n", namespace, "-l", "job-name=once")["items"],
+            30,
+            "the Job's pod",
+        )
+        secret = get(target, "secret", "creds", "-n", namespace)
+        assert base64.b64decode(secret["data"]["password"]) == b"s3cret"
+    finally:
+        for kind, name in cluster_scoped(namespace):
+            target.run("delete", kind, name, "--ignore-not-found", "--wait=false")
