@@ -148,12 +148,21 @@ async def collect(
     served = await served_resources(client)
     resources = selected(served, included, excluded)
     lists = await asyncio.gather(
-        *(client.list(s.resource, ns) for s in resources for ns in namespaces)
+        *(_list(client, s.resource, ns) for s in resources for ns in namespaces)
     )
-    items = [item for listed in lists for item in listed.items if not made_by_cluster(item)]
+    items = [item for listed in lists for item in listed if not made_by_cluster(item)]
     items += [await client.get(NAMESPACES, ns) for ns in namespaces]
     items += await dependencies(client, items)
     return ordered(items)
+
+
+async def _list(client: Client, resource: Resource, namespace: str) -> list[Obj]:
+    """The objects of a resource in a namespace; none if the resource went away (a CRD
+    deleted since discovery holds nothing to back up)."""
+    try:
+        return (await client.list(resource, namespace)).items
+    except NotFound:
+        return []
 
 
 async def dependencies(client: Client, items: Sequence[Obj]) -> list[Obj]:
