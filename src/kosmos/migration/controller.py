@@ -15,6 +15,7 @@ import contextlib
 import copy
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kosmos.api import names
@@ -155,7 +156,7 @@ class PromoteReconciler:
     async def _restore(self, policy: Obj, sides: steps.Sides) -> Result | None:
         items = await self._items(policy)
         named = [(await sides.name(o), o) for o in items]
-        stages = plan.rebuild_order(named)
+        stages = plan.rebuild_order((r, o) for r, o in named if r != "namespaces")
         sources = [
             await sides.member.get(NAMESPACES, n) for n in sides.namespaces
         ]  # the member's namespaces still exist: nothing deletes them
@@ -324,7 +325,8 @@ async def _served(host: Client, sides: steps.Sides, items: list[Obj]) -> frozens
     return frozenset(served)
 
 
-_PHASES: dict[str, Any] = {
+Phase = Callable[[PromoteReconciler, Obj, steps.Sides], Awaitable[Result | None]]
+_PHASES: dict[str, Phase] = {
     "Prechecking": PromoteReconciler._precheck,
     "Backuping": PromoteReconciler._backup,
     "Detaching": PromoteReconciler._detach,
