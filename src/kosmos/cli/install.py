@@ -89,6 +89,13 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     "kube-system/coredns. --no-mcs-dns removes an installed one.",
 )
 @click.option(
+    "--enable-migration/--disable-migration",
+    default=False,
+    show_default=True,
+    help="Let the cluster-manager run application migrations (PromotePolicy): a ClusterRole "
+    "that may create and delete any resource in the host.",
+)
+@click.option(
     "--node-selector",
     default="",
     metavar="KEY=VALUE,...",
@@ -139,6 +146,7 @@ def install(
     enable_link: bool,
     enable_scheduler: bool,
     mcs_dns: bool,
+    enable_migration: bool,
     node_selector: str,
     auto_mcs_prefix: tuple[str, ...],
     cni: str,
@@ -175,6 +183,7 @@ def install(
         default_nic=default_nic,
         node_selector=selector,
         auto_mcs_prefixes=tuple(auto_mcs_prefix),
+        migration=enable_migration,
     )
     report = Report(output, dry_run)
     cli_ctx.run(

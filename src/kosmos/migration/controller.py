@@ -112,6 +112,7 @@ class PromoteReconciler:
             member_counts=await _counts(sides, items),
             host_resources=await _served(self.host, sides, items),
             earlier=self._earlier(policy),
+            host_writable=await steps.may_create_namespaces(self.host),
         )
         errors = plan.precheck(spec, wanted, facts)
         if errors:

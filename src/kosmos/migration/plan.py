@@ -118,6 +118,8 @@ class Facts:
     host_resources: frozenset[str]
     #: other live policies: (key, cluster, namespaces) of those that started before this one
     earlier: Sequence[tuple[str, str, Sequence[str]]] = ()
+    #: the cluster-manager may create namespaces in the host (install --enable-migration)
+    host_writable: bool = True
 
 
 def precheck(spec: Mapping[str, Any], wanted: Sequence[str], facts: Facts) -> list[str]:
@@ -147,6 +149,11 @@ def precheck(spec: Mapping[str, Any], wanted: Sequence[str], facts: Facts) -> li
             f"{facts.host_version}): templates would hash differently and pods would roll"
         )
     errors += _carriable(facts)
+    if not facts.host_writable:
+        errors.append(
+            "the cluster-manager may not create objects in the host: install Kosmos with "
+            "--enable-migration"
+        )
     for key, other_cluster, other_ns in facts.earlier:
         both = sorted(set(other_ns) & set(wanted))
         if both and other_cluster == cluster:

@@ -17,7 +17,7 @@ from kosmos.api import names
 from kosmos.api.objects import Obj, annotations_of, labels_of, name_of, namespace_of
 from kosmos.api.resources import NAMESPACES, NODES, PODS, Resource
 from kosmos.kube.client import Client
-from kosmos.kube.errors import AlreadyExists, Conflict, KubeError, NotFound
+from kosmos.kube.errors import AlreadyExists, Conflict, Forbidden, KubeError, NotFound
 from kosmos.migration import plan
 
 #: what release removes from a member pod: it is the member's own again
@@ -67,6 +67,16 @@ async def namespace_names(client: Client) -> frozenset[str]:
 async def version(client: Client) -> str:
     found = await client.get_raw("/version")
     return str(found.get("gitVersion", ""))
+
+
+async def may_create_namespaces(host: Client) -> bool:
+    """Whether this process may write in the host (a dry run: nothing is created)."""
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": "kosmos-"}}
+    try:
+        await host.create(NAMESPACES, body, dry_run=True)
+    except Forbidden:
+        return False
+    return True
 
 
 async def live_pods(sides: Sides) -> list[Obj]:

@@ -73,6 +73,7 @@ def options(digest: str = "") -> InstallOptions:
         cni=CNI,
         pod_annotations=annotations,
         auto_mcs_prefixes=(AUTO_MCS_PREFIX,),
+        migration=True,  # the migration tutorial runs on the local environment
     )
 
 

@@ -130,6 +130,8 @@ class InstallOptions:
     auto_mcs_prefixes: tuple[str, ...] = ()
     #: kosmos-coredns (clusterset.local) next to ClusterTree, wired into the cluster DNS.
     mcs_dns: bool = True
+    #: the cluster-manager may run application migrations (``rbac.MIGRATION_RULES``)
+    migration: bool = False
 
     @property
     def image(self) -> str:
@@ -210,8 +212,20 @@ def component_objects(options: InstallOptions, component: Component) -> list[Pla
         out.append((ROLEBINDINGS, binding))
     if component.module == "tree":
         out.extend(tree_objects())
+        if options.migration:
+            out.extend(migration_objects(options))
     out.append((DEPLOYMENTS, deployment(options, component)))
     return out
+
+
+def migration_objects(options: InstallOptions) -> list[Planned]:
+    """``--enable-migration``: the cluster-manager's wide ClusterRole (``rbac.MIGRATION_RULES``)."""
+    name, own = f"{CLUSTER_MANAGER.object_name}-migration", labels(CLUSTER_MANAGER.object_name)
+    subjects = [build.service_account_subject(CLUSTER_MANAGER.object_name, options.namespace)]
+    return [
+        (CLUSTERROLES, build.cluster_role(name, rbac.MIGRATION_RULES, own)),
+        (CLUSTERROLEBINDINGS, build.cluster_role_binding(name, name, subjects, own)),
+    ]
 
 
 def tree_objects() -> list[Planned]:
@@ -421,6 +435,8 @@ def disabled_objects(options: InstallOptions) -> list[Planned]:
         out.extend(scheduler_objects(options))
     if not options.enable_mcs_dns:
         out.extend(mcs_dns_objects(options))
+    if options.enable_tree and not options.migration:
+        out.extend(migration_objects(options))
     return out
 
 

@@ -82,14 +82,18 @@ CLUSTER_MANAGER_RULES: tuple[Obj, ...] = (
     # kube-system/extension-apiserver-authentication: EXTENSION_AUTH_READER below).
     rule("authentication.k8s.io", ("tokenreviews",), ("create",)),
     rule("authorization.k8s.io", ("subjectaccessreviews",), ("create",)),
-    # Application migration (PromotePolicy): the policy's finalizer and phases; its backup in
-    # Secrets of kosmos-system (secrets, below).
+    # Application migration (PromotePolicy): the policy's finalizer and phases (the rest of
+    # what a migration does needs MIGRATION_RULES).
     rule(names.GROUP, ("promotepolicies",), (*READ, "update", "patch")),
     rule(names.GROUP, ("promotepolicies/status",), ("get", "update", "patch")),
-    # A migration rebuilds in the host whatever the member namespace held (any built-in or
-    # custom resource, RBAC included: escalate/bind let it copy Roles it does not hold
-    # itself) and removes it again at rollback: no narrower rule describes "what a user's
-    # namespace may contain". Without migration, this is the rule to drop.
+)
+
+#: Only with ``kosmosctl install --enable-migration`` (its own ClusterRole): a migration
+#: rebuilds in the host whatever the member namespace held — any built-in or custom
+#: resource, RBAC included (escalate/bind let it copy Roles it does not hold itself) — and
+#: removes it again at rollback. No narrower rule describes "what a user's namespace may
+#: contain", so this power is asked for explicitly and never granted by default.
+MIGRATION_RULES: tuple[Obj, ...] = (
     rule("*", ("*",), (*READ, "create", "patch", "delete")),
     rule("rbac.authorization.k8s.io", ("roles", "clusterroles"), ("escalate", "bind")),
 )

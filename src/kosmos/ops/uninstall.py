@@ -57,7 +57,7 @@ async def uninstall(
         record(f"daemonset.apps/{linkside.AGENT} deleted")
     await linkside.remove_all(client, progress)
     await mcsdns.unwire(client, "host", progress)
-    options = InstallOptions(namespace=namespace)
+    options = InstallOptions(namespace=namespace, migration=True)  # every optional object
     for resource, body in reversed(manifests.all_component_objects(options)):
         await _delete(client, resource, body, record)
     await _forget_mcs(client, namespace, timeout, progress)

@@ -208,3 +208,11 @@ def test_adopted_needs_the_label_and_this_host_pods_uid():
     pod["metadata"]["labels"][names.LABEL_POD] = "true"
     pod["metadata"]["annotations"] = {names.ANNOTATION_HOST_POD_UID: "h"}
     assert plan.adopted(pod, "h") and not plan.adopted(pod, "other")
+
+
+def test_a_cluster_manager_without_migration_rights_is_told_how_to_get_them():
+    errors = plan.precheck(spec(), ["nginx-test"], facts(host_writable=False))
+    assert errors == [
+        "the cluster-manager may not create objects in the host: install Kosmos with "
+        "--enable-migration"
+    ]

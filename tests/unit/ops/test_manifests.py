@@ -407,3 +407,15 @@ def test_the_prober_can_be_placed_on_tainted_selected_nodes():
     assert pod["tolerations"][1:] == [{"key": "a", "operator": "Exists"}]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] == "kosmos.io/node"
+
+
+def test_migration_rights_are_opt_in_and_removed_when_off():
+    wide = "kosmos-cluster-manager-migration"
+    default = {b["metadata"]["name"] for r, b in objects() if r == CLUSTERROLES}
+    assert wide not in default
+    opted = InstallOptions(namespace="kosmos-x", migration=True)
+    roles = [b for r, b in objects(opted) if r == CLUSTERROLES and b["metadata"]["name"] == wide]
+    assert len(roles) == 1 and roles[0]["rules"][0]["resources"] == ["*"]
+    stale = manifests.disabled_objects(InstallOptions(namespace="kosmos-x"))
+    assert wide in {b["metadata"]["name"] for _, b in stale}
+    assert wide not in {b["metadata"]["name"] for _, b in manifests.disabled_objects(opted)}
