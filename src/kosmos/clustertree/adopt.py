@@ -59,8 +59,9 @@ def adoption_patch(host: Obj, member: Obj) -> Obj:
     }
 
 
-def is_adopted(member: Obj) -> bool:
-    """A member pod Kosmos adopted rather than created (it still has the migration's mark)."""
+def is_migrated(member: Obj) -> bool:
+    """A member pod a migration marked: a candidate for adoption while it is foreign, an
+    adopted pod (not one Kosmos created) once it is Kosmos's; released, it is neither."""
     return bool(annotations_of(member).get(names.ANNOTATION_PROMOTE_POLICY))
 
 

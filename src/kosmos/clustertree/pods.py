@@ -186,7 +186,7 @@ class PodReconciler:
     async def _update(self, cluster: str, host: Obj, member: Obj) -> None:
         desired = member_pod(host, self._placement(cluster, host), self._context(host))
         patch = mutable_patch(member, desired)
-        if adopt.is_adopted(member):
+        if adopt.is_migrated(member):
             patch, dropped = adopt.without_images(patch)
             if dropped:
                 message = f"adopted pod keeps its images (not set: {', '.join(dropped)})"

@@ -1,6 +1,6 @@
 import pytest
 
-from kosmos.clustertree.adopt import adoption_patch, handshake, is_adopted, without_images
+from kosmos.clustertree.adopt import adoption_patch, handshake, is_migrated, without_images
 from kosmos.clustertree.podforge import mutable_patch
 
 POLICY = "apps/promote-shop"
@@ -63,8 +63,8 @@ def test_adoption_is_one_conditional_metadata_patch():
 
 
 def test_released_pod_is_not_adopted():
-    assert is_adopted(member())
-    assert not is_adopted(member(policy=None))
+    assert is_migrated(member())
+    assert not is_migrated(member(policy=None))
 
 
 def test_image_changes_are_kept_out_of_an_adopted_pods_patch():
