@@ -1,7 +1,16 @@
+from types import SimpleNamespace
+
 import pytest
 
-from kosmos.clustertree.adopt import adoption_patch, handshake, is_migrated, without_images
+from kosmos.clustertree.adopt import (
+    adopt,
+    adoption_patch,
+    handshake,
+    is_migrated,
+    without_images,
+)
 from kosmos.clustertree.podforge import mutable_patch
+from kosmos.kube.errors import Conflict
 
 POLICY = "apps/promote-shop"
 
@@ -89,3 +98,33 @@ def test_other_spec_changes_stay():
     desired["spec"]["activeDeadlineSeconds"] = 30
     patch, dropped = without_images(mutable_patch(live, desired))
     assert patch == {"spec": {"activeDeadlineSeconds": 30}} and dropped == []
+
+
+class FakeTree:
+    """The member client's patch and the event recorder; ``fail`` is raised by the patch."""
+
+    def __init__(self, fail=None):
+        self.patches, self.events, self.fail = [], [], fail
+        self.manager = SimpleNamespace(client=lambda cluster: SimpleNamespace(patch=self.patch))
+        self.recorder = SimpleNamespace(record=self.record)
+
+    async def patch(self, resource, name, body, *, namespace):
+        if self.fail:
+            raise self.fail
+        self.patches.append((resource.plural, namespace, name, body))
+
+    async def record(self, obj, type_, reason, message):
+        self.events.append((obj["metadata"]["name"], type_, reason))
+
+
+async def test_adopting_patches_the_member_pod_and_records_it():
+    tree = FakeTree()
+    assert await adopt(tree, "member1", host(), member())
+    assert tree.patches == [("pods", "shop", "web-0", adoption_patch(host(), member()))]
+    assert tree.events == [("web-0", "Normal", "Adopted")]
+
+
+async def test_a_member_pod_changed_meanwhile_is_not_adopted_now():
+    tree = FakeTree(fail=Conflict("member1", "the object has been modified"))
+    assert not await adopt(tree, "member1", host(), member())
+    assert tree.events == []
