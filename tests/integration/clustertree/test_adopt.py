@@ -24,24 +24,22 @@ def member_pod(name: str, policy: str | None = POLICY, **spec: Any) -> dict[str,
     }
 
 
-def host_pod(name: str, member_uid: str, policy: str = POLICY, **spec: Any) -> dict[str, Any]:
-    """The host pod a migration rebuilds for a running member pod."""
+def host_pod(name: str, member_uid: str | None = None, policy: str = POLICY) -> dict[str, Any]:
+    """The host pod a migration rebuilds for a running member pod (``member_uid`` None: an
+    ordinary pod, whose member copy Kosmos makes)."""
+    annotations = {"kosmos.io/member-pod-uid": member_uid, "kosmos.io/promote-policy": policy}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
             "labels": {"app": name},
-            "annotations": {
-                "kosmos.io/member-pod-uid": member_uid,
-                "kosmos.io/promote-policy": policy,
-            },
+            "annotations": annotations if member_uid is not None else {},
         },
         "spec": {
             "nodeName": "kosmos-cluster1",
             "tolerations": [LEAF_TOLERATION],
             "containers": [{"name": "app", "image": IMAGE}],
-            **spec,
         },
     }
 
@@ -177,8 +175,7 @@ def test_a_foreign_member_claim_is_used_and_kept(tree: TreeEnv, namespace: str) 
     apply(member, claim, namespace=namespace)
     own = get(member, "pvc", "data", "-n", namespace)
     apply(tree.host, claim, namespace=namespace)  # not the leaf class: stays Pending here
-    pod = host_pod("user", "")
-    del pod["metadata"]["annotations"]  # an ordinary pod: Kosmos creates its member copy
+    pod = host_pod("user")  # an ordinary pod: Kosmos creates its member copy
     pod["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
     pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
     apply(tree.host, pod, namespace=namespace)
@@ -248,3 +245,27 @@ def test_new_pods_of_a_promoted_namespace_are_placed_in_its_member(
     left = get(tree.host, "pod", "chosen", "-n", namespace)["spec"]
     assert left["nodeSelector"] == {"kosmos.io/owner-cluster": "cluster2"}
     assert "kosmos.io/node" not in json.dumps(left.get("tolerations") or [])
+
+
+def test_deleting_a_host_namespace_leaves_the_members_namespace(
+    tree: TreeEnv, namespace: str
+) -> None:
+    member = tree.member("cluster1")
+    own = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "own"}, "data": {}}
+    apply(member, own, namespace=namespace)
+    uid = running_member_pod(tree, namespace, member_pod("kept"))["metadata"]["uid"]
+    apply(tree.host, host_pod("made"), namespace=namespace)
+    wait_for(
+        lambda: get(member, "pod", "made", "-n", namespace)["status"].get("phase") == "Running",
+        60,
+        "the member copy of a host pod Running",
+    )
+    tree.host.run("delete", "namespace", namespace, "--wait=true", "--timeout=90s")
+    wait_for(
+        lambda: not get(member, "pods", "-n", namespace, "-l", "kosmos-io/pod=true")["items"],
+        30,
+        "the member copy deleted with its host pod",
+    )
+    assert "deletionTimestamp" not in get(member, "namespace", namespace)["metadata"]
+    assert get(member, "pod", "kept", "-n", namespace)["metadata"]["uid"] == uid
+    get(member, "configmap", "own", "-n", namespace)
