@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 
+from kosmos.api import names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import RBAC_GROUP
 
@@ -171,15 +172,20 @@ def mutating_admission_policy(
     json_patch: str,
     variables: Iterable[tuple[str, str]] = (),
     resource_rules: Iterable[Obj] = POD_CREATE_RULES,
+    namespace_selector: Obj | None = None,
 ) -> tuple[Obj, Obj]:
     """A MutatingAdmissionPolicy and the cluster-wide binding that turns it on.
 
     ``match_condition`` and each variable are ``(name, CEL expression)``; ``json_patch`` is the
-    CEL expression of the JSONPatch mutation. The policy fails closed (``failurePolicy: Fail``)
+    CEL expression of the JSONPatch mutation; ``namespace_selector`` (a LabelSelector) limits
+    it to the namespaces it matches. The policy fails closed (``failurePolicy: Fail``)
     and runs once per request: a pod must never be created without the mutation it is owed.
     """
+    constraints: Obj = {"resourceRules": copy.deepcopy(list(resource_rules))}
+    if namespace_selector is not None:
+        constraints["namespaceSelector"] = copy.deepcopy(namespace_selector)
     spec: Obj = {
-        "matchConstraints": {"resourceRules": copy.deepcopy(list(resource_rules))},
+        "matchConstraints": constraints,
         "matchConditions": [{"name": match_condition[0], "expression": match_condition[1]}],
     }
     declared = [{"name": var, "expression": expression} for var, expression in variables]
@@ -203,3 +209,43 @@ def mutating_admission_policy(
         "spec": {"policyName": name},
     }
     return policy, binding
+
+
+# -- the leaf tolerations of pods admitted for leaf nodes (CEL, shared by admission policies) --
+
+_LIFECYCLE = ", ".join(f"'{k}'" for k in NODE_LIFECYCLE_TAINTS)
+_TOLS = "object.spec.tolerations"
+#: the pod already tolerates the leaf taint (``kosmos.io/node`` or any key, NoSchedule)
+LEAF_TOLERATED = (
+    f"has({_TOLS}) && {_TOLS}.exists(t, has(t.operator) && t.operator == 'Exists' && "
+    f"((has(t.key) && t.key == '{names.LABEL_NODE}') || !has(t.key) || t.key == '') && "
+    "(!has(t.effect) || t.effect == '' || t.effect == 'NoSchedule'))"
+)
+_DEFAULTED = (
+    f"has(t.key) && t.key in [{_LIFECYCLE}] && has(t.tolerationSeconds) && "
+    f"t.tolerationSeconds == {DEFAULT_TOLERATION_SECONDS}"
+)
+
+
+def _add_toleration(key: str, effect: str) -> str:
+    value = f"Object.spec.tolerations{{key: {key}, operator: 'Exists', effect: '{effect}'}}"
+    return f"JSONPatch{{op: 'add', path: '/spec/tolerations/-', value: {value}}}"
+
+
+#: A CEL list of JSONPatch operations: the leaf taint tolerated (``Exists``, NoSchedule) and
+#: the NoExecute lifecycle taints tolerated without a time limit (the 300 s defaults lose
+#: their limit, missing ones are added). Policies run in no guaranteed order, so each policy
+#: that admits pods to leaf nodes does all of it itself; applied twice, it changes nothing.
+#: Only per-element operations: a patch whose value is a list of constructed objects makes
+#: the 1.36 apiserver panic (cel-go list conversion), so the array is never replaced whole.
+LEAF_TOLERATIONS_PATCH = " + ".join(
+    [
+        f"(has({_TOLS}) ? [] : [JSONPatch{{op: 'add', path: '/spec/tolerations', value: []}}])",
+        f"(has({_TOLS}) ? {_TOLS}.filter(t, {_DEFAULTED}).map(t, JSONPatch{{op: 'remove', "
+        f"path: '/spec/tolerations/' + string({_TOLS}.indexOf(t)) + '/tolerationSeconds'}}) "
+        ": [])",
+        f"[{_LIFECYCLE}].filter(k, !(has({_TOLS}) && {_TOLS}.exists(t, has(t.key) && "
+        f"t.key == k))).map(k, {_add_toleration('k', 'NoExecute')})",
+        f"(({LEAF_TOLERATED}) ? [] : [{_add_toleration(repr(names.LABEL_NODE), 'NoSchedule')}])",
+    ]
+)

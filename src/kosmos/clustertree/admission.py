@@ -21,7 +21,7 @@ down; pods created before the policy was installed keep their default toleration
 
 from __future__ import annotations
 
-from kosmos.api import manifests
+from kosmos.api import manifests, names
 from kosmos.api.manifests import DEFAULT_TOLERATION_SECONDS, NODE_LIFECYCLE_TAINTS
 from kosmos.api.objects import Obj
 
@@ -54,6 +54,44 @@ def toleration_policy(labels: dict[str, str]) -> tuple[Obj, Obj]:
         match_condition=("may-run-on-leaf-nodes", MAY_RUN_ON_LEAF),
         variables=[("kept", KEPT)],
         json_patch=PATCH,
+    )
+
+
+PLACEMENT_POLICY_NAME = "kosmos-promoted-pod-placement"
+_OWNER = names.LABEL_OWNER_CLUSTER
+_SELECTOR = "object.spec.nodeSelector"
+#: the pod has not chosen a member itself
+PLACEMENT_UNCHOSEN = f"!has({_SELECTOR}) || !('{_OWNER}' in {_SELECTOR})"
+_CLUSTER = f"namespaceObject.metadata.labels['{names.LABEL_PROMOTED_FROM}']"
+PLACEMENT_PATCH = (
+    f"(has({_SELECTOR}) ? [JSONPatch{{op: 'add', path: '/spec/nodeSelector/"
+    f"{_OWNER.replace('/', '~1')}', value: {_CLUSTER}}}] : [JSONPatch{{op: 'add', "
+    f"path: '/spec/nodeSelector', value: {{'{_OWNER}': {_CLUSTER}}}}}]) + "
+    f"{manifests.LEAF_TOLERATIONS_PATCH}"
+)
+
+
+def promoted_pod_placement(labels: dict[str, str]) -> tuple[Obj, Obj]:
+    """New pods of a migrated namespace run in the member it came from.
+
+    A namespace that application migration (PromotePolicy) moved from a member to the host
+    carries ``kosmos.io/promoted-from=<cluster>``. Its workloads were rebuilt in the host
+    around the member's running pods; a pod they create later (a scale-up, a replacement)
+    must land on that member's leaf nodes like its siblings, without the user editing the
+    workload: its template is left exactly as the member had it, or a Deployment's
+    pod-template-hash would change and the host would roll every pod. So the pod itself
+    gets, at creation, ``nodeSelector[kosmos.io/owner-cluster] = <cluster>`` (leaf nodes
+    carry that label), the leaf toleration and the unlimited NoExecute tolerations of
+    ``toleration_policy``. A pod that already selects an owner cluster is left alone.
+    """
+    return manifests.mutating_admission_policy(
+        PLACEMENT_POLICY_NAME,
+        labels,
+        match_condition=("owner-cluster-not-chosen", PLACEMENT_UNCHOSEN),
+        json_patch=PLACEMENT_PATCH,
+        namespace_selector={
+            "matchExpressions": [{"key": names.LABEL_PROMOTED_FROM, "operator": "Exists"}]
+        },
     )
 
 

@@ -40,3 +40,10 @@ kubelet_certificate_refusals = Counter(
     ["alert"],
     registry=REGISTRY,
 )
+adopted_pods = Counter(
+    "kosmos_clustertree_adopted_pods_total",
+    "Running member pods adopted as the copies of host pods (application migration), "
+    "by member cluster.",
+    ["cluster"],
+    registry=REGISTRY,
+)

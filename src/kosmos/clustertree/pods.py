@@ -10,7 +10,10 @@ the member pod (member cache) and takes one step:
   if it had already run and was deleted in the member, a controller-owned host pod is
   deleted so its owner replaces it (a bare pod is simply recreated);
 * member pod present                   -> patch what may change on a live pod, and write the
-  member's status onto the host pod.
+  member's status onto the host pod;
+* member pod present, not Kosmos's     -> adopt it if it is the pod a migration rebuilt the
+  host pod for (``adopt``: the handshake, and how a migration releases it), else
+  ``NameConflict``: a foreign pod is never changed or deleted.
 
 Member pods have the host pod's name, so a crash between steps can never duplicate one:
 a second create meets AlreadyExists, and a member pod left from an older host pod of the same
@@ -39,7 +42,7 @@ from kosmos.api.objects import (
     pod_terminal,
 )
 from kosmos.api.resources import NAMESPACES, PODS
-from kosmos.clustertree import metrics
+from kosmos.clustertree import adopt, metrics
 from kosmos.clustertree.copies import ensure_dependencies
 from kosmos.clustertree.placement import Placement, placement_of
 from kosmos.clustertree.podforge import (
@@ -123,6 +126,9 @@ class PodReconciler:
         if member is None:
             return await self._create_or_replace(cluster, host)
         if not is_kosmos_pod(member):
+            if adopt.handshake(host, member):  # a migrated pod: see ``adopt``
+                await adopt.adopt(self.tree, cluster, host, member)
+                return Result(requeue_after=1.0)
             await self.tree.recorder.record(
                 host,
                 "Warning",
@@ -180,6 +186,11 @@ class PodReconciler:
     async def _update(self, cluster: str, host: Obj, member: Obj) -> None:
         desired = member_pod(host, self._placement(cluster, host), self._context(host))
         patch = mutable_patch(member, desired)
+        if adopt.is_migrated(member):
+            patch, dropped = adopt.without_images(patch)
+            if dropped:
+                message = f"adopted pod keeps its images (not set: {', '.join(dropped)})"
+                await self.tree.recorder.record(host, "Warning", "ImageNotChanged", message)
         meta = member["metadata"]
         if patch:
             await self.tree.manager.client(cluster).patch(

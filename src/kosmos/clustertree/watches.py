@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kosmos.api import names
-from kosmos.api.objects import Obj, labels_of, name_of, namespace_of, pod_phase
+from kosmos.api.objects import Obj, name_of, namespace_of, pod_phase
 from kosmos.api.resources import NODES, PERSISTENTVOLUMECLAIMS, PODS
+from kosmos.clustertree.adopt import is_migrated
+from kosmos.clustertree.podforge import is_kosmos_pod
 from kosmos.clustertree.tree import (
     COPIED,
     MANAGED_SELECTOR,
@@ -129,11 +131,16 @@ def route_member_events(tree: Tree, cluster: str) -> None:
     pods = tree.manager.informer(cluster, PODS, indexers={"node": by_node})
 
     def member_pod_changed(old: Obj | None, new: Obj | None) -> None:
+        """Kosmos's pods, and those a migration marked (one may be adopted, or may just have
+        been, when its mark arrives after the host pod), wake the pod controller; foreign
+        pods (before or after the change) the member's capacity."""
         pod = new or old
         assert pod is not None
-        if labels_of(pod).get(names.LABEL_POD) == "true":
+        sides = [p for p in (old, new) if p is not None]
+        ours = sum(1 for p in sides if is_kosmos_pod(p))
+        if ours or is_migrated(pod):
             ctl["pods"].enqueue(_request(cluster, pod))
-        else:
+        if ours < len(sides):
             capacity_changed()
 
     pods.add_handler(ChangeHandler(member_pod_changed))

@@ -229,13 +229,19 @@ def migration_objects(options: InstallOptions) -> list[Planned]:
 
 
 def tree_objects() -> list[Planned]:
-    """ClusterTree's host objects: the no-eviction admission policy and the leaf StorageClass."""
-    policy, binding = admission.toleration_policy(labels(PART_OF))
-    return [
-        (MUTATING_ADMISSION_POLICIES, policy),
-        (MUTATING_ADMISSION_POLICY_BINDINGS, binding),
-        (STORAGECLASSES, admission.leaf_storage_class(labels(PART_OF))),
-    ]
+    """ClusterTree's host objects: the no-eviction and the promoted-pod placement admission
+    policies, and the leaf StorageClass."""
+    out: list[Planned] = []
+    for policy, binding in (
+        admission.toleration_policy(labels(PART_OF)),
+        admission.promoted_pod_placement(labels(PART_OF)),
+    ):
+        out += [
+            (MUTATING_ADMISSION_POLICIES, policy),
+            (MUTATING_ADMISSION_POLICY_BINDINGS, binding),
+        ]
+    out.append((STORAGECLASSES, admission.leaf_storage_class(labels(PART_OF))))
+    return out
 
 
 def scheduler_objects(options: InstallOptions) -> list[Planned]:

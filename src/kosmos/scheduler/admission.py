@@ -32,7 +32,6 @@ Applied after it, that policy finds nothing left to change.
 from __future__ import annotations
 
 from kosmos.api import manifests, names
-from kosmos.api.manifests import DEFAULT_TOLERATION_SECONDS, NODE_LIFECYCLE_TAINTS
 from kosmos.api.objects import Obj
 
 POLICY_NAME = "kosmos-scheduler-leaf-toleration"
@@ -41,37 +40,7 @@ TOLERATION = {"key": names.LABEL_NODE, "operator": "Exists", "effect": "NoSchedu
 SCHEDULED_BY_KOSMOS = f"object.spec.schedulerName == '{names.SCHEDULER_NAME}'"
 #: As ClusterTree's admission policy: pods that may run on leaf nodes are never evicted
 #: because a member is away (see docs/clustertree.md for why).
-_LIFECYCLE = ", ".join(f"'{k}'" for k in NODE_LIFECYCLE_TAINTS)
-_TOLS = "object.spec.tolerations"
-TOLERATED = (
-    f"has({_TOLS}) && {_TOLS}.exists(t, has(t.operator) && t.operator == 'Exists' && "
-    f"((has(t.key) && t.key == '{names.LABEL_NODE}') || !has(t.key) || t.key == '') && "
-    "(!has(t.effect) || t.effect == '' || t.effect == 'NoSchedule'))"
-)
-_DEFAULTED = (
-    f"has(t.key) && t.key in [{_LIFECYCLE}] && has(t.tolerationSeconds) && "
-    f"t.tolerationSeconds == {DEFAULT_TOLERATION_SECONDS}"
-)
-
-
-def _add(key: str, effect: str) -> str:
-    value = f"Object.spec.tolerations{{key: {key}, operator: 'Exists', effect: '{effect}'}}"
-    return f"JSONPatch{{op: 'add', path: '/spec/tolerations/-', value: {value}}}"
-
-
-#: Only per-element operations: a patch whose value is a list of constructed objects makes
-#: the 1.36 apiserver panic (cel-go list conversion), so the array is never replaced whole.
-PATCH = " + ".join(
-    [
-        f"(has({_TOLS}) ? [] : [JSONPatch{{op: 'add', path: '/spec/tolerations', value: []}}])",
-        f"(has({_TOLS}) ? {_TOLS}.filter(t, {_DEFAULTED}).map(t, JSONPatch{{op: 'remove', "
-        f"path: '/spec/tolerations/' + string({_TOLS}.indexOf(t)) + '/tolerationSeconds'}}) "
-        ": [])",
-        f"[{_LIFECYCLE}].filter(k, !(has({_TOLS}) && {_TOLS}.exists(t, has(t.key) && "
-        f"t.key == k))).map(k, {_add('k', 'NoExecute')})",
-        f"(({TOLERATED}) ? [] : [{_add(repr(names.LABEL_NODE), 'NoSchedule')}])",
-    ]
-)
+PATCH = manifests.LEAF_TOLERATIONS_PATCH
 
 
 def toleration_policy(labels: dict[str, str]) -> tuple[Obj, Obj]:
