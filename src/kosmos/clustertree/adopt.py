@@ -17,9 +17,12 @@ it, so images agree, and an image patch would restart the container: ``without_i
 keeps one out of the patches of an adopted pod (the reconciler records a Warning instead).
 
 **Release** (the migration's rollback does it in the member): removing ``kosmos-io/pod``,
-``kosmos.io/host-pod-uid`` and ``kosmos.io/promote-policy`` from the member pod makes it
-foreign again. ClusterTree never deletes a foreign pod, so deleting the host pod afterwards
-only finalizes the host pod.
+``kosmos.io/host-pod-uid`` and ``kosmos.io/promote-policy`` from the member pod **in one
+patch** makes it foreign again. ClusterTree never deletes a foreign pod, so deleting the host
+pod afterwards only finalizes the host pod. Removed one at a time, the pod passes through
+states that mean something else: without the label alone it is adoptable again (and is
+re-adopted), and a Kosmos pod without ``kosmos.io/host-pod-uid`` would be a stale copy to
+delete, which ``half_released`` prevents for a migrated pod.
 """
 
 from __future__ import annotations
@@ -63,6 +66,12 @@ def is_migrated(member: Obj) -> bool:
     """A member pod a migration marked: a candidate for adoption while it is foreign, an
     adopted pod (not one Kosmos created) once it is Kosmos's; released, it is neither."""
     return bool(annotations_of(member).get(names.ANNOTATION_PROMOTE_POLICY))
+
+
+def half_released(member: Obj) -> bool:
+    """A migrated pod without ``kosmos.io/host-pod-uid`` (a release half done): never a
+    stale copy to delete."""
+    return is_migrated(member) and not annotations_of(member).get(names.ANNOTATION_HOST_POD_UID)
 
 
 def without_images(patch: Obj | None) -> tuple[Obj | None, list[str]]:

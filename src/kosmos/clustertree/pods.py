@@ -137,6 +137,8 @@ class PodReconciler:
             )
             raise TerminalError(f"{cluster}: pod {key} exists and is not Kosmos's", "NameConflict")
         if host_uid(member) != host["metadata"]["uid"]:
+            if adopt.half_released(member):
+                return None  # never delete a migrated pod on a partial release
             await self._delete_member(cluster, member, 0)  # left from an older host pod
             return Result(requeue_after=1.0)
         if is_deleting(member):

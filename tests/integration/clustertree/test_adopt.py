@@ -147,12 +147,10 @@ def test_a_released_pod_survives_its_host_pod(tree: TreeEnv, namespace: str) -> 
     uid = running_member_pod(tree, namespace, member_pod("kept"))["metadata"]["uid"]
     apply(tree.host, host_pod("kept", uid), namespace=namespace)
     adopted(tree, namespace, "kept", uid)
-    # release, as a migration's rollback does in the member
-    member.run("label", "pod", "kept", "-n", namespace, "kosmos-io/pod-")
-    member.run(
-        "annotate", "pod", "kept", "-n", namespace, "kosmos.io/host-pod-uid-",
-        "kosmos.io/promote-policy-",
-    )  # fmt: skip
+    # release, as a migration's rollback does in the member: one patch
+    unmark = {"kosmos.io/host-pod-uid": None, "kosmos.io/promote-policy": None}
+    release = {"metadata": {"labels": {"kosmos-io/pod": None}, "annotations": unmark}}
+    member.run("patch", "pod", "kept", "-n", namespace, "--type=merge", "-p", json.dumps(release))
     tree.host.run("delete", "pod", "kept", "-n", namespace, "--wait=true", "--timeout=60s")
     pod = get(member, "pod", "kept", "-n", namespace)
     assert pod["metadata"]["uid"] == uid and "deletionTimestamp" not in pod["metadata"]

@@ -5,6 +5,7 @@ import pytest
 from kosmos.clustertree.adopt import (
     adopt,
     adoption_patch,
+    half_released,
     handshake,
     is_migrated,
     without_images,
@@ -128,3 +129,11 @@ async def test_a_member_pod_changed_meanwhile_is_not_adopted_now():
     tree = FakeTree(fail=Conflict("member1", "the object has been modified"))
     assert not await adopt(tree, "member1", host(), member())
     assert tree.events == []
+
+
+def test_a_migrated_pod_without_its_host_uid_is_not_a_stale_copy():
+    pod = member()
+    assert half_released(pod)
+    pod["metadata"]["annotations"]["kosmos.io/host-pod-uid"] = "h-1"
+    assert not half_released(pod)
+    assert not half_released(member(policy=None))
