@@ -78,5 +78,7 @@ LABEL_PROMOTED_FROM = "kosmos.io/promoted-from"  # on host Namespaces a migratio
 ANNOTATION_PROMOTE_POLICY = "kosmos.io/promote-policy"
 #: on host pods a migration rebuilt: the uid of the running member pod to adopt
 ANNOTATION_MEMBER_POD_UID = "kosmos.io/member-pod-uid"
+#: on a host Namespace a migration made: the leaf node its new pods are bound to
+ANNOTATION_PROMOTED_TO_NODE = "kosmos.io/promoted-to-node"
 FINALIZER_PROMOTE = "kosmos.io/promote-policy"
 LABEL_PROMOTE_BACKUP = "kosmos.io/promote-backup"  # on backup Secrets: the policy's key

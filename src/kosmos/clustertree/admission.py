@@ -63,11 +63,20 @@ _SELECTOR = "object.spec.nodeSelector"
 #: the pod has not chosen a member itself
 PLACEMENT_UNCHOSEN = f"!has({_SELECTOR}) || !('{_OWNER}' in {_SELECTOR})"
 _CLUSTER = f"namespaceObject.metadata.labels['{names.LABEL_PROMOTED_FROM}']"
+_ANNOTATIONS = "namespaceObject.metadata.annotations"
+_LEAF = f"{_ANNOTATIONS}['{names.ANNOTATION_PROMOTED_TO_NODE}']"
+#: bound to the namespace's leaf when it names one: the template's nodeSelector, affinity and
+#: tolerations were written for the member's nodes, which the host's scheduler cannot see
+PLACEMENT_BIND = (
+    f"(!has(object.spec.nodeName) && has({_ANNOTATIONS}) && "
+    f"'{names.ANNOTATION_PROMOTED_TO_NODE}' in {_ANNOTATIONS} ? "
+    f"[JSONPatch{{op: 'add', path: '/spec/nodeName', value: {_LEAF}}}] : [])"
+)
 PLACEMENT_PATCH = (
     f"(has({_SELECTOR}) ? [JSONPatch{{op: 'add', path: '/spec/nodeSelector/"
     f"{_OWNER.replace('/', '~1')}', value: {_CLUSTER}}}] : [JSONPatch{{op: 'add', "
     f"path: '/spec/nodeSelector', value: {{'{_OWNER}': {_CLUSTER}}}}}]) + "
-    f"{manifests.LEAF_TOLERATIONS_PATCH}"
+    f"{PLACEMENT_BIND} + {manifests.LEAF_TOLERATIONS_PATCH}"
 )
 
 
@@ -75,14 +84,18 @@ def promoted_pod_placement(labels: dict[str, str]) -> tuple[Obj, Obj]:
     """New pods of a migrated namespace run in the member it came from.
 
     A namespace that application migration (PromotePolicy) moved from a member to the host
-    carries ``kosmos.io/promoted-from=<cluster>``. Its workloads were rebuilt in the host
+    carries ``kosmos.io/promoted-from=<cluster>`` and ``kosmos.io/promoted-to-node=<leaf>``.
+    Its workloads were rebuilt in the host
     around the member's running pods; a pod they create later (a scale-up, a replacement)
     must land on that member's leaf nodes like its siblings, without the user editing the
     workload: its template is left exactly as the member had it, or a Deployment's
     pod-template-hash would change and the host would roll every pod. So the pod itself
     gets, at creation, ``nodeSelector[kosmos.io/owner-cluster] = <cluster>`` (leaf nodes
     carry that label), the leaf toleration and the unlimited NoExecute tolerations of
-    ``toleration_policy``. A pod that already selects an owner cluster is left alone.
+    ``toleration_policy``, and it is bound to the namespace's leaf node (``spec.nodeName``):
+    its nodeSelector, affinity and tolerations were written for the member's nodes, which
+    the host's scheduler cannot see, and they still place its member copy there. A pod that
+    already selects an owner cluster is left alone.
     """
     return manifests.mutating_admission_policy(
         PLACEMENT_POLICY_NAME,

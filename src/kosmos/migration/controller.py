@@ -161,13 +161,15 @@ class PromoteReconciler:
         sources = [
             await sides.member.get(NAMESPACES, n) for n in sides.namespaces
         ]  # the member's namespaces still exist: nothing deletes them
-        made = await steps.create_namespaces(sides, sources)
+        leaves = await steps.leaf_nodes(self.host, sides.cluster)
+        made = await steps.create_namespaces(
+            sides, sources, plan.default_leaf(sides.cluster, leaves)
+        )
         pods_stage = plan.stage_of(plan.PODS)
         for stage in stages:
             if plan.stage_of(stage[0][0]) >= pods_stage:
                 break
             made += await steps.create_all(sides, stage)
-        leaves = await steps.leaf_nodes(self.host, sides.cluster)
         total, adopted = await steps.create_pods(sides, leaves)
         await self._progress(policy, {"podsTotal": total, "podsAdopted": adopted})
         if adopted < total:

@@ -284,6 +284,14 @@ def leaf_for(member_pod: Mapping[str, Any], leaves: Sequence[Obj]) -> str:
     return named[0]
 
 
+def default_leaf(cluster: str, leaves: Sequence[Obj]) -> str:
+    """Where new pods of a migrated namespace go: the whole-cluster leaf ``kosmos-<cluster>``,
+    else (one-to-one leaves) the first by name."""
+    named = sorted(name_of(n) for n in leaves)
+    whole = f"kosmos-{cluster}"
+    return whole if whole in named else named[0]
+
+
 def adopted(member_pod: Mapping[str, Any], host_uid: str) -> bool:
     """Whether ClusterTree has adopted the member pod for the host pod ``host_uid``."""
     return (

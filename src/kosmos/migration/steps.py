@@ -144,7 +144,8 @@ async def _patch_pod(client: Client, pod: Obj, patch: Obj) -> None:
 # -- rebuild (host) --------------------------------------------------------------------------
 
 
-async def create_namespaces(sides: Sides, member_namespaces: Iterable[Obj]) -> int:
+async def create_namespaces(sides: Sides, member_namespaces: Iterable[Obj], leaf: str) -> int:
+    """The host namespaces, marked so that new pods there are bound to ``leaf``."""
     made = 0
     for source in member_namespaces:
         labels = {k: v for k, v in labels_of(source).items() if k != "kubernetes.io/metadata.name"}
@@ -155,7 +156,10 @@ async def create_namespaces(sides: Sides, member_namespaces: Iterable[Obj]) -> i
             "metadata": {
                 "name": name_of(source),
                 "labels": labels,
-                "annotations": {names.ANNOTATION_PROMOTE_POLICY: sides.policy},
+                "annotations": {
+                    names.ANNOTATION_PROMOTE_POLICY: sides.policy,
+                    names.ANNOTATION_PROMOTED_TO_NODE: leaf,
+                },
             },
         }
         made += await _create(sides.host, NAMESPACES, body)

@@ -216,3 +216,9 @@ def test_a_cluster_manager_without_migration_rights_is_told_how_to_get_them():
         "the cluster-manager may not create objects in the host: install Kosmos with "
         "--enable-migration"
     ]
+
+
+def test_new_pods_go_to_the_whole_cluster_leaf_else_the_first():
+    leaves = [{"metadata": {"name": n}} for n in ("z-leaf", "kosmos-cluster1", "a-leaf")]
+    assert plan.default_leaf("cluster1", leaves) == "kosmos-cluster1"
+    assert plan.default_leaf("cluster1", leaves[::2]) == "a-leaf"
