@@ -28,7 +28,8 @@ import yaml
 from kosmos.api.objects import Obj, name_of, namespace_of
 from kosmos.migration.archive import Backup
 
-_SERVER_FIELDS = (
+#: what the apiserver fills in: never part of an object to create
+SERVER_FIELDS = (
     "uid",
     "resourceVersion",
     "creationTimestamp",
@@ -41,7 +42,7 @@ _SERVER_FIELDS = (
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: a claim carrying these is "bound" to the old volume binding (by uid): the controller would
 #: call it Lost; without them it binds to ``spec.volumeName`` as a pre-bound claim does
-_BIND_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "pv.kubernetes.io/bound-by-controller")
+BIND_ANNOTATIONS = ("pv.kubernetes.io/bind-completed", "pv.kubernetes.io/bound-by-controller")
 _JOB_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
 
 
@@ -56,12 +57,12 @@ def restorable(obj: Obj) -> Obj | None:
     out = copy.deepcopy(obj)
     out.pop("status", None)
     meta = out["metadata"]
-    for field in (*_SERVER_FIELDS, "ownerReferences"):
+    for field in (*SERVER_FIELDS, "ownerReferences"):
         meta.pop(field, None)
     annotations = meta.get("annotations") or {}
     annotations.pop(_LAST_APPLIED, None)
     if out.get("kind") == "PersistentVolumeClaim":
-        for key in _BIND_ANNOTATIONS:
+        for key in BIND_ANNOTATIONS:
             annotations.pop(key, None)
     if not annotations:
         meta.pop("annotations", None)

@@ -21,6 +21,7 @@ from typing import Any
 
 from kosmos.api import names
 from kosmos.api.objects import Obj, annotations_of, labels_of, name_of, namespace_of
+from kosmos.migration.extract import BIND_ANNOTATIONS, SERVER_FIELDS
 
 #: never migrated: the clusters' own
 FORBIDDEN_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "kosmos-system"})
@@ -62,18 +63,8 @@ UNCARRIABLE = {"daemonsets.apps": "DaemonSets run a pod on every member node"}
 #: resources the migration must move; excluding them would strand running pods
 REQUIRED = frozenset({"pods"})
 
-_RESET_META = (
-    "uid",
-    "resourceVersion",
-    "creationTimestamp",
-    "generation",
-    "managedFields",
-    "selfLink",
-    "ownerReferences",
-    "finalizers",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-)
+#: server fields, and owners and finalizers, which name the member's objects
+_RESET_META = (*SERVER_FIELDS, "ownerReferences", "finalizers")
 
 
 def policy_key(policy: Mapping[str, Any]) -> str:
@@ -228,6 +219,9 @@ def host_object(resource: str, obj: Obj, policy: str) -> Obj:
         _service(spec)
     elif resource == "jobs.batch":
         spec["manualSelector"] = True  # its selector names the member Job's uid label
+    elif resource == "persistentvolumeclaims":
+        for key in BIND_ANNOTATIONS:  # bound by the old volume's uid: it would be Lost
+            out["metadata"]["annotations"].pop(key, None)
     elif resource == "persistentvolumes":
         ref = spec.get("claimRef")
         if ref:

@@ -10,6 +10,7 @@ from tests.fixtures.tree import TreeEnv
 from tests.integration.migration.test_promote import (
     TIMEOUT,
     app,
+    ask_rollback,
     phase,
     policy,
     running_pods,
@@ -45,17 +46,7 @@ def test_killed_at_random_points_every_migration_completes_or_rolls_back(tree: T
             )
             assert running_pods(member, ns) == before, f"{ns}: a pod replaced or duplicated"
             if i % 2:
-                host.run(
-                    "patch",
-                    "promotepolicy",
-                    name,
-                    "-n",
-                    "default",
-                    "--type",
-                    "merge",
-                    "-p",
-                    '{"spec":{"rollback":"true"}}',
-                )
+                ask_rollback(host, name)
                 _kill_and_start(tree, rng)
                 wait_for(
                     lambda n=name: phase(host, n) == "RolledBack",

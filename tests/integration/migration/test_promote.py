@@ -16,6 +16,8 @@ import pytest
 from kosmos.api import names
 from kosmos.local.kubectl import Kubectl
 from tests.fixtures.tree import TreeEnv
+from tests.integration.migration.test_backup import app_objects as backup_app
+from tests.integration.migration.test_backup import cluster_scoped
 from tests.support import apply, get, wait_for
 
 EXCLUDED = ["events", "events.events.k8s.io", "endpoints", "endpointslices.discovery.k8s.io"]
@@ -124,6 +126,11 @@ def wait_phase(kubectl: Kubectl, name: str, *wanted: str) -> dict[str, Any]:
     return found
 
 
+def ask_rollback(kubectl: Kubectl, name: str) -> None:
+    patch = '{"spec":{"rollback":"true"}}'
+    kubectl.run("patch", "promotepolicy", name, "-n", "default", "--type", "merge", "-p", patch)
+
+
 def running_pods(kubectl: Kubectl, ns: str) -> dict[str, tuple[str, str]]:
     items = get(kubectl, "pods", "-n", ns)["items"]
     return {
@@ -172,17 +179,7 @@ def test_migrate_scale_and_roll_back_without_restarting_a_pod(tree: TreeEnv, app
     ]
     assert all(p["metadata"]["labels"].get(names.LABEL_POD) == "true" for p in new)
 
-    host.run(
-        "patch",
-        "promotepolicy",
-        name,
-        "-n",
-        "default",
-        "--type",
-        "merge",
-        "-p",
-        '{"spec":{"rollback":"true"}}',
-    )
+    ask_rollback(host, name)
     back = wait_phase(host, name, "RolledBack", "FailedRollback")
     assert back["status"]["phase"] == "RolledBack", back["status"]
     wait_for(lambda: not host.ok("get", "namespace", app_ns), TIMEOUT, "the host namespace gone")
@@ -228,3 +225,41 @@ def test_bad_policies_fail_precheck_and_change_nothing(tree: TreeEnv, app_ns: st
     )
     if case != "second-policy":
         assert member.ok("get", "deployment", "nginx", "-n", app_ns), "nothing changed"
+
+
+def test_statefulset_with_claim_job_and_rbac_migrate_and_roll_back(tree: TreeEnv, app_ns: str):
+    """The backup test's namespace: a Deployment, a StatefulSet on a pre-bound volume, a Job,
+    a ServiceAccount with a ClusterRoleBinding; cluster-scoped parts follow and go back."""
+    cluster = tree.env.members[0]
+    member, host = tree.member(cluster), tree.host
+    apply(member, *backup_app(app_ns))
+    try:
+        wait_for(lambda: len(running_pods(member, app_ns)) >= 3, 90, "web, db-0 and the job's pod")
+        before = running_pods(member, app_ns)
+        name = f"promote-{app_ns}"
+        apply(host, policy(name, app_ns, cluster))
+        done = wait_phase(host, name, "Completed", "FailedPrecheck", "RolledBack")
+        assert done["status"]["phase"] == "Completed", done["status"]
+        assert running_pods(member, app_ns) == before
+        for kind in ("statefulset/db", "job/once", "deployment/web", "pvc/data-db-0"):
+            assert host.ok("get", kind, "-n", app_ns), kind
+        for kind, obj in cluster_scoped(app_ns):
+            assert host.ok("get", kind, obj), (kind, obj)
+        wait_for(
+            lambda: get(host, "pvc", "data-db-0", "-n", app_ns)["status"].get("phase") == "Bound",
+            60,
+            "the host's claim bound to its volume",
+        )
+        assert len(get(host, "controllerrevisions", "-n", app_ns)["items"]) == 1, "no new revision"
+        ask_rollback(host, name)
+        back = wait_phase(host, name, "RolledBack", "FailedRollback")
+        assert back["status"]["phase"] == "RolledBack", back["status"]
+        wait_for(lambda: not host.ok("get", "namespace", app_ns), TIMEOUT, "host namespace gone")
+        for kind, obj in cluster_scoped(app_ns):
+            assert not host.ok("get", kind, obj), (kind, obj)
+        wait_for(lambda: running_pods(member, app_ns) == before, TIMEOUT, "the member as it was")
+        for kind in ("statefulset/db", "job/once", "deployment/web"):
+            assert member.ok("get", kind, "-n", app_ns), kind
+    finally:
+        for kind, obj in cluster_scoped(app_ns):
+            member.run("delete", kind, obj, "--ignore-not-found", "--wait=false")

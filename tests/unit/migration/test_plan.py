@@ -222,3 +222,22 @@ def test_new_pods_go_to_the_whole_cluster_leaf_else_the_first():
     leaves = [{"metadata": {"name": n}} for n in ("z-leaf", "kosmos-cluster1", "a-leaf")]
     assert plan.default_leaf("cluster1", leaves) == "kosmos-cluster1"
     assert plan.default_leaf("cluster1", leaves[::2]) == "a-leaf"
+
+
+def test_a_claim_loses_its_old_binding_marks_so_it_binds_to_its_volume_again():
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": "data",
+            "namespace": "n",
+            "annotations": {
+                "pv.kubernetes.io/bind-completed": "yes",
+                "pv.kubernetes.io/bound-by-controller": "yes",
+            },
+        },
+        "spec": {"volumeName": "pv-1"},
+    }
+    out = plan.host_object("persistentvolumeclaims", pvc, POLICY)
+    assert out["metadata"]["annotations"] == {names.ANNOTATION_PROMOTE_POLICY: POLICY}
+    assert out["spec"] == {"volumeName": "pv-1"}
