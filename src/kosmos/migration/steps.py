@@ -9,12 +9,14 @@ which are the live ones (a pod replaced between backup and detach is the one to 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from kosmos.api import names
-from kosmos.api.objects import Obj, annotations_of, labels_of, name_of, namespace_of
+from kosmos.api.objects import Obj, annotations_of, key_of, labels_of, name_of, namespace_of
 from kosmos.api.resources import NAMESPACES, NODES, PODS, Resource
 from kosmos.kube.client import Client
 from kosmos.kube.errors import AlreadyExists, Conflict, Forbidden, KubeError, NotFound
@@ -109,9 +111,11 @@ async def detach(sides: Sides, items: Sequence[Obj]) -> tuple[int, list[str]]:
         gone.add(meta["uid"])
     waiting = await _still_owned(sides, gone)
     if not waiting:
-        for pod in await live_pods(sides):
-            if annotations_of(pod).get(names.ANNOTATION_PROMOTE_POLICY) != sides.policy:
-                await _patch_pod(sides.member, pod, _mark(sides.policy))
+        await _all(
+            _patch_pod(sides.member, pod, _mark(sides.policy))
+            for pod in await live_pods(sides)
+            if annotations_of(pod).get(names.ANNOTATION_PROMOTE_POLICY) != sides.policy
+        )
     return len(owners), waiting
 
 
@@ -169,28 +173,49 @@ async def create_namespaces(sides: Sides, member_namespaces: Iterable[Obj], leaf
 async def create_all(sides: Sides, stage: Sequence[tuple[str, Obj]]) -> int:
     """Create every object of a stage in the host; those present already are left as they
     are (a cluster-scoped one the host had, or one an earlier run made)."""
-    made = 0
-    for resource_name, obj in stage:
-        body = plan.host_object(resource_name, obj, sides.policy)
-        made += await _create(sides.host, await sides.resource(sides.host, body), body)
-    return made
+    bodies = [plan.host_object(name, obj, sides.policy) for name, obj in stage]
+    resources = [await sides.resource(sides.host, body) for body in bodies]
+    return sum(
+        await _all(_create(sides.host, r, b) for r, b in zip(resources, bodies, strict=True))
+    )
 
 
 async def create_pods(sides: Sides, leaves: Sequence[Obj]) -> tuple[int, int]:
-    """The host pods of every marked live member pod; returns (pods, adopted so far)."""
+    """The host pods of every marked live member pod; returns (pods, adopted so far).
+
+    One list per side and a create only for what is missing: this step runs again every
+    second until ClusterTree has adopted every pod, and host writes are rate-limited.
+    """
     pods = [
         p
         for p in await live_pods(sides)
         if annotations_of(p).get(names.ANNOTATION_PROMOTE_POLICY) == sides.policy
     ]
-    adopted = 0
-    for pod in pods:
-        body = plan.host_pod(pod, plan.leaf_for(pod, leaves), sides.policy)
-        await _create(sides.host, PODS, body)
-        host = await _get(sides.host, PODS, name_of(pod), namespace_of(pod))
-        if host is not None and plan.adopted(pod, host["metadata"]["uid"]):
-            adopted += 1
+    hosts: dict[str, Obj] = {}
+    for namespace in sides.namespaces:
+        hosts |= {key_of(h): h for h in (await sides.host.list(PODS, namespace=namespace)).items}
+    missing = [p for p in pods if key_of(p) not in hosts]
+    await _all(
+        _create(sides.host, PODS, plan.host_pod(p, plan.leaf_for(p, leaves), sides.policy))
+        for p in missing
+    )
+    adopted = sum(
+        1
+        for p in pods
+        if key_of(p) in hosts and plan.adopted(p, hosts[key_of(p)]["metadata"]["uid"])
+    )
     return len(pods), adopted
+
+
+async def _all(calls: Iterable[Awaitable[Any]], limit: int = 16) -> list[Any]:
+    """Run the calls with at most ``limit`` in flight (the client's rate limiter paces them)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Awaitable[Any]) -> Any:
+        async with gate:
+            return await call
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 async def _create(client: Client, resource: Resource, body: Obj) -> int:
