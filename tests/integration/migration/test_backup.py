@@ -168,7 +168,9 @@ def system_namespace(local_env: LocalEnv) -> Iterator[str]:
         host.run("create", "namespace", "kosmos-system")
     yield "kosmos-system"
     if made:
-        host.run("delete", "namespace", "kosmos-system", "--wait=false", "--ignore-not-found")
+        # waited for: a session fixture (the tree's) may make it again next, and would find
+        # a terminating one that then disappears under it
+        host.run("delete", "namespace", "kosmos-system", "--ignore-not-found")
 
 
 async def kosmosctl(env: LocalEnv, *args: str) -> Result:
