@@ -12,7 +12,6 @@ can fix (a member away, a timeout, a 5xx) are retried with backoff and change no
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -48,10 +47,14 @@ class PromoteReconciler:
         self.host: Client = manager.client(HOST)
 
     async def __call__(self, request: Request) -> Result | None:
-        cached = self.policies.store.get(f"{request.namespace}/{request.name}")
-        if cached is None:
+        if self.policies.store.get(f"{request.namespace}/{request.name}") is None:
             return None
-        policy = copy.deepcopy(cached)  # status writes update it as they go
+        try:
+            # read, not cached: the phase this process wrote a moment ago decides what runs
+            # next, and a cache a few writes behind would run an earlier phase again
+            policy = await self.host.get(PROMOTE_POLICIES, request.name, request.namespace)
+        except NotFound:
+            return None
         phase = str((policy.get("status") or {}).get("phase") or "")
         if is_deleting(policy):
             return await self._finalize(policy, phase)
