@@ -33,6 +33,14 @@ log = logging.getLogger("kosmos.migration")
 
 #: failures no retry fixes: the phase fails (and what was changed is rolled back)
 FAILURES = (Invalid, Forbidden, BadRequest, archive.BackupError)
+#: the phase a failure in each phase leads to
+_FAILED = {
+    "Prechecking": "FailedPrecheck",
+    "Backuping": "FailedBackup",
+    "Detaching": "FailedDetach",
+    "Restoring": "FailedRestore",
+    "RollingBack": "FailedRollback",
+}
 TERMINAL = frozenset(
     {"FailedPrecheck", "FailedBackup", "RolledBack", "Completed", "FailedRollback"}
 )
@@ -82,13 +90,7 @@ class PromoteReconciler:
         try:
             return await _PHASES[phase](self, policy, sides)
         except FAILURES as error:
-            failed = {"Prechecking": "FailedPrecheck", "Backuping": "FailedBackup"}.get(
-                phase,
-                {"Detaching": "FailedDetach", "Restoring": "FailedRestore"}.get(
-                    phase, "FailedRollback"
-                ),
-            )
-            return await self._fail(policy, failed, steps.describe(error))
+            return await self._fail(policy, _FAILED[phase], steps.describe(error))
 
     # -- phases ---------------------------------------------------------------------------
 
@@ -98,13 +100,8 @@ class PromoteReconciler:
         spec = policy["spec"]
         member_ns = await steps.namespace_names(sides.member)
         wanted = plan.namespaces(spec, member_ns)
-        sides.namespaces = wanted
-        items = await collect.collect(
-            sides.member,
-            [n for n in wanted if n in member_ns],
-            spec.get("includedNamespaceScopedResources") or ["*"],
-            spec.get("excludedNamespaceScopedResources") or [],
-        )
+        sides.namespaces = [n for n in wanted if n in member_ns]
+        items = await _collect(sides, spec)
         facts = plan.Facts(
             cluster_known=True,
             leaf_nodes=[name_of(n) for n in await steps.leaf_nodes(self.host, sides.cluster)],
@@ -125,16 +122,15 @@ class PromoteReconciler:
         await self._status(
             policy, {"phase": "Backuping", "namespaces": wanted, "precheckErrors": None}
         )
-        return Result(requeue_after=0.0)
+        return await self._backup(policy, sides, items)
 
-    async def _backup(self, policy: Obj, sides: steps.Sides) -> Result | None:
-        spec = policy["spec"]
-        items = await collect.collect(
-            sides.member,
-            list(sides.namespaces),
-            spec.get("includedNamespaceScopedResources") or ["*"],
-            spec.get("excludedNamespaceScopedResources") or [],
-        )
+    async def _backup(
+        self, policy: Obj, sides: steps.Sides, items: list[Obj] | None = None
+    ) -> Result | None:
+        """Back up ``items`` (the precheck's collection), or collect again when a restarted
+        controller resumes this phase: the member has not changed before Detaching."""
+        if items is None:
+            items = await _collect(sides, policy["spec"])
         meta = {"policy": sides.policy, "cluster": sides.cluster, "namespaces": sides.namespaces}
         data = archive.build({**meta, "created": now()}, items)
         where = await store.write(self.host, _key(policy), data)
@@ -308,6 +304,15 @@ class PromoteReconciler:
         body = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
         with contextlib.suppress(Conflict):
             await self.host.patch(PROMOTE_POLICIES, meta["name"], body, namespace=meta["namespace"])
+
+
+async def _collect(sides: steps.Sides, spec: Obj) -> list[Obj]:
+    return await collect.collect(
+        sides.member,
+        list(sides.namespaces),
+        spec.get("includedNamespaceScopedResources") or ["*"],
+        spec.get("excludedNamespaceScopedResources") or [],
+    )
 
 
 def _key(policy: Obj) -> str:

@@ -59,11 +59,9 @@ def restorable(obj: Obj) -> Obj | None:
     meta = out["metadata"]
     for field in (*SERVER_FIELDS, "ownerReferences"):
         meta.pop(field, None)
+    forget_binding(out)
     annotations = meta.get("annotations") or {}
     annotations.pop(_LAST_APPLIED, None)
-    if out.get("kind") == "PersistentVolumeClaim":
-        for key in BIND_ANNOTATIONS:
-            annotations.pop(key, None)
     if not annotations:
         meta.pop("annotations", None)
     kind, spec = out.get("kind"), out.get("spec")
@@ -73,10 +71,22 @@ def restorable(obj: Obj) -> Obj | None:
             spec.pop("clusterIPs", None)
         elif kind == "Job":
             _job(spec)
-        elif kind == "PersistentVolume" and spec.get("claimRef"):
-            for field in ("uid", "resourceVersion"):
-                spec["claimRef"].pop(field, None)
     return out
+
+
+def forget_binding(obj: Obj) -> None:
+    """Untie a claim or volume from the old binding (in place), so that they bind again by
+    name: a claim loses the marks of its completed binding, a volume's claimRef the old
+    claim's uid and resourceVersion. Any other object is left as it is."""
+    kind = obj.get("kind")
+    if kind == "PersistentVolumeClaim":
+        annotations = obj["metadata"].get("annotations") or {}
+        for key in BIND_ANNOTATIONS:
+            annotations.pop(key, None)
+    elif kind == "PersistentVolume":
+        ref = (obj.get("spec") or {}).get("claimRef") or {}
+        for field in ("uid", "resourceVersion"):
+            ref.pop(field, None)
 
 
 def _job(spec: Obj) -> None:

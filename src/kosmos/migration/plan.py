@@ -21,7 +21,8 @@ from typing import Any
 
 from kosmos.api import names
 from kosmos.api.objects import Obj, annotations_of, labels_of, name_of, namespace_of
-from kosmos.migration.extract import BIND_ANNOTATIONS, SERVER_FIELDS
+from kosmos.migration.archive import guess_plural
+from kosmos.migration.extract import SERVER_FIELDS, forget_binding
 
 #: never migrated: the clusters' own
 FORBIDDEN_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "kosmos-system"})
@@ -182,6 +183,18 @@ def resource_of(obj: Mapping[str, Any], plurals: Mapping[tuple[str, str], str]) 
     return resource_name(api_version, plural)
 
 
+def owners(items: Iterable[Obj]) -> list[tuple[str, Obj]]:
+    """The backed-up owners detach deletes, as ``(resource name, object)``, top-down
+    (``DETACH_ORDER``); rollback re-creates them in the reverse order. Owners are built-in
+    kinds, so the resource name is the kind's regular plural."""
+    found = []
+    for obj in items:
+        name = resource_name(str(obj["apiVersion"]), guess_plural(str(obj["kind"])))
+        if name in DETACH_ORDER:
+            found.append((name, obj))
+    return sorted(found, key=lambda pair: DETACH_ORDER.index(pair[0]))
+
+
 def stage_of(resource: str) -> int:
     for index, stage in enumerate(REBUILD_STAGES):
         if resource in stage:
@@ -219,14 +232,7 @@ def host_object(resource: str, obj: Obj, policy: str) -> Obj:
         _service(spec)
     elif resource == "jobs.batch":
         spec["manualSelector"] = True  # its selector names the member Job's uid label
-    elif resource == "persistentvolumeclaims":
-        for key in BIND_ANNOTATIONS:  # bound by the old volume's uid: it would be Lost
-            out["metadata"]["annotations"].pop(key, None)
-    elif resource == "persistentvolumes":
-        ref = spec.get("claimRef")
-        if ref:
-            for key in ("uid", "resourceVersion"):
-                ref.pop(key, None)
+    forget_binding(out)
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kosmos.api import names
@@ -43,7 +43,6 @@ class Sides:
     cluster: str
     policy: str
     namespaces: Sequence[str]
-    _resources: dict[tuple[str, str], Resource] = field(default_factory=dict)
 
     async def resource(self, client: Client, obj: Obj) -> Resource:
         return await client.resource_for(str(obj["apiVersion"]), str(obj["kind"]))
@@ -98,10 +97,9 @@ async def detach(sides: Sides, items: Sequence[Obj]) -> tuple[int, list[str]]:
     once the member's garbage collector has taken every owner reference to a deleted owner
     off them, so no marked pod can still be taken by its old owner.
     """
-    owners = [o for o in items if _plain(o) in plan.DETACH_ORDER]
-    owners.sort(key=lambda o: plan.DETACH_ORDER.index(_plain(o)))
+    owners = plan.owners(items)
     gone: set[str] = set()
-    for owner in owners:
+    for _name, owner in owners:
         meta = owner["metadata"]
         resource = await sides.resource(sides.member, owner)
         with contextlib.suppress(NotFound, Conflict):
@@ -109,30 +107,19 @@ async def detach(sides: Sides, items: Sequence[Obj]) -> tuple[int, list[str]]:
                 resource, meta["name"], meta["namespace"], uid=meta["uid"], propagation="Orphan"
             )
         gone.add(meta["uid"])
-    waiting = await _still_owned(sides, gone)
+    pods = await live_pods(sides)
+    waiting = [
+        f"pod {namespace_of(p)}/{name_of(p)} still owned"
+        for p in pods
+        if any(r.get("uid") in gone for r in p["metadata"].get("ownerReferences") or [])
+    ]
     if not waiting:
         await _all(
             _patch_pod(sides.member, pod, _mark(sides.policy))
-            for pod in await live_pods(sides)
+            for pod in pods
             if annotations_of(pod).get(names.ANNOTATION_PROMOTE_POLICY) != sides.policy
         )
     return len(owners), waiting
-
-
-def _plain(owner: Obj) -> str:
-    """The DETACH_ORDER name of an owner, from its apiVersion/kind (built-in kinds only)."""
-    group = str(owner["apiVersion"]).rpartition("/")[0]
-    plural = str(owner["kind"]).lower() + "s"
-    return f"{plural}.{group}" if group else plural
-
-
-async def _still_owned(sides: Sides, gone: set[str]) -> list[str]:
-    waiting = []
-    for pod in await live_pods(sides):
-        refs = pod["metadata"].get("ownerReferences") or []
-        if any(r.get("uid") in gone for r in refs):
-            waiting.append(f"pod {namespace_of(pod)}/{name_of(pod)} still owned")
-    return waiting
 
 
 def _mark(policy: str) -> Obj:
@@ -271,11 +258,9 @@ async def remove_host_side(sides: Sides, cluster_scoped: Sequence[Obj]) -> list[
 async def restore_owners(sides: Sides, items: Sequence[Obj]) -> int:
     """Re-create the detached owners in the member, bottom-up (an owner after what it owns),
     so each adopts the released pods (or ReplicaSets) its selector matches."""
-    owners = [o for o in items if _plain(o) in plan.DETACH_ORDER]
-    owners.sort(key=lambda o: -plan.DETACH_ORDER.index(_plain(o)))
     made = 0
-    for owner in owners:
-        body = plan.member_object(_plain(owner), owner, sides.policy)
+    for name, owner in reversed(plan.owners(items)):
+        body = plan.member_object(name, owner, sides.policy)
         made += await _create(sides.member, await sides.resource(sides.member, owner), body)
     return made
 

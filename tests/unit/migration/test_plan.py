@@ -241,3 +241,24 @@ def test_a_claim_loses_its_old_binding_marks_so_it_binds_to_its_volume_again():
     out = plan.host_object("persistentvolumeclaims", pvc, POLICY)
     assert out["metadata"]["annotations"] == {names.ANNOTATION_PROMOTE_POLICY: POLICY}
     assert out["spec"] == {"volumeName": "pv-1"}
+
+
+def test_owners_are_the_built_in_controllers_top_down():
+    def obj(api_version: str, kind: str, name: str) -> dict[str, Any]:
+        return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+
+    items = [
+        obj("apps/v1", "ReplicaSet", "r"),
+        obj("v1", "Pod", "p"),
+        obj("apps/v1", "Deployment", "d"),
+        obj("batch/v1", "CronJob", "c"),
+        obj("v1", "ReplicationController", "rc"),
+        obj("example.com/v1", "Deployment", "not-apps"),
+    ]
+    got = [(r, o["metadata"]["name"]) for r, o in plan.owners(items)]
+    assert got == [
+        ("cronjobs.batch", "c"),
+        ("deployments.apps", "d"),
+        ("replicasets.apps", "r"),
+        ("replicationcontrollers", "rc"),
+    ]
