@@ -13,6 +13,7 @@ from kosmos.cli.invocation import CliContext
 from kosmos.cli.join import join, unjoin
 from kosmos.cli.local import local
 from kosmos.cli.migration import migration_group
+from kosmos.cli.netdoctor import netdoctor
 from kosmos.cli.services import export, import_
 from kosmos.cli.uninstall import uninstall
 from kosmos.cli.version import version
@@ -45,6 +46,7 @@ cli.add_command(get)
 cli.add_command(export)
 cli.add_command(import_)
 cli.add_command(migration_group)
+cli.add_command(netdoctor)
 cli.add_command(version)
 cli.add_command(completion)
 

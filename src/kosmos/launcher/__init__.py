@@ -1,7 +1,8 @@
 """``kosmos <component>``: one launcher for every long-running Kosmos component.
 
-Every component registers here (cluster-manager, network-manager, agent,
-scheduler-extender, mcs-dns); each is imported only when it is launched.
+Every component registers here (cluster-manager, network-manager, agent, scheduler-extender,
+mcs-dns, eps-probe, floater), and the agent's one-shot ``agent-state``; each is imported only
+when it is launched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ COMPONENTS: dict[str, str] = {
     "scheduler-extender": "kosmos.scheduler.app:command",
     "mcs-dns": "kosmos.mcs.dns.app:command",
     "eps-probe": "kosmos.mcs.probe:command",
+    "floater": "kosmos.floater.app:command",
+    "agent-state": "kosmos.clusterlink.agent.report:command",
 }
 
 

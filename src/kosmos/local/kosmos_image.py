@@ -5,7 +5,8 @@ Two layers, so that a code change only rebuilds the small one:
 1. **base**: ``mmdebstrap --variant=minbase`` of Debian bookworm with python3 and what the
    agent drives (iproute2, iptables, ipset, strongSwan's charon + swanctl with the openssl and
    kernel-libipsec plugins that ``scripts/bootstrap`` also installs, wireguard-go,
-   wireguard-tools) and tini as PID 1. Cached as a tar under ``<cache>/images/base/``, keyed by
+   wireguard-tools), what the netdoctor floater checks with (ping, curl, nslookup) and tini
+   as PID 1. Cached as a tar under ``<cache>/images/base/``, keyed by
    the package list and options; docs, man pages and locales are left out.
 2. **app**: our wheel built from this source tree (``pip wheel --no-deps``) and its
    dependencies installed for bookworm's CPython into ``/usr/local/lib/python3.11/dist-packages``
@@ -47,6 +48,8 @@ PACKAGES = (
     "wireguard-tools",
     "procps",
     "iputils-ping",
+    "curl",  # the floater's tcp check (kosmosctl netdoctor), as operators run it by hand
+    "bind9-dnsutils",  # nslookup: the floater's dns check
     "ca-certificates",
     "tini",
 )
