@@ -209,7 +209,9 @@ class KosmosImage:
         if subprocess.run(install, capture_output=True, check=False).returncode != 0:
             download = [sys.executable, "-m", "pip", "download", "--dest", str(wheels)]
             download += ["-c", str(constraints), *target, str(wheel)]
+            _forget_own_wheel(wheels)
             _run("kosmos dependencies (pip download)", download, log)
+            _forget_own_wheel(wheels)
             _run("kosmos dependencies (pip install)", install, log)
         shutil.rmtree(site / "bin", ignore_errors=True)  # scripts with the builder's shebang
         self._compile(site)
@@ -250,6 +252,13 @@ class KosmosImage:
         project = tomllib.loads((self.root / "pyproject.toml").read_text())["project"]
         scripts: dict[str, str] = project["scripts"]
         return scripts
+
+
+def _forget_own_wheel(wheels: Path) -> None:
+    """``pip download`` copies our wheel into the shared wheel cache, where a later build of
+    the same version (other dependencies) would resolve against the stale copy's metadata."""
+    for stale in wheels.glob("kosmos-*.whl"):
+        stale.unlink()
 
 
 def _run(step: str, argv: list[str], log: Path) -> None:
