@@ -91,6 +91,17 @@ def exit_status(status: Obj) -> tuple[int | None, str | None]:
     return None, message
 
 
+def _status(payload: bytes) -> Obj:
+    try:
+        status = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        status = None
+    if not isinstance(status, dict):
+        text = payload[:200].decode(errors="replace")
+        return {"status": "Failure", "message": f"unreadable exit status: {text}"}
+    return status
+
+
 async def _collect(session: _Session, ws: aiohttp.ClientWebSocketResponse) -> None:
     """Read frames until the ``Status`` arrives (the server sends it last) or the stream ends."""
     async for message in ws:
@@ -108,7 +119,7 @@ async def _collect(session: _Session, ws: aiohttp.ClientWebSocketResponse) -> No
         elif channel == _STDERR:
             session.stderr.extend(payload)
         elif channel == _STATUS and payload:
-            session.status = orjson.loads(payload)
+            session.status = _status(payload)
             return
 
 

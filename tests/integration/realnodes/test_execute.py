@@ -6,6 +6,7 @@ check execs in it through the apiserver, as ``kosmosctl netdoctor`` does (a self
 
 from __future__ import annotations
 
+import secrets
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +29,7 @@ NAME = "floater"
 def floater(local_env: LocalEnv) -> Iterator[dict[str, Any]]:
     """The floater pod (Ready: its TCP readiness probe passed) in a namespace of its own."""
     kubectl = local_env.kubectl(MEMBER)
-    namespace = f"t-execute-{int(time.time()) % 100000}"
+    namespace = f"t-execute-{secrets.token_hex(2)}"
     kubectl.run("create", "namespace", namespace)
     node = local_env.real_nodes(MEMBER)[0]
     body = pod(

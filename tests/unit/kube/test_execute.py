@@ -93,6 +93,9 @@ class FakeApiserver:
     async def pod_no_status(self, ws: web.WebSocketResponse) -> None:
         await ws.send_bytes(b"\x01partial")
 
+    async def pod_garbled(self, ws: web.WebSocketResponse) -> None:
+        await ws.send_bytes(b"\x03not json")
+
     async def pod_hang(self, ws: web.WebSocketResponse) -> None:
         await ws.send_bytes(b"\x01started\n")
         await asyncio.sleep(30)
@@ -170,6 +173,11 @@ async def test_stream_ending_without_status(client):
     result = await execute.run(client, "ns", "no-status", ["true"])
     assert (result.stdout, result.exit_code) == ("partial", None)
     assert result.error == "the stream ended without an exit status"
+
+
+async def test_an_unreadable_status_is_an_error_not_a_crash(client):
+    result = await execute.run(client, "ns", "garbled", ["true"])
+    assert (result.exit_code, result.error) == (None, "unreadable exit status: not json")
 
 
 async def test_timeout_returns_output_so_far_promptly(client):
