@@ -17,6 +17,7 @@ from typing import Protocol
 from kosmos.api.objects import Obj
 from kosmos.api.resources import NODES, SERVICES
 from kosmos.kube import config as kube_config
+from kosmos.kube import execute
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError
 from kosmos.ops.errors import OperationError
@@ -84,7 +85,7 @@ async def check(
     *,
     default_kubeconfig: str | None = None,
     only: Sequence[tuple[str, str, int]] | None = None,
-    exec_: run.Exec = run.execute.run,
+    exec_: run.Exec = execute.run,
 ) -> Result:
     """Deploy the floaters, wait for them, run every planned pair (or ``only`` those)."""
     async with connect(config, default_kubeconfig) as clusters:
@@ -94,8 +95,12 @@ async def check(
             for side, client in clusters.sides():
                 created = True
                 await floater.deploy(
-                    client, config.namespace, config.image(side), config.port, sets[side],
-                    reporter.log,
+                    client,
+                    config.namespace,
+                    config.image(side),
+                    config.port,
+                    sets=sets[side],
+                    log=reporter.log,
                 )
             ready = {}
             for side, client in clusters.sides():

@@ -131,9 +131,7 @@ def parse(text: str, origin: str = "config.json") -> Config:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise OperationError(
-            f"{origin}: line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
+        raise OperationError(f"{origin}: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(data, dict):
         raise OperationError(f"{origin}: expected a JSON object of settings")
     unknown = sorted(set(data) - set(_ATTRS))
@@ -145,10 +143,10 @@ def parse(text: str, origin: str = "config.json") -> Config:
     return Config(**values)
 
 
-def _check(key: str, value: Any, origin: str) -> Any:  # noqa: PLR0911 (one branch per kind)
+def _check(key: str, value: Any, origin: str) -> Any:
     where = f"{origin}: {key}"
     attr = _ATTRS[key]
-    if attr == "mode" or attr == "protocol":
+    if attr in {"mode", "protocol"}:
         allowed = MODES if attr == "mode" else PROTOCOLS
         if value not in allowed:
             raise OperationError(f"{where}: {value!r} is not one of {', '.join(allowed)}")

@@ -100,7 +100,7 @@ def daemonset(name: str, namespace: str, image: str, port: int) -> Obj:
 
 
 async def deploy(
-    client: Client, namespace: str, image: str, port: int, sets: Sequence[str], log: Log
+    client: Client, namespace: str, image: str, port: int, *, sets: Sequence[str], log: Log
 ) -> None:
     """Namespace (when missing), ServiceAccount, DaemonSets; re-running updates them."""
     where = f"{client.cluster} cluster"
@@ -161,7 +161,9 @@ async def wait_ready(
     except applier.WaitTimeout:
         pods = [p for name in sets for p in await _pods(client, namespace, name)]
         unready = [p for p in pods if not condition_true(p, "Ready")]
-        detail = _why(client, namespace, unready) if unready else await _missing(client, namespace, sets)
+        detail = (
+            _why(client, namespace, unready) if unready else await _missing(client, namespace, sets)
+        )
         raise FloaterNotReady(
             f"floaters not ready after {timeout:g} s (podWaitTime): {detail}"
         ) from None
@@ -169,7 +171,7 @@ async def wait_ready(
 
 
 def _not_ready(ds: Obj, pods: list[Obj]) -> str:
-    """"" when the DaemonSet's pods are all Ready; "no node" when it schedules none."""
+    """ "" when the DaemonSet's pods are all Ready; "no node" when it schedules none."""
     status = ds.get("status") or {}
     if status.get("observedGeneration", 0) < ds["metadata"].get("generation", 0):
         return "rollout not observed yet"

@@ -103,7 +103,7 @@ def floaters(pods: Iterable[Obj], nodes: Iterable[Obj]) -> list[Floater]:
 
 def targets(mode: str, dst: Sequence[Floater]) -> list[tuple[str, str]]:
     """(node, IP) of every destination address: pod IPs, or the nodes' InternalIPs."""
-    out = []
+    out: list[tuple[str, str]] = []
     for floater in dst:
         ips = floater.node_ips if dst_on_node(mode) else floater.pod_ips
         out.extend((floater.node, ip) for ip in ips)

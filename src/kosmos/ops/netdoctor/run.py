@@ -49,7 +49,7 @@ class Exec(Protocol):
     ) -> Awaitable[execute.ExecResult]: ...
 
 
-async def run_pairs(  # noqa: PLR0913 (the check's knobs, each from config.json)
+async def run_pairs(
     client: Client,
     namespace: str,
     pairs: Sequence[Pair],
@@ -73,7 +73,7 @@ async def run_pairs(  # noqa: PLR0913 (the check's knobs, each from config.json)
     return list(await asyncio.gather(*(one(p) for p in pairs)))
 
 
-async def _run_one(  # noqa: PLR0913,PLR0917
+async def _run_one(  # noqa: PLR0917
     client: Client,
     namespace: str,
     pair: Pair,
@@ -85,13 +85,15 @@ async def _run_one(  # noqa: PLR0913,PLR0917
     limit = cmd_timeout + HANDSHAKE_MARGIN
     try:
         result = await asyncio.wait_for(
-            exec_(client, namespace, pair.src_pod, pair.command, container=CONTAINER, timeout=limit),
+            exec_(
+                client, namespace, pair.src_pod, pair.command, container=CONTAINER, timeout=limit
+            ),
             # the exec bounds itself; this only guards against one that does not
             limit + 1.0,
         )
     except TimeoutError:
         return _outcome(pair, EXCEPTION, f"exec timed out after {limit:g} s", started)
-    except Exception as exc:  # noqa: BLE001 (one pair's failure is its row, not the check's end)
+    except Exception as exc:  # one pair's failure is its row, not the check's end
         return _outcome(pair, EXCEPTION, f"exec error: {exc}", started)
     if succeeded(protocol, result.exit_code, result.stdout):
         return _outcome(pair, SUCCEEDED, "", started)
