@@ -73,13 +73,15 @@ class CliReporter:
         self.steps(message)
 
     def start(self, total: int) -> None:
+        if not sys.stderr.isatty():  # a log file gets one line, not a redrawn bar
+            self.log(f"Do check... {total} pairs")
+            return
         self.bar = Progress(
             TextColumn("Do check..."),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=Console(stderr=True),
-            transient=not sys.stderr.isatty(),
         )
         self.task = self.bar.add_task("check", total=total)
         self.bar.start()

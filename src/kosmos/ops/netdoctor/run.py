@@ -10,6 +10,7 @@ exec is bounded twice: the command's own timeout (curl -m, ping -W...) inside th
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from kosmos.kube import execute
 from kosmos.kube.client import Client
 from kosmos.ops.netdoctor.plan import CONTAINER, Pair, succeeded
 
+log = logging.getLogger(__name__)
 SUCCEEDED, FAILED, EXCEPTION = "SUCCEEDED", "FAILED", "EXCEPTION"
 #: Time an exec needs besides the command: the apiserver's upgrade and the kubelet's stream.
 HANDSHAKE_MARGIN = 5.0
@@ -83,6 +85,7 @@ async def _run_one(  # noqa: PLR0917
 ) -> Outcome:
     started = time.monotonic()
     limit = cmd_timeout + HANDSHAKE_MARGIN
+    log.info("%s on %s: %s", pair.src_pod, pair.src_node, " ".join(pair.command))
     try:
         result = await asyncio.wait_for(
             exec_(
@@ -112,5 +115,7 @@ def describe(result: execute.ExecResult) -> str:
     return f"{head}: {output}" if output else head
 
 
-def _outcome(pair: Pair, result: str, log: str, started: float) -> Outcome:
-    return Outcome(pair, result, log, round(time.monotonic() - started, 3))
+def _outcome(pair: Pair, result: str, text: str, started: float) -> Outcome:
+    outcome = Outcome(pair, result, text, round(time.monotonic() - started, 3))
+    log.info("%s on %s -> %s: %s %s", pair.src_pod, pair.src_node, pair.target, result, text)
+    return outcome
