@@ -116,7 +116,9 @@ def test_commands_per_protocol():
     icmp = _config(protocol="icmp")
     assert plan.command(icmp, "10.0.0.1") == ("ping", "-c", "1", "-W", "10", "10.0.0.1")
     dns = _config(protocol="dns", target_host_to_lookup="a.b.svc")
-    assert plan.command(dns, "10.96.0.10") == ("nslookup", "-timeout=10", "a.b.svc", "10.96.0.10")
+    assert plan.command(dns, "10.96.0.10") == (
+        "nslookup", "-timeout=10", "-retry=1", "a.b.svc", "10.96.0.10"
+    )  # fmt: skip
 
 
 def test_tcp_succeeds_only_on_the_floaters_answer():

@@ -121,7 +121,9 @@ def command(config: Config, target: str) -> tuple[str, ...]:
         return (*probe, target, port, "--timeout", timeout)
     if config.protocol == "icmp":
         return ("ping", "-c", "1", "-W", timeout, target)
-    return ("nslookup", f"-timeout={timeout}", config.target_host_to_lookup, target)
+    # one try: nslookup's default three would take three cmdTimeouts to fail
+    lookup = config.target_host_to_lookup
+    return ("nslookup", f"-timeout={timeout}", "-retry=1", lookup, target)
 
 
 def succeeded(protocol: str, exit_code: int | None, stdout: str) -> bool:
