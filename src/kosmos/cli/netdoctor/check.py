@@ -27,10 +27,6 @@ from kosmos.ops.progress import Progress as Steps
 F = TypeVar("F", bound=Callable[..., Any])
 #: exit code of a check that ran and found at least one pair that did not succeed
 EXIT_FAILED_PAIRS = 3
-EXIT_CODES = (
-    "Exit codes: 0 every pair SUCCEEDED; 1 an error (bad config.json, a cluster unreachable, "
-    "floaters never ready); 3 the check ran and at least one pair FAILED or hit an EXCEPTION."
-)
 
 config_option = click.option(
     "--config",
@@ -147,7 +143,7 @@ def _print(result: checking.Result, output: str) -> None:
         click.echo("no pair to check")
 
 
-@click.command("check", epilog=EXIT_CODES)
+@click.command("check")
 @check_options
 @pass_cli
 def check(cli_ctx: CliContext, config_path: str, resume_file: str, output: str) -> None:
@@ -157,5 +153,8 @@ def check(cli_ctx: CliContext, config_path: str, resume_file: str, output: str) 
     echoed by the floater, icmp: ping, dns: nslookup) against every destination address of
     its family. Successes and failures are printed as two tables; the failures are written
     to --resume-file for `kosmosctl netdoctor resume`.
+
+    Exit codes: 0 every pair SUCCEEDED; 1 an error (bad config.json, a cluster unreachable,
+    floaters never ready); 3 the check ran and at least one pair FAILED or hit an EXCEPTION.
     """
     run_check(cli_ctx, config_path, resume_file, output)

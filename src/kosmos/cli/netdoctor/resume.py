@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from kosmos.cli.invocation import CliContext, pass_cli
-from kosmos.cli.netdoctor.check import EXIT_CODES, check_options, run_check
+from kosmos.cli.netdoctor.check import check_options, run_check
 from kosmos.ops.errors import OperationError
 from kosmos.ops.netdoctor import report
 
 
-@click.command("resume", epilog=EXIT_CODES)
+@click.command("resume")
 @check_options
 @pass_cli
 def resume(cli_ctx: CliContext, config_path: str, resume_file: str, output: str) -> None:
@@ -19,6 +19,9 @@ def resume(cli_ctx: CliContext, config_path: str, resume_file: str, output: str)
     A pair is matched by its source node, destination node and address family, with the
     floaters' current addresses; --resume-file is rewritten with what still fails. On a big
     cluster, repeat until it is empty, then run a full `check`.
+
+    Exit codes as `check`'s: 0 every pair SUCCEEDED (or none to resume); 1 an error; 3 at
+    least one pair still does not succeed.
     """
     try:
         only = report.read_resume(resume_file)
