@@ -50,7 +50,7 @@ async def _gone(local_env: LocalEnv, namespace: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+@pytest.mark.parametrize("protocol", ["tcp", "udp", "icmp", "dns"])
 async def test_a_check_on_the_hosts_real_node_succeeds_and_cleans_up(
     local_env: LocalEnv, protocol: str
 ):
@@ -59,7 +59,9 @@ async def test_a_check_on_the_hosts_real_node_succeeds_and_cleans_up(
     reporter = Lines()
     result = await checking.check(config, reporter)
     assert result.outcomes, reporter.lines
-    assert all(o.pair.src_node == worker == o.pair.dst_node for o in result.outcomes)
+    assert all(o.pair.src_node == worker for o in result.outcomes)
+    expected = "kube-dns" if protocol == "dns" else worker
+    assert all(o.pair.dst_node == expected for o in result.outcomes)
     assert result.ok, [(o.pair.target, o.log) for o in result.outcomes]
     assert f"src cluster: namespace {config.namespace} created" in reporter.lines
     assert await _gone(local_env, config.namespace)
