@@ -127,6 +127,12 @@ async def check(
                 exec_=exec_,
             )
             return Result(config, outcomes, unmatched)
+        except Exception:
+            if created and not config.auto_clean:
+                reporter.log(
+                    "the floaters stay for a look (`kosmosctl netdoctor clean` removes them)"
+                )
+            raise
         finally:
             if created and config.auto_clean:
                 await _clean(clusters, config.namespace, reporter)
