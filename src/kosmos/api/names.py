@@ -82,3 +82,10 @@ ANNOTATION_MEMBER_POD_UID = "kosmos.io/member-pod-uid"
 ANNOTATION_PROMOTED_TO_NODE = "kosmos.io/promoted-to-node"
 FINALIZER_PROMOTE = "kosmos.io/promote-policy"
 LABEL_PROMOTE_BACKUP = "kosmos.io/promote-backup"  # on backup Secrets: the policy's key
+
+# netdoctor (``kosmosctl netdoctor``: floater DaemonSets for connectivity checks)
+LABEL_KWOK_NODE = "kwok.x-k8s.io/node"  # kwok's simulated nodes run no containers
+NETDOCTOR_MANAGED_BY = "kosmosctl-netdoctor"  # app.kubernetes.io/managed-by of its objects
+FLOATER = "kosmos-floater"  # the floater DaemonSet on the pod network (and its ServiceAccount)
+FLOATER_HOST = "kosmos-floater-host"  # the floater DaemonSet on the node network
+FLOATER_PORT = 8889  # TCP (HTTP) and UDP (echo) on the same number

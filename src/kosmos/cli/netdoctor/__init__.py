@@ -18,3 +18,14 @@ def netdoctor() -> None:
 def main() -> None:
     """``netctl``: the same commands, without the kosmosctl prefix."""
     netdoctor(prog_name="netctl", obj=CliContext())
+
+
+# Each verb's module defines its command; the group adds them here (after ``netdoctor``
+# exists; H3's analyze joins the same way).
+from kosmos.cli.netdoctor.check import check  # noqa: E402
+from kosmos.cli.netdoctor.clean import clean  # noqa: E402
+from kosmos.cli.netdoctor.init import init  # noqa: E402
+from kosmos.cli.netdoctor.resume import resume  # noqa: E402
+
+for _command in (init, check, resume, clean):
+    netdoctor.add_command(_command)
