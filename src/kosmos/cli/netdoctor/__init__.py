@@ -18,3 +18,8 @@ def netdoctor() -> None:
 def main() -> None:
     """``netctl``: the same commands, without the kosmosctl prefix."""
     netdoctor(prog_name="netctl", obj=CliContext())
+
+
+from kosmos.cli.netdoctor.analyze import analyze  # noqa: E402 (the group exists first)
+
+netdoctor.add_command(analyze)
