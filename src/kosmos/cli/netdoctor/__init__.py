@@ -20,6 +20,6 @@ def main() -> None:
     netdoctor(prog_name="netctl", obj=CliContext())
 
 
-from kosmos.cli.netdoctor.analyze import analyze  # noqa: E402 (the group exists first)
+from kosmos.cli.netdoctor import analyze  # noqa: E402 (the group exists first)
 
-netdoctor.add_command(analyze)
+netdoctor.add_command(analyze.analyze)
