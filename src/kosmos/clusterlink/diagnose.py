@@ -35,6 +35,14 @@ from kosmos.net.state import NodeState
 
 KINDS = ("device", "route", "fdb", "neighbour", "rule", "iptables", "ipset", "sysctl", "drop")
 POD, NODE = "pod", "node"
+#: the start of a ``Snapshot.errors`` line -> the kinds that part holds (not compared then:
+#: what could not be read is not missing)
+UNREAD = {
+    "devices, routes": ("device", "route", "fdb", "neighbour", "rule"),
+    "iptables": ("iptables",),
+    "ipsets": ("ipset",),
+    "sysctl": ("sysctl",),
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -54,7 +62,13 @@ def analyze(node: str, spec: Mapping[str, Any], snap: Snapshot, link: Link) -> l
     paths = _Paths(node, want.state, snap.state, link, _spec_routes(spec))
     found = [_unbuilt(node, item, why, paths) for item, why in want.failures]
     found += [Finding(node, "read", "failed", error) for error in snap.errors]
-    skip = {"iptables"} if any(e.startswith("iptables") for e in snap.errors) else set()
+    skip = {
+        kind
+        for e in snap.errors
+        for part, kinds in UNREAD.items()
+        if e.startswith(part)
+        for kind in kinds
+    }
     found += compare(node, want.state, snap.state, paths, skip)
     found += drops(node, snap.drops, want.state, link)
     return sorted(set(found), key=lambda f: (KINDS.index(f.kind) if f.kind in KINDS else 99, f))
@@ -200,6 +214,10 @@ def compare(
     ) -> None:
         out.append(Finding(node, kind, state, entry, *why))
 
+    skip = skip or set()
+    if {"device", "route"} <= skip:
+        want = NodeState(chains=want.chains, ipsets=want.ipsets, sysctls=want.sysctls)
+        actual = NodeState(chains=actual.chains, ipsets=actual.ipsets, sysctls=actual.sysctls)
     missing, extra, differs = _pairs(want.devices, actual.devices, lambda d: d.name)
     for d in missing + extra:
         add("device", "missing" if d in missing else "unexpected", _vxlan(d), paths.device(d.name))
@@ -223,10 +241,11 @@ def compare(
         add("rule", "missing", _rule(r), paths.family(r.family))
     for r in sorted(actual.rules - want.rules):
         add("rule", "unexpected", _rule(r), paths.family(r.family))
-    if "iptables" not in (skip or set()):
+    if "iptables" not in skip:
         out += _chains(node, want, actual, paths)
-    out += _ipsets(node, want, actual, paths)
-    have = dict(actual.sysctls)
+    if "ipset" not in skip:
+        out += _ipsets(node, want, actual, paths)
+    have = dict(actual.sysctls) if "sysctl" not in skip else {}
     for key, value in want.sysctls:
         if key in have and have[key] != value:
             dev = key.split(".")[3] if ".conf." in key and "all" not in key else ""

@@ -124,7 +124,9 @@ async def _read(plane: Dataplane, bind_devs: list[str], snap: Snapshot) -> None:
             snap.binds[name] = None
         except NetError as exc:
             snap.errors.append(f"device {name}: {exc}")
-    keys = [*FORWARDING, *(_rp_filter(d) for d in sorted({*state.device_names, *bind_devs}))]
+    # a dotted name (eth0.100) has no such key; desired.sysctls leaves them out as well
+    devices = sorted(d for d in {*state.device_names, *bind_devs} if "." not in d)
+    keys = [*FORWARDING, *(_rp_filter(d) for d in devices)]
     values = await part("sysctl", sysctl.read(plane.namespace, keys)) or {}
     snap.state = replace(
         state,

@@ -179,11 +179,26 @@ def test_the_read_back_spelling_of_a_rule_is_no_difference():
     assert diagnose.analyze("g-gw", spec, snap, LINK) == []
 
 
-def test_an_unreadable_part_is_one_finding_and_its_kind_is_not_compared():
+@pytest.mark.parametrize(
+    ("error", "lost"),
+    [
+        ("iptables (IPv4): iptables-save failed", {"chains": frozenset()}),
+        ("ipsets: ipset failed", {"ipsets": frozenset()}),
+        ("sysctl: no sysctl", {"sysctls": ()}),
+        (
+            "devices, routes, FDB, neighbours, rules: netns gone",
+            {"devices": frozenset(), "routes": frozenset(), "fdbs": frozenset(),
+             "neighbours": frozenset(), "rules": frozenset()},
+        ),
+    ],
+)  # fmt: skip
+def test_an_unreadable_part_is_one_finding_and_its_kinds_are_not_compared(error, lost):
     snap = in_sync("a-n1")
-    snap.state = replace(snap.state, chains=frozenset())
-    snap.errors = ["iptables (IPv4): iptables-save failed"]
-    assert [(f.kind, f.state) for f in findings("a-n1", snap)] == [("read", "failed")]
+    snap.state = replace(snap.state, **lost)
+    snap.errors = [error]
+    assert [(f.kind, f.state, f.entry) for f in findings("a-n1", snap)] == [
+        ("read", "failed", error)
+    ]
 
 
 @pytest.mark.parametrize(
