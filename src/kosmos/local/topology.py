@@ -14,7 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-KWOK_NODE_KEY = "kwok.x-k8s.io/node"
+from kosmos.api import names
+
+KWOK_NODE_KEY = names.LABEL_KWOK_NODE
 KWOK_NODE_VALUE = "fake"
 #: kwok manages only nodes carrying this label, so Kosmos's own leaf nodes stay untouched.
 KWOK_NODE_SELECTOR = f"{KWOK_NODE_KEY}={KWOK_NODE_VALUE}"

@@ -10,11 +10,13 @@ plan costs one ``iptables-save`` per family and no write.
 
 from __future__ import annotations
 
+import ipaddress
+import shlex
 from collections.abc import Iterable
 
 from kosmos.net.errors import CommandError
 from kosmos.net.netns import Namespace
-from kosmos.net.objects import Chain, Family
+from kosmos.net.objects import Chain, Drop, Family
 
 PREFIX = "KOSMOS-"
 _SAVE = {4: "iptables-save", 6: "ip6tables-save"}
@@ -58,6 +60,11 @@ def tool(kind: dict[int, str], family: Family, backend: str) -> str:
     return f"{stem}{backend}{dash}{suffix}"
 
 
+def save_tool(family: Family, backend: str = "") -> str:
+    """``iptables-save`` of ``family`` and ``backend`` (see :func:`tool`)."""
+    return tool(_SAVE, family, backend)
+
+
 def parse_save(
     text: str, prefix: str = PREFIX
 ) -> tuple[dict[tuple[str, str], list[str]], set[tuple[str, str, str]]]:
@@ -77,6 +84,94 @@ def parse_save(
             elif rule.startswith("-j " + prefix) and len(rule.split()) == 2:
                 jumps.add((table, chain, rule.split()[1]))
     return chains, jumps
+
+
+#: tables whose DROP/REJECT rules can keep a packet from its destination (nat only rewrites)
+DROP_TABLES = ("raw", "mangle", "filter")
+DROP_TARGETS = ("DROP", "REJECT")
+_FIELDS = {
+    "-s": "source",
+    "--source": "source",
+    "-d": "destination",
+    "--destination": "destination",
+    "-p": "protocol",
+    "--protocol": "protocol",
+    "--dport": "dport",
+    "--destination-port": "dport",
+    "--dports": "dport",
+    "--destination-ports": "dport",
+}
+
+
+def parse_drops(text: str, family: Family, prefix: str = PREFIX, backend: str = "") -> list[Drop]:
+    """DROP/REJECT rules of ``DROP_TABLES`` outside the chains named ``prefix...``, with the
+    addresses, protocol and port they match (a ``!`` before an option is kept: ``!10.0.0.0/8``).
+
+    Words are split as a shell would (``--comment "a b"`` is one word), which is how
+    iptables-save quotes them.
+    """
+    found: list[Drop] = []
+    table = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        if table not in DROP_TABLES or not line.startswith("-A "):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError:  # unbalanced quotes: not a rule this parser can read
+            continue
+        chain = words[1] if len(words) > 1 else ""
+        if chain.startswith(prefix):
+            continue
+        fields = _match_fields(words[2:])
+        if fields.get("target") not in DROP_TARGETS:
+            continue
+        rule = line[3:].partition(" ")[2]
+        del fields["target"]
+        found.append(Drop(family, table, chain, rule, backend=backend, **fields))
+    return found
+
+
+def _match_fields(words: list[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    negate = False
+    for i, word in enumerate(words):
+        if word == "!":
+            negate = True
+            continue
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if word in {"-j", "--jump"}:
+            fields["target"] = following
+        elif word in _FIELDS and following:
+            value = _address(following) if _FIELDS[word] in {"source", "destination"} else following
+            fields[_FIELDS[word]] = ("!" if negate else "") + value
+        negate = False
+    return fields
+
+
+def _address(text: str) -> str:
+    """A CIDR in its normal spelling (a bare address gets its host prefix length)."""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return text
+
+
+def normalise_rule(rule: str) -> str:
+    """A rule as iptables-save spells it, as far as addresses go: ``-d 10.96.0.10`` is saved
+    as ``-d 10.96.0.10/32``, and IPv6 in compressed form. Compares a plan with a read-back."""
+    try:
+        words = shlex.split(rule)
+    except ValueError:
+        return rule
+    out = []
+    for i, word in enumerate(words):
+        before = words[i - 1] if i else ""
+        out.append(
+            _address(word) if before in {"-s", "-d", "--to", "--source", "--destination"} else word
+        )
+    return shlex.join(out)
 
 
 def restore_text(chains: Iterable[Chain], removed: Iterable[tuple[str, str]] = ()) -> str:

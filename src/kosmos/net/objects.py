@@ -108,3 +108,21 @@ class IPSet:
     type: str = "hash:net"
     family: Family = 4
     entries: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, order=True)
+class Drop:
+    """A DROP or REJECT rule somebody else wrote, and what it matches (``!x``: not x).
+
+    Read from ``iptables-save``; an empty field matches anything.
+    """
+
+    family: Family
+    table: str
+    chain: str
+    rule: str  # as iptables-save prints it, without "-A <chain>"
+    source: str = ""
+    destination: str = ""
+    protocol: str = ""
+    dport: str = ""  # a port, a range "a:b" or a list "a,b"
+    backend: str = ""  # "-legacy", "-nft" or "" (the tools' default)

@@ -20,12 +20,12 @@ def main() -> None:
     netdoctor(prog_name="netctl", obj=CliContext())
 
 
-# Each verb's module defines its command; the group adds them here (after ``netdoctor``
-# exists; H3's analyze joins the same way).
+# Each verb's module defines its command; the group adds them here, after ``netdoctor`` exists.
+from kosmos.cli.netdoctor import analyze  # noqa: E402
 from kosmos.cli.netdoctor.check import check  # noqa: E402
 from kosmos.cli.netdoctor.clean import clean  # noqa: E402
 from kosmos.cli.netdoctor.init import init  # noqa: E402
 from kosmos.cli.netdoctor.resume import resume  # noqa: E402
 
-for _command in (init, check, resume, clean):
+for _command in (init, check, resume, clean, analyze.analyze):
     netdoctor.add_command(_command)
