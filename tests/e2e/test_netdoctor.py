@@ -45,6 +45,8 @@ MANAGED = "app.kubernetes.io/managed-by=kosmosctl-netdoctor"
 LONG_REPAIR = "--repair-period=3600"
 #: exit code of check/resume when the check ran and some pair did not succeed
 PAIRS_FAILED = 3
+#: the host's own Cluster (``kosmosctl install`` makes it), as analyze names the host's nodes
+ROOT_CLUSTER = "kosmos-control-cluster"
 
 
 def netns(cluster: str) -> str:
@@ -91,11 +93,9 @@ class Doctor:
         return path
 
     def run(self, verb: str, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        resume = config.parent / "resume.json"
-        return self.e2e.kosmosctl(
-            "netdoctor", verb, "--config", str(config), "--resume-file", str(resume), *extra,
-            check=False,
-        )  # fmt: skip
+        if verb in ("check", "resume"):
+            extra = ("--resume-file", str(config.parent / "resume.json"), *extra)
+        return self.e2e.kosmosctl("netdoctor", verb, "--config", str(config), *extra, check=False)
 
     def check(self, config: Path, verb: str = "check") -> tuple[int, list[dict[str, Any]]]:
         out = self.run(verb, config, "-o", "json")
@@ -209,7 +209,13 @@ def test_a_fault_fails_exactly_the_affected_pairs(doctor: Doctor, faults: dict[s
         "--kubeconfig", host, "netdoctor", "analyze", "-o", "json", check=False
     )
     assert out.returncode == PAIRS_FAILED, out.stdout + out.stderr
-    findings = json.loads(out.stdout)
+    report = json.loads(out.stdout)
+    assert report["inSync"] is False
+    findings = [
+        {"cluster": n["cluster"], "node": n["node"], **f}
+        for n in report["nodes"]
+        for f in n["findings"]
+    ]
     fdb = [f for f in findings if f["kind"] == "fdb" and f["state"] == "missing"]
     assert [(f["cluster"], f["node"]) for f in fdb] == [("cluster1", NODES["cluster1"])], findings
     assert faults["mac"] in fdb[0]["entry"] and faults["peer"] in fdb[0]["entry"]
@@ -217,7 +223,9 @@ def test_a_fault_fails_exactly_the_affected_pairs(doctor: Doctor, faults: dict[s
     drops = [f for f in findings if f["kind"] == "drop"]
     assert [(f["cluster"], f["node"]) for f in drops] == [("cluster2", NODES["cluster2"])], findings
     assert faults["host_ip"] in drops[0]["entry"]
-    assert f"host/{NODES['host']}" in drops[0]["breaks"]
+    assert f"{ROOT_CLUSTER}/{NODES['host']}" in drops[0]["breaks"]
+    others = [n for n in report["nodes"] if n["node"] not in (NODES["cluster1"], NODES["cluster2"])]
+    assert all(n["status"] in ("in sync", "skipped") for n in others), others
 
 
 def test_resume_after_repair_checks_only_the_failed_pairs(
