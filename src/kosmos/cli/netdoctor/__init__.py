@@ -5,6 +5,8 @@ The work is in :mod:`kosmos.ops.netdoctor`; each verb is one module here.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from kosmos.cli.invocation import CliContext
@@ -16,8 +18,8 @@ def netdoctor() -> None:
 
 
 def main() -> None:
-    """``netctl``: the same commands, without the kosmosctl prefix."""
-    netdoctor(prog_name="netctl", obj=CliContext())
+    """``netctl``: the same commands, without the kosmosctl prefix (kubeconfig: $KUBECONFIG)."""
+    netdoctor(prog_name="netctl", obj=CliContext(kubeconfig=os.environ.get("KUBECONFIG") or None))
 
 
 # Each verb's module defines its command; the group adds them here, after ``netdoctor`` exists.
