@@ -1,10 +1,10 @@
 """netdoctor: how long a check of every node pair takes, and what each pair costs.
 
 An environment of its own (``--port-base``, default 19000; ``KOSMOS_LOCAL_DIR`` under
-~/.kosmos/bench-netdoctor): one cluster, no kwok node, ``--real-nodes`` real nodes (default
-8, so ``node`` mode has 64 pairs, self pairs included as the seed's table shows), no Kosmos
-control plane: netdoctor needs only the floater image, which ``local up`` imports into every
-real node.
+~/.kosmos/bench-netdoctor): one cluster, one kwok node (the least ``local up`` makes; floaters
+avoid it), ``--real-nodes`` real nodes (default 8, so ``node`` mode has 64 pairs, self pairs
+included as the seed's table shows), no Kosmos control plane: netdoctor needs only the
+floater image, which ``local up`` imports into every real node.
 
 Arms, on the same nodes, same pairs, same concurrency (``--max-num``), order alternated per
 repetition:
@@ -60,7 +60,7 @@ def sh(
 
 
 def up(env: dict[str, str], nodes: int, port_base: int) -> None:
-    argv = [KOSMOSCTL, "local", "up", "--members", "0", "--nodes", "0"]
+    argv = [KOSMOSCTL, "local", "up", "--members", "0", "--nodes", "1"]
     argv += ["--real-nodes", str(nodes), "--port-base", str(port_base), "--without-kosmos"]
     started = time.monotonic()
     sh(argv, env)
@@ -87,9 +87,8 @@ def config(workdir: Path, max_num: int) -> Path:
 
 def netdoctor(env: dict[str, str], verb: str, cfg: Path) -> tuple[float, list[dict[str, Any]]]:
     argv = [KOSMOSCTL, "netdoctor", verb, "--config", str(cfg)]
-    argv += ["--resume-file", str(cfg.parent / "resume.json")]
     if verb == "check":
-        argv += ["-o", "json"]
+        argv += ["--resume-file", str(cfg.parent / "resume.json"), "-o", "json"]
     started = time.monotonic()
     out = sh(argv, env)
     elapsed = time.monotonic() - started
