@@ -15,8 +15,9 @@ handshake is not a command result: it raises the typed ``KubeError`` from
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 import orjson
@@ -131,6 +132,21 @@ async def _close(ws: aiohttp.ClientWebSocketResponse) -> None:
             await ws.close()
     except TimeoutError:
         pass
+
+
+class Exec(Protocol):
+    """The type of :func:`run`, so callers can take a stand-in (tests) in its place."""
+
+    def __call__(
+        self,
+        client: Client,
+        namespace: str,
+        pod: str,
+        command: Sequence[str],
+        *,
+        container: str | None = None,
+        timeout: float = 10.0,
+    ) -> Awaitable[ExecResult]: ...
 
 
 async def run(

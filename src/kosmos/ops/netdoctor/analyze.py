@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from kosmos.api import names
 from kosmos.api.leafmodel import is_root_cluster
@@ -43,19 +43,6 @@ EXEC_TIMEOUT = 30.0
 CONCURRENCY = 8
 
 IN_SYNC, FINDINGS, UNREACHABLE, SKIPPED = "in sync", "findings", "unreachable", "skipped"
-
-
-class Exec(Protocol):
-    def __call__(
-        self,
-        client: Client,
-        namespace: str,
-        pod: str,
-        command: Sequence[str],
-        *,
-        container: str | None = None,
-        timeout: float = 10.0,
-    ) -> Awaitable[execute.ExecResult]: ...
 
 
 @dataclass(frozen=True)
@@ -158,7 +145,7 @@ class _Analyzer:
     clusternodes: list[Obj]
     nodeconfigs: dict[str, Obj]
     link: peers.Link
-    run: Exec
+    run: execute.Exec
     progress: Callable[[str], None]
     timeout: float
     limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
@@ -242,7 +229,7 @@ async def analyze(
     host: Client,
     only: Sequence[str] = (),
     *,
-    run: Exec = execute.run,
+    run: execute.Exec = execute.run,
     progress: Callable[[str], None] = lambda _: None,
     timeout: float = EXEC_TIMEOUT,
 ) -> Analysis:

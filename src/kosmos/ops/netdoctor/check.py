@@ -86,7 +86,7 @@ async def check(
     *,
     default_kubeconfig: str | None = None,
     only: Sequence[tuple[str, str, int]] | None = None,
-    exec_: run.Exec = execute.run,
+    exec_: execute.Exec = execute.run,
 ) -> Result:
     """Deploy the floaters, wait for them, run every planned pair (or ``only`` those)."""
     async with connect(config, default_kubeconfig) as clusters:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from kosmos.kube import execute
 from kosmos.kube.client import Client
@@ -38,19 +37,6 @@ class Outcome:
         return self.result == SUCCEEDED
 
 
-class Exec(Protocol):
-    def __call__(
-        self,
-        client: Client,
-        namespace: str,
-        pod: str,
-        command: Sequence[str],
-        *,
-        container: str | None = None,
-        timeout: float = 10.0,
-    ) -> Awaitable[execute.ExecResult]: ...
-
-
 async def run_pairs(
     client: Client,
     namespace: str,
@@ -60,7 +46,7 @@ async def run_pairs(
     max_num: int,
     cmd_timeout: float,
     done: Callable[[Outcome], None] | None = None,
-    exec_: Exec = execute.run,
+    exec_: execute.Exec = execute.run,
 ) -> list[Outcome]:
     """Run every pair (at most ``max_num`` at once); outcomes in the pairs' order."""
     gate = asyncio.Semaphore(max_num)
@@ -81,7 +67,7 @@ async def _run_one(  # noqa: PLR0917
     pair: Pair,
     protocol: str,
     cmd_timeout: float,
-    exec_: Exec,
+    exec_: execute.Exec,
 ) -> Outcome:
     started = time.monotonic()
     limit = cmd_timeout + HANDSHAKE_MARGIN
