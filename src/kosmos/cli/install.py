@@ -12,7 +12,7 @@ import yaml
 
 from kosmos.api import names
 from kosmos.api.schema import is_dns1123_label
-from kosmos.cli.invocation import CliContext, pass_cli
+from kosmos.cli.invocation import CliContext, output_flag, pass_cli
 from kosmos.ops import apply as applier
 from kosmos.ops import manifests
 from kosmos.ops.install import install as install_kosmos
@@ -127,14 +127,7 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     help="Wait until the Deployments are Available (CRDs are always waited for).",
 )
 @timeout_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["name", "yaml", "json"]),
-    default="name",
-    show_default=True,
-    help="Print one line per object, or the objects themselves.",
-)
+@output_flag("name", "yaml", "json", help="Print one line per object, or the objects themselves.")
 @pass_cli
 def install(
     cli_ctx: CliContext,

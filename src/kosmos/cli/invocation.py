@@ -8,7 +8,7 @@ debugging.
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("kosmos.cli")
 
 
@@ -42,11 +43,17 @@ class CliContext(Host):
 
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)
 
-output_option = click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "wide", "json", "yaml"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+
+def output_flag(*formats: str, help: str = "Output format.") -> Callable[[F], F]:
+    """``-o/--output`` choosing one of ``formats``, the first by default (as kubectl's -o)."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(list(formats)),
+        default=formats[0],
+        show_default=True,
+        help=help,
+    )
+
+
+output_option = output_flag("table", "wide", "json", "yaml")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from kosmos.cli.invocation import CliContext, pass_cli
+from kosmos.cli.invocation import CliContext, output_flag, pass_cli
 from kosmos.cli.output import emit
 from kosmos.ops import migration
 from kosmos.ops.migration import BackupInfo
@@ -39,14 +39,7 @@ def _summary(info: BackupInfo) -> str:
 
 
 @backup.command("list")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json", "yaml"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@output_flag("table", "json", "yaml")
 @pass_cli
 def list_(cli_ctx: CliContext, *, output: str) -> None:
     """List the backups in the host, each read and verified (PROBLEM says why one is not)."""
@@ -81,14 +74,7 @@ def verify(cli_ctx: CliContext, *, backup: str) -> None:
 @backup.command("extract", epilog=_BACKUP_HELP)
 @_BACKUP
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["yaml", "json"]),
-    default="yaml",
-    show_default=True,
-    help="File format.",
-)
+@output_flag("yaml", "json", help="File format.")
 @pass_cli
 def extract(cli_ctx: CliContext, *, backup: str, directory: Path, output: str) -> None:
     """Write a verified backup into DIRECTORY (new or empty) as files that

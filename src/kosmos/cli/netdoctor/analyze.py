@@ -9,7 +9,7 @@ import json
 
 import click
 
-from kosmos.cli.invocation import CliContext, pass_cli
+from kosmos.cli.invocation import CliContext, output_flag, pass_cli
 from kosmos.cli.output import table
 from kosmos.ops.netdoctor.analyze import Analysis, NodeResult
 from kosmos.ops.netdoctor.analyze import analyze as run_analysis
@@ -51,14 +51,7 @@ def _node_rows(node: NodeResult) -> list[tuple[str, ...]]:
     metavar="NAME",
     help="Analyze only this linked Cluster (repeatable; default: every linked Cluster).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@output_flag("table", "json")
 @pass_cli
 def analyze(cli_ctx: CliContext, *, clusters: tuple[str, ...], output: str) -> None:
     """Compare every linked node's kernel with its NodeConfig and name the node pairs each

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kosmos.cli.invocation import CliContext, pass_cli
+from kosmos.cli.invocation import CliContext, output_flag, pass_cli
 from kosmos.cli.output import table
 from kosmos.ops.errors import OperationError
 from kosmos.ops.netdoctor import check as checking
@@ -39,13 +39,8 @@ config_option = click.option(
 
 
 def check_options(command: F) -> F:
-    command = click.option(
-        "-o",
-        "--output",
-        type=click.Choice(["table", "json"]),
-        default="table",
-        show_default=True,
-        help="Output format: netctl's tables, or every pair as JSON.",
+    command = output_flag(
+        "table", "json", help="Output format: netctl's tables, or every pair as JSON."
     )(command)
     command = click.option(
         "--resume-file",
