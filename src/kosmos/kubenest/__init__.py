@@ -1,0 +1,6 @@
+"""kubenest: ``kosmos virtual-cluster-operator``, tenant control planes (VirtualClusters) that
+borrow whole host nodes from the GlobalNode pool.
+
+``pool`` decides which host nodes are in the pool and which go to which VirtualCluster (pure);
+``globalnodes`` keeps one GlobalNode per pool node; ``app`` is the command.
+"""
