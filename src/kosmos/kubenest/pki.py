@@ -1,0 +1,253 @@
+"""A tenant control plane's certificates: three CAs of its own and what they sign.
+
+Every tenant gets fresh CAs, so no certificate (and no key) is shared between tenants: a
+tenant's admin certificate means nothing to another tenant's apiserver. etcd has a CA of its
+own, so a certificate that lets a client into the apiserver never opens etcd, and the
+front-proxy CA (the aggregation layer's request-header authentication) is separate again, as
+kubeadm lays it out. Keys are ECDSA P-256 (fast to make, which counts for a tenant's start),
+except the service-account signing key: RSA 2048, the algorithm every token consumer accepts.
+
+The PKI travels as a Secret ``<vc>-cert`` (one PEM string per entry, :meth:`to_secret_data`),
+so a restarted operator (or another provider) finds the same identities.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+LEAF_DAYS = 365 * 5
+#: the tenant's service CIDR; its first address is the ``kubernetes`` Service's ClusterIP
+SERVICE_CIDR = "10.96.0.0/16"
+CLUSTER_DOMAIN = "cluster.local"
+ADMIN_USER = "kosmos:tenant-admin"
+MASTERS_GROUP = "system:masters"
+
+#: base names of the certificate/key pairs (``<base>.crt`` + ``<base>.key``)
+CA = "ca"
+ETCD_CA = "etcd-ca"
+FRONT_PROXY_CA = "front-proxy-ca"
+APISERVER = "apiserver"
+ADMIN = "admin"
+CONTROLLER_MANAGER = "controller-manager"
+SCHEDULER = "scheduler"
+KUBELET_CLIENT = "apiserver-kubelet-client"
+ETCD_SERVER = "etcd-server"
+ETCD_CLIENT = "apiserver-etcd-client"
+FRONT_PROXY_CLIENT = "front-proxy-client"
+PAIRS = (
+    CA,
+    ETCD_CA,
+    FRONT_PROXY_CA,
+    APISERVER,
+    ADMIN,
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    KUBELET_CLIENT,
+    ETCD_SERVER,
+    ETCD_CLIENT,
+    FRONT_PROXY_CLIENT,
+)
+#: the service-account key pair (``sa.key`` private, ``sa.pub`` public)
+SA_KEY = "sa.key"
+SA_PUB = "sa.pub"
+FILES = (*(f"{base}.{ext}" for base in PAIRS for ext in ("crt", "key")), SA_KEY, SA_PUB)
+
+Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+class PkiError(ValueError):
+    """A Secret's data is not a complete tenant PKI; the message names what is missing."""
+
+
+def _pem_key(key: Key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _name(common_name: str, organization: str = "") -> x509.Name:
+    parts = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
+    return x509.Name([*parts, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _san(host: str) -> x509.GeneralName:
+    """Clients match IPs only against IP SANs, names only against DNS SANs."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def _usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=not ca,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, key: Key, days: int) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))  # clock skew between machines
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+
+
+@dataclass(frozen=True)
+class _Authority:
+    cert: x509.Certificate
+    key: Key
+
+    @classmethod
+    def create(cls, common_name: str) -> _Authority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = _name(common_name)
+        cert = (
+            _builder(name, name, key, CA_DAYS)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_usage(ca=True), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert, key)
+
+    def issue(
+        self,
+        common_name: str,
+        organization: str = "",
+        *,
+        server_sans: Sequence[str] = (),
+        client: bool = True,
+    ) -> tuple[bytes, bytes]:
+        """``(cert_pem, key_pem)``: a server certificate when ``server_sans`` is given, a
+        client certificate when ``client`` (both for etcd's peers)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server_sans else []
+        usages += [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+        issuer_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        builder = (
+            _builder(_name(common_name, organization), self.cert.subject, key, LEAF_DAYS)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage(ca=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski.value),
+                critical=False,
+            )
+        )
+        if server_sans:
+            sans = [_san(host) for host in server_sans]
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return _pem_cert(builder.sign(self.key, hashes.SHA256())), _pem_key(key)
+
+    def pair(self) -> tuple[bytes, bytes]:
+        return _pem_cert(self.cert), _pem_key(self.key)
+
+
+def apiserver_sans(sans: Sequence[str]) -> list[str]:
+    """What the apiserver's serving certificate names: loopback, the in-cluster names of the
+    ``kubernetes`` Service, its ClusterIP and ``sans`` (the advertise address, the VC's
+    externalIP/externalIps), without duplicates, in that order."""
+    service_ip = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
+    base = ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
+    wanted = [*base, f"kubernetes.default.svc.{CLUSTER_DOMAIN}", service_ip, *sans]
+    return list(dict.fromkeys(host.strip() for host in wanted if host.strip()))
+
+
+@dataclass(frozen=True)
+class TenantPKI:
+    """One tenant's PEM files by name (:data:`FILES`): ``ca.crt``, ``admin.key``, ``sa.pub``..."""
+
+    files: Mapping[str, bytes]
+
+    @classmethod
+    def create(cls, vc_key: str, sans: Sequence[str]) -> TenantPKI:
+        """Fresh CAs and certificates for the tenant ``vc_key`` (``<namespace>/<name>``, named
+        in the CAs' common names so a certificate says whose it is); ``sans`` are extra names
+        of the apiserver (advertise address, external IPs)."""
+        ca = _Authority.create(f"kosmos-tenant-ca {vc_key}")
+        etcd_ca = _Authority.create(f"kosmos-tenant-etcd-ca {vc_key}")
+        proxy_ca = _Authority.create(f"kosmos-tenant-front-proxy-ca {vc_key}")
+        loopback = ["127.0.0.1", "localhost"]
+        pairs = {
+            CA: ca.pair(),
+            ETCD_CA: etcd_ca.pair(),
+            FRONT_PROXY_CA: proxy_ca.pair(),
+            APISERVER: ca.issue("kube-apiserver", server_sans=apiserver_sans(sans), client=False),
+            ADMIN: ca.issue(ADMIN_USER, MASTERS_GROUP),
+            CONTROLLER_MANAGER: ca.issue("system:kube-controller-manager"),
+            SCHEDULER: ca.issue("system:kube-scheduler"),
+            KUBELET_CLIENT: ca.issue("kube-apiserver-kubelet-client", MASTERS_GROUP),
+            ETCD_SERVER: etcd_ca.issue("kube-etcd", server_sans=loopback),
+            ETCD_CLIENT: etcd_ca.issue("kube-apiserver-etcd-client"),
+            FRONT_PROXY_CLIENT: proxy_ca.issue("front-proxy-client"),
+        }
+        files = {
+            f"{base}.{ext}": pem
+            for base, pair in pairs.items()
+            for ext, pem in zip(("crt", "key"), pair, strict=True)
+        }
+        sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        files[SA_KEY] = _pem_key(sa)
+        files[SA_PUB] = sa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cls(files)
+
+    def to_secret_data(self) -> dict[str, str]:
+        """PEM strings by file name, for a Secret's ``stringData`` (or, base64ed, ``data``)."""
+        return {name: pem.decode() for name, pem in self.files.items()}
+
+    @classmethod
+    def from_secret_data(cls, data: Mapping[str, str | bytes]) -> TenantPKI:
+        """The PKI back from :meth:`to_secret_data`'s output (PEM as str or bytes); a
+        :class:`PkiError` names the entries missing or not PEM."""
+        missing = [name for name in FILES if name not in data]
+        if missing:
+            raise PkiError(f"tenant PKI lacks {', '.join(missing)}")
+        files = {name: _as_bytes(data[name]) for name in FILES}
+        bad = [name for name, pem in files.items() if not pem.lstrip().startswith(b"-----BEGIN")]
+        if bad:
+            raise PkiError(f"tenant PKI entries are not PEM: {', '.join(bad)}")
+        return cls(files)
+
+    def pair(self, base: str) -> tuple[bytes, bytes]:
+        """``(cert_pem, key_pem)`` of one of :data:`PAIRS`."""
+        return self.files[f"{base}.crt"], self.files[f"{base}.key"]
+
+    def certificate(self, base: str) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.files[f"{base}.crt"])
+
+    def common_name(self, base: str) -> str:
+        """The subject CN of ``base``'s certificate: the user it authenticates as."""
+        value = self.certificate(base).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        return value if isinstance(value, str) else value.decode()
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

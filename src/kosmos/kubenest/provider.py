@@ -1,0 +1,42 @@
+"""What runs a tenant's control plane: the interface the VirtualCluster controller drives.
+
+``local`` (:mod:`kosmos.kubenest.local`) runs the components as processes on the operator's
+machine; an in-cluster provider (Deployments in the host cluster) implements the same two
+calls. Both are level-based: ``ensure`` is called again and again until ``ready``, so it must
+return quickly (start what is missing, report what is pending) and be idempotent; ``destroy``
+is idempotent too (a tenant already gone is not an error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kosmos.api.objects import Obj
+from kosmos.kubenest.pki import TenantPKI
+
+
+class ProviderError(RuntimeError):
+    """The control plane cannot be run (a binary missing, no free port...): the message says
+    why, for the VirtualCluster's condition."""
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """``endpoint``: ``https://<advertise>:<port>``; ``message``: what is not ready yet (or
+    why it failed), empty when ready; ``ports``: component -> port (``status.portMap``)."""
+
+    endpoint: str
+    ready: bool
+    message: str = ""
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    async def ensure(self, vc: Obj, pki: TenantPKI) -> ControlPlane:
+        """Start (or adopt) the tenant's control plane; idempotent, quick."""
+        ...
+
+    async def destroy(self, vc: Obj) -> None:
+        """Stop the tenant's control plane and drop its state; idempotent."""
+        ...
