@@ -1,0 +1,196 @@
+"""Moving a pool node between the host and a tenant, and back, without losing it.
+
+A kwok node is only a Node object (the cluster's kwok controller keeps it Ready), and a
+Node's name is per cluster, so a move creates the node in the target before deleting it
+from the source: at every instant the node exists in at least one cluster. The GlobalNode's
+``Promoted`` condition says where it is when a move stops half-way; the next reconcile
+finishes it (every step here is idempotent).
+
+Real nodes (a kubelet to re-point) are not moved: ``is_kwok`` tells the reconciler, which
+says so in a condition instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from kosmos.api import names
+from kosmos.api.objects import Obj, condition_true, labels_of, now
+from kosmos.api.resources import GLOBAL_NODES, NODES
+from kosmos.kube.client import Client
+from kosmos.kube.errors import AlreadyExists, NotFound
+
+KWOK_LABEL = "kwok.x-k8s.io/node"
+PROMOTED = "Promoted"
+#: node annotations that describe the source cluster's view, not the node
+_DROP_ANNOTATIONS = frozenset(
+    {"kubectl.kubernetes.io/last-applied-configuration", "node.alpha.kubernetes.io/ttl"}
+)
+#: taints node controllers set from their own observations (re-derived by the target)
+_CONTROLLER_TAINTS = "node.kubernetes.io/"
+_STATUS_FIELDS = ("capacity", "allocatable", "addresses", "nodeInfo", "daemonEndpoints")
+
+
+def promoted(globalnode: Obj) -> bool:
+    """The node is in the tenant and nowhere else (the last step of ``Mover.promote``)."""
+    return condition_true(globalnode, PROMOTED)
+
+
+def is_kwok(globalnode: Obj) -> bool:
+    return KWOK_LABEL in ((globalnode.get("spec") or {}).get("labels") or {})
+
+
+def node_body(source: Obj | None, name: str, labels: dict[str, str]) -> Obj:
+    """The Node to create in the target: ``source``'s identity and capacity (when known)
+    with ``labels``; no podCIDR (the target's controller-manager allocates its own)."""
+    source = source or {"metadata": {"name": name}}
+    meta = source.get("metadata") or {}
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k not in _DROP_ANNOTATIONS
+    }
+    spec: dict[str, Any] = {}
+    taints = [
+        t
+        for t in (source.get("spec") or {}).get("taints") or []
+        if not str(t.get("key", "")).startswith(_CONTROLLER_TAINTS)
+    ]
+    if taints:
+        spec["taints"] = taints
+    body: Obj = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        "spec": spec,
+    }
+    status = {k: v for k, v in (source.get("status") or {}).items() if k in _STATUS_FIELDS}
+    if status:
+        body["status"] = status
+    return body
+
+
+def tenant_labels(source: Obj | None, globalnode: Obj) -> dict[str, str]:
+    wanted = {**(labels_of(source) if source else {}), **_pool_labels(globalnode)}
+    return {**wanted, names.LABEL_NODE_STATE: "occupied"}
+
+
+def host_labels(source: Obj | None, globalnode: Obj) -> dict[str, str]:
+    """Back in the host a node carries its pool labels (the host's view of it), not the
+    labels the tenant added."""
+    wanted = _pool_labels(globalnode) or (labels_of(source) if source else {})
+    return {**wanted, names.LABEL_NODE_STATE: "free"}
+
+
+def _pool_labels(globalnode: Obj) -> dict[str, str]:
+    labels = dict((globalnode.get("spec") or {}).get("labels") or {})
+    labels.pop(names.LABEL_NODE_STATE, None)
+    return labels
+
+
+class Mover:
+    """Moves one kwok node between ``host`` and ``tenant``."""
+
+    def __init__(self, host: Client, tenant: Client, vc_key: str) -> None:
+        self.host = host
+        self.tenant = tenant
+        self.vc_key = vc_key
+
+    async def occupy(self, globalnode: Obj) -> None:
+        """Mark the GlobalNode taken by this VirtualCluster before anything moves."""
+        name = globalnode["metadata"]["name"]
+        await self.host.patch(GLOBAL_NODES, name, {"spec": {"state": "occupied"}})
+        await self._status(
+            name,
+            {"virtualCluster": self.vc_key},
+            False,
+            "Occupied",
+            f"held by {self.vc_key}; the node is still in the host",
+        )
+
+    async def promote(self, globalnode: Obj) -> None:
+        """Host -> tenant: create in the tenant, then delete from the host; ``Promoted``
+        turns True only when the host copy is gone, so a move cut short is redone."""
+        name = globalnode["metadata"]["name"]
+        await self._status(
+            name,
+            {"virtualCluster": self.vc_key},
+            False,
+            "Moving",
+            f"moving into {self.vc_key}: in the host, maybe in both",
+        )
+        source = await _get(self.host, name)
+        if source is None:
+            source = await _get(self.tenant, name)  # moved already, or lost: rebuild it
+        await _ensure(self.tenant, node_body(source, name, tenant_labels(source, globalnode)))
+        with contextlib.suppress(NotFound):
+            await self.host.delete(NODES, name)
+        await self._status(
+            name,
+            {"virtualCluster": self.vc_key},
+            True,
+            "InVirtualCluster",
+            f"the node is in {self.vc_key}",
+        )
+
+    async def give_back(self, globalnode: Obj) -> None:
+        """Tenant -> host: create in the host, delete from the tenant, GlobalNode free."""
+        name = globalnode["metadata"]["name"]
+        await self._status(
+            name,
+            {"virtualCluster": self.vc_key},
+            False,
+            "Moving",
+            f"moving back from {self.vc_key}: in it, maybe in both",
+        )
+        source = await _get(self.tenant, name)
+        if source is None:
+            source = await _get(self.host, name)
+        await _ensure(self.host, node_body(source, name, host_labels(source, globalnode)))
+        with contextlib.suppress(NotFound):
+            await self.tenant.delete(NODES, name)
+        await self.release(globalnode)
+
+    async def release(self, globalnode: Obj) -> None:
+        name = globalnode["metadata"]["name"]
+        await self.host.patch(GLOBAL_NODES, name, {"spec": {"state": "free"}})
+        await self._status(name, {"virtualCluster": None}, False, "InHost", "the node is free")
+
+    async def _status(
+        self, name: str, fields: dict[str, Any], promoted: bool, reason: str, message: str
+    ) -> None:
+        condition = {
+            "type": PROMOTED,
+            "status": "True" if promoted else "False",
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": now(),
+        }
+        current = await self.host.get(GLOBAL_NODES, name)
+        kept = [
+            c
+            for c in (current.get("status") or {}).get("conditions") or []
+            if c.get("type") != PROMOTED
+        ]
+        body = {"status": {**fields, "conditions": [*kept, condition]}}
+        await self.host.patch(GLOBAL_NODES, name, body, subresource="status")
+
+
+async def _get(client: Client, name: str) -> Obj | None:
+    try:
+        return await client.get(NODES, name)
+    except NotFound:
+        return None
+
+
+async def _ensure(client: Client, body: Obj) -> None:
+    """Create the node (or relabel the one there) and write its status through the status
+    subresource (a create ignores status)."""
+    name = body["metadata"]["name"]
+    status = body.pop("status", None)
+    try:
+        await client.create(NODES, body)
+    except AlreadyExists:
+        labels = body["metadata"]["labels"]
+        await client.patch(NODES, name, {"metadata": {"labels": labels}})
+    if status:
+        await client.patch(NODES, name, {"status": status}, subresource="status")

@@ -1,0 +1,148 @@
+"""The Node reconciler: which pool nodes a VirtualCluster holds, and moving them.
+
+It starts once the control plane is published (``spec.kubeconfig``). The pool decides
+(``pool.assign``); the order of writes keeps every node findable: GlobalNodes are marked
+``occupied`` by this VirtualCluster before anything moves, ``nodeInfos`` lists every node it
+holds (those leaving too) until they are back, and each move is idempotent
+(``kubenest.moves``). Readiness is read in the tenant: Completed once every node is Ready
+there. In Deleting it returns every node; the control-plane reconciler then destroys the
+rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from kosmos.api.objects import Obj, name_of, namespace_of, node_ready
+from kosmos.api.resources import NODES, VIRTUAL_CLUSTERS
+from kosmos.kube.client import Client
+from kosmos.kube.controller import Request, Result
+from kosmos.kube.errors import KubeError, NotFound
+from kosmos.kube.events import EventRecorder
+from kosmos.kube.informer import Informer
+from kosmos.kubenest import moves, phases, pool, status
+
+log = logging.getLogger("kosmos.kubenest.nodes")
+
+WAIT_READY = 2.0  # while nodes become Ready in the tenant
+RETRY = 5.0  # after a failed move, or a tenant not answering
+SHORT_RETRY = 15.0  # not enough nodes (GlobalNode changes wake it sooner)
+
+TenantClient = Callable[[Obj], Awaitable[Client]]
+
+
+class NodeReconciler:
+    def __init__(
+        self,
+        host: Client,
+        recorder: EventRecorder,
+        globalnodes: Informer,
+        tenant_client: TenantClient,
+    ) -> None:
+        self.host = host
+        self.recorder = recorder
+        self.globalnodes = globalnodes
+        self.tenant_client = tenant_client
+
+    async def __call__(self, request: Request) -> Result | None:
+        try:
+            vc = await self.host.get(VIRTUAL_CLUSTERS, request.name, request.namespace)
+        except NotFound:
+            return None
+        action = phases.node_action(vc)
+        if action == "idle":
+            return None
+        key = phases.vc_key(vc)
+        pool_nodes = {name_of(g): g for g in self.globalnodes.store.list()}
+        mine = [n for n, g in pool_nodes.items() if pool.holder_of(g) == key]
+        try:
+            mover = moves.Mover(self.host, await self.tenant_client(vc), key)
+        except KubeError as error:
+            change = phases.move_failed("(tenant client)", str(error))
+            await status.apply(self.host, self.recorder, vc, change)
+            return Result(requeue_after=RETRY)
+        if action == "return":
+            return await self._return_all(vc, mover, pool_nodes, mine)
+        return await self._assign(vc, mover, pool_nodes, mine)
+
+    async def _assign(
+        self, vc: Obj, mover: moves.Mover, pool_nodes: dict[str, Obj], mine: list[str]
+    ) -> Result | None:
+        current = list(dict.fromkeys([*phases.node_infos(vc), *mine]))
+        wanted = pool.assign(mover.vc_key, phases.policies(vc), pool_nodes.values(), current)
+        if wanted.short:
+            await status.apply(self.host, self.recorder, vc, phases.short(wanted.short))
+            return Result(requeue_after=SHORT_RETRY)
+        real = [n for n in wanted.take if not moves.is_kwok(pool_nodes[n])]
+        if real:
+            await status.apply(self.host, self.recorder, vc, phases.real_nodes(real))
+            return Result(requeue_after=SHORT_RETRY)
+        for name in wanted.take:
+            await mover.occupy(pool_nodes[name])
+        holding = list(dict.fromkeys([*wanted.nodes, *wanted.give_back, *current]))
+        vc = await self._record(vc, holding)
+        for name in wanted.nodes:
+            settled = name not in wanted.take and moves.promoted(pool_nodes[name])
+            if not settled and not await self._move(vc, mover.promote, pool_nodes, name):
+                return Result(requeue_after=RETRY)
+        for name in wanted.give_back:
+            if not await self._move(vc, mover.give_back, pool_nodes, name):
+                return Result(requeue_after=RETRY)
+        vc = await self._record(vc, list(wanted.nodes))
+        not_ready = await _not_ready(mover.tenant, wanted.nodes)
+        changed = bool(wanted.take or wanted.give_back)
+        await status.apply(
+            self.host, self.recorder, vc, phases.nodes(vc, wanted.nodes, not_ready, changed)
+        )
+        return Result(requeue_after=WAIT_READY) if not_ready else None
+
+    async def _return_all(
+        self, vc: Obj, mover: moves.Mover, pool_nodes: dict[str, Obj], mine: list[str]
+    ) -> Result | None:
+        """Deleting: every node this VirtualCluster holds goes back to the host."""
+        holding = list(dict.fromkeys([*phases.node_infos(vc), *mine]))
+        for name in holding:
+            globalnode = pool_nodes.get(name)
+            if globalnode is None or pool.holder_of(globalnode) not in ("", mover.vc_key):
+                continue  # gone from the pool, or someone else's now: not ours to move
+            if moves.is_kwok(globalnode):
+                if not await self._move(vc, mover.give_back, pool_nodes, name):
+                    return Result(requeue_after=RETRY)
+            elif pool.holder_of(globalnode) == mover.vc_key:
+                await mover.release(globalnode)  # never moved (a real node): just free it
+        await self._record(vc, [])
+        return None
+
+    async def _move(
+        self,
+        vc: Obj,
+        step: Callable[[Obj], Awaitable[None]],
+        pool_nodes: dict[str, Obj],
+        name: str,
+    ) -> bool:
+        try:
+            await step(pool_nodes[name])
+        except KubeError as error:
+            log.warning("VirtualCluster %s: moving %s: %s", phases.vc_key(vc), name, error)
+            await status.apply(self.host, self.recorder, vc, phases.move_failed(name, str(error)))
+            return False
+        return True
+
+    async def _record(self, vc: Obj, held: Sequence[str]) -> Obj:
+        """``spec.promoteResources.nodeInfos``: the nodes this VirtualCluster holds."""
+        if phases.node_infos(vc) == list(held):
+            return vc
+        infos = [{"nodeName": n} for n in held]
+        return await self.host.patch(
+            VIRTUAL_CLUSTERS,
+            name_of(vc),
+            {"spec": {"promoteResources": {"nodeInfos": infos}}},
+            namespace=namespace_of(vc),
+        )
+
+
+async def _not_ready(tenant: Client, wanted: Sequence[str]) -> list[str]:
+    """The wanted nodes not (yet) Ready in the tenant."""
+    ready = {name_of(n) for n in (await tenant.list(NODES)).items if node_ready(n)}
+    return [n for n in wanted if n not in ready]
