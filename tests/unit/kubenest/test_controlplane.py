@@ -1,0 +1,194 @@
+"""The control-plane (VirtualClusterInit) reconciler on an in-memory host and a fake
+provider: Preparing, PKI Secret, Initialized with the kubeconfig, refusals, teardown."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import yaml
+
+from kosmos.api import names
+from kosmos.api.objects import Obj, condition_of
+from kosmos.api.resources import SECRETS, VIRTUAL_CLUSTERS
+from kosmos.kube.controller import Request
+from kosmos.kubenest import phases
+from kosmos.kubenest.controlplane import ControlPlaneReconciler
+from kosmos.kubenest.pki import TenantPKI
+from kosmos.kubenest.provider import ControlPlane, ProviderError
+from tests.unit.kubenest.fakes import FakeClient, FakeInformer, FakeRecorder
+
+NS = "test-521-8"
+
+
+class FakeProvider:
+    def __init__(self) -> None:
+        self.ready = False
+        self.error: Exception | None = None
+        self.ensured: list[TenantPKI] = []
+        self.destroyed: list[str] = []
+
+    async def ensure(self, vc: Obj, pki: TenantPKI) -> ControlPlane:
+        if self.error is not None:
+            raise self.error
+        self.ensured.append(pki)
+        message = "" if self.ready else "waiting for kube-apiserver /readyz"
+        return ControlPlane("https://127.0.0.1:20001", self.ready, message, {"apiserver": 20001})
+
+    async def destroy(self, vc: Obj) -> None:
+        self.destroyed.append(vc["metadata"]["name"])
+
+
+class Rig:
+    def __init__(self) -> None:
+        self.host = FakeClient("host")
+        self.provider = FakeProvider()
+        self.recorder = FakeRecorder()
+        self.occupied: list[str] = []
+        self.forgotten: list[str] = []
+
+        async def forget(key: str) -> None:
+            self.forgotten.append(key)
+
+        self.reconcile = ControlPlaneReconciler(
+            self.host,  # type: ignore[arg-type]
+            self.recorder,  # type: ignore[arg-type]
+            self.provider,
+            advertise_address="127.0.0.1",
+            virtualclusters=FakeInformer(self.host, VIRTUAL_CLUSTERS),  # type: ignore[arg-type]
+            occupied=lambda key: list(self.occupied),
+            forget=forget,
+        )
+
+    def add_vc(self, name: str = NS, created: str = "2026-01-01T00:00:00Z", **spec: Any) -> None:
+        meta = {"name": name, "namespace": NS, "creationTimestamp": created}
+        spec = {"externalIP": "192.168.0.1", **spec}
+        self.host.add(VIRTUAL_CLUSTERS, {"metadata": meta, "spec": spec})
+
+    def vc(self, name: str = NS) -> Obj:
+        found = self.host.find(VIRTUAL_CLUSTERS, name, NS)
+        assert found is not None
+        return found
+
+    async def run(self, name: str = NS) -> float | None:
+        result = await self.reconcile(Request("kosmos-root", NS, name))
+        return None if result is None else result.requeue_after
+
+
+def cond(vc: Obj, kind: str) -> tuple[str, str]:
+    found = condition_of(vc, kind)
+    assert found is not None, kind
+    return found["status"], found["reason"]
+
+
+async def test_a_new_cluster_is_prepared_with_a_finalizer_and_its_own_pki() -> None:
+    rig = Rig()
+    rig.add_vc()
+    assert await rig.run() == 1.0  # control plane starting: look again soon
+    vc = rig.vc()
+    assert names.FINALIZER_VIRTUAL_CLUSTER in vc["metadata"]["finalizers"]
+    assert vc["status"]["phase"] == phases.PREPARING
+    assert cond(vc, phases.CONTROL_PLANE_READY) == ("False", phases.STARTING)
+    assert condition_of(vc, phases.CONTROL_PLANE_READY)["message"] == (  # type: ignore[index]
+        "waiting for kube-apiserver /readyz"
+    )
+    assert cond(vc, phases.READY)[0] == "False"
+    assert vc["status"]["updateTime"]
+    secret = rig.host.find(SECRETS, f"{NS}-cert", NS)
+    assert secret is not None
+    assert secret["metadata"]["labels"][names.LABEL_VIRTUAL_CLUSTER] == f"{NS}.{NS}"
+    sans = rig.provider.ensured[0].certificate("apiserver").extensions
+    assert "192.168.0.1" in str(sans)  # spec.externalIP is in the serving certificate
+
+
+async def test_ready_publishes_the_kubeconfig_and_port_map_then_initialized() -> None:
+    rig = Rig()
+    rig.add_vc()
+    await rig.run()
+    rig.provider.ready = True
+    assert await rig.run() == 30.0
+    vc = rig.vc()
+    assert vc["status"]["phase"] == phases.INITIALIZED
+    assert vc["status"]["portMap"] == {"apiserver": 20001}
+    assert cond(vc, phases.CONTROL_PLANE_READY) == ("True", phases.RUNNING)
+    config = yaml.safe_load(base64.b64decode(vc["spec"]["kubeconfig"]))
+    assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:20001"
+    admin = rig.host.find(SECRETS, f"{NS}-admin-config", NS)
+    assert admin is not None
+    assert base64.b64decode(admin["data"]["kubeconfig"]) == base64.b64decode(
+        vc["spec"]["kubeconfig"]
+    )
+    # the PKI is made once: the second ensure got the Secret's CA back
+    first, second = rig.provider.ensured
+    assert first.files["ca.crt"] == second.files["ca.crt"]
+    assert "Initialized" in rig.recorder.reasons()
+
+
+async def test_a_provider_error_is_pending_with_the_cause_and_recovers() -> None:
+    rig = Rig()
+    rig.add_vc()
+    rig.provider.error = ProviderError("kube-apiserver not in /bin: run kosmosctl local images")
+    assert await rig.run() == 10.0
+    vc = rig.vc()
+    assert vc["status"]["phase"] == phases.PENDING
+    assert cond(vc, phases.CONTROL_PLANE_READY) == ("False", phases.PROVIDER_ERROR)
+    assert "kube-apiserver not in /bin" in vc["status"]["reason"]
+    assert ("Warning", phases.PROVIDER_ERROR) in [(t, r) for t, r, _ in rig.recorder.events]
+    rig.provider.error = None
+    rig.provider.ready = True
+    await rig.run()
+    vc = rig.vc()
+    assert vc["status"]["phase"] == phases.INITIALIZED
+    assert "reason" not in vc["status"]
+
+
+async def test_a_second_cluster_in_a_namespace_fails_naming_the_first() -> None:
+    rig = Rig()
+    rig.add_vc("first", created="2026-01-01T00:00:00Z")
+    rig.add_vc("second", created="2026-01-01T00:00:05Z")
+    await rig.run("first")
+    assert await rig.run("second") is None
+    vc = rig.vc("second")
+    assert vc["status"]["phase"] == phases.FAILED
+    assert cond(vc, phases.CONTROL_PLANE_READY) == ("False", phases.NAMESPACE_TAKEN)
+    assert "'first'" in condition_of(vc, phases.READY)["message"]  # type: ignore[index]
+    assert rig.host.find(SECRETS, "second-cert", NS) is None  # nothing made for it
+    assert len(rig.provider.ensured) == 1
+
+
+async def test_deletion_waits_for_the_nodes_then_destroys_everything() -> None:
+    rig = Rig()
+    rig.add_vc()
+    rig.provider.ready = True
+    await rig.run()
+    await rig.run()
+    stored = rig.vc()
+    stored["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z"
+    stored["spec"]["promoteResources"] = {"nodeInfos": [{"nodeName": "n1"}]}
+    rig.host.add(VIRTUAL_CLUSTERS, stored)
+    await rig.run()
+    assert rig.vc()["status"]["phase"] == phases.DELETING
+    assert await rig.run() == 1.0  # the node reconciler still returns n1
+    assert rig.provider.destroyed == []
+    stored = rig.vc()
+    stored["spec"]["promoteResources"] = {"nodeInfos": []}
+    rig.host.add(VIRTUAL_CLUSTERS, stored)
+    rig.occupied = ["n1"]  # its GlobalNode not freed yet
+    assert await rig.run() == 1.0
+    rig.occupied = []
+    assert await rig.run() is None
+    assert rig.provider.destroyed == [NS]
+    assert rig.host.find(SECRETS, f"{NS}-cert", NS) is None
+    assert rig.host.find(SECRETS, f"{NS}-admin-config", NS) is None
+    assert rig.host.find(VIRTUAL_CLUSTERS, NS, NS) is None  # finalizer gone: deleted
+    assert rig.forgotten == [f"{NS}/{NS}"]
+
+
+async def test_an_unchanged_status_is_not_rewritten() -> None:
+    rig = Rig()
+    rig.add_vc()
+    rig.provider.ready = True
+    await rig.run()
+    writes = len(rig.host.log)
+    await rig.run()
+    assert rig.host.log[writes:] == []
