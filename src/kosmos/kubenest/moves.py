@@ -96,16 +96,20 @@ class Mover:
         self.vc_key = vc_key
 
     async def occupy(self, globalnode: Obj) -> None:
-        """Mark the GlobalNode taken by this VirtualCluster before anything moves."""
+        """Take the GlobalNode for this VirtualCluster before anything moves: the holder
+        first, conditional on the version the pool decided on (a concurrent taker makes it
+        a Conflict, not a node with two holders), then ``state: occupied``. Cut between the
+        two, the node is free with a holder: the pool offers it again, nothing is lost."""
         name = globalnode["metadata"]["name"]
-        await self.host.patch(GLOBAL_NODES, name, {"spec": {"state": "occupied"}})
         await self._status(
             name,
             {"virtualCluster": self.vc_key},
             False,
             "Occupied",
             f"held by {self.vc_key}; the node is still in the host",
+            current=globalnode,
         )
+        await self.host.patch(GLOBAL_NODES, name, {"spec": {"state": "occupied"}})
 
     async def promote(self, globalnode: Obj) -> None:
         """Host -> tenant: create in the tenant, then delete from the host; ``Promoted``
@@ -156,8 +160,17 @@ class Mover:
         await self._status(name, {"virtualCluster": None}, False, "InHost", "the node is free")
 
     async def _status(
-        self, name: str, fields: dict[str, Any], promoted: bool, reason: str, message: str
+        self,
+        name: str,
+        fields: dict[str, Any],
+        promoted: bool,
+        reason: str,
+        message: str,
+        *,
+        current: Obj | None = None,
     ) -> None:
+        """Set ``fields`` and the ``Promoted`` condition; with ``current``, only if the
+        GlobalNode is still that version (Conflict otherwise)."""
         condition = {
             "type": PROMOTED,
             "status": "True" if promoted else "False",
@@ -165,13 +178,17 @@ class Mover:
             "message": message,
             "lastTransitionTime": now(),
         }
-        current = await self.host.get(GLOBAL_NODES, name)
+        meta: Obj = {}
+        if current is None:
+            current = await self.host.get(GLOBAL_NODES, name)
+        else:
+            meta = {"resourceVersion": current["metadata"]["resourceVersion"]}
         kept = [
             c
             for c in (current.get("status") or {}).get("conditions") or []
             if c.get("type") != PROMOTED
         ]
-        body = {"status": {**fields, "conditions": [*kept, condition]}}
+        body = {"metadata": meta, "status": {**fields, "conditions": [*kept, condition]}}
         await self.host.patch(GLOBAL_NODES, name, body, subresource="status")
 
 

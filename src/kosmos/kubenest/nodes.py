@@ -11,6 +11,7 @@ rest.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -18,7 +19,7 @@ from kosmos.api.objects import Obj, name_of, namespace_of, node_ready
 from kosmos.api.resources import NODES, VIRTUAL_CLUSTERS
 from kosmos.kube.client import Client
 from kosmos.kube.controller import Request, Result
-from kosmos.kube.errors import KubeError, NotFound
+from kosmos.kube.errors import Conflict, KubeError, NotFound
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import Informer
 from kosmos.kubenest import moves, phases, pool, status
@@ -28,6 +29,7 @@ log = logging.getLogger("kosmos.kubenest.nodes")
 WAIT_READY = 2.0  # while nodes become Ready in the tenant
 RETRY = 5.0  # after a failed move, or a tenant not answering
 SHORT_RETRY = 15.0  # not enough nodes (GlobalNode changes wake it sooner)
+CONFLICT_RETRY = 0.5  # a GlobalNode changed under the assignment: the cache catches up
 
 TenantClient = Callable[[Obj], Awaitable[Client]]
 
@@ -44,6 +46,8 @@ class NodeReconciler:
         self.recorder = recorder
         self.globalnodes = globalnodes
         self.tenant_client = tenant_client
+        #: one assignment at a time: two VirtualClusters must not both take a free node
+        self._pool_lock = asyncio.Lock()
 
     async def __call__(self, request: Request) -> Result | None:
         try:
@@ -70,16 +74,21 @@ class NodeReconciler:
         self, vc: Obj, mover: moves.Mover, pool_nodes: dict[str, Obj], mine: list[str]
     ) -> Result | None:
         current = list(dict.fromkeys([*phases.node_infos(vc), *mine]))
-        wanted = pool.assign(mover.vc_key, phases.policies(vc), pool_nodes.values(), current)
-        if wanted.short:
-            await status.apply(self.host, self.recorder, vc, phases.short(wanted.short))
-            return Result(requeue_after=SHORT_RETRY)
-        real = [n for n in wanted.take if not moves.is_kwok(pool_nodes[n])]
-        if real:
-            await status.apply(self.host, self.recorder, vc, phases.real_nodes(real))
-            return Result(requeue_after=SHORT_RETRY)
-        for name in wanted.take:
-            await mover.occupy(pool_nodes[name])
+        async with self._pool_lock:
+            # the cache may lag our own last take: the precondition in occupy catches that
+            wanted = pool.assign(mover.vc_key, phases.policies(vc), pool_nodes.values(), current)
+            if wanted.short:
+                await status.apply(self.host, self.recorder, vc, phases.short(wanted.short))
+                return Result(requeue_after=SHORT_RETRY)
+            real = [n for n in wanted.take if not moves.is_kwok(pool_nodes[n])]
+            if real:
+                await status.apply(self.host, self.recorder, vc, phases.real_nodes(real))
+                return Result(requeue_after=SHORT_RETRY)
+            try:
+                for name in wanted.take:
+                    await mover.occupy(pool_nodes[name])
+            except Conflict:  # taken or changed since the cache saw it: decide again
+                return Result(requeue_after=CONFLICT_RETRY)
         holding = list(dict.fromkeys([*wanted.nodes, *wanted.give_back, *current]))
         vc = await self._record(vc, holding)
         for name in wanted.nodes:

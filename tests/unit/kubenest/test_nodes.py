@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from kosmos.api import names
 from kosmos.api.objects import Obj, condition_of
 from kosmos.api.resources import GLOBAL_NODES, NODES, VIRTUAL_CLUSTERS
 from kosmos.kube.controller import Request
-from kosmos.kube.errors import ServerError
+from kosmos.kube.errors import Conflict, ServerError
 from kosmos.kubenest import moves, phases
 from kosmos.kubenest.nodes import NodeReconciler
 from tests.unit.kubenest.fakes import FakeClient, FakeInformer, FakeRecorder
@@ -288,3 +290,19 @@ async def test_nothing_happens_before_the_control_plane_is_published() -> None:
     rig.host.add(VIRTUAL_CLUSTERS, vc)
     assert await rig.run() is None
     assert rig.gn("n1")["spec"]["state"] == "free"
+
+
+async def test_a_node_taken_since_the_cache_saw_it_is_not_taken_twice() -> None:
+    rig = Rig()
+    rig.add_node("n1")
+    rig.add_vc(1)
+    stale = rig.gn("n1")
+    other = moves.Mover(rig.host, rig.tenant, "other/vc")  # type: ignore[arg-type]
+    await other.occupy(rig.gn("n1"))
+    mine = moves.Mover(rig.host, rig.tenant, KEY)  # type: ignore[arg-type]
+    with pytest.raises(Conflict):
+        await mine.occupy(stale)
+    assert rig.gn("n1")["status"]["virtualCluster"] == "other/vc"
+    await rig.run()  # the pool now sees it held: not enough nodes, nothing moved
+    assert rig.vc()["status"]["phase"] == phases.PENDING
+    assert rig.host.find(NODES, "n1") is not None
