@@ -13,15 +13,18 @@ says so in a condition instead.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from kosmos.api import names
 from kosmos.api.objects import Obj, condition_true, labels_of, now
 from kosmos.api.resources import GLOBAL_NODES, NODES
 from kosmos.kube.client import Client
-from kosmos.kube.errors import AlreadyExists, NotFound
+from kosmos.kube.errors import AlreadyExists, KubeError, NotFound
 
-KWOK_LABEL = "kwok.x-k8s.io/node"
+log = logging.getLogger("kosmos.kubenest.moves")
+
+KWOK_LABEL = names.LABEL_KWOK_NODE
 PROMOTED = "Promoted"
 #: node annotations that describe the source cluster's view, not the node
 _DROP_ANNOTATIONS = frozenset(
@@ -90,10 +93,15 @@ def _pool_labels(globalnode: Obj) -> dict[str, str]:
 class Mover:
     """Moves one kwok node between ``host`` and ``tenant``."""
 
-    def __init__(self, host: Client, tenant: Client, vc_key: str) -> None:
+    def __init__(
+        self, host: Client, tenant: Client | None, vc_key: str, *, leaving: bool = False
+    ) -> None:
         self.host = host
         self.tenant = tenant
         self.vc_key = vc_key
+        #: the tenant is being deleted: a tenant that does not answer (or has no client)
+        #: does not keep its nodes from the host; its copies go with its control plane
+        self.leaving = leaving
 
     async def occupy(self, globalnode: Obj) -> None:
         """Take the GlobalNode for this VirtualCluster before anything moves: the holder
@@ -124,8 +132,10 @@ class Mover:
         )
         source = await _get(self.host, name)
         if source is None:
-            source = await _get(self.tenant, name)  # moved already, or lost: rebuild it
-        await _ensure(self.tenant, node_body(source, name, tenant_labels(source, globalnode)))
+            source = await _get(self.require_tenant(), name)  # moved already, or lost: rebuild it
+        await _ensure(
+            self.require_tenant(), node_body(source, name, tenant_labels(source, globalnode))
+        )
         with contextlib.suppress(NotFound):
             await self.host.delete(NODES, name)
         await self._status(
@@ -146,13 +156,35 @@ class Mover:
             "Moving",
             f"moving back from {self.vc_key}: in it, maybe in both",
         )
-        source = await _get(self.tenant, name)
+        source = await self._in_tenant(name)
         if source is None:
             source = await _get(self.host, name)
         await _ensure(self.host, node_body(source, name, host_labels(source, globalnode)))
-        with contextlib.suppress(NotFound):
-            await self.tenant.delete(NODES, name)
+        await self._off_tenant(name)
         await self.release(globalnode)
+
+    async def _in_tenant(self, name: str) -> Obj | None:
+        try:
+            return await _get(self.require_tenant(), name)
+        except KubeError as error:
+            if not self.leaving:
+                raise
+            log.warning("%s: reading node %s in the leaving tenant: %s", self.vc_key, name, error)
+            return None
+
+    async def _off_tenant(self, name: str) -> None:
+        try:
+            with contextlib.suppress(NotFound):
+                await self.require_tenant().delete(NODES, name)
+        except KubeError as error:
+            if not self.leaving:
+                raise
+            log.warning("%s: node %s left in the leaving tenant: %s", self.vc_key, name, error)
+
+    def require_tenant(self) -> Client:
+        if self.tenant is None:
+            raise KubeError(f"tenant {self.vc_key}", "no client (spec.kubeconfig unusable)")
+        return self.tenant
 
     async def release(self, globalnode: Obj) -> None:
         name = globalnode["metadata"]["name"]

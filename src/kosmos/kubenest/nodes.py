@@ -60,15 +60,28 @@ class NodeReconciler:
         key = phases.vc_key(vc)
         pool_nodes = {name_of(g): g for g in self.globalnodes.store.list()}
         mine = [n for n, g in pool_nodes.items() if pool.holder_of(g) == key]
+        if action == "return":
+            return await self._return_all(vc, await self._mover(vc, leaving=True), pool_nodes, mine)
         try:
-            mover = moves.Mover(self.host, await self.tenant_client(vc), key)
+            mover = await self._mover(vc)
         except KubeError as error:
             change = phases.move_failed("(tenant client)", str(error))
             await status.apply(self.host, self.recorder, vc, change)
             return Result(requeue_after=RETRY)
-        if action == "return":
-            return await self._return_all(vc, mover, pool_nodes, mine)
         return await self._assign(vc, mover, pool_nodes, mine)
+
+    async def _mover(self, vc: Obj, *, leaving: bool = False) -> moves.Mover:
+        """The mover of ``vc``'s nodes; leaving, a tenant without a working kubeconfig
+        still gives its nodes back (without it)."""
+        key = phases.vc_key(vc)
+        try:
+            tenant: Client | None = await self.tenant_client(vc)
+        except KubeError as error:
+            if not leaving:
+                raise
+            log.warning("VirtualCluster %s: no tenant client (%s): returning without", key, error)
+            tenant = None
+        return moves.Mover(self.host, tenant, key, leaving=leaving)
 
     async def _assign(
         self, vc: Obj, mover: moves.Mover, pool_nodes: dict[str, Obj], mine: list[str]
@@ -99,7 +112,7 @@ class NodeReconciler:
             if not await self._move(vc, mover.give_back, pool_nodes, name):
                 return Result(requeue_after=RETRY)
         vc = await self._record(vc, list(wanted.nodes))
-        not_ready = await _not_ready(mover.tenant, wanted.nodes)
+        not_ready = await _not_ready(mover.require_tenant(), wanted.nodes)
         changed = bool(wanted.take or wanted.give_back)
         await status.apply(
             self.host, self.recorder, vc, phases.nodes(vc, wanted.nodes, not_ready, changed)

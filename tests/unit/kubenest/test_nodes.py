@@ -11,7 +11,7 @@ from kosmos.api import names
 from kosmos.api.objects import Obj, condition_of
 from kosmos.api.resources import GLOBAL_NODES, NODES, VIRTUAL_CLUSTERS
 from kosmos.kube.controller import Request
-from kosmos.kube.errors import Conflict, ServerError
+from kosmos.kube.errors import Conflict, ConnectError, ServerError
 from kosmos.kubenest import moves, phases
 from kosmos.kubenest.nodes import NodeReconciler
 from tests.unit.kubenest.fakes import FakeClient, FakeInformer, FakeRecorder
@@ -306,3 +306,36 @@ async def test_a_node_taken_since_the_cache_saw_it_is_not_taken_twice() -> None:
     await rig.run()  # the pool now sees it held: not enough nodes, nothing moved
     assert rig.vc()["status"]["phase"] == phases.PENDING
     assert rig.host.find(NODES, "n1") is not None
+
+
+async def test_a_dead_tenant_does_not_keep_its_nodes_when_deleted() -> None:
+    rig = Rig()
+    rig.add_node("n1")
+    rig.add_vc(1)
+    await rig.run()
+    for verb in ("get", "delete", "list"):
+        rig.tenant.fail[(verb, "nodes")] = ConnectError("tenant", "connection refused")
+    vc = rig.vc()
+    vc["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z"
+    vc["metadata"]["finalizers"] = [names.FINALIZER_VIRTUAL_CLUSTER]
+    vc["status"]["phase"] = phases.DELETING
+    rig.host.add(VIRTUAL_CLUSTERS, vc)
+    assert await rig.run() is None
+    node = rig.host.find(NODES, "n1")
+    assert node is not None
+    assert node["metadata"]["labels"][names.LABEL_NODE_STATE] == "free"
+    assert rig.gn("n1")["spec"]["state"] == "free"
+    assert infos(rig.vc()) == []
+
+
+async def test_a_dead_tenant_keeps_a_shrinking_clusters_node_where_it_is() -> None:
+    rig = Rig()
+    rig.add_node("n1")
+    rig.add_vc(1)
+    await rig.run()
+    rig.tenant.fail[("get", "nodes")] = ConnectError("tenant", "connection refused")
+    rig.set_count(0)
+    assert await rig.run() == 5.0
+    assert rig.host.find(NODES, "n1") is None  # still (only) in the tenant
+    assert rig.gn("n1")["status"]["virtualCluster"] == KEY
+    assert infos(rig.vc()) == ["n1"]
