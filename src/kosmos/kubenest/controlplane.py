@@ -67,6 +67,8 @@ class ControlPlaneReconciler:
             return await self._teardown(vc)
         if action == "refuse":
             assert holder is not None
+            if phases.phase_of(vc) in (phases.PREPARING, phases.PENDING):
+                await self._undo(vc)  # started before the cache showed the holder
             await status.apply(self.host, self.recorder, vc, phases.refused(holder))
             return None
         vc = await self._ensure_finalizer(vc)
@@ -161,16 +163,28 @@ class ControlPlaneReconciler:
             )
             await status.apply(self.host, self.recorder, vc, change)
             return Result(requeue_after=ERROR_RETRY)
-        for secret in (phases.admin_secret(vc), phases.cert_secret(vc)):
-            with contextlib.suppress(NotFound):
-                await self.host.delete(SECRETS, secret, namespace_of(vc))
-        if self.forget is not None:
-            await self.forget(key)
+        await self._forget(vc)
         await self._finalizers(
             vc, [f for f in _finalizers(vc) if f != names.FINALIZER_VIRTUAL_CLUSTER]
         )
         await self.recorder.record(vc, "Normal", "Deleted", "control plane destroyed")
         return None
+
+    async def _undo(self, vc: Obj) -> None:
+        """Stop what was started for a VirtualCluster that turns out to be refused."""
+        try:
+            await self.provider.destroy(vc)
+        except PROVIDER_FAILURES as error:
+            log.warning("VirtualCluster %s: undoing its start: %s", phases.vc_key(vc), error)
+        await self._forget(vc)
+
+    async def _forget(self, vc: Obj) -> None:
+        """Its Secrets and cached client go with its control plane."""
+        for secret in (phases.admin_secret(vc), phases.cert_secret(vc)):
+            with contextlib.suppress(NotFound):
+                await self.host.delete(SECRETS, secret, namespace_of(vc))
+        if self.forget is not None:
+            await self.forget(phases.vc_key(vc))
 
     async def _ensure_finalizer(self, vc: Obj) -> Obj:
         finalizers = _finalizers(vc)

@@ -192,3 +192,15 @@ async def test_an_unchanged_status_is_not_rewritten() -> None:
     writes = len(rig.host.log)
     await rig.run()
     assert rig.host.log[writes:] == []
+
+
+async def test_a_cluster_started_before_its_rival_was_seen_is_undone_when_refused() -> None:
+    rig = Rig()
+    rig.add_vc("second", created="2026-01-01T00:00:05Z")
+    await rig.run("second")  # the cache did not show "first" yet: it started
+    assert rig.host.find(SECRETS, "second-cert", NS) is not None
+    rig.add_vc("first", created="2026-01-01T00:00:00Z")
+    await rig.run("second")
+    assert rig.vc("second")["status"]["phase"] == phases.FAILED
+    assert rig.provider.destroyed == ["second"]
+    assert rig.host.find(SECRETS, "second-cert", NS) is None
