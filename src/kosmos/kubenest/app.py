@@ -5,9 +5,10 @@ tenant's apiserver is reached with the credentials its VirtualCluster holds, not
 leader-elected on its own Lease, health on ``--health-port``.
 
 The VirtualCluster controllers live in ``kosmos.kubenest.controllers`` and run tenant control
-planes through a provider (``--provider``; ``local``: processes on this machine, from
-``--binaries-dir``, state under ``--state-dir``). The command builds them when that module is
-part of the build, and says so when it is not, so the pool alone still runs.
+planes through a provider (``--provider``; ``local``: ``kosmos.kubenest.local``, processes on
+this machine from ``--binaries-dir``, state under ``--state-dir``). The command builds them
+when those modules are part of the build, and says so when they are not, so the pool alone
+still runs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from kosmos.kubenest.settings import (
 
 COMPONENT = "virtual-cluster-operator"
 CONTROLLERS = "kosmos.kubenest.controllers"
+#: --provider -> "module:class" of the Provider, built with the Settings
+PROVIDERS_BY_NAME = {"local": "kosmos.kubenest.local:LocalProvider"}
 log = logging.getLogger("kosmos.kubenest")
 
 
@@ -68,12 +71,21 @@ def builder(settings: Settings) -> Any:
 
     def build(runtime: component.Runtime) -> None:
         globalnodes.build(runtime)
-        if importlib.util.find_spec(CONTROLLERS) is None:
-            log.warning("VirtualCluster controllers are not in this build: running the pool only")
-            return
-        importlib.import_module(CONTROLLERS).build(runtime, settings)
+        tenant_controllers(runtime, settings)
 
     return build
+
+
+def tenant_controllers(runtime: component.Runtime, settings: Settings) -> None:
+    """``controllers.build(runtime, settings, provider)`` with the ``--provider`` chosen;
+    a warning instead when this build lacks either module (the pool runs regardless)."""
+    module, attribute = PROVIDERS_BY_NAME[settings.provider].split(":")
+    missing = [m for m in (CONTROLLERS, module) if importlib.util.find_spec(m) is None]
+    if missing:
+        log.warning("%s not in this build: running the GlobalNode pool only", ", ".join(missing))
+        return
+    provider = getattr(importlib.import_module(module), attribute)(settings)
+    importlib.import_module(CONTROLLERS).build(runtime, settings, provider)
 
 
 @click.command(COMPONENT)
