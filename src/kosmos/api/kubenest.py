@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kosmos.api.common import CIDR_MAX, IP_ITEM, IP_MAX, IS_CIDR, IS_IP, kosmos_kind
+from kosmos.api.common import (
+    CIDR_MAX,
+    IP_ITEM,
+    IP_MAX,
+    IS_CIDR,
+    IS_IP,
+    Condition,
+    conditions,
+    kosmos_kind,
+)
 from kosmos.api.schema import Embedded, PrinterColumn, Rule, kind, prop
 
 _NODE = 253  # node names are DNS subdomains
@@ -152,6 +161,7 @@ Phase = Literal[
     "Deleting",
     "Updating",
     "Pending",
+    "Failed",
 ]
 
 
@@ -165,6 +175,7 @@ class VirtualClusterStatus:
         max_properties=16, items=_PORT_ITEM, description="Component port name -> host port"
     )
     vip_map: dict[str, str] = prop(max_properties=16, items=IP_ITEM)
+    conditions: list[Condition] = conditions()
 
 
 @kind(

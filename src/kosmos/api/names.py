@@ -89,3 +89,9 @@ NETDOCTOR_MANAGED_BY = "kosmosctl-netdoctor"  # app.kubernetes.io/managed-by of 
 FLOATER = "kosmos-floater"  # the floater DaemonSet on the pod network (and its ServiceAccount)
 FLOATER_HOST = "kosmos-floater-host"  # the floater DaemonSet on the node network
 FLOATER_PORT = 8889  # TCP (HTTP) and UDP (echo) on the same number
+
+# kubenest (``kosmos virtual-cluster-operator``: tenant control planes on borrowed host nodes)
+FINALIZER_VIRTUAL_CLUSTER = "kosmos.io/virtualcluster-controller"
+LABEL_VIRTUAL_CLUSTER = "kosmos.io/virtual-cluster"  # on objects made for a tenant: <ns>.<name>
+LABEL_NODE_STATE = "kosmos-io/state"  # on pool nodes: free | occupied (the Go original's)
+FIELD_MANAGER_KUBENEST = "kosmos-kubenest"

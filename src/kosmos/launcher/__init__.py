@@ -1,8 +1,8 @@
 """``kosmos <component>``: one launcher for every long-running Kosmos component.
 
 Every component registers here (cluster-manager, network-manager, agent, scheduler-extender,
-mcs-dns, eps-probe, floater), and the agent's one-shot ``agent-state``; each is imported only
-when it is launched.
+mcs-dns, eps-probe, floater, virtual-cluster-operator), and the agent's one-shot
+``agent-state``; each is imported only when it is launched.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ COMPONENTS: dict[str, str] = {
     "mcs-dns": "kosmos.mcs.dns.app:command",
     "eps-probe": "kosmos.mcs.probe:command",
     "floater": "kosmos.floater.app:command",
+    "virtual-cluster-operator": "kosmos.kubenest.app:command",
     "agent-state": "kosmos.clusterlink.agent.report:command",
 }
 

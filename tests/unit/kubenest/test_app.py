@@ -1,0 +1,85 @@
+"""The operator command: its flags become Settings, and its build wires what the build holds."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from kosmos.kubenest import app
+from kosmos.kubenest.settings import Settings, parse_port_range
+from kosmos.launcher import COMPONENTS, cli
+
+
+def test_the_launcher_knows_the_operator() -> None:
+    assert COMPONENTS["virtual-cluster-operator"] == "kosmos.kubenest.app:command"
+
+
+def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Settings] = []
+    monkeypatch.setattr(app.component, "main", lambda *args: args[2].close())
+    monkeypatch.setattr(app, "builder", seen.append)
+    args = ["virtual-cluster-operator", "--state-dir", "~/vc", "--port-range", "21000-21009"]
+    args += ["--advertise-address", "192.0.2.7"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert seen == [
+        Settings(
+            provider="local",
+            state_dir=Path("~/vc").expanduser(),
+            binaries_dir=Path("~/.cache/kosmos/bin").expanduser(),
+            port_range=(21000, 21009),
+            advertise_address="192.0.2.7",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--port-range", "20000", "is not LOW-HIGH"),
+        ("--port-range", "9-3", "1 <= LOW <= HIGH <= 65535"),
+        ("--advertise-address", "example.com", "is not an IP address"),
+        ("--provider", "incluster", "'incluster' is not 'local'"),
+    ],
+)
+def test_bad_flags_are_refused_with_the_cause(flag: str, value: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["virtual-cluster-operator", flag, value])
+    assert result.exit_code == click.UsageError.exit_code
+    assert message in result.output
+
+
+def test_port_range_parses() -> None:
+    assert parse_port_range(" 20000-20999 ") == (20000, 20999)
+    assert parse_port_range("7-7") == (7, 7)
+
+
+SETTINGS = Settings("local", Path("/s"), Path("/b"), (1, 2), "127.0.0.1")
+
+
+def test_build_runs_the_pool_alone_without_the_controllers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    built: list[Any] = []
+    monkeypatch.setattr(app.globalnodes, "build", built.append)
+    monkeypatch.setattr(app, "CONTROLLERS", "kosmos.kubenest.not_there")
+    app.builder(SETTINGS)("runtime")
+    assert built == ["runtime"]
+    assert "running the pool only" in caplog.text
+
+
+def test_build_hands_the_settings_to_the_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Any, ...]] = []
+    fake = types.ModuleType("kosmos_test_controllers")
+    fake.build = lambda *args: calls.append(args)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kosmos_test_controllers", fake)
+    monkeypatch.setattr(app, "CONTROLLERS", "kosmos_test_controllers")
+    monkeypatch.setattr(app.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(app.globalnodes, "build", lambda runtime: calls.append(("pool",)))
+    app.builder(SETTINGS)("runtime")
+    assert calls == [("pool",), ("runtime", SETTINGS)]
