@@ -15,6 +15,7 @@ from kosmos.kubenest import components, processes
 from kosmos.kubenest.local import LocalProvider
 from kosmos.kubenest.pki import TenantPKI
 from kosmos.kubenest.provider import ProviderError
+from kosmos.kubenest.provider import for_settings as provider_for
 from kosmos.kubenest.settings import Settings
 
 LOOP = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n"
@@ -106,3 +107,10 @@ def test_stale_pid_file_is_not_adopted(tmp_path: Path) -> None:
     assert processes.running(tmp_path, "etcd") is None
     (tmp_path / "pids" / "etcd.pid").write_text("garbage")
     assert processes.running(tmp_path, "etcd") is None
+
+
+def test_provider_for_settings(tmp_path: Path) -> None:
+    settings = Settings("local", tmp_path, tmp_path, (1, 2), "127.0.0.1")
+    assert isinstance(provider_for(settings), LocalProvider)
+    with pytest.raises(ProviderError, match=r"unknown tenant control-plane provider 'cloud'"):
+        provider_for(Settings("cloud", tmp_path, tmp_path, (1, 2), "127.0.0.1"))
