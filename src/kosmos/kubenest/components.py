@@ -209,11 +209,11 @@ def coredns(layout: Layout, binary: Path) -> list[str]:
 
 
 def corefile(layout: Layout, ports: dict[str, int]) -> str:
-    """The tenant's cluster DNS on loopback: ``cluster.local`` from the tenant's apiserver,
-    nothing forwarded (a tenant's kwok pods have no resolver to forward to)."""
+    """The tenant's cluster DNS: ``cluster.local`` from the tenant's apiserver, nothing
+    forwarded (a tenant's kwok pods have no resolver to forward to). It listens on every
+    address: the toolchain's CoreDNS (``kosmos.local`` gotools) has no ``bind`` plugin."""
     return (
         f".:{ports[COREDNS]} {{\n"
-        "    bind 127.0.0.1\n"
         "    errors\n"
         f"    kubernetes {pki.CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
         f"        kubeconfig {layout.kubeconfig(COREDNS)}\n"

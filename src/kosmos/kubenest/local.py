@@ -109,11 +109,12 @@ class LocalProvider:
                 continue
             if pid is not None:  # new certificates: the process must read them again
                 processes.stop(layout.dir, [pid])
+            exited = processes.last_words(layout.dir, component) if pid is None else ""
             argv = components.argv(
                 component, layout, self.bin_dir, allocated, self.settings.advertise_address
             )
             processes.start(layout.dir, component, argv)
-            started.append(component)
+            started.append(f"{component} (it had exited: {exited})" if exited else component)
         if started:
             log.info("tenant %s: started %s", layout.dir.name, ", ".join(started))
         return allocated, started

@@ -70,7 +70,13 @@ async def test_ensure_destroy(provider: LocalProvider, tenant_pki: TenantPKI) ->
         assert etcd is not None
         processes.stop(folder, [etcd])
         restarted = await provider.ensure(vc("a"), tenant_pki)
-        assert "started etcd;" in restarted.message
+        assert "started etcd;" in restarted.message  # TERM: the loop exits without a word
+        processes.log_file(folder, "kwok").write_text("--- start\nF0101 bad flag --x\n")
+        kwok = processes.running(folder, "kwok")
+        assert kwok is not None
+        processes.stop(folder, [kwok])
+        crashed = await provider.ensure(vc("a"), tenant_pki)
+        assert "started kwok (it had exited: F0101 bad flag --x);" in crashed.message
         assert processes.running(folder, "etcd") not in (None, etcd)
     finally:
         survivors = provider.pids(vc("a"))
