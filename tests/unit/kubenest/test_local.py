@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kosmos.kubenest import components, processes
-from kosmos.kubenest.local import LocalProvider
+from kosmos.kubenest.local import LocalProvider, _failed_checks
 from kosmos.kubenest.pki import TenantPKI
 from kosmos.kubenest.provider import ProviderError
 from kosmos.kubenest.provider import for_settings as provider_for
@@ -120,3 +120,15 @@ def test_provider_for_settings(tmp_path: Path) -> None:
     assert isinstance(provider_for(settings), LocalProvider)
     with pytest.raises(ProviderError, match=r"unknown tenant control-plane provider 'cloud'"):
         provider_for(Settings("cloud", tmp_path, tmp_path, (1, 2), "127.0.0.1"))
+
+
+async def test_foreign_advertise_address(provider: LocalProvider, tenant_pki: TenantPKI) -> None:
+    settings = Settings("local", provider.state_dir, provider.bin_dir, (1, 2), "192.0.2.77")
+    with pytest.raises(ProviderError, match=r"192\.0\.2\.77 is not one of this machine"):
+        await LocalProvider(settings).ensure(vc("a"), tenant_pki)
+
+
+def test_failed_checks() -> None:
+    body = "[+]ping ok\n[-]etcd failed: reason withheld\n[-]poststarthook/rbac failed\nfailed"
+    assert _failed_checks(body) == "[-]etcd failed: reason withheld; [-]poststarthook/rbac failed"
+    assert _failed_checks("nope\n") == "nope"
