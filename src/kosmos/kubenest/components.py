@@ -209,11 +209,11 @@ def coredns(layout: Layout, binary: Path) -> list[str]:
 
 
 def corefile(layout: Layout, ports: dict[str, int]) -> str:
-    """The tenant's cluster DNS on loopback: ``cluster.local`` from the tenant's apiserver,
-    nothing forwarded (a tenant's kwok pods have no resolver to forward to)."""
+    """The tenant's cluster DNS: ``cluster.local`` from the tenant's apiserver, nothing
+    forwarded (a tenant's kwok pods have no resolver to forward to). It listens on every
+    address: the toolchain's CoreDNS (``kosmos.local`` gotools) has no ``bind`` plugin."""
     return (
         f".:{ports[COREDNS]} {{\n"
-        "    bind 127.0.0.1\n"
         "    errors\n"
         f"    kubernetes {pki.CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
         f"        kubeconfig {layout.kubeconfig(COREDNS)}\n"
@@ -228,17 +228,16 @@ def corefile(layout: Layout, ports: dict[str, int]) -> str:
 def argv(
     component: str, layout: Layout, bin_dir: Path, ports: dict[str, int], advertise: str
 ) -> list[str]:
+    """The command line of ``component`` (one of :data:`PROCESSES`)."""
+    if component not in BINARIES:
+        raise ValueError(f"unknown tenant component {component!r}")
     binary = bin_dir / BINARIES[component]
-    if component == ETCD:
-        return etcd(layout, binary, ports)
-    if component == APISERVER:
-        return apiserver(layout, binary, ports, advertise)
-    if component == CONTROLLER_MANAGER:
-        return controller_manager(layout, binary, ports)
-    if component == SCHEDULER:
-        return scheduler(layout, binary, ports)
-    if component == KWOK:
-        return kwok(layout, binary, ports)
-    if component == COREDNS:
-        return coredns(layout, binary)
-    raise ValueError(f"unknown tenant component {component!r}")
+    builders = {
+        ETCD: lambda: etcd(layout, binary, ports),
+        APISERVER: lambda: apiserver(layout, binary, ports, advertise),
+        CONTROLLER_MANAGER: lambda: controller_manager(layout, binary, ports),
+        SCHEDULER: lambda: scheduler(layout, binary, ports),
+        KWOK: lambda: kwok(layout, binary, ports),
+        COREDNS: lambda: coredns(layout, binary),
+    }
+    return builders[component]()

@@ -65,6 +65,12 @@ def _put(path: Path, content: bytes, mode: int = 0o600) -> bool:
     return True
 
 
+def _failed_checks(body: str) -> str:
+    """The ``[-]`` lines of a ``/readyz`` answer (the checks that fail), else its end."""
+    failed = [line.strip() for line in body.splitlines() if line.startswith("[-]")]
+    return "; ".join(failed)[:300] if failed else body.strip()[-300:]
+
+
 class LocalProvider:
     """Runs tenants' etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and
     CoreDNS from ``settings.binaries_dir`` on ports of ``settings.port_range``."""
@@ -97,6 +103,10 @@ class LocalProvider:
         missing = [b for b in components.BINARIES.values() if not (self.bin_dir / b).is_file()]
         if missing:
             raise ProviderError(f"{self.bin_dir} lacks {', '.join(missing)}")
+        if not ports.bindable(0, [self.settings.advertise_address]):
+            raise ProviderError(
+                f"advertise address {self.settings.advertise_address} is not one of this machine"
+            )
         hosts = list(dict.fromkeys(["127.0.0.1", self.settings.advertise_address]))
         allocated = ports.allocate(
             self.state_dir, layout.dir, components.PORTS, self.settings.port_range, hosts
@@ -109,11 +119,12 @@ class LocalProvider:
                 continue
             if pid is not None:  # new certificates: the process must read them again
                 processes.stop(layout.dir, [pid])
+            exited = processes.last_words(layout.dir, component) if pid is None else ""
             argv = components.argv(
                 component, layout, self.bin_dir, allocated, self.settings.advertise_address
             )
             processes.start(layout.dir, component, argv)
-            started.append(component)
+            started.append(f"{component} (it had exited: {exited})" if exited else component)
         if started:
             log.info("tenant %s: started %s", layout.dir.name, ", ".join(started))
         return allocated, started
@@ -149,8 +160,9 @@ class LocalProvider:
             ):
                 if response.status == 200:
                     return None
-                body = (await response.text())[-300:]
-                return f"/readyz answered {response.status}: {body.strip()}"
+                return (
+                    f"/readyz answered {response.status}: {_failed_checks(await response.text())}"
+                )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 

@@ -78,6 +78,21 @@ def start(tenant_dir: Path, name: str, argv: Sequence[str]) -> int:
     return child.pid
 
 
+def last_words(tenant_dir: Path, name: str, limit: int = 200) -> str:
+    """The last line ``name`` logged, when it was started before (it has a pid file) and is
+    gone: what a condition message shows about a crash; empty otherwise."""
+    if not pid_file(tenant_dir, name).exists():
+        return ""
+    try:
+        with log_file(tenant_dir, name).open("rb") as log:
+            log.seek(max(0, log.seek(0, 2) - 4096))
+            lines = log.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    last = lines[-1].strip() if lines else ""
+    return "" if last.startswith("--- ") else last[-limit:]
+
+
 def tenant_pids(tenant_dir: Path) -> list[int]:
     """Live pids of every component recorded under ``tenant_dir``."""
     folder = tenant_dir / "pids"

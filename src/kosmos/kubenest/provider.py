@@ -14,6 +14,7 @@ from typing import Protocol
 
 from kosmos.api.objects import Obj
 from kosmos.kubenest.pki import TenantPKI
+from kosmos.kubenest.settings import Settings
 
 
 class ProviderError(RuntimeError):
@@ -40,3 +41,12 @@ class Provider(Protocol):
     async def destroy(self, vc: Obj) -> None:
         """Stop the tenant's control plane and drop its state; idempotent."""
         ...
+
+
+def for_settings(settings: Settings) -> Provider:
+    """The provider ``--provider`` names; a :class:`ProviderError` for one this build lacks."""
+    if settings.provider == "local":
+        from kosmos.kubenest.local import LocalProvider  # noqa: PLC0415 - local imports us
+
+        return LocalProvider(settings)
+    raise ProviderError(f"unknown tenant control-plane provider {settings.provider!r}")
