@@ -21,22 +21,13 @@ from kosmos.kube.informer import Informer
 from kosmos.kubenest import phases, pool
 from kosmos.kubenest.controlplane import ControlPlaneReconciler
 from kosmos.kubenest.nodes import NodeReconciler
-from kosmos.kubenest.provider import Provider
+from kosmos.kubenest.provider import Provider, for_settings
 from kosmos.kubenest.settings import Settings
 from kosmos.kubenest.tenants import Tenants
 
 CONTROL_PLANE = "virtual-cluster-init"
 NODES = "virtual-cluster-node"
 WORKERS = 2
-
-
-def provider_for(settings: Settings) -> Provider:
-    """The provider ``--provider`` names (only ``local`` so far)."""
-    if settings.provider != "local":
-        raise ValueError(f"provider {settings.provider!r} is not supported (only 'local')")
-    from kosmos.kubenest.local import LocalProvider  # noqa: PLC0415 (only when chosen)
-
-    return LocalProvider(settings)
 
 
 def build(runtime: component.Runtime, settings: Settings, provider: Provider | None = None) -> None:
@@ -49,7 +40,7 @@ def build(runtime: component.Runtime, settings: Settings, provider: Provider | N
     plane = ControlPlaneReconciler(
         runtime.host,
         runtime.recorder,
-        provider or provider_for(settings),
+        provider or for_settings(settings),
         advertise_address=settings.advertise_address,
         virtualclusters=virtualclusters,
         occupied=lambda key: held_by(globalnodes, key),

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from kosmos.api.resources import GLOBAL_NODES, VIRTUAL_CLUSTERS
 from kosmos.kube.client import Client
 from kosmos.kube.component import HOST, Common, Runtime
@@ -33,11 +31,6 @@ def test_build_declares_both_controllers() -> None:
     controllers.build(runtime, SETTINGS)
     names = {c.name for c in manager._controllers}
     assert names == {controllers.CONTROL_PLANE, controllers.NODES}
-
-
-def test_an_unknown_provider_is_refused() -> None:
-    with pytest.raises(ValueError, match="only 'local'"):
-        controllers.provider_for(Settings("cloud", Path(), Path(), (1, 2), "127.0.0.1"))
 
 
 def test_a_virtual_cluster_wakes_its_namespace() -> None:
