@@ -258,13 +258,13 @@ def nodes(
     vc: Mapping[str, Any], wanted: Sequence[str], not_ready: Sequence[str], changed: bool
 ) -> Transition:
     """After the moves: Completed once every wanted node is Ready in the tenant; a changed
-    assignment of a Completed (or Pending) VirtualCluster is an update."""
+    assignment of a Completed VirtualCluster, or nodes found for a Pending one, is an
+    update."""
     phase = phase_of(vc)
     if not_ready:
         text = f"waiting for {', '.join(not_ready)} to be Ready in the virtual cluster"
-        moving = (
-            UPDATING if phase in (COMPLETED, PENDING) or (changed and phase != INITIALIZED) else ""
-        )
+        # a Completed cluster whose node merely went NotReady stays Completed (Ready says it)
+        moving = UPDATING if phase == PENDING or (changed and phase == COMPLETED) else ""
         event: tuple[EventType, str, str] | None = (
             ("Normal", UPDATING, f"nodes now {', '.join(wanted) or 'none'}") if moving else None
         )

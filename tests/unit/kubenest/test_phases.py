@@ -221,3 +221,14 @@ def test_ready_needs_both_conditions() -> None:
     assert phases.ready_condition([plane, nodes])["reason"] == phases.NOT_ENOUGH_NODES
     nodes["status"] = "True"
     assert phases.ready_condition([plane, nodes])["status"] == "True"
+
+
+def test_a_completed_cluster_with_a_node_gone_not_ready_stays_completed() -> None:
+    change = phases.nodes(vc(phases.COMPLETED), ["n1"], ["n1"], changed=False)
+    assert change.phase == ""
+    assert types(change)[phases.NODES_READY] == ("False", phases.NODES_NOT_READY)
+
+
+def test_nodes_found_for_a_pending_cluster_are_an_update() -> None:
+    change = phases.nodes(vc(phases.PENDING), ["n1"], ["n1"], changed=True)
+    assert change.phase == phases.UPDATING
