@@ -29,6 +29,7 @@ log = logging.getLogger("kosmos.kubenest.nodes")
 WAIT_READY = 2.0  # while nodes become Ready in the tenant
 RETRY = 5.0  # after a failed move, or a tenant not answering
 SHORT_RETRY = 15.0  # not enough nodes (GlobalNode changes wake it sooner)
+RECHECK = 30.0  # nothing watches the tenant's nodes: look at their readiness now and then
 CONFLICT_RETRY = 0.5  # a GlobalNode changed under the assignment: the cache catches up
 
 TenantClient = Callable[[Obj], Awaitable[Client]]
@@ -117,7 +118,7 @@ class NodeReconciler:
         await status.apply(
             self.host, self.recorder, vc, phases.nodes(vc, wanted.nodes, not_ready, changed)
         )
-        return Result(requeue_after=WAIT_READY) if not_ready else None
+        return Result(requeue_after=WAIT_READY if not_ready else RECHECK)
 
     async def _return_all(
         self, vc: Obj, mover: moves.Mover, pool_nodes: dict[str, Obj], mine: list[str]
