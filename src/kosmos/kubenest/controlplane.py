@@ -10,6 +10,7 @@ resumes where the object says. The PKI is made once and kept in Secret ``<name>-
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -104,8 +105,10 @@ class ControlPlaneReconciler:
         try:
             secret = await self.host.get(SECRETS, name, namespace)
         except NotFound:
-            made = pki.TenantPKI.create(
-                phases.vc_key(vc), phases.certificate_addresses(vc, self.advertise)
+            made = await asyncio.to_thread(  # key generation: not on the event loop
+                pki.TenantPKI.create,
+                phases.vc_key(vc),
+                phases.certificate_addresses(vc, self.advertise),
             )
             body = _secret(vc, name, made.to_secret_data())
             try:
