@@ -4,18 +4,24 @@ provider: Preparing, PKI Secret, Initialized with the kubeconfig, refusals, tear
 from __future__ import annotations
 
 import base64
+import ssl
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from aiohttp import web
 
 from kosmos.api import names
 from kosmos.api.objects import Obj, condition_of
 from kosmos.api.resources import SECRETS, VIRTUAL_CLUSTERS
 from kosmos.kube.controller import Request
+from kosmos.kube.errors import KubeconfigError
 from kosmos.kubenest import phases
 from kosmos.kubenest.controlplane import ControlPlaneReconciler
 from kosmos.kubenest.pki import TenantPKI
 from kosmos.kubenest.provider import ControlPlane, ProviderError
+from kosmos.kubenest.tenants import Tenants
 from tests.unit.kubenest.fakes import FakeClient, FakeInformer, FakeRecorder
 
 NS = "test-521-8"
@@ -27,13 +33,14 @@ class FakeProvider:
         self.error: Exception | None = None
         self.ensured: list[TenantPKI] = []
         self.destroyed: list[str] = []
+        self.endpoint = "https://127.0.0.1:20001"
 
     async def ensure(self, vc: Obj, pki: TenantPKI) -> ControlPlane:
         if self.error is not None:
             raise self.error
         self.ensured.append(pki)
         message = "" if self.ready else "waiting for kube-apiserver /readyz"
-        return ControlPlane("https://127.0.0.1:20001", self.ready, message, {"apiserver": 20001})
+        return ControlPlane(self.endpoint, self.ready, message, {"apiserver": 20001})
 
     async def destroy(self, vc: Obj) -> None:
         self.destroyed.append(vc["metadata"]["name"])
@@ -204,3 +211,65 @@ async def test_a_cluster_started_before_its_rival_was_seen_is_undone_when_refuse
     assert rig.vc("second")["status"]["phase"] == phases.FAILED
     assert rig.provider.destroyed == ["second"]
     assert rig.host.find(SECRETS, "second-cert", NS) is None
+
+
+async def test_the_published_kubeconfig_makes_a_tenant_client() -> None:
+    rig = Rig()
+    rig.add_vc()
+    rig.provider.ready = True
+    await rig.run()
+    tenants = Tenants()
+    client = await tenants.client(rig.vc())
+    assert client.config.server == "https://127.0.0.1:20001"
+    assert client.config.ssl_context is not None
+    assert await tenants.client(rig.vc()) is client  # cached while the kubeconfig holds
+    await tenants.close()
+
+
+async def test_a_kubeconfig_that_is_not_base64_is_a_kubeconfig_error() -> None:
+    rig = Rig()
+    rig.add_vc(kubeconfig="not base64!")
+    with pytest.raises(KubeconfigError, match="not base64"):
+        await Tenants().client(rig.vc())
+
+
+async def test_the_tenant_client_trusts_only_its_own_apiserver_and_is_admin(
+    tmp_path: Path,
+) -> None:
+    """A TLS server with the tenant's apiserver certificate, asking for client certificates
+    of the tenant's CA, answers the published kubeconfig's client as kosmos:tenant-admin."""
+    rig = Rig()
+    rig.add_vc()
+    seen: list[str] = []
+
+    async def api(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        subject = dict(x[0] for x in (peer or {}).get("subject", ()))
+        seen.append(str(subject.get("commonName")))
+        return web.json_response({"kind": "APIVersions", "versions": ["v1"]})
+
+    await rig.run()  # makes the PKI; the control plane "starts"
+    tenant_pki = rig.provider.ensured[0]
+    for name, pem in tenant_pki.files.items():
+        (tmp_path / name).write_bytes(pem)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "ca.crt"))
+    context.load_cert_chain(str(tmp_path / "apiserver.crt"), str(tmp_path / "apiserver.key"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    app = web.Application()
+    app.router.add_get("/api", api)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        rig.provider.endpoint, rig.provider.ready = f"https://127.0.0.1:{port}", True
+        await rig.run()  # publishes the admin kubeconfig naming that server
+        vc = rig.vc()
+        tenants = Tenants()
+        client = await tenants.client(vc)
+        assert (await client.get_raw("/api"))["versions"] == ["v1"]
+        assert seen == ["kosmos:tenant-admin"]
+        await tenants.close()
+    finally:
+        await runner.cleanup()
