@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import ipaddress
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def settings_from(kwargs: dict[str, Any]) -> Settings:
     )
 
 
-def builder(settings: Settings) -> Any:
+def builder(settings: Settings) -> Callable[[component.Runtime], None]:
     """The component's ``build``: the GlobalNode controller, then the VirtualCluster ones."""
 
     def build(runtime: component.Runtime) -> None:
@@ -79,6 +80,10 @@ def builder(settings: Settings) -> Any:
 def tenant_controllers(runtime: component.Runtime, settings: Settings) -> None:
     """``controllers.build(runtime, settings, provider)`` with the ``--provider`` chosen;
     a warning instead when this build lacks either module (the pool runs regardless)."""
+    if settings.provider not in PROVIDERS_BY_NAME:
+        raise ValueError(
+            f"unknown provider {settings.provider!r} (known: {', '.join(PROVIDERS_BY_NAME)})"
+        )
     module, attribute = PROVIDERS_BY_NAME[settings.provider].split(":")
     missing = [m for m in (CONTROLLERS, module) if importlib.util.find_spec(m) is None]
     if missing:

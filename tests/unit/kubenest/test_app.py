@@ -88,3 +88,9 @@ def test_build_hands_the_settings_to_the_controllers(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(app.globalnodes, "build", lambda runtime: calls.append(("pool",)))
     app.builder(SETTINGS)("runtime")
     assert calls == [("pool",), ("runtime", SETTINGS, ("provider", SETTINGS))]
+
+
+def test_an_unknown_provider_is_named() -> None:
+    odd = Settings("incluster", Path("/s"), Path("/b"), (1, 2), "127.0.0.1")
+    with pytest.raises(ValueError, match="unknown provider 'incluster' \\(known: local\\)"):
+        app.tenant_controllers("runtime", odd)  # type: ignore[arg-type]
