@@ -5,10 +5,9 @@ tenant's apiserver is reached with the credentials its VirtualCluster holds, not
 leader-elected on its own Lease, health on ``--health-port``.
 
 The VirtualCluster controllers live in ``kosmos.kubenest.controllers`` and run tenant control
-planes through a provider (``--provider``; ``local``: ``kosmos.kubenest.local``, processes on
-this machine from ``--binaries-dir``, state under ``--state-dir``). The command builds them
-when those modules are part of the build, and says so when they are not, so the pool alone
-still runs.
+planes through a provider (``--provider``; ``local``: processes on this machine, from
+``--binaries-dir``, state under ``--state-dir``). The command builds them when that module is
+part of the build, and says so when it is not, so the pool alone still runs.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import importlib
 import importlib.util
 import ipaddress
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,6 @@ from kosmos.kubenest.settings import (
 
 COMPONENT = "virtual-cluster-operator"
 CONTROLLERS = "kosmos.kubenest.controllers"
-#: --provider -> "module:class" of the Provider, built with the Settings
-PROVIDERS_BY_NAME = {"local": "kosmos.kubenest.local:LocalProvider"}
 log = logging.getLogger("kosmos.kubenest")
 
 
@@ -66,26 +64,18 @@ def settings_from(kwargs: dict[str, Any]) -> Settings:
     )
 
 
-def builder(settings: Settings) -> Any:
-    """The component's ``build``: the GlobalNode controller, then the VirtualCluster ones."""
+def builder(settings: Settings) -> Callable[[component.Runtime], None]:
+    """The component's ``build``: the GlobalNode controller, then the VirtualCluster ones
+    (``controllers.build`` builds the provider ``settings.provider`` names)."""
 
     def build(runtime: component.Runtime) -> None:
         globalnodes.build(runtime)
-        tenant_controllers(runtime, settings)
+        if importlib.util.find_spec(CONTROLLERS) is None:
+            log.warning("VirtualCluster controllers are not in this build: running the pool only")
+            return
+        importlib.import_module(CONTROLLERS).build(runtime, settings)
 
     return build
-
-
-def tenant_controllers(runtime: component.Runtime, settings: Settings) -> None:
-    """``controllers.build(runtime, settings, provider)`` with the ``--provider`` chosen;
-    a warning instead when this build lacks either module (the pool runs regardless)."""
-    module, attribute = PROVIDERS_BY_NAME[settings.provider].split(":")
-    missing = [m for m in (CONTROLLERS, module) if importlib.util.find_spec(m) is None]
-    if missing:
-        log.warning("%s not in this build: running the GlobalNode pool only", ", ".join(missing))
-        return
-    provider = getattr(importlib.import_module(module), attribute)(settings)
-    importlib.import_module(CONTROLLERS).build(runtime, settings, provider)
 
 
 @click.command(COMPONENT)

@@ -6,9 +6,11 @@ and what it never touches:
 - ``spec.nodeIP`` and ``spec.labels`` follow the host Node (server-side apply as
   ``kosmos-kubenest``, forcing: the Node is their only source).
 - ``spec.state`` is set once, when the GlobalNode is created (``pool.global_node``), and never
-  again here: the VirtualCluster controllers move nodes between free and occupied. So
-  the GlobalNode is created with a plain POST, and the applies that follow leave ``state`` out;
-  an apply that had once named ``state`` would later remove it by leaving it out.
+  again here: the VirtualCluster controllers move nodes between free and occupied. So the
+  GlobalNode is created with a plain POST of ``state`` alone, and the applies that follow
+  leave ``state`` out (an apply that had once named ``state`` would later remove it by leaving
+  it out). The POST names no label either: a field it set with the value an apply then names
+  too would be co-owned, and a label the node loses would then stay on the GlobalNode.
 - A host Node that is gone (or leaves the pool: now a leaf node, or excluded) takes its
   GlobalNode with it, unless the GlobalNode is ``occupied``: the node then lives in a tenant
   (a kwok node is deleted from the host while it is promoted) and the GlobalNode is the only
@@ -76,8 +78,9 @@ class GlobalNodeSync:
 
     async def _create(self, wanted: Obj) -> None:
         name = wanted["metadata"]["name"]
+        spec = {k: v for k, v in wanted["spec"].items() if k not in OWNED}
         try:
-            await self.client.create(GLOBAL_NODES, wanted)
+            await self.client.create(GLOBAL_NODES, {**wanted, "spec": spec})
         except Conflict:  # AlreadyExists: the cache is behind; the apply below still holds
             log.debug("GlobalNode %s already exists", name)
         else:

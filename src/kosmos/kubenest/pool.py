@@ -26,6 +26,7 @@ from kosmos.api.objects import Obj, labels_of
 from kosmos.api.selectors import selector_matches
 
 FREE, OCCUPIED, RESERVED = "free", "occupied", "reserved"
+_SHOWN = 10  # unavailable nodes a shortage message names
 STATES = frozenset({FREE, OCCUPIED, RESERVED})
 CONTROL_PLANE_LABELS = (
     "node-role.kubernetes.io/control-plane",
@@ -188,7 +189,7 @@ def _fill(
     if not matching:
         return nodes, f"{wanted}: no GlobalNode matches"
     others = [_whose(n, vc_key, pool[n], picked) for n in matching if n not in nodes + free]
-    detail = f" ({', '.join(o for o in others if o)})" if any(others) else ""
+    detail = _listing([o for o in others if o])
     return nodes, f"{wanted}: {len(matching)} matches, {len(free)} free{detail}"
 
 
@@ -201,9 +202,23 @@ def _policy(policy: Any) -> tuple[Mapping[str, Any], int] | str:
     count = policy.get("nodeCount")
     if not isinstance(selector, Mapping):
         return "labelSelector is not an object"
+    if not isinstance(selector.get("matchLabels") or {}, Mapping):
+        return "labelSelector.matchLabels is not an object"
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list) or not all(isinstance(e, Mapping) for e in expressions):
+        return "labelSelector.matchExpressions is not a list of requirements"
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         return f"nodeCount {count!r} is not a non-negative integer"
     return selector, count
+
+
+def _listing(items: Sequence[str]) -> str:
+    """`` (a, b, c and 7 more)``: a message stays readable with hundreds of nodes."""
+    if not items:
+        return ""
+    shown = ", ".join(items[:_SHOWN])
+    more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return f" ({shown}{more})"
 
 
 def _describe(selector: Mapping[str, Any]) -> str:

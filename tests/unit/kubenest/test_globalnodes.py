@@ -112,7 +112,7 @@ async def test_a_new_worker_gets_a_free_global_node_then_owns_ip_and_labels(env:
     env.add(nodes=[node("n1", zone="a")])
     calls = await env.run("n1")
     assert [c[:2] for c in calls] == [("create", "n1"), ("apply", "n1")]
-    assert calls[0][2]["spec"] == {"state": "free", "nodeIP": "10.0.0.1", "labels": {"zone": "a"}}
+    assert calls[0][2]["spec"] == {"state": "free"}  # the apply alone owns IP and labels
     assert calls[1][2] == {
         "apiVersion": "kosmos.io/v1alpha1",
         "kind": "GlobalNode",
@@ -204,5 +204,5 @@ async def test_an_invalid_global_node_is_reported_not_retried(env: Env) -> None:
 async def test_a_node_without_addresses_or_labels(env: Env) -> None:
     env.add(nodes=[{"metadata": {"name": "bare"}}])
     calls = await env.run("bare")
-    assert calls[0][2]["spec"] == {"state": "free", "labels": {}}
+    assert calls[0][2]["spec"] == {"state": "free"}
     assert calls[1][2]["spec"] == {}

@@ -219,6 +219,14 @@ def test_two_virtual_clusters_compete_for_the_pool() -> None:
         ({"nodeCount": -1}, "policy 0: nodeCount -1 is not a non-negative integer"),
         ({"nodeCount": "2"}, "policy 0: nodeCount '2' is not a non-negative integer"),
         ({"labelSelector": [], "nodeCount": 1}, "policy 0: labelSelector is not an object"),
+        (
+            {"labelSelector": {"matchLabels": ["a"]}, "nodeCount": 1},
+            "policy 0: labelSelector.matchLabels is not an object",
+        ),
+        (
+            {"labelSelector": {"matchExpressions": ["a"]}, "nodeCount": 1},
+            "policy 0: labelSelector.matchExpressions is not a list of requirements",
+        ),
     ],
 )
 def test_malformed_policies_are_short_with_the_reason(bad: Any, message: str) -> None:
@@ -233,3 +241,10 @@ def test_an_unknown_operator_matches_nothing() -> None:
 
 def test_zero_nodes_is_met_by_none() -> None:
     assert pool.assign(VC, [policy(0)], [gnode("n1")], []) == pool.Assignment()
+
+
+def test_a_long_shortage_names_the_first_ten() -> None:
+    nodes = [gnode(f"n{i:02}", "occupied", "ns/big") for i in range(25)]
+    short = pool.assign(VC, [policy(1)], nodes, []).short
+    assert short.endswith("n09 held by ns/big and 15 more)")
+    assert "n10" not in short
