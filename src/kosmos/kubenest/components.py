@@ -145,15 +145,23 @@ def apiserver(layout: Layout, binary: Path, ports: dict[str, int], advertise: st
     return argv
 
 
+def _served(layout: Layout, component: str, ports: dict[str, int]) -> list[str]:
+    """A component's own kubeconfig for everything, and its health port on loopback."""
+    kubeconfig = layout.kubeconfig(component)
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--authorization-always-allow-paths={HEALTH_PATHS}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={ports[component]}",
+    ]
+
+
 def controller_manager(layout: Layout, binary: Path, ports: dict[str, int]) -> list[str]:
     return [
         str(binary),
-        f"--kubeconfig={layout.kubeconfig(CONTROLLER_MANAGER)}",
-        f"--authentication-kubeconfig={layout.kubeconfig(CONTROLLER_MANAGER)}",
-        f"--authorization-kubeconfig={layout.kubeconfig(CONTROLLER_MANAGER)}",
-        f"--authorization-always-allow-paths={HEALTH_PATHS}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={ports[CONTROLLER_MANAGER]}",
+        *_served(layout, CONTROLLER_MANAGER, ports),
         f"--root-ca-file={layout.crt(pki.CA)}",
         f"--service-account-private-key-file={layout.pki(pki.SA_KEY)}",
         f"--cluster-signing-cert-file={layout.crt(pki.CA)}",
@@ -174,12 +182,7 @@ def controller_manager(layout: Layout, binary: Path, ports: dict[str, int]) -> l
 def scheduler(layout: Layout, binary: Path, ports: dict[str, int]) -> list[str]:
     return [
         str(binary),
-        f"--kubeconfig={layout.kubeconfig(SCHEDULER)}",
-        f"--authentication-kubeconfig={layout.kubeconfig(SCHEDULER)}",
-        f"--authorization-kubeconfig={layout.kubeconfig(SCHEDULER)}",
-        f"--authorization-always-allow-paths={HEALTH_PATHS}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={ports[SCHEDULER]}",
+        *_served(layout, SCHEDULER, ports),
         "--leader-elect=false",
         "--profiling=false",
     ]
