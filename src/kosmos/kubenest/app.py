@@ -4,18 +4,14 @@ It runs on the shared component runtime (``kosmos.kube.component``): host client
 tenant's apiserver is reached with the credentials its VirtualCluster holds, not as a member),
 leader-elected on its own Lease, health on ``--health-port``.
 
-The VirtualCluster controllers live in ``kosmos.kubenest.controllers`` and run tenant control
-planes through a provider (``--provider``; ``local``: processes on this machine, from
-``--binaries-dir``, state under ``--state-dir``). The command builds them when that module is
-part of the build, and says so when it is not, so the pool alone still runs.
+The VirtualCluster controllers (``kosmos.kubenest.controllers``) run tenant control planes
+through a provider (``--provider``; ``local``: processes on this machine, from
+``--binaries-dir``, state under ``--state-dir``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import ipaddress
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,7 @@ from typing import Any
 import click
 
 from kosmos.kube import component
-from kosmos.kubenest import globalnodes
+from kosmos.kubenest import controllers, globalnodes
 from kosmos.kubenest.settings import (
     DEFAULT_ADVERTISE_ADDRESS,
     DEFAULT_BINARIES_DIR,
@@ -35,8 +31,6 @@ from kosmos.kubenest.settings import (
 )
 
 COMPONENT = "virtual-cluster-operator"
-CONTROLLERS = "kosmos.kubenest.controllers"
-log = logging.getLogger("kosmos.kubenest")
 
 
 def _port_range(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
@@ -70,10 +64,7 @@ def builder(settings: Settings) -> Callable[[component.Runtime], None]:
 
     def build(runtime: component.Runtime) -> None:
         globalnodes.build(runtime)
-        if importlib.util.find_spec(CONTROLLERS) is None:
-            log.warning("VirtualCluster controllers are not in this build: running the pool only")
-            return
-        importlib.import_module(CONTROLLERS).build(runtime, settings)
+        controllers.build(runtime, settings)
 
     return build
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -62,24 +60,9 @@ def test_port_range_parses() -> None:
 SETTINGS = Settings("local", Path("/s"), Path("/b"), (1, 2), "127.0.0.1")
 
 
-def test_build_runs_the_pool_alone_without_the_controllers(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    built: list[Any] = []
-    monkeypatch.setattr(app.globalnodes, "build", built.append)
-    monkeypatch.setattr(app, "CONTROLLERS", "kosmos.kubenest.not_there")
-    app.builder(SETTINGS)("runtime")  # type: ignore[arg-type]
-    assert built == ["runtime"]
-    assert "running the pool only" in caplog.text
-
-
 def test_build_hands_the_settings_to_the_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
-    controllers = types.ModuleType("kosmos_test_controllers")
-    controllers.build = lambda *args: calls.append(args)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kosmos_test_controllers", controllers)
-    monkeypatch.setattr(app, "CONTROLLERS", "kosmos_test_controllers")
-    monkeypatch.setattr(app.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(app.controllers, "build", lambda *args: calls.append(args))
     monkeypatch.setattr(app.globalnodes, "build", lambda runtime: calls.append(("pool",)))
     app.builder(SETTINGS)("runtime")  # type: ignore[arg-type]
     assert calls == [("pool",), ("runtime", SETTINGS)]
