@@ -16,13 +16,12 @@ import asyncio
 import logging
 import shutil
 import ssl
-from importlib import resources
 from pathlib import Path
 
 import aiohttp
 
 from kosmos.api.objects import Obj, name_of, namespace_of
-from kosmos.kubenest import components, ports, processes
+from kosmos.kubenest import components, kwokstages, ports, processes
 from kosmos.kubenest.components import Layout
 from kosmos.kubenest.kubeconfig import admin_kubeconfig, component_kubeconfig
 from kosmos.kubenest.pki import ADMIN, CA, TenantPKI
@@ -31,7 +30,6 @@ from kosmos.kubenest.settings import Settings
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 2.0
-KWOK_STAGES = "kwok-stages.yaml"
 #: component -> the client pair its kubeconfig carries (kwok and CoreDNS act as the admin,
 #: as kwokctl's components do: the tenant has no narrower role for them yet)
 KUBECONFIG_USERS = {
@@ -142,8 +140,7 @@ class LocalProvider:
         for component, base in KUBECONFIG_USERS.items():
             config = component_kubeconfig(server, pki, base, cluster_name(vc))
             _put(layout.kubeconfig(component), config.encode())
-        stages = resources.files("kosmos.kubenest").joinpath(KWOK_STAGES).read_bytes()
-        _put(layout.kwok_config, stages)
+        _put(layout.kwok_config, kwokstages.documents())
         _put(layout.corefile, components.corefile(layout, allocated).encode())
         layout.etcd_data.mkdir(exist_ok=True, mode=0o700)
         return changed
