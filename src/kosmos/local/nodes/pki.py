@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kosmos.api.kubeconfig import with_client_certificate
 from kosmos.local.nodes.layout import put
 
 NODES_GROUP = "system:nodes"
@@ -101,28 +102,9 @@ def still_valid(cert_pem: bytes, ca_pem: bytes) -> bool:
 
 
 def kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, user: str) -> str:
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "local",
-                "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)},
-            }
-        ],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
-        "current-context": "local",
-    }
-    return yaml.safe_dump(config, sort_keys=False)
+    return with_client_certificate(
+        server, ca_pem, cert_pem, key_pem, user=user, cluster="local", context="local"
+    )
 
 
 def _user_credentials(path: Path) -> tuple[bytes, bytes] | None:
