@@ -29,7 +29,7 @@ PemOrPath = str | bytes | Path
 _PEM_MARKER = "-----BEGIN"
 
 
-def _san(host: str) -> x509.GeneralName:
+def san(host: str) -> x509.GeneralName:
     """An IP SAN for an address (clients match IPs only against IP SANs), else a DNS SAN."""
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
@@ -58,7 +58,7 @@ def serving_certificate(hosts: list[str], *, days: int = 365) -> tuple[bytes, by
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([san(h) for h in hosts]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kosmos.kube.tls import san
+
 CA_DAYS = 3650
 LEAF_DAYS = 365 * 5
 #: the tenant's service CIDR; its first address is the ``kubernetes`` Service's ClusterIP
@@ -81,14 +83,6 @@ def _pem_cert(cert: x509.Certificate) -> bytes:
 def _name(common_name: str, organization: str = "") -> x509.Name:
     parts = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
     return x509.Name([*parts, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _san(host: str) -> x509.GeneralName:
-    """Clients match IPs only against IP SANs, names only against DNS SANs."""
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return x509.DNSName(host)
 
 
 def _usage(*, ca: bool) -> x509.KeyUsage:
@@ -161,7 +155,7 @@ class _Authority:
             )
         )
         if server_sans:
-            sans = [_san(host) for host in server_sans]
+            sans = [san(host) for host in server_sans]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return _pem_cert(builder.sign(self.key, hashes.SHA256())), _pem_key(key)
 
