@@ -46,6 +46,7 @@ from kosmos.api.resources import NAMESPACES, NODES, VIRTUAL_CLUSTERS
 from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig
 from kosmos.kube.errors import AlreadyExists, NotFound
+from kosmos.kubenest import processes
 
 ROOT = Path(__file__).parents[1]
 KOSMOSCTL = str(ROOT / ".venv" / "bin" / "kosmosctl")
@@ -148,20 +149,8 @@ async def run_tenants(
 
 
 def tenant_rss(name: str) -> float:
-    """MiB of resident memory of the processes whose command line names the tenant's dir."""
-    marker = str(TENANTS / f"{name}_{name}")
-    total = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if marker in cmdline:
-                status = (proc / "status").read_text()
-                total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-        except (OSError, AttributeError):
-            continue
-    return total / 1024
+    """MiB of resident memory of the tenant's processes (the pids its directory records)."""
+    return processes.rss_bytes(processes.tenant_pids(TENANTS / f"{name}_{name}")) / 2**20
 
 
 def baseline(env: dict[str, str], port_base: int) -> float:
