@@ -1,7 +1,7 @@
 """``kosmos <component>``: one launcher for every long-running Kosmos component.
 
 Every component registers here (cluster-manager, network-manager, agent, scheduler-extender,
-mcs-dns, eps-probe, floater, virtual-cluster-operator), and the agent's one-shot
+mcs-dns, eps-probe, floater, virtual-cluster-operator, node-agent), and the agent's one-shot
 ``agent-state``; each is imported only when it is launched.
 """
 
@@ -21,6 +21,7 @@ COMPONENTS: dict[str, str] = {
     "eps-probe": "kosmos.mcs.probe:command",
     "floater": "kosmos.floater.app:command",
     "virtual-cluster-operator": "kosmos.kubenest.app:command",
+    "node-agent": "kosmos.launcher.nodeagent:command",
     "agent-state": "kosmos.clusterlink.agent.report:command",
 }
 
