@@ -143,6 +143,19 @@ def server_ssl_context(
     return context
 
 
+def client_ssl_context(ca: PemOrPath, cert: PemOrPath, key: PemOrPath) -> ssl.SSLContext:
+    """A TLS >= 1.2 client context that verifies the server against ``ca`` only (not the
+    system's roots) and presents ``cert``/``key``; each a file path or PEM."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if _is_pem(ca):
+        context.load_verify_locations(cadata=_as_bytes(ca).decode())
+    else:
+        context.load_verify_locations(cafile=str(ca))
+    _load_chain(context, cert, key)
+    return context
+
+
 #: TLS alerts a client sends when it does not accept the certificate we presented.
 REFUSAL_ALERTS = frozenset(
     {

@@ -19,6 +19,7 @@ from kosmos.kube.builder import Mapper, Watch, by_name, controller
 from kosmos.kube.controller import Request
 from kosmos.kube.informer import Informer
 from kosmos.kubenest import phases, pool
+from kosmos.kubenest.agent import AgentClient
 from kosmos.kubenest.controlplane import ControlPlaneReconciler
 from kosmos.kubenest.nodes import NodeReconciler
 from kosmos.kubenest.provider import Provider, for_settings
@@ -56,7 +57,9 @@ def build(runtime: component.Runtime, settings: Settings, provider: Provider | N
             Watch(globalnodes, holder_keys(virtualclusters)),
         ],
     )
-    nodes = NodeReconciler(runtime.host, runtime.recorder, globalnodes, tenants.client)
+    agents = AgentClient(runtime.host)
+    runtime.on_stop(agents.close)
+    nodes = NodeReconciler(runtime.host, runtime.recorder, globalnodes, tenants.client, agents)
     controller(
         manager,
         NODES,

@@ -116,8 +116,7 @@ class ControlPlaneReconciler:
                 return made
             except AlreadyExists:  # another worker was first: use theirs
                 secret = await self.host.get(SECRETS, name, namespace)
-        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-        return pki.TenantPKI.from_secret_data(data)
+        return pki.TenantPKI.from_secret(secret)
 
     async def _publish(self, vc: Obj, plane: ControlPlane, tenant_pki: pki.TenantPKI) -> None:
         """The admin kubeconfig: Secret first, then ``spec.kubeconfig`` (which marks the

@@ -109,7 +109,7 @@ class Mover:
         a Conflict, not a node with two holders), then ``state: occupied``. Cut between the
         two, the node is free with a holder: the pool offers it again, nothing is lost."""
         name = globalnode["metadata"]["name"]
-        await self._status(
+        await self.mark(
             name,
             {"virtualCluster": self.vc_key},
             False,
@@ -123,22 +123,22 @@ class Mover:
         """Host -> tenant: create in the tenant, then delete from the host; ``Promoted``
         turns True only when the host copy is gone, so a move cut short is redone."""
         name = globalnode["metadata"]["name"]
-        await self._status(
+        await self.mark(
             name,
             {"virtualCluster": self.vc_key},
             False,
             "Moving",
             f"moving into {self.vc_key}: in the host, maybe in both",
         )
-        source = await _get(self.host, name)
+        source = await get_node(self.host, name)
         if source is None:
-            source = await _get(self.require_tenant(), name)  # moved already, or lost: rebuild it
+            source = await get_node(self.require_tenant(), name)  # moved, or lost: rebuild
         await _ensure(
             self.require_tenant(), node_body(source, name, tenant_labels(source, globalnode))
         )
         with contextlib.suppress(NotFound):
             await self.host.delete(NODES, name)
-        await self._status(
+        await self.mark(
             name,
             {"virtualCluster": self.vc_key},
             True,
@@ -149,7 +149,7 @@ class Mover:
     async def give_back(self, globalnode: Obj) -> None:
         """Tenant -> host: create in the host, delete from the tenant, GlobalNode free."""
         name = globalnode["metadata"]["name"]
-        await self._status(
+        await self.mark(
             name,
             {"virtualCluster": self.vc_key},
             False,
@@ -158,21 +158,21 @@ class Mover:
         )
         source = await self._in_tenant(name)
         if source is None:
-            source = await _get(self.host, name)
+            source = await get_node(self.host, name)
         await _ensure(self.host, node_body(source, name, host_labels(source, globalnode)))
-        await self._off_tenant(name)
+        await self.off_tenant(name)
         await self.release(globalnode)
 
     async def _in_tenant(self, name: str) -> Obj | None:
         try:
-            return await _get(self.require_tenant(), name)
+            return await get_node(self.require_tenant(), name)
         except KubeError as error:
             if not self.leaving:
                 raise
             log.warning("%s: reading node %s in the leaving tenant: %s", self.vc_key, name, error)
             return None
 
-    async def _off_tenant(self, name: str) -> None:
+    async def off_tenant(self, name: str) -> None:
         try:
             with contextlib.suppress(NotFound):
                 await self.require_tenant().delete(NODES, name)
@@ -189,9 +189,9 @@ class Mover:
     async def release(self, globalnode: Obj) -> None:
         name = globalnode["metadata"]["name"]
         await self.host.patch(GLOBAL_NODES, name, {"spec": {"state": "free"}})
-        await self._status(name, {"virtualCluster": None}, False, "InHost", "the node is free")
+        await self.mark(name, {"virtualCluster": None}, False, "InHost", "the node is free")
 
-    async def _status(
+    async def mark(
         self,
         name: str,
         fields: dict[str, Any],
@@ -224,7 +224,7 @@ class Mover:
         await self.host.patch(GLOBAL_NODES, name, body, subresource="status")
 
 
-async def _get(client: Client, name: str) -> Obj | None:
+async def get_node(client: Client, name: str) -> Obj | None:
     try:
         return await client.get(NODES, name)
     except NotFound:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from kosmos.api import nodeagent
 from kosmos.api.objects import Obj, name_of, namespace_of, node_ready
 from kosmos.api.resources import NODES, VIRTUAL_CLUSTERS
 from kosmos.kube.client import Client
@@ -22,7 +23,8 @@ from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import Conflict, KubeError, NotFound
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import Informer
-from kosmos.kubenest import moves, phases, pool, status
+from kosmos.kubenest import joins, moves, phases, pool, realnodes, status
+from kosmos.kubenest.agent import AgentClient, AgentError
 
 log = logging.getLogger("kosmos.kubenest.nodes")
 
@@ -42,11 +44,13 @@ class NodeReconciler:
         recorder: EventRecorder,
         globalnodes: Informer,
         tenant_client: TenantClient,
+        agents: AgentClient | None = None,
     ) -> None:
         self.host = host
         self.recorder = recorder
         self.globalnodes = globalnodes
         self.tenant_client = tenant_client
+        self.agents = agents or AgentClient(host)
         #: one assignment at a time: two VirtualClusters must not both take a free node
         self._pool_lock = asyncio.Lock()
 
@@ -95,8 +99,9 @@ class NodeReconciler:
                 await status.apply(self.host, self.recorder, vc, phases.short(wanted.short))
                 return Result(requeue_after=SHORT_RETRY)
             real = [n for n in wanted.take if not moves.is_kwok(pool_nodes[n])]
-            if real:
-                await status.apply(self.host, self.recorder, vc, phases.real_nodes(real))
+            why = joins.unreachable(vc) if real else ""
+            if why:
+                await status.apply(self.host, self.recorder, vc, phases.real_nodes(real, why))
                 return Result(requeue_after=SHORT_RETRY)
             try:
                 for name in wanted.take:
@@ -105,12 +110,15 @@ class NodeReconciler:
                 return Result(requeue_after=CONFLICT_RETRY)
         holding = list(dict.fromkeys([*wanted.nodes, *wanted.give_back, *current]))
         vc = await self._record(vc, holding)
+        movers = self._real_mover(vc, mover)
         for name in wanted.nodes:
             settled = name not in wanted.take and moves.promoted(pool_nodes[name])
-            if not settled and not await self._move(vc, mover.promote, pool_nodes, name):
+            step = mover.promote if moves.is_kwok(pool_nodes[name]) else movers.promote
+            if not settled and not await self._move(vc, step, pool_nodes, name):
                 return Result(requeue_after=RETRY)
         for name in wanted.give_back:
-            if not await self._move(vc, mover.give_back, pool_nodes, name):
+            step = mover.give_back if moves.is_kwok(pool_nodes[name]) else movers.give_back
+            if not await self._move(vc, step, pool_nodes, name):
                 return Result(requeue_after=RETRY)
         vc = await self._record(vc, list(wanted.nodes))
         not_ready = await _not_ready(mover.require_tenant(), wanted.nodes)
@@ -125,17 +133,27 @@ class NodeReconciler:
     ) -> Result | None:
         """Deleting: every node this VirtualCluster holds goes back to the host."""
         holding = list(dict.fromkeys([*phases.node_infos(vc), *mine]))
+        real = self._real_mover(vc, mover)
         for name in holding:
             globalnode = pool_nodes.get(name)
             if globalnode is None or pool.holder_of(globalnode) not in ("", mover.vc_key):
                 continue  # gone from the pool, or someone else's now: not ours to move
             if moves.is_kwok(globalnode):
-                if not await self._move(vc, mover.give_back, pool_nodes, name):
-                    return Result(requeue_after=RETRY)
-            elif pool.holder_of(globalnode) == mover.vc_key:
-                await mover.release(globalnode)  # never moved (a real node): just free it
+                step = mover.give_back
+            elif realnodes.HOST_SPEC_ANNOTATION in _annotations(globalnode):
+                step = real.give_back  # it left the host (or began to): bring it back
+            else:
+                step = mover.release  # never left the host: just free it
+            if not await self._move(vc, step, pool_nodes, name):
+                return Result(requeue_after=RETRY)
         await self._record(vc, [])
         return None
+
+    def _real_mover(self, vc: Obj, mover: moves.Mover) -> realnodes.RealMover:
+        async def join_for(node: str) -> nodeagent.Join:
+            return await joins.join_for(self.host, mover.require_tenant(), vc, node)
+
+        return realnodes.RealMover(mover, self.agents, join_for)
 
     async def _move(
         self,
@@ -146,7 +164,10 @@ class NodeReconciler:
     ) -> bool:
         try:
             await step(pool_nodes[name])
-        except KubeError as error:
+        except realnodes.NotYet as waiting:
+            await status.apply(self.host, self.recorder, vc, phases.moving(name, waiting.message))
+            return False
+        except (KubeError, AgentError, realnodes.MoveError) as error:
             log.warning("VirtualCluster %s: moving %s: %s", phases.vc_key(vc), name, error)
             await status.apply(self.host, self.recorder, vc, phases.move_failed(name, str(error)))
             return False
@@ -163,6 +184,10 @@ class NodeReconciler:
             {"spec": {"promoteResources": {"nodeInfos": infos}}},
             namespace=namespace_of(vc),
         )
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("annotations") or {})
 
 
 async def _not_ready(tenant: Client, wanted: Sequence[str]) -> list[str]:

@@ -41,7 +41,8 @@ PROVIDER_ERROR = "ProviderError"
 STARTING = "Starting"
 RUNNING = "Running"
 NOT_ENOUGH_NODES = "NotEnoughNodes"
-REAL_NODE = "RealNodePromotionUnsupported"
+REAL_NODE = "RealNodeUnreachable"
+MOVING = "NodeMoving"
 NODES_NOT_READY = "NodesNotReady"
 ALL_NODES_READY = "AllNodesReady"
 MOVE_FAILED = "NodeMoveFailed"
@@ -232,17 +233,20 @@ def short(message: str) -> Transition:
     )
 
 
-def real_nodes(names: Sequence[str]) -> Transition:
-    message = (
-        f"{', '.join(names)}: real nodes cannot be promoted yet (only kwok nodes); "
-        "they stay free in the host"
-    )
+def real_nodes(names: Sequence[str], why: str) -> Transition:
+    message = f"{', '.join(names)}: real nodes cannot join this virtual cluster: {why}"
     return Transition(
         PENDING,
         (condition(NODES_READY, False, REAL_NODE, message),),
         ("Warning", REAL_NODE, message),
         {"reason": message},
     )
+
+
+def moving(node: str, what: str) -> Transition:
+    """A real node's move under way (draining, its kubelet registering): no event, the
+    condition says where it is."""
+    return Transition("", (condition(NODES_READY, False, MOVING, f"node {node}: {what}"),), None)
 
 
 def move_failed(node: str, error: str) -> Transition:

@@ -13,10 +13,12 @@ so a restarted operator (or another provider) finds the same identities.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,6 +31,8 @@ CA_DAYS = 3650
 LEAF_DAYS = 365 * 5
 #: the tenant's service CIDR; its first address is the ``kubernetes`` Service's ClusterIP
 SERVICE_CIDR = "10.96.0.0/16"
+#: the tenant's cluster DNS ClusterIP (kubeadm's choice: the service CIDR's tenth address)
+CLUSTER_DNS = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 ADMIN_USER = "kosmos:tenant-admin"
 MASTERS_GROUP = "system:masters"
@@ -229,6 +233,22 @@ class TenantPKI:
         if bad:
             raise PkiError(f"tenant PKI entries are not PEM: {', '.join(bad)}")
         return cls(files)
+
+    @classmethod
+    def from_secret(cls, secret: Mapping[str, Any]) -> TenantPKI:
+        """The PKI a Secret ``<name>-cert`` holds (its base64 ``data``)."""
+        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        return cls.from_secret_data(data)
+
+    def issue(self, common_name: str, organization: str = "") -> tuple[bytes, bytes]:
+        """A new client ``(cert_pem, key_pem)`` from the tenant's CA: a node's kubelet
+        (``system:node:<node>``, ``system:nodes``) or kube-proxy joining the tenant."""
+        ca_cert, ca_key = self.pair(CA)
+        key = serialization.load_pem_private_key(ca_key, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise PkiError("the tenant CA's key is neither EC nor RSA")
+        authority = _Authority(x509.load_pem_x509_certificate(ca_cert), key)
+        return authority.issue(common_name, organization)
 
     def pair(self, base: str) -> tuple[bytes, bytes]:
         """``(cert_pem, key_pem)`` of one of :data:`PAIRS`."""

@@ -121,6 +121,19 @@ class FakeClient:
             return merged
         return self.add(resource, merged)
 
+    async def apply(self, resource: Resource, body: Obj, **_: Any) -> Obj:
+        self._check("apply", resource)
+        self.log.append(("apply", resource.plural, body["metadata"]["name"]))
+        return self.add(resource, body)
+
+    async def request(self, method: str, path: str, *, what: str, body: Any = None) -> Any:
+        """Only what kubenest posts: a pod's eviction, which deletes the pod here."""
+        namespace, _, rest = path.partition("/namespaces/")[2].partition("/pods/")
+        name, _, sub = rest.partition("/")
+        assert (method, sub) == ("POST", "eviction"), path
+        self.log.append(("evict", "pods", name))
+        del self.objects[("pods", namespace, name)]
+
     async def delete(
         self, resource: Resource, name: str, namespace: str | None = None, **_: Any
     ) -> None:

@@ -173,7 +173,7 @@ async def test_a_selector_matching_none_is_pending_and_says_so() -> None:
     assert "nowhere" in message
 
 
-async def test_a_real_node_is_refused_by_name_and_stays_free() -> None:
+async def test_a_real_node_is_refused_while_the_tenant_is_unreachable_and_stays_free() -> None:
     rig = Rig()
     rig.add_node("worker-1", kwok=False)
     rig.add_vc(1)
@@ -181,7 +181,7 @@ async def test_a_real_node_is_refused_by_name_and_stays_free() -> None:
     vc = rig.vc()
     assert vc["status"]["phase"] == phases.PENDING
     _, reason, message = cond(vc, phases.NODES_READY)
-    assert reason == "RealNodePromotionUnsupported" and "worker-1" in message
+    assert reason == phases.REAL_NODE and "worker-1" in message
     assert rig.gn("worker-1")["spec"]["state"] == "free"
     assert rig.host.find(NODES, "worker-1") is not None
 

@@ -186,11 +186,12 @@ def test_not_enough_nodes_is_pending_with_the_pools_words() -> None:
     assert "1 matches" in change.conditions[0]["message"]
 
 
-def test_real_nodes_are_named_not_silently_skipped() -> None:
-    change = phases.real_nodes(["worker-1"])
+def test_real_nodes_refused_are_named_with_the_reason() -> None:
+    change = phases.real_nodes(["worker-1"], "its apiserver is at a loopback address")
     assert change.phase == phases.PENDING
     assert types(change)[phases.NODES_READY] == ("False", phases.REAL_NODE)
     assert "worker-1" in change.conditions[0]["message"]
+    assert "loopback" in change.conditions[0]["message"]
 
 
 def test_nodes_not_ready_keep_initialized_and_say_which() -> None:
