@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kosmos.api import nodeagent
-from kosmos.api.objects import Obj
+from kosmos.api.objects import Obj, node_ready
 from kosmos.api.resources import GLOBAL_NODES, NODES
 from kosmos.kube.errors import AlreadyExists, KubeError, NotFound
 from kosmos.kubenest import drain, moves
-from kosmos.kubenest.agent import AgentClient
+from kosmos.kubenest.agent import AgentClient, AgentError
 
 log = logging.getLogger("kosmos.kubenest.realnodes")
 
@@ -132,22 +132,53 @@ class RealMover:
             "Moving",
             f"moving back from {key}: its kubelet returns to the host",
         )
-        await self._drain_tenant(name)
-        body = host_body(globalnode)
-        try:
-            await self.mover.host.create(NODES, body)
-        except AlreadyExists:
-            labels = body["metadata"]["labels"]
-            await self.mover.host.patch(NODES, name, {"metadata": {"labels": labels}})
+        address = node_ip(globalnode)
+        if not await self._never_left(name, address):
+            await self._drain_tenant(name)
+            await self._host_copy(globalnode)
+            state = await self.agents.leave(address)
+            if state.cluster != nodeagent.OWN_CLUSTER:
+                raise MoveError(f"its node-agent reports {state}, not back in its cluster")
         await drain.cordon(self.mover.host, name, unschedulable=False)
-        state = await self.agents.leave(node_ip(globalnode))
-        if state.cluster != nodeagent.OWN_CLUSTER:
-            raise MoveError(f"its node-agent reports {state}, not back in its cluster")
         await self.mover.off_tenant(name)
         await self.mover.host.patch(
             GLOBAL_NODES, name, {"metadata": {"annotations": {HOST_SPEC_ANNOTATION: None}}}
         )
         await self.mover.release(globalnode)
+
+    async def _never_left(self, name: str, address: str) -> bool:
+        """The node still serves the host: its agent says so, or (agent unreachable) its
+        host Node is Ready and the tenant never saw it. A move that stopped before the join
+        (drain under way, the agent down) is undone without the agent."""
+        try:
+            state = await self.agents.state(address)
+        except AgentError:
+            state = None
+        if state is not None:
+            return (
+                state.cluster == nodeagent.OWN_CLUSTER
+                and (await moves.get_node(self.mover.host, name)) is not None
+            )
+        host_node = await moves.get_node(self.mover.host, name)
+        if host_node is None or not node_ready(host_node):
+            raise MoveError(f"its node-agent at {address} does not answer")
+        try:
+            in_tenant = self.mover.tenant and await moves.get_node(self.mover.tenant, name)
+        except KubeError:
+            in_tenant = None
+        if in_tenant:
+            raise MoveError(f"its node-agent at {address} does not answer")
+        return True
+
+    async def _host_copy(self, globalnode: Obj) -> None:
+        """The host Node the returning kubelet finds: pool labels, saved pod range."""
+        body = host_body(globalnode)
+        try:
+            await self.mover.host.create(NODES, body)
+        except AlreadyExists:
+            labels = body["metadata"]["labels"]
+            name = body["metadata"]["name"]
+            await self.mover.host.patch(NODES, name, {"metadata": {"labels": labels}})
 
     async def _drain_tenant(self, name: str) -> None:
         """Tenant pods leave before their node does (best effort: the tenant may be gone)."""

@@ -22,6 +22,7 @@ from kosmos.api.resources import (
 )
 from kosmos.kube.controller import Request
 from kosmos.kubenest import moves, phases, pki, realnodes
+from kosmos.kubenest.agent import AgentError
 from kosmos.kubenest.nodes import NodeReconciler
 from tests.unit.kubenest.fakes import FakeClient, FakeInformer, FakeRecorder
 
@@ -42,13 +43,18 @@ class FakeAgents:
         self.calls: list[tuple[str, str]] = []
         self.joins: list[nodeagent.Join] = []
         self.register = True
+        self.down = False
 
     async def state(self, address: str) -> nodeagent.State:
         self.calls.append(("state", address))
+        if self.down:
+            raise AgentError(f"node-agent at {address}: connection refused")
         return self.states.get(address, nodeagent.State(node="worker-1"))
 
     async def join(self, address: str, join: nodeagent.Join) -> nodeagent.State:
         self.calls.append(("join", address))
+        if self.down:
+            raise AgentError(f"node-agent at {address}: connection refused")
         self.joins.append(join)
         if self.register and self.tenant.find(NODES, "worker-1") is None:
             self.tenant.add(NODES, {"metadata": {"name": "worker-1", "labels": {"own": "x"}}})
@@ -220,3 +226,26 @@ def _subject(pem: str) -> str:
     from cryptography import x509
 
     return x509.load_pem_x509_certificate(pem.encode()).subject.rfc4514_string()
+
+
+async def test_a_node_whose_agent_never_answered_is_freed_where_it_is() -> None:
+    """Deleted before the join could happen (agent down): the node never left the host, so
+    it is uncordoned and freed there without its agent."""
+    rig = Rig()
+    rig.agents.down = True
+    host_node = rig.host.find(NODES, "worker-1")
+    assert host_node is not None
+    host_node["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    assert await rig.run() == 5.0
+    kind, message = reason(rig.vc(), phases.NODES_READY)
+    assert kind == phases.MOVE_FAILED and "connection refused" in message
+    assert rig.host.find(NODES, "worker-1")["spec"]["unschedulable"] is True  # type: ignore[index]
+    vc = rig.vc()
+    vc["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
+    vc["status"]["phase"] = phases.DELETING
+    rig.host.add(VIRTUAL_CLUSTERS, vc)
+    await rig.run()
+    node = rig.host.find(NODES, "worker-1")
+    assert node is not None and not node["spec"].get("unschedulable")
+    assert rig.gn()["spec"]["state"] == "free"
+    assert not [c for c in rig.agents.calls if c[0] != "state"]

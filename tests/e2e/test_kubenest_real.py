@@ -1,0 +1,329 @@
+"""The seed's kubenest example on a real node: a VirtualCluster takes a host worker by its
+hostname label, the tenant runs a pod on it, and deleting the VirtualCluster returns it.
+
+This module brings up an environment of its own, as a platform engineer would for kubenest
+alone: ``kosmosctl local up --members 0 --real-nodes 2 --without-kosmos`` (a host with two
+real workers, each with its node-agent), ``kosmosctl install`` with every component off (the
+CRDs and the namespace), and ``kosmos virtual-cluster-operator`` as a process of this
+machine with the local provider, advertising the host's address on the nodes' network (the
+tenant apiserver must be reachable from the node that joins it). The shared e2e
+environment is left alone: its host's one real node runs Kosmos.
+
+The node's kubelet really changes clusters: the pod runs in containerd on that node, its
+logs and exec go through the tenant's apiserver to the kubelet (which now trusts the
+tenant's CA), and its DNS is the tenant's CoreDNS through the tenant's ``kube-dns``
+Service (kube-proxy on the node serves the tenant too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kosmos.api import nodeagent
+from kosmos.kube.tls import client_ssl_context
+from kosmos.kubenest.pki import ADMIN, TenantPKI
+from kosmos.local.kubectl import Kubectl, KubectlError
+from kosmos.local.nodes.plan import REAL_NODE_KEY
+from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
+from tests.support import get, require, wait_for
+
+PORT_BASE = int(os.environ.get("KOSMOS_KUBENEST_E2E_PORT_BASE", "17800"))
+TENANT_PORTS = os.environ.get("KOSMOS_KUBENEST_E2E_TENANT_PORTS", "21400-21499")
+BIN = Path(os.environ.get("KOSMOS_KUBENEST_BIN", "~/.cache/kosmos/bin")).expanduser()
+NS = "test-521-8"  # the seed's example
+KOSMOS = str(Path(sys.executable).parent / "kosmos")
+COMPLETED_TIMEOUT = 240
+RETURN_TIMEOUT = 180
+
+
+@dataclass
+class KubenestEnv:
+    env: dict[str, str]
+    kubeconfig: Path
+    kubectl_binary: Path
+    workers: list[str]
+    advertise: str
+    operator_log: Path
+
+    def host(self) -> Kubectl:
+        return ContextKubectl(self.kubectl_binary, self.kubeconfig, "host")
+
+    def tenant(self, kubeconfig: Path) -> Kubectl:
+        return Kubectl(self.kubectl_binary, kubeconfig, "tenant")
+
+
+def _operator_argv(kubeconfig: Path, state: Path, advertise: str) -> list[str]:
+    return [
+        KOSMOS,
+        "virtual-cluster-operator",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--context",
+        "host",
+        "--provider",
+        "local",
+        "--state-dir",
+        str(state),
+        "--binaries-dir",
+        str(BIN),
+        "--port-range",
+        TENANT_PORTS,
+        "--advertise-address",
+        advertise,
+        "--health-port",
+        "0",
+    ]
+
+
+@pytest.fixture(scope="module")
+def kn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubenestEnv]:
+    base = tmp_path_factory.mktemp("kubenest")
+    env = dict(os.environ, KOSMOS_LOCAL_DIR=str(base / "local"))
+    up = kosmosctl(
+        env,
+        "local",
+        "up",
+        "--members",
+        "0",
+        "--nodes",
+        "1",
+        "--real-nodes",
+        "2",
+        "--without-kosmos",
+        "--port-base",
+        str(PORT_BASE),
+        check=False,
+    )
+    operator: subprocess.Popen[bytes] | None = None
+    try:
+        assert up.returncode == 0, f"local up failed:\n{up.stdout}\n{up.stderr}"
+        found = exports(up.stdout)
+        kubeconfig = Path(found["KUBECONFIG"])
+        kubectl_binary = Path(found["PATH"].split(":")[0]) / "kubectl"
+        env["KUBECONFIG"] = str(kubeconfig)
+        kosmosctl(
+            env,
+            "install",
+            "--disable-tree",
+            "--disable-link",
+            "--disable-scheduler",
+            "--no-mcs-dns",
+        )
+        host = ContextKubectl(kubectl_binary, kubeconfig, "host")
+        workers = sorted(
+            n["metadata"]["name"] for n in get(host, "nodes", "-l", REAL_NODE_KEY)["items"]
+        )
+        assert len(workers) == 2, workers
+        advertise = _network_host(host, workers[0])
+        require(all((BIN / b).is_file() for b in ("etcd", "kube-apiserver", "coredns")), str(BIN))
+        log = base / "operator.log"
+        with log.open("wb") as out:
+            operator = subprocess.Popen(
+                _operator_argv(kubeconfig, base / "tenants", advertise),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        yield KubenestEnv(env, kubeconfig, kubectl_binary, workers, advertise, log)
+    finally:
+        if operator is not None:
+            operator.send_signal(signal.SIGTERM)
+            try:
+                operator.wait(30)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+        kosmosctl(env, "local", "down", check=False)
+
+
+def _network_host(host: Kubectl, node: str) -> str:
+    """The host's address on the real nodes' network: the first address of the node's /24
+    (``kosmos.local.nodes.plan``: the host end is ``.1``)."""
+    body = get(host, "node", node)
+    ip = next(a["address"] for a in body["status"]["addresses"] if a["type"] == "InternalIP")
+    return str(ipaddress.ip_network(f"{ip}/24", strict=False)[1])
+
+
+def _virtual_cluster(worker: str) -> dict[str, Any]:
+    """The seed's example, with the worker's hostname in the selector."""
+    return {
+        "apiVersion": "kosmos.io/v1alpha1",
+        "kind": "VirtualCluster",
+        "metadata": {"namespace": NS, "name": NS},
+        "spec": {
+            "externalIP": "192.168.0.1",
+            "promotePolicies": [
+                {
+                    "labelSelector": {"matchLabels": {"kubernetes.io/hostname": worker}},
+                    "nodeCount": 1,
+                }
+            ],
+        },
+    }
+
+
+def _phase(kn: KubenestEnv) -> str:
+    body = get(kn.host(), "virtualcluster", NS, "-n", NS)
+    return str((body.get("status") or {}).get("phase") or "")
+
+
+def _diagnose(kn: KubenestEnv) -> str:
+    vc = kn.host().run("get", "virtualcluster", NS, "-n", NS, "-o", "yaml", timeout=20)
+    tail = "\n".join(kn.operator_log.read_text(errors="replace").splitlines()[-40:])
+    return f"{vc}\n--- operator log ---\n{tail}"
+
+
+def _ready(kubectl: Kubectl, node: str) -> bool:
+    try:
+        body = get(kubectl, "node", node)
+    except KubectlError:
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in body["status"]["conditions"])
+
+
+def _gone(kubectl: Kubectl, *args: str) -> bool:
+    try:
+        kubectl.run("get", *args, timeout=20)
+    except KubectlError as error:
+        return "NotFound" in str(error) or "not found" in str(error)
+    return False
+
+
+def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
+    kn: KubenestEnv, tmp_path: Path
+) -> None:
+    host = kn.host()
+    worker = kn.workers[1]
+    wait_for(
+        lambda: get(host, "globalnode", worker)["spec"]["state"] == "free",
+        60,
+        f"GlobalNode {worker} free",
+        ignoring=(KubectlError,),
+    )
+    host.run("create", "namespace", NS)
+    host.run("apply", "-f", "-", stdin=json.dumps(_virtual_cluster(worker)))
+    try:
+        wait_for(lambda: _phase(kn) == "Completed", COMPLETED_TIMEOUT, "phase Completed")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{_diagnose(kn)}") from None
+    encoded = get(host, "virtualcluster", NS, "-n", NS)["spec"]["kubeconfig"]
+    config = tmp_path / "tenant.kubeconfig"
+    config.write_bytes(base64.b64decode(encoded))
+    tenant = Kubectl(kn.kubectl_binary, config, "tenant")
+
+    # the node left the host and is Ready in the tenant, with its pool labels
+    assert _gone(host, "node", worker)
+    assert wait_for(lambda: _ready(tenant, worker), 60, f"{worker} Ready in the tenant")
+    names = [n["metadata"]["name"] for n in get(tenant, "nodes")["items"]]
+    assert names == [worker]
+    assert get(host, "globalnode", worker)["spec"]["state"] == "occupied"
+
+    # a pod of the tenant runs on it: real containers, logs and exec through the tenant
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hello", "namespace": "default"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "docker.io/library/busybox:latest",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", "echo hello from the tenant; sleep 3600"],
+                }
+            ],
+            "terminationGracePeriodSeconds": 1,
+        },
+    }
+    wait_for(
+        lambda: get(tenant, "serviceaccount", "default", "-n", "default"),
+        60,
+        "the tenant's default ServiceAccount",
+        ignoring=(KubectlError,),
+    )
+    tenant.run("apply", "-f", "-", stdin=json.dumps(pod))
+    wait_for(
+        lambda: get(tenant, "pod", "hello")["status"].get("phase") == "Running",
+        120,
+        "the tenant's pod Running",
+    )
+    assert get(tenant, "pod", "hello")["spec"]["nodeName"] == worker
+    assert "hello from the tenant" in tenant.run("logs", "hello")
+    answer = wait_for(
+        lambda: tenant.run(
+            "exec", "hello", "--", "nslookup", "kubernetes.default.svc.cluster.local"
+        ),
+        60,
+        "the tenant's DNS from the pod",
+        ignoring=(KubectlError,),
+    )
+    assert "10.96.0.1" in answer
+
+    # deleting the VirtualCluster returns the node, Ready, and leaves nothing of the tenant
+    host.run("delete", "virtualcluster", NS, "-n", NS, "--wait=false")
+    wait_for(
+        lambda: _gone(host, "virtualcluster", NS, "-n", NS),
+        RETURN_TIMEOUT,
+        "the VirtualCluster gone",
+    )
+    assert wait_for(lambda: _ready(host, worker), RETURN_TIMEOUT, f"{worker} Ready in the host")
+    assert get(host, "globalnode", worker)["spec"]["state"] == "free"
+    left = get(host, "secrets", "-n", NS, "-l", "kosmos.io/virtual-cluster")["items"]
+    assert left == []
+    # the host schedules on it again
+    host.run("delete", "namespace", NS, "--wait=false")
+
+
+def test_the_node_agent_refuses_a_missing_token_and_a_foreign_ca(kn: KubenestEnv) -> None:
+    """The running agent, asked over the network as an attacker on the node network would:
+    with the operator's client certificate but no token (401), and with a certificate of
+    a CA of its own (the TLS handshake fails)."""
+    secret = get(kn.host(), "secret", nodeagent.SECRET_NAME, "-n", nodeagent.SECRET_NAMESPACE)
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    body = get(kn.host(), "node", kn.workers[0])
+    ip = next(a["address"] for a in body["status"]["addresses"] if a["type"] == "InternalIP")
+    url = f"https://{ip}:{nodeagent.PORT}{nodeagent.STATE_PATH}"
+    good = client_ssl_context(data["ca.crt"], data["tls.crt"], data["tls.key"])
+    foreign_cert, foreign_key = TenantPKI.create("someone/else", []).pair(ADMIN)
+    foreign = client_ssl_context(data["ca.crt"], foreign_cert, foreign_key)
+    token = data["token"].decode().strip()
+
+    async def ask(context: Any, headers: dict[str, str]) -> int:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, ssl=context, headers=headers) as response,
+        ):
+            return response.status
+
+    assert asyncio.run(ask(good, {"Authorization": f"Bearer {token}"})) == 200
+    assert asyncio.run(ask(good, {})) == 401
+    assert asyncio.run(ask(good, {"Authorization": "Bearer wrong"})) == 401
+    with pytest.raises(aiohttp.ClientError):
+        asyncio.run(ask(foreign, {"Authorization": f"Bearer {token}"}))
+
+
+def test_nothing_was_lost_on_the_way(kn: KubenestEnv) -> None:
+    """Both workers are in the host and Ready; no GlobalNode is held."""
+    host = kn.host()
+    for worker in kn.workers:
+        assert _ready(host, worker)
+    held = [
+        g["metadata"]["name"]
+        for g in get(host, "globalnodes")["items"]
+        if g["spec"].get("state") == "occupied"
+    ]
+    assert held == []
