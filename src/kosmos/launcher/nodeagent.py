@@ -15,6 +15,7 @@ import asyncio
 import importlib
 import ipaddress
 import logging
+import ssl
 from pathlib import Path
 
 import click
@@ -33,10 +34,9 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+        ipaddress.IPv6Address(host)  # "[not-an-address]": the error names it
     elif ":" in host:
         raise ValueError(f"--listen: put an IPv6 address in brackets ([{host}]:{port})")
-    if ":" in host:
-        ipaddress.IPv6Address(host)  # a clear error for "[not-an-address]"
     return host, int(port)
 
 
@@ -62,6 +62,15 @@ def backend_for(name: str, node_dir: Path | None) -> api.NodeBackend:
     module = importlib.import_module("kosmos.local.nodes.agent")
     backend: api.NodeBackend = module.LocalBackend(node_dir)
     return backend
+
+
+def _tls(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
+    """The agent's TLS context; OpenSSL's own errors ("PEM lib") name no file, this does."""
+    try:
+        return server.ssl_context(cert, key, client_ca)
+    except ssl.SSLError as exc:
+        files = f"--tls-cert {cert}, --tls-key {key}, --client-ca {client_ca}"
+        raise ValueError(f"cannot load the TLS files ({files}): {exc}") from exc
 
 
 @click.command(name="node-agent", context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,8 +127,9 @@ def command(  # noqa: PLR0917 - click passes every option by name
     )
     try:
         host, port = parse_listen(listen)
-        agent = server.Agent(backend_for(backend, node_dir), read_token(token_file))
-        context = server.ssl_context(tls_cert, tls_key, client_ca)
+        token = read_token(token_file)
+        context = _tls(tls_cert, tls_key, client_ca)
+        agent = server.Agent(backend_for(backend, node_dir), token)  # the backend last
     except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
         raise click.ClickException(str(exc)) from exc
     try:
