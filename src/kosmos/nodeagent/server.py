@@ -6,7 +6,8 @@ checks: the TLS handshake requires a client certificate signed by the agents' CA
 ``kosmos-node-agent`` Secret's bearer token, compared in constant time. Either alone is not
 enough: a leaked operator certificate without the token, or the token without a
 certificate, gets nothing. Only ``GET /healthz`` (a liveness probe that reveals nothing) is
-answered without the token; it still needs the certificate.
+answered without the token; it still needs the certificate. ``GET /metrics`` (requests by
+operation and code) takes both checks, like the operations.
 
 The backend's calls block (they restart processes), so they run in a worker thread, one at
 a time: two operators (or a retry racing the first try) must not interleave a join and a
@@ -24,7 +25,6 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
@@ -144,7 +144,9 @@ class Agent:
     async def _leave(self, request: web.Request) -> web.Response:
         return await self._run(request, "leave", self.backend.leave)
 
-    async def _run(self, request: web.Request, what: str, call: Callable[[], Any]) -> web.Response:
+    async def _run(
+        self, request: web.Request, what: str, call: Callable[[], object]
+    ) -> web.Response:
         """``call`` in a worker thread, one at a time; its result (a State) or its failure
         as the answer, logged with who asked."""
         who = peer_name(request)

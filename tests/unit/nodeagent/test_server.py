@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 
 import aiohttp
@@ -13,7 +14,7 @@ import pytest
 from kosmos.api import nodeagent as api
 from kosmos.kube.metrics import REGISTRY
 from kosmos.nodeagent import server
-from tests.unit.nodeagent.fakes import OPERATOR, Running, join_body
+from tests.unit.nodeagent.fakes import OPERATOR, Running, eventually, join_body
 
 
 async def test_state_join_and_leave_with_the_token_and_a_certificate(agent: Running):
@@ -191,3 +192,23 @@ async def test_requests_are_counted_by_operation_and_code(agent: Running):
 def test_an_empty_token_is_refused():
     with pytest.raises(ValueError, match="non-empty"):
         server.Agent(object(), "")  # type: ignore[arg-type]
+
+
+def _handshake(port: int, context: ssl.SSLContext) -> None:
+    """A blocking client, which sends its alert before closing (asyncio's does not)."""
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1"),
+    ):
+        pass
+
+
+async def test_a_client_that_refuses_the_agent_is_logged(
+    agent: Running, caplog: pytest.LogCaptureFixture
+):
+    context = agent.pki.context(trust=agent.pki.other_ca)
+    with caplog.at_level(logging.WARNING, logger="kosmos.nodeagent"):
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.to_thread(_handshake, agent.port, context)
+        await eventually(lambda: "refused the agent's certificate" in caplog.text)
+    assert "tlsv1_alert_unknown_ca" in caplog.text
