@@ -135,7 +135,10 @@ class Agent:
         try:
             body = json.loads(await request.read() or b"null")
             join = api.parse_join(body)
-        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, BadRequest
+        except (
+            ValueError,
+            RecursionError,
+        ) as exc:  # not UTF-8 or JSON, nested too deep; BadRequest
             log.warning("join from %s: 400 (%s)", peer_name(request), exc)
             return error(400, f"bad join request: {exc}")
         what = f"join {join.tenant} at {join.server}"

@@ -107,7 +107,9 @@ async def test_a_bad_join_body_is_400_naming_the_field(agent: Running, change, f
     assert agent.backend.calls == []
 
 
-@pytest.mark.parametrize("data", [b"", b"{not json", b"[1, 2]", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "data", [b"", b"{not json", b"[1, 2]", b"\xff\xfe", b"[" * 30000 + b"]" * 30000]
+)
 async def test_a_join_body_that_is_no_json_object_is_400(agent: Running, data: bytes):
     status, body, _ = await agent.call("POST", api.JOIN_PATH, data=data)
     assert status == 400
