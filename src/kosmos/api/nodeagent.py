@@ -144,15 +144,15 @@ def parse_state(body: object) -> State:
     return State(**known)
 
 
-def _text(body: dict[str, Any], key: str) -> str:
+def _text(body: dict[str, Any], key: str, where: str = "") -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{key} must be a non-empty string")
+        raise BadRequest(f"{where}{key} must be a non-empty string")
     return value.strip()
 
 
 def _pem(body: dict[str, Any], key: str, where: str = "") -> str:
-    value = _text(body, key)
+    value = _text(body, key, where)
     if not value.startswith(_PEM):
         raise BadRequest(f"{where}{key} must be PEM")
     return value
