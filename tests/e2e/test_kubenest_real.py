@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from kosmos.api import nodeagent
 from kosmos.kube.tls import client_ssl_context
@@ -273,6 +274,9 @@ def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
     )
     assert "10.96.0.1" in answer
 
+    # the tenant's admin is nobody in the host
+    assert "Unauthorized" in _refused(kn, config)
+
     # deleting the VirtualCluster returns the node, Ready, and leaves nothing of the tenant
     host.run("delete", "virtualcluster", NS, "-n", NS, "--wait=false")
     wait_for(
@@ -286,6 +290,29 @@ def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
     assert left == []
     # the host schedules on it again
     host.run("delete", "namespace", NS, "--wait=false")
+
+
+def _refused(kn: KubenestEnv, tenant_config: Path) -> str:
+    """The tenant admin's certificate presented to the host's apiserver: kubectl's error."""
+    tenant = yaml.safe_load(tenant_config.read_text())
+    merged = yaml.safe_load(kn.kubeconfig.read_text())
+    context = next(c["context"] for c in merged["contexts"] if c["name"] == "host")
+    cluster = next(c["cluster"] for c in merged["clusters"] if c["name"] == context["cluster"])
+    forged = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "host", "cluster": cluster}],
+        "users": [{"name": "tenant-admin", "user": tenant["users"][0]["user"]}],
+        "contexts": [{"name": "x", "context": {"cluster": "host", "user": "tenant-admin"}}],
+        "current-context": "x",
+    }
+    path = tenant_config.with_name("forged.kubeconfig")
+    path.write_text(yaml.safe_dump(forged))
+    try:
+        Kubectl(kn.kubectl_binary, path, "host").run("get", "namespaces", timeout=20)
+    except KubectlError as error:
+        return str(error)
+    return "the host answered the tenant's admin"
 
 
 def test_the_node_agent_refuses_a_missing_token_and_a_foreign_ca(kn: KubenestEnv) -> None:
