@@ -179,7 +179,11 @@ class LocalProvider:
     def _destroy(self, layout: Layout) -> None:
         if not layout.dir.exists():
             return
-        survivors = processes.stop(layout.dir, processes.tenant_pids(layout.dir))
+        # etcd last: an apiserver stopping removes its endpoint from the kubernetes
+        # Service, and with etcd gone it retries until its grace period is over (10 s)
+        users = [processes.running(layout.dir, c) for c in components.PROCESSES[1:]]
+        survivors = processes.stop(layout.dir, [pid for pid in users if pid is not None])
+        survivors += processes.stop(layout.dir, processes.tenant_pids(layout.dir))
         if survivors:
             raise ProviderError(f"tenant processes {survivors} survived SIGKILL; kept {layout.dir}")
         shutil.rmtree(layout.dir)
