@@ -1,7 +1,8 @@
 """Real nodes of the local environment: bring them up, list them, take them down.
 
 ``up`` calls :func:`prepare` once (what every node needs: binaries, images, the cluster
-networks, the apiserver relay), then :func:`ensure_cluster` after each cluster is healthy.
+networks, the apiserver relay), then :func:`ensure_cluster` after each cluster is healthy
+(its real nodes, their DNS, the node-agents' Secret for the kubenest operator).
 Both converge: a second ``up`` finds everything running and changes nothing; after a crash
 (``kill -9`` of any node process, or of the relay) it starts exactly what died.
 """
@@ -11,12 +12,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kosmos.api.objects import node_ready
 from kosmos.local import kwokctl
 from kosmos.local.kubectl import Kubectl, KubectlError
-from kosmos.local.nodes import artifacts, clusterdns, isolation, layout, network, relay, teardown
+from kosmos.local.nodes import (
+    agentsetup,
+    artifacts,
+    clusterdns,
+    isolation,
+    layout,
+    network,
+    relay,
+    teardown,
+)
 from kosmos.local.nodes.artifacts import Artifacts
 
 __all__ = [
@@ -64,7 +75,12 @@ def ensure_cluster(
     for node in real_nodes(cluster, environment):
         outcomes.append(ensure_node(node, found, kubectl, progress))
     clusterdns.ensure(kubectl, cluster.service_cidr)
+    agentsetup.ensure_secret(kubectl, cluster_pki(cluster.name))
     return outcomes
+
+
+def cluster_pki(cluster: str) -> Path:
+    return kwokctl.cluster_dir(cluster) / "pki"
 
 
 def ensure_node(
@@ -73,12 +89,17 @@ def ensure_node(
     ctx = Context(
         artifacts=found,
         kubectl=kubectl,
-        cluster_pki=kwokctl.cluster_dir(node.cluster) / "pki",
+        cluster_pki=cluster_pki(node.cluster),
         hierarchies=isolation.host_cgroup_mounts(),
     )
     outcome = NodeRunner(node, ctx).run()
     network.ensure_node_routes(node)
-    if outcome.started:
+    if outcome.tenant:
+        progress(
+            f"{node.cluster}: real node {node.name} serves tenant {outcome.tenant}: "
+            "left to its node-agent"
+        )
+    elif outcome.started:
         progress(
             f"{node.cluster}: real node {node.name} ({node.address}) Ready in "
             f"{outcome.seconds:.1f}s (started {', '.join(outcome.started)})"
