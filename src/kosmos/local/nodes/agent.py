@@ -103,7 +103,8 @@ class LocalBackend:
     """:class:`kosmos.api.nodeagent.NodeBackend` for the real node in ``node_dir``."""
 
     def __init__(self, node_dir: Path) -> None:
-        self.dirs = NodeDirs.at(node_dir)
+        # absolute: a process is known as the node's by its arguments under this directory
+        self.dirs = NodeDirs.at(node_dir.absolute())
 
     def state(self) -> State:
         served = read_state(self.dirs.agent_state)
