@@ -259,3 +259,17 @@ def test_join_without_records_fails_naming_the_file(tmp_path):
     (tmp_path / "n1" / "etc").mkdir(parents=True)
     with pytest.raises(Failed, match="commands/kubelet.json"):
         agent.LocalBackend(tmp_path / "n1").join(_join())
+
+
+def test_status_shows_a_lent_node_as_lent_not_as_a_broken_real_node(tmp_path, monkeypatch):
+    from kosmos.local.nodes import layout, lifecycle
+
+    node, dirs = _node(tmp_path, monkeypatch)
+    layout.save(node)
+    live = {"metadata": {"name": node.name, "labels": {"local.kosmos.io/real-node": "true"}}}
+    assert lifecycle.node_rows(node.cluster, [live])[0].kind == "real"
+    agent.write_state(dirs.agent_state, agent.Served("ns/t", "https://a:1"))
+    assert lifecycle.lent_to(node.name) == "ns/t"
+    assert lifecycle.node_rows(node.cluster, [live])[0].kind == "lent"
+    (row,) = lifecycle.status([], lambda name: None)
+    assert (row.name, row.kind, row.ready) == (node.name, "lent", False)

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kosmos.api.nodeagent import Failed
 from kosmos.api.objects import node_ready
 from kosmos.local import kwokctl
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes import (
+    agent,
     agentsetup,
     artifacts,
     clusterdns,
@@ -140,7 +142,7 @@ def down(environment: str | None) -> teardown.Removal:
 class NodeStatus:
     name: str
     cluster: str
-    kind: str  # real | kwok | leaf | other
+    kind: str  # real | lent (to a tenant by its node-agent) | kwok | leaf | other
     runtime: str
     ready: bool
     processes: str  # "4/4" running for real nodes, "-" otherwise
@@ -166,6 +168,8 @@ def node_rows(cluster: str, nodes: list[dict[str, Any]]) -> list[NodeStatus]:
         runtime = (status.get("nodeInfo") or {}).get("containerRuntimeVersion") or "-"
         name = str(meta.get("name"))
         running = processes_running(name) if kind == "real" else "-"
+        if kind == "real" and lent_to(name):
+            kind = "lent"
         rows.append(NodeStatus(name, cluster, kind, runtime, ready, running))
     return rows
 
@@ -191,8 +195,19 @@ def status(clusters: list[ClusterPlan], kubectl_for: Callable[[str], Kubectl]) -
     for name in layout.recorded():
         plan = layout.load(name)
         if plan is not None and name not in listed:
-            rows.append(NodeStatus(name, plan.cluster, "real", "-", False, processes_running(name)))
+            kind = "lent" if lent_to(name) else "real"
+            rows.append(NodeStatus(name, plan.cluster, kind, "-", False, processes_running(name)))
     return rows
+
+
+def lent_to(name: str) -> str:
+    """The tenant a real node's agent lent it to ("" when it serves its own cluster): such a
+    node is not Ready in its cluster (its Node is the tenant's then), and that is no fault."""
+    try:
+        served = agent.read_state(layout.NodeDirs(name).agent_state)
+    except Failed:
+        return ""
+    return served.tenant if served else ""
 
 
 def relay_status() -> tuple[bool, str] | None:
