@@ -169,7 +169,8 @@ class NodeRunner:
                 self.renewed = {"kubelet", "flanneld", "kube-proxy"}
         self.containerd()
         self.images()
-        served = agent.read_state(self.dirs.agent_state)
+        with self.step("node-agent state"):
+            served = agent.read_state(self.dirs.agent_state)
         if served is None:
             self.own_cluster()
         else:
