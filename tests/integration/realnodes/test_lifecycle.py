@@ -14,7 +14,7 @@ from kosmos.net import wiring
 from tests.integration.realnodes.conftest import RealEnv, pod, running
 from tests.support import apply, get, wait_for
 
-PROCESSES = ("kubelet", "containerd", "kube-proxy", "flanneld")
+PROCESSES = ("kubelet", "containerd", "kube-proxy", "flanneld", "node-agent")
 
 
 def _identity(real: RealEnv, namespace: str) -> tuple[str, str]:

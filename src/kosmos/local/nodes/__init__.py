@@ -11,6 +11,8 @@ Modules: ``plan`` (names and addresses, pure), ``configs`` (the processes' confi
 pure), ``layout`` (the node's directory), ``pki`` (its credentials), ``isolation`` (cgroups,
 mount namespace), ``launch`` (its processes), ``network`` (cluster networks, flannel's
 ConfigMap), ``relay`` (apiserver access from the nodes), ``node`` (one node's steps),
+``agentsetup`` (each node's node-agent: credentials, command, the cluster's Secret),
+``agent`` (the node-agent's backend: lend the node to a tenant's apiserver and back),
 ``teardown`` (``down``), ``lifecycle`` (what ``kosmosctl local`` calls).
 """
 

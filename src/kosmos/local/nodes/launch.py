@@ -9,21 +9,27 @@ session (detached from ``up``), its output appended to ``logs/<name>.log``.
 Alive means: the pid in the pid file exists, is not a zombie (after ``kill -9`` a process can
 stay a zombie for a while when its reaper is slow) and still runs the command we started
 (pid reuse). That is all ``up`` needs to restart exactly what died.
+
+Every start is recorded (``etc/commands/<name>.json``: the wrapper's full argv, the command
+inside it and its extra environment), so the node-agent can start kubelet, kube-proxy and
+flanneld again exactly as ``up`` did, without knowing the toolchain or the cgroup layout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kosmos.local import procs
-from kosmos.local.nodes.layout import NodeDirs
+from kosmos.local.nodes.layout import NodeDirs, put
 
 
 @dataclass(frozen=True)
@@ -72,17 +78,48 @@ def running_as(pid: int, command: Command, marker: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """How ``up`` last started a node process: ``argv`` is the full wrapper argv,
+    ``command`` the command inside it (its name, argv and extra environment)."""
+
+    command: Command
+    argv: tuple[str, ...]
+
+
+def record(dirs: NodeDirs, command: Command, argv: Sequence[str]) -> None:
+    body = {"argv": list(argv), "env": command.env, "command": list(command.argv)}
+    put(dirs.commands / f"{command.name}.json", json.dumps(body, indent=2) + "\n", 0o644)
+
+
+def recorded(dirs: NodeDirs, name: str) -> Recorded | None:
+    """The record of process ``name``; None when there is none (or it cannot be read)."""
+    try:
+        body = json.loads((dirs.commands / f"{name}.json").read_text())
+        command = Command(name, tuple(map(str, body["command"])), dict(body.get("env") or {}))
+        return Recorded(command, tuple(map(str, body["argv"])))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def start(
     dirs: NodeDirs, command: Command, procs_files: Sequence[Path], enter: Sequence[str]
 ) -> int:
-    """Start ``command`` unless it runs; returns its pid."""
+    """Start ``command`` unless it runs; returns its pid. Either way the start is recorded."""
+    argv = wrapper(command, procs_files, enter)
+    record(dirs, command, argv)
     pid = pid_of(dirs, command)
     if pid:
         return pid
+    return spawn(dirs, command, argv)
+
+
+def spawn(dirs: NodeDirs, command: Command, argv: Sequence[str]) -> int:
+    """Run ``argv`` (the wrapper of ``command``) detached, log appended; record its pid."""
     dirs.logs.mkdir(parents=True, exist_ok=True)
     with dirs.log(command.name).open("ab") as log:
         process = subprocess.Popen(
-            wrapper(command, procs_files, enter),
+            list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -92,6 +129,17 @@ def start(
     dirs.pids.mkdir(parents=True, exist_ok=True)
     dirs.pid_file(command.name).write_text(str(process.pid))
     return process.pid
+
+
+def stop(pid: int, timeout: float = 10) -> bool:
+    """SIGKILL ``pid`` and wait until it is gone; False if it is still there."""
+    kill({pid})
+    deadline = time.monotonic() + timeout
+    while not exited(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def exited(pid: int) -> bool:

@@ -15,7 +15,7 @@ even when the environment's options are gone.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kosmos.local import paths
@@ -40,11 +40,19 @@ def relay_dir() -> Path:
 
 @dataclass(frozen=True)
 class NodeDirs:
+    """``parent``: the nodes' directory when it is not this environment's (the node-agent
+    is given its node's directory on its command line)."""
+
     name: str
+    parent: Path | None = field(default=None, compare=False)
+
+    @classmethod
+    def at(cls, base: Path) -> NodeDirs:
+        return cls(base.name, base.parent)
 
     @property
     def base(self) -> Path:
-        return root() / self.name
+        return (self.parent or root()) / self.name
 
     def bind_source(self, target: str) -> Path:
         return self.base / BINDS[target]
@@ -53,6 +61,22 @@ class NodeDirs:
     def etc(self) -> Path:
         """Configuration files and kubeconfigs (read through their host paths)."""
         return self.base / "etc"
+
+    @property
+    def commands(self) -> Path:
+        """``<process>.json``: the full argv and extra environment each process was last
+        started with by ``up``, which the node-agent starts again (with some paths swapped)."""
+        return self.etc / "commands"
+
+    @property
+    def tenant(self) -> Path:
+        """The configuration and credentials of the tenant the node-agent joined it to."""
+        return self.etc / "tenant"
+
+    @property
+    def agent_state(self) -> Path:
+        """Which tenant the node serves (absent: its own cluster)."""
+        return self.etc / "agent-state.json"
 
     @property
     def logs(self) -> Path:

@@ -1,7 +1,8 @@
 """Real nodes of the local environment: bring them up, list them, take them down.
 
 ``up`` calls :func:`prepare` once (what every node needs: binaries, images, the cluster
-networks, the apiserver relay), then :func:`ensure_cluster` after each cluster is healthy.
+networks, the apiserver relay), then :func:`ensure_cluster` after each cluster is healthy
+(its real nodes, their DNS, the node-agents' Secret for the kubenest operator).
 Both converge: a second ``up`` finds everything running and changes nothing; after a crash
 (``kill -9`` of any node process, or of the relay) it starts exactly what died.
 """
@@ -11,12 +12,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from kosmos.api.nodeagent import Failed
 from kosmos.api.objects import node_ready
 from kosmos.local import kwokctl
 from kosmos.local.kubectl import Kubectl, KubectlError
-from kosmos.local.nodes import artifacts, clusterdns, isolation, layout, network, relay, teardown
+from kosmos.local.nodes import (
+    agent,
+    agentsetup,
+    artifacts,
+    clusterdns,
+    isolation,
+    layout,
+    network,
+    relay,
+    teardown,
+)
 from kosmos.local.nodes.artifacts import Artifacts
 
 __all__ = [
@@ -64,7 +77,12 @@ def ensure_cluster(
     for node in real_nodes(cluster, environment):
         outcomes.append(ensure_node(node, found, kubectl, progress))
     clusterdns.ensure(kubectl, cluster.service_cidr)
+    agentsetup.ensure_secret(kubectl, cluster_pki(cluster.name))
     return outcomes
+
+
+def cluster_pki(cluster: str) -> Path:
+    return kwokctl.cluster_dir(cluster) / "pki"
 
 
 def ensure_node(
@@ -73,12 +91,17 @@ def ensure_node(
     ctx = Context(
         artifacts=found,
         kubectl=kubectl,
-        cluster_pki=kwokctl.cluster_dir(node.cluster) / "pki",
+        cluster_pki=cluster_pki(node.cluster),
         hierarchies=isolation.host_cgroup_mounts(),
     )
     outcome = NodeRunner(node, ctx).run()
     network.ensure_node_routes(node)
-    if outcome.started:
+    if outcome.tenant:
+        progress(
+            f"{node.cluster}: real node {node.name} serves tenant {outcome.tenant}: "
+            "left to its node-agent"
+        )
+    elif outcome.started:
         progress(
             f"{node.cluster}: real node {node.name} ({node.address}) Ready in "
             f"{outcome.seconds:.1f}s (started {', '.join(outcome.started)})"
@@ -119,7 +142,7 @@ def down(environment: str | None) -> teardown.Removal:
 class NodeStatus:
     name: str
     cluster: str
-    kind: str  # real | kwok | leaf | other
+    kind: str  # real | lent (to a tenant by its node-agent) | kwok | leaf | other
     runtime: str
     ready: bool
     processes: str  # "4/4" running for real nodes, "-" otherwise
@@ -145,6 +168,8 @@ def node_rows(cluster: str, nodes: list[dict[str, Any]]) -> list[NodeStatus]:
         runtime = (status.get("nodeInfo") or {}).get("containerRuntimeVersion") or "-"
         name = str(meta.get("name"))
         running = processes_running(name) if kind == "real" else "-"
+        if kind == "real" and lent_to(name):
+            kind = "lent"
         rows.append(NodeStatus(name, cluster, kind, runtime, ready, running))
     return rows
 
@@ -170,8 +195,19 @@ def status(clusters: list[ClusterPlan], kubectl_for: Callable[[str], Kubectl]) -
     for name in layout.recorded():
         plan = layout.load(name)
         if plan is not None and name not in listed:
-            rows.append(NodeStatus(name, plan.cluster, "real", "-", False, processes_running(name)))
+            kind = "lent" if lent_to(name) else "real"
+            rows.append(NodeStatus(name, plan.cluster, kind, "-", False, processes_running(name)))
     return rows
+
+
+def lent_to(name: str) -> str:
+    """The tenant a real node's agent lent it to ("" when it serves its own cluster): such a
+    node is not Ready in its cluster (its Node is the tenant's then), and that is no fault."""
+    try:
+        served = agent.read_state(layout.NodeDirs(name).agent_state)
+    except Failed:
+        return ""
+    return served.tenant if served else ""
 
 
 def relay_status() -> tuple[bool, str] | None:

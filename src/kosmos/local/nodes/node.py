@@ -3,15 +3,19 @@
 The steps, in order: the node's files; its network namespace on the cluster network; its
 cgroups; its mount namespace; its credentials; containerd; the images; kubelet (until the
 node is registered and has a pod range from kcm); flanneld (until it wrote its subnet);
-the CNI configuration from the node's pod range; kube-proxy; then the node's Ready
-condition. Each step converges: what exists is kept, configuration files are written only
-when their content changes, a process whose pid still runs it is left alone. A step that
+the CNI configuration from the node's pod range; kube-proxy; the node's Ready condition;
+then its node-agent. A node its agent lent to a tenant (:mod:`kosmos.local.nodes.agent`)
+gets only containerd and the agent: kubelet, flanneld and kube-proxy are the agent's then.
+Each step converges: what exists is kept, configuration files are written only when their
+content changes, a process whose pid still runs it is left alone. A step that
 fails raises ``NodeError`` naming the node, the step and the tail of the log that explains it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kosmos.api import nodeagent
 from kosmos.api.objects import node_ready
 from kosmos.local.kubectl import Kubectl, KubectlError
-from kosmos.local.nodes import configs, isolation, launch, layout, pki
+from kosmos.local.nodes import agent, agentsetup, configs, isolation, launch, layout, pki
 from kosmos.local.nodes.artifacts import Artifacts
 from kosmos.local.nodes.layout import NodeDirs
 from kosmos.local.nodes.network import bridge_of
@@ -35,6 +40,7 @@ SOCKET_TIMEOUT = 20.0
 REGISTER_TIMEOUT = 90.0
 FLANNEL_TIMEOUT = 30.0
 READY_TIMEOUT = 90.0
+AGENT_TIMEOUT = 30.0
 POLL = 0.2
 SETTLE = 0.5  # how long a process just started must stay alive to count as started
 #: per-namespace kernel settings of a node: pods route through it, kube-proxy's DNAT must
@@ -77,6 +83,7 @@ class Context:
 class Outcome:
     node: str
     started: list[str] = field(default_factory=list)  # processes (re)started by this run
+    tenant: str = ""  # the tenant the node serves (its node-agent runs kubelet then)
     seconds: float = 0.0
 
 
@@ -103,17 +110,17 @@ class NodeRunner:
     def fail(self, detail: str, log: str | None = None) -> NodeError:
         return NodeError(self.node.name, self._step, detail, self.dirs.log(log) if log else None)
 
-    def start(self, command: launch.Command, changed: bool = False) -> None:
+    def start(
+        self, command: launch.Command, changed: bool = False, enter: list[str] | None = None
+    ) -> None:
         """Start ``command`` unless it runs; ``changed``: its configuration or credentials
-        changed, so a running one is stopped first (it would keep the old ones)."""
+        changed, so a running one is stopped first (it would keep the old ones). ``enter``:
+        the namespaces to run in (default: the node's mount and network namespaces)."""
         files = isolation.procs_files(self.node.cgroup, self.ctx.hierarchies)
-        enter = isolation.enter(self.dirs, self.node.netns)
+        enter = enter if enter is not None else isolation.enter(self.dirs, self.node.netns)
         before = launch.pid_of(self.dirs, command)
         if before is not None and (changed or command.name in self.renewed):
-            launch.kill({before})
-            deadline = time.monotonic() + 10
-            while not launch.exited(before) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            launch.stop(before)
             before = None
         launch.start(self.dirs, command, files, enter)
         if before is None:
@@ -162,15 +169,25 @@ class NodeRunner:
                 self.renewed = {"kubelet", "flanneld", "kube-proxy"}
         self.containerd()
         self.images()
+        with self.step("node-agent state"):
+            served = agent.read_state(self.dirs.agent_state)
+        if served is None:
+            self.own_cluster()
+        else:
+            self.outcome.tenant = served.tenant
+        self.node_agent()
+        self.still_running()
+        self.outcome.seconds = time.monotonic() - started
+        return self.outcome
+
+    def own_cluster(self) -> None:
+        """What serves the node's own cluster; a node lent to a tenant leaves it to its agent."""
         pod_cidr = self.kubelet()
         self.flannel()
         self.cni(pod_cidr)
         self.host_route(pod_cidr)
         self.kube_proxy()
         self.ready()
-        self.still_running()
-        self.outcome.seconds = time.monotonic() - started
-        return self.outcome
 
     @property
     def kubelet_kubeconfig(self) -> Path:
@@ -299,6 +316,21 @@ class NodeRunner:
             changed = layout.put(config, configs.dump_yaml(body), 0o644)
             argv = (str(self.ctx.artifacts.kube_proxy), f"--config={config}", "--v=2")
             self.start(launch.Command("kube-proxy", argv), changed)
+
+    def node_agent(self) -> None:
+        """The node-agent, last: it restarts what the steps above started (in its network
+        namespace only, see :mod:`kosmos.local.nodes.agentsetup`); up once it listens."""
+        with self.step("node-agent", agentsetup.NAME):
+            changed = agentsetup.ensure_node(self.ctx.cluster_pki, self.dirs, self.node)
+            command = agentsetup.command(self.dirs, self.node)
+            self.start(command, changed, agentsetup.enter(self.node.netns))
+            self.wait("node-agent port", AGENT_TIMEOUT, self.agent_listens, agentsetup.NAME)
+
+    def agent_listens(self) -> bool:
+        address = (self.node.address, nodeagent.PORT)
+        with contextlib.suppress(OSError), socket.create_connection(address, timeout=1):
+            return True
+        return False
 
     def ready(self) -> None:
         with self.step("ready", "kubelet"):
