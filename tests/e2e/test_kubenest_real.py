@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,10 +218,14 @@ def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
     )
     host.run("create", "namespace", NS)
     host.run("apply", "-f", "-", stdin=json.dumps(_virtual_cluster(worker)))
+    started = time.monotonic()
     try:
         wait_for(lambda: _phase(kn) == "Completed", COMPLETED_TIMEOUT, "phase Completed")
     except AssertionError as error:
         raise AssertionError(f"{error}\n{_diagnose(kn)}") from None
+    print(
+        f"\nVirtualCluster with real node {worker}: Completed in {time.monotonic() - started:.1f}s"
+    )
     encoded = get(host, "virtualcluster", NS, "-n", NS)["spec"]["kubeconfig"]
     config = tmp_path / "tenant.kubeconfig"
     config.write_bytes(base64.b64decode(encoded))
@@ -279,12 +284,14 @@ def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
 
     # deleting the VirtualCluster returns the node, Ready, and leaves nothing of the tenant
     host.run("delete", "virtualcluster", NS, "-n", NS, "--wait=false")
+    started = time.monotonic()
     wait_for(
         lambda: _gone(host, "virtualcluster", NS, "-n", NS),
         RETURN_TIMEOUT,
         "the VirtualCluster gone",
     )
     assert wait_for(lambda: _ready(host, worker), RETURN_TIMEOUT, f"{worker} Ready in the host")
+    print(f"deleted: {worker} Ready in the host after {time.monotonic() - started:.1f}s")
     assert get(host, "globalnode", worker)["spec"]["state"] == "free"
     left = get(host, "secrets", "-n", NS, "-l", "kosmos.io/virtual-cluster")["items"]
     assert left == []
