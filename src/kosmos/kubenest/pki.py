@@ -14,20 +14,18 @@ so a restarted operator (or another provider) finds the same identities.
 from __future__ import annotations
 
 import base64
-import datetime
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
-from kosmos.kube.tls import san
+from kosmos.kube.authority import Authority, pem_key
 
-CA_DAYS = 3650
 LEAF_DAYS = 365 * 5
 #: the tenant's service CIDR; its first address is the ``kubernetes`` Service's ClusterIP
 SERVICE_CIDR = "10.96.0.0/16"
@@ -67,104 +65,9 @@ SA_KEY = "sa.key"
 SA_PUB = "sa.pub"
 FILES = (*(f"{base}.{ext}" for base in PAIRS for ext in ("crt", "key")), SA_KEY, SA_PUB)
 
-Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
 
 class PkiError(ValueError):
     """A Secret's data is not a complete tenant PKI; the message names what is missing."""
-
-
-def _pem_key(key: Key) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _pem_cert(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _name(common_name: str, organization: str = "") -> x509.Name:
-    parts = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
-    return x509.Name([*parts, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=not ca,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _builder(subject: x509.Name, issuer: x509.Name, key: Key, days: int) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))  # clock skew between machines
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-
-
-@dataclass(frozen=True)
-class _Authority:
-    cert: x509.Certificate
-    key: Key
-
-    @classmethod
-    def create(cls, common_name: str) -> _Authority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = _name(common_name)
-        cert = (
-            _builder(name, name, key, CA_DAYS)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_usage(ca=True), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(cert, key)
-
-    def issue(
-        self,
-        common_name: str,
-        organization: str = "",
-        *,
-        server_sans: Sequence[str] = (),
-        client: bool = True,
-    ) -> tuple[bytes, bytes]:
-        """``(cert_pem, key_pem)``: a server certificate when ``server_sans`` is given, a
-        client certificate when ``client`` (both for etcd's peers)."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server_sans else []
-        usages += [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
-        issuer_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-        builder = (
-            _builder(_name(common_name, organization), self.cert.subject, key, LEAF_DAYS)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(ca=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski.value),
-                critical=False,
-            )
-        )
-        if server_sans:
-            sans = [san(host) for host in server_sans]
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return _pem_cert(builder.sign(self.key, hashes.SHA256())), _pem_key(key)
-
-    def pair(self) -> tuple[bytes, bytes]:
-        return _pem_cert(self.cert), _pem_key(self.key)
 
 
 def apiserver_sans(sans: Sequence[str]) -> list[str]:
@@ -188,22 +91,26 @@ class TenantPKI:
         """Fresh CAs and certificates for the tenant ``vc_key`` (``<namespace>/<name>``, named
         in the CAs' common names so a certificate says whose it is); ``sans`` are extra names
         of the apiserver (advertise address, external IPs)."""
-        ca = _Authority.create(f"kosmos-tenant-ca {vc_key}")
-        etcd_ca = _Authority.create(f"kosmos-tenant-etcd-ca {vc_key}")
-        proxy_ca = _Authority.create(f"kosmos-tenant-front-proxy-ca {vc_key}")
+        ca = Authority.create(f"kosmos-tenant-ca {vc_key}")
+        etcd_ca = Authority.create(f"kosmos-tenant-etcd-ca {vc_key}")
+        proxy_ca = Authority.create(f"kosmos-tenant-front-proxy-ca {vc_key}")
         loopback = ["127.0.0.1", "localhost"]
         pairs = {
             CA: ca.pair(),
             ETCD_CA: etcd_ca.pair(),
             FRONT_PROXY_CA: proxy_ca.pair(),
-            APISERVER: ca.issue("kube-apiserver", server_sans=apiserver_sans(sans), client=False),
-            ADMIN: ca.issue(ADMIN_USER, MASTERS_GROUP),
-            CONTROLLER_MANAGER: ca.issue("system:kube-controller-manager"),
-            SCHEDULER: ca.issue("system:kube-scheduler"),
-            KUBELET_CLIENT: ca.issue("kube-apiserver-kubelet-client", MASTERS_GROUP),
-            ETCD_SERVER: etcd_ca.issue("kube-etcd", server_sans=loopback),
-            ETCD_CLIENT: etcd_ca.issue("kube-apiserver-etcd-client"),
-            FRONT_PROXY_CLIENT: proxy_ca.issue("front-proxy-client"),
+            APISERVER: ca.issue(
+                "kube-apiserver", server_sans=apiserver_sans(sans), client=False, days=LEAF_DAYS
+            ),
+            ADMIN: ca.issue(ADMIN_USER, MASTERS_GROUP, days=LEAF_DAYS),
+            CONTROLLER_MANAGER: ca.issue("system:kube-controller-manager", days=LEAF_DAYS),
+            SCHEDULER: ca.issue("system:kube-scheduler", days=LEAF_DAYS),
+            KUBELET_CLIENT: ca.issue(
+                "kube-apiserver-kubelet-client", MASTERS_GROUP, days=LEAF_DAYS
+            ),
+            ETCD_SERVER: etcd_ca.issue("kube-etcd", server_sans=loopback, days=LEAF_DAYS),
+            ETCD_CLIENT: etcd_ca.issue("kube-apiserver-etcd-client", days=LEAF_DAYS),
+            FRONT_PROXY_CLIENT: proxy_ca.issue("front-proxy-client", days=LEAF_DAYS),
         }
         files = {
             f"{base}.{ext}": pem
@@ -211,7 +118,7 @@ class TenantPKI:
             for ext, pem in zip(("crt", "key"), pair, strict=True)
         }
         sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        files[SA_KEY] = _pem_key(sa)
+        files[SA_KEY] = pem_key(sa)
         files[SA_PUB] = sa.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -244,11 +151,11 @@ class TenantPKI:
         """A new client ``(cert_pem, key_pem)`` from the tenant's CA: a node's kubelet
         (``system:node:<node>``, ``system:nodes``) or kube-proxy joining the tenant."""
         ca_cert, ca_key = self.pair(CA)
-        key = serialization.load_pem_private_key(ca_key, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise PkiError("the tenant CA's key is neither EC nor RSA")
-        authority = _Authority(x509.load_pem_x509_certificate(ca_cert), key)
-        return authority.issue(common_name, organization)
+        try:
+            authority = Authority.from_pem(x509.load_pem_x509_certificate(ca_cert), ca_key)
+        except ValueError as exc:
+            raise PkiError(f"the tenant CA: {exc}") from exc
+        return authority.issue(common_name, organization, days=LEAF_DAYS)
 
     def pair(self, base: str) -> tuple[bytes, bytes]:
         """``(cert_pem, key_pem)`` of one of :data:`PAIRS`."""

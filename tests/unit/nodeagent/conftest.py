@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kosmos.kubenest.pki import _Authority
+from kosmos.kube.authority import Authority
 from kosmos.nodeagent import server
 from tests.unit.nodeagent.fakes import OPERATOR, TOKEN, FakeBackend, Pki, Running
 
@@ -14,12 +14,12 @@ from tests.unit.nodeagent.fakes import OPERATOR, TOKEN, FakeBackend, Pki, Runnin
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     base = tmp_path_factory.mktemp("nodeagent-pki")
-    ca = _Authority.create("kosmos-node-agent-ca")
-    other = _Authority.create("somebody-else-ca")
+    ca = Authority.create("kosmos-node-agent-ca")
+    other = Authority.create("somebody-else-ca")
     pairs = {
-        "agent": ca.issue("node-1", server_sans=["127.0.0.1", "node-1"], client=False),
-        "operator": ca.issue(OPERATOR),
-        "stranger": other.issue(OPERATOR),
+        "agent": ca.issue("node-1", server_sans=["127.0.0.1", "node-1"], client=False, days=365),
+        "operator": ca.issue(OPERATOR, days=365),
+        "stranger": other.issue(OPERATOR, days=365),
     }
     result = Pki(base, ca.pair()[0], other.pair()[0])
     for name, (cert, key) in pairs.items():

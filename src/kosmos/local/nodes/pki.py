@@ -18,18 +18,16 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kosmos.api.kubeconfig import with_client_certificate
-from kosmos.kube.tls import san
+from kosmos.kube.authority import Authority
 from kosmos.local.nodes.layout import put
 
 NODES_GROUP = "system:nodes"
 VALID_DAYS = 365
-CA_DAYS = 3650
 #: a certificate this close to expiry is replaced on the next ``up``
 RENEW_BEFORE = datetime.timedelta(days=30)
 
@@ -66,87 +64,21 @@ def issue(
     pki: Path, common_name: str, group: str = "", *, server_sans: Sequence[str] = ()
 ) -> tuple[bytes, bytes]:
     """``(cert_pem, key_pem)`` signed by the CA in ``pki``: a client certificate, also a
-    serving one for ``server_sans`` when given. Key usage and key identifiers are set, as
-    OpenSSL's strict verification wants them."""
+    serving one for ``server_sans`` when given."""
     ca_cert, ca_key = _load_ca(pki)
-    key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group)] if group else []
-    subject = x509.Name([*names, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
-    usages += [ExtendedKeyUsageOID.SERVER_AUTH] if server_sans else []
-    builder = (
-        _builder(subject, ca_cert.subject, key, VALID_DAYS)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
+    return Authority(ca_cert, ca_key).issue(
+        common_name, group, days=VALID_DAYS, server_sans=server_sans
     )
-    if server_sans:
-        sans = [san(host) for host in server_sans]
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return _pem_cert(builder.sign(ca_key, hashes.SHA256())), _pem_key(key)
 
 
 def create_authority(directory: Path, common_name: str) -> bool:
     """A CA (``ca.crt``, ``ca.key``) in ``directory`` unless one is there; True if made."""
     if (directory / "ca.crt").exists() and (directory / "ca.key").exists():
         return False
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
-        _builder(name, name, key, CA_DAYS)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=True), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    put(directory / "ca.key", _pem_key(key).decode())
-    put(directory / "ca.crt", _pem_cert(cert).decode(), 0o644)
+    cert_pem, key_pem = Authority.create(common_name).pair()
+    put(directory / "ca.key", key_pem.decode())
+    put(directory / "ca.crt", cert_pem.decode(), 0o644)
     return True
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-
-
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=not ca,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _pem_cert(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
 
 
 def still_valid(cert_pem: bytes, ca_pem: bytes) -> bool:
