@@ -4,7 +4,7 @@ A node that kubenest lends to a tenant must point its kubelet (and kube-proxy) a
 apiserver and later back; only a process on the node can do that. The agent that does it
 is reachable over the network, so it does as little as possible: three operations, each
 with a fixed effect, no command or path taken from the request. Every request carries the
-bearer token of the ``kosmos-node-agent`` Secret over TLS whose client certificate is
+bearer token of the ``kube-system/kosmos-node-agent`` Secret over TLS whose client certificate is
 signed by the agents' CA (the same Secret's ``ca.crt``); the agent's serving certificate is
 signed by that CA too, so each side checks the other.
 
@@ -24,7 +24,9 @@ from typing import Any, Protocol
 #: the port agents listen on, on the node's address
 PORT = 10270
 SECRET_NAME = "kosmos-node-agent"
-SECRET_NAMESPACE = "kosmos-system"
+#: kube-system, beside the nodes' other credentials: the agents come with the nodes, not
+#: with a Kosmos install, so uninstalling Kosmos (its namespace) leaves them reachable
+SECRET_NAMESPACE = "kube-system"
 #: keys of the Secret: the agents' CA, the operator's client pair, the bearer token
 SECRET_CA = "ca.crt"
 SECRET_CERT = "tls.crt"

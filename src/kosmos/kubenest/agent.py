@@ -1,6 +1,6 @@
 """The operator's side of the node-agent: the three calls, over mutual TLS with the token.
 
-The credentials are the host's Secret ``kosmos-system/kosmos-node-agent`` (the agents' CA,
+The credentials are the host's Secret ``kube-system/kosmos-node-agent`` (the agents' CA,
 the operator's client pair, the token: :mod:`kosmos.api.nodeagent`). They are read when the
 first call needs them and read again after a call fails, so a rotated Secret is picked up
 without a restart. An agent is addressed by its node's IP (the GlobalNode's ``nodeIP``), the

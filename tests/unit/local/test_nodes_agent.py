@@ -118,7 +118,7 @@ def test_authority_is_made_once_and_the_node_pair_serves_its_address(tmp_path, m
     assert [str(n.value) for n in sans] == [node.address, node.name]
     assert files.token.read_text() == (authority / "token").read_text()
     secret = agentsetup.secret(cluster_pki)
-    assert secret["metadata"] == {"name": "kosmos-node-agent", "namespace": "kosmos-system"}
+    assert secret["metadata"] == {"name": "kosmos-node-agent", "namespace": "kube-system"}
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
     assert data["ca.crt"] == before["ca.crt"] and data["token"] == before["token"]
     assert b"PRIVATE KEY" in data["tls.key"] and data["tls.key"] != before["ca.key"]

@@ -5,7 +5,7 @@ Per cluster, next to kwokctl's pki (``<cluster pki>/node-agent/``), made once an
 pair (``operator.crt``/``.key``, CN ``kosmos-kubenest-operator``). Per node, in its ``etc/``:
 a serving certificate signed by that CA naming the node's address and name, and copies of the
 CA (the agent checks client certificates against it) and of the token, so a node directory
-is complete. The Secret ``kosmos-system/kosmos-node-agent`` hands the operator the CA, its
+is complete. The Secret ``kube-system/kosmos-node-agent`` hands the operator the CA, its
 pair and the token; the CA's key never leaves its file.
 
 The agent runs in the node's network namespace (it listens on the node's address) and cgroups,
@@ -101,7 +101,7 @@ def enter(netns: str) -> list[str]:
 
 
 def secret(cluster_pki: Path) -> dict[str, Any]:
-    """``kosmos-system/kosmos-node-agent``: the agents' CA, the operator's pair, the token."""
+    """``kube-system/kosmos-node-agent``: the agents' CA, the operator's pair, the token."""
     directory = ensure_authority(cluster_pki)
     files = {
         nodeagent.SECRET_CA: "ca.crt",
@@ -115,12 +115,8 @@ def secret(cluster_pki: Path) -> dict[str, Any]:
 
 
 def ensure_secret(kubectl: Kubectl, cluster_pki: Path) -> None:
-    """Apply the Secret (and its namespace when missing) in the cluster of ``kubectl``."""
-    found = kubectl.run(
-        "get", "namespace", nodeagent.SECRET_NAMESPACE, "--ignore-not-found", "-o", "name"
-    ).strip()
-    items = [] if found else [manifests.namespace(nodeagent.SECRET_NAMESPACE)]
-    body = {"apiVersion": "v1", "kind": "List", "items": [*items, secret(cluster_pki)]}
+    """Apply the Secret in the cluster of ``kubectl`` (``kube-system`` always exists)."""
+    body = {"apiVersion": "v1", "kind": "List", "items": [secret(cluster_pki)]}
     kubectl.run(
         "apply",
         "--server-side",

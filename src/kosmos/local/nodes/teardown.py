@@ -66,6 +66,8 @@ def remove_node(name: str, hierarchies: list[isolation.Mount], report: Removal) 
             launch.kill(pids)
             report.killed += len(pids)
             time.sleep(0.1)
+            for pid in pids:  # our own children stay zombies, in their cgroup, until reaped
+                launch.exited(pid)
         else:
             report.left.append(f"{name}: processes {sorted(node_pids(node, hierarchies))}")
     try:
