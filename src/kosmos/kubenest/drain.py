@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import contextlib
 
-from kosmos.api.objects import Obj, name_of, namespace_of
+from kosmos.api.objects import (
+    Obj,
+    annotations_of,
+    is_deleting,
+    name_of,
+    namespace_of,
+    pod_terminal,
+)
 from kosmos.api.resources import NODES, PODS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound, TooManyRequests
@@ -21,12 +28,12 @@ MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 def stays(pod: Obj) -> bool:
     """A pod a drain leaves where it is: DaemonSet-owned, a mirror pod, or finished."""
-    meta = pod.get("metadata") or {}
-    if MIRROR_ANNOTATION in (meta.get("annotations") or {}):
+    if MIRROR_ANNOTATION in annotations_of(pod):
         return True
-    if any(ref.get("kind") == "DaemonSet" for ref in meta.get("ownerReferences") or []):
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    if any(ref.get("kind") == "DaemonSet" for ref in owners):
         return True
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return pod_terminal(pod)
 
 
 def eviction(pod: Obj) -> Obj:
@@ -51,7 +58,7 @@ async def drain(client: Client, node: str) -> list[str]:
         if stays(pod):
             continue
         left.append(f"{namespace_of(pod)}/{name_of(pod)}")
-        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if is_deleting(pod):
             continue  # leaving already
         path = PODS.path(namespace_of(pod), name_of(pod), "eviction")
         with contextlib.suppress(NotFound, TooManyRequests):  # gone; a budget says not yet

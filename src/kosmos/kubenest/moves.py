@@ -133,7 +133,7 @@ class Mover:
         source = await get_node(self.host, name)
         if source is None:
             source = await get_node(self.require_tenant(), name)  # moved, or lost: rebuild
-        await _ensure(
+        await ensure_node(
             self.require_tenant(), node_body(source, name, tenant_labels(source, globalnode))
         )
         with contextlib.suppress(NotFound):
@@ -159,7 +159,7 @@ class Mover:
         source = await self._in_tenant(name)
         if source is None:
             source = await get_node(self.host, name)
-        await _ensure(self.host, node_body(source, name, host_labels(source, globalnode)))
+        await ensure_node(self.host, node_body(source, name, host_labels(source, globalnode)))
         await self.off_tenant(name)
         await self.release(globalnode)
 
@@ -231,7 +231,7 @@ async def get_node(client: Client, name: str) -> Obj | None:
         return None
 
 
-async def _ensure(client: Client, body: Obj) -> None:
+async def ensure_node(client: Client, body: Obj) -> None:
     """Create the node (or relabel the one there) and write its status through the status
     subresource (a create ignores status)."""
     name = body["metadata"]["name"]

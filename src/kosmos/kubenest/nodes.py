@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from kosmos.api import nodeagent
-from kosmos.api.objects import Obj, name_of, namespace_of, node_ready
+from kosmos.api.objects import Obj, annotations_of, name_of, namespace_of, node_ready
 from kosmos.api.resources import NODES, VIRTUAL_CLUSTERS
 from kosmos.kube.client import Client
 from kosmos.kube.controller import Request, Result
@@ -140,7 +140,7 @@ class NodeReconciler:
                 continue  # gone from the pool, or someone else's now: not ours to move
             if moves.is_kwok(globalnode):
                 step = mover.give_back
-            elif realnodes.HOST_SPEC_ANNOTATION in _annotations(globalnode):
+            elif realnodes.HOST_SPEC_ANNOTATION in annotations_of(globalnode):
                 step = real.give_back  # it left the host (or began to): bring it back
             else:
                 step = mover.release  # never left the host: just free it
@@ -184,10 +184,6 @@ class NodeReconciler:
             {"spec": {"promoteResources": {"nodeInfos": infos}}},
             namespace=namespace_of(vc),
         )
-
-
-def _annotations(obj: Obj) -> dict[str, str]:
-    return dict((obj.get("metadata") or {}).get("annotations") or {})
 
 
 async def _not_ready(tenant: Client, wanted: Sequence[str]) -> list[str]:

@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kosmos.api import nodeagent
-from kosmos.api.objects import Obj, node_ready
+from kosmos.api.objects import Obj, annotations_of, node_ready
 from kosmos.api.resources import GLOBAL_NODES, NODES
-from kosmos.kube.errors import AlreadyExists, KubeError, NotFound
+from kosmos.kube.errors import KubeError, NotFound
 from kosmos.kubenest import drain, moves
 from kosmos.kubenest.agent import AgentClient, AgentError
 
@@ -66,9 +66,10 @@ def saved_spec(host_node: Obj) -> str:
 def host_body(globalnode: Obj) -> Obj:
     """The host Node to create before the kubelet comes back: pool labels and saved spec."""
     name = globalnode["metadata"]["name"]
-    annotations = (globalnode.get("metadata") or {}).get("annotations") or {}
     try:
-        spec: dict[str, Any] = json.loads(annotations.get(HOST_SPEC_ANNOTATION) or "{}")
+        spec: dict[str, Any] = json.loads(
+            annotations_of(globalnode).get(HOST_SPEC_ANNOTATION) or "{}"
+        )
     except ValueError:
         spec = {}
     return {
@@ -135,7 +136,8 @@ class RealMover:
         address = node_ip(globalnode)
         if not await self._never_left(name, address):
             await self._drain_tenant(name)
-            await self._host_copy(globalnode)
+            # the host Node the returning kubelet finds: pool labels, saved pod range
+            await moves.ensure_node(self.mover.host, host_body(globalnode))
             state = await self.agents.leave(address)
             if state.cluster != nodeagent.OWN_CLUSTER:
                 raise MoveError(f"its node-agent reports {state}, not back in its cluster")
@@ -170,16 +172,6 @@ class RealMover:
             raise MoveError(f"its node-agent at {address} does not answer")
         return True
 
-    async def _host_copy(self, globalnode: Obj) -> None:
-        """The host Node the returning kubelet finds: pool labels, saved pod range."""
-        body = host_body(globalnode)
-        try:
-            await self.mover.host.create(NODES, body)
-        except AlreadyExists:
-            labels = body["metadata"]["labels"]
-            name = body["metadata"]["name"]
-            await self.mover.host.patch(NODES, name, {"metadata": {"labels": labels}})
-
     async def _drain_tenant(self, name: str) -> None:
         """Tenant pods leave before their node does (best effort: the tenant may be gone)."""
         if self.mover.tenant is None:
@@ -192,8 +184,7 @@ class RealMover:
             log.warning("%s: draining %s in the leaving tenant: %s", self.mover.vc_key, name, error)
 
     async def _save_spec(self, globalnode: Obj, source: Obj) -> None:
-        annotations = (globalnode.get("metadata") or {}).get("annotations") or {}
-        if HOST_SPEC_ANNOTATION in annotations:
+        if HOST_SPEC_ANNOTATION in annotations_of(globalnode):
             return
         spec = saved_spec(source)
         await self.mover.host.patch(
