@@ -20,6 +20,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kosmos.api.addresses import join_host_port
 from kosmos.api.objects import Obj
 
 #: the kubelet always links these from ``default``; in the member the pod's token talks to the
@@ -35,11 +36,6 @@ _CONTAINER_LISTS = ("initContainers", "containers")
 def _env_name(name: str) -> str:
     """The kubelet's ``makeEnvVariableName``."""
     return name.replace("-", "_").upper()
-
-
-def _join_host_port(host: str, port: int | str) -> str:
-    """Go's ``net.JoinHostPort``: IPv6 addresses are bracketed."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _linkable(service: Mapping[str, Any], namespace: str) -> bool:
@@ -79,7 +75,7 @@ def _service_vars(service: Mapping[str, Any]) -> list[Obj]:
     )
     for index, port in enumerate(ports):
         protocol = str(port.get("protocol") or "TCP")
-        url = f"{protocol.lower()}://{_join_host_port(ip, port['port'])}"
+        url = f"{protocol.lower()}://{join_host_port(ip, port['port'])}"
         if index == 0:  # Docker-link compatibility special-cases the first port
             env.append({"name": f"{prefix}_PORT", "value": url})
         port_prefix = f"{prefix}_PORT_{port['port']}_{protocol.upper()}"

@@ -10,7 +10,6 @@ name its serving certificate carries.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import ssl
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from kosmos.api import nodeagent
+from kosmos.api.addresses import join_host_port
 from kosmos.api.resources import SECRETS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
@@ -56,7 +56,7 @@ class AgentClient:
         self, method: str, address: str, path: str, body: dict[str, Any] | None
     ) -> nodeagent.State:
         context, token = await self._credentials()
-        url = f"https://{_host(address)}:{self.port}{path}"
+        url = f"https://{join_host_port(address, self.port)}{path}"
         try:
             async with self._http().request(
                 method,
@@ -108,13 +108,6 @@ class AgentClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session
-
-
-def _host(address: str) -> str:
-    try:
-        return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-    except ValueError:
-        return address
 
 
 def _answer(address: str, path: str, status: int, text: str) -> nodeagent.State:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from kosmos.api.addresses import join_host_port
 from kosmos.net.procns import Daemon, address_in, addresses, ip, wait_ready
 from kosmos.net.tunnels import (
     RULE_PRIORITY,
@@ -109,10 +110,9 @@ def peer_for(spec: TunnelSpec, port: int, keepalive: int) -> Peer:
         raise InvalidTunnel(f"tunnel {spec.name}: remote_public_key is not base64") from e
     if len(raw) != 32:
         raise InvalidTunnel(f"tunnel {spec.name}: remote_public_key is not 32 bytes")
-    host = f"[{spec.remote_address}]" if ":" in spec.remote_address else spec.remote_address
     return Peer(
         public_key=raw.hex(),
-        endpoint=f"{host}:{port}",
+        endpoint=join_host_port(spec.remote_address, port),
         allowed_ips=frozenset(spec.remote_subnets),
         preshared_key=preshared_key(spec.psk).hex(),
         keepalive=keepalive,

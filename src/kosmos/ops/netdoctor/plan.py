@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from kosmos.api import names
+from kosmos.api.addresses import join_host_port
 from kosmos.api.objects import Obj, name_of
 from kosmos.ops.netdoctor.config import Config
 
@@ -114,8 +115,7 @@ def command(config: Config, target: str) -> tuple[str, ...]:
     """The command a source floater runs; ``cmdTimeout`` bounds it inside the pod too."""
     timeout, port = str(config.cmd_timeout), str(config.port)
     if config.protocol == "tcp":
-        host = f"[{target}]" if family(target) == 6 else target
-        return ("curl", "-sS", "-g", "-m", timeout, f"http://{host}:{port}/")
+        return ("curl", "-sS", "-g", "-m", timeout, f"http://{join_host_port(target, port)}/")
     if config.protocol == "udp":
         probe = ("python3", "-m", "kosmos.floater.probe", "udp")
         return (*probe, target, port, "--timeout", timeout)
