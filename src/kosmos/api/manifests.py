@@ -143,6 +143,24 @@ def deployment(
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
 
 
+def statefulset(
+    meta: Obj,
+    *,
+    service: str,
+    selector: Mapping[str, str],
+    pod_labels: Mapping[str, str],
+    pod_spec: Obj,
+    replicas: int = 1,
+) -> Obj:
+    """A StatefulSet of ``replicas`` pods named after it, ``service`` governing their names."""
+    spec: Obj = {
+        "replicas": replicas,
+        "serviceName": service,
+        **_workload(selector, pod_labels, pod_spec),
+    }
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta, "spec": spec}
+
+
 def daemonset(
     meta: Obj, *, selector: Mapping[str, str], pod_labels: Mapping[str, str], pod_spec: Obj
 ) -> Obj:

@@ -6,7 +6,9 @@ leader-elected on its own Lease, health on ``--health-port``.
 
 The VirtualCluster controllers (``kosmos.kubenest.controllers``) run tenant control planes
 through a provider (``--provider``; ``local``: processes on this machine, from
-``--binaries-dir``, state under ``--state-dir``).
+``--binaries-dir``, state under ``--state-dir``; ``in-cluster``: pods in the host, in the
+VirtualCluster's namespace, from ``--image-repository``, on nodes
+``--control-plane-node-selector`` admits).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from kosmos.kubenest import controllers, globalnodes
 from kosmos.kubenest.settings import (
     DEFAULT_ADVERTISE_ADDRESS,
     DEFAULT_BINARIES_DIR,
+    DEFAULT_IMAGE_REPOSITORY,
     DEFAULT_PORT_RANGE,
     DEFAULT_STATE_DIR,
     PROVIDERS,
     Settings,
+    parse_labels,
     parse_port_range,
 )
 
@@ -47,6 +51,15 @@ def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
         raise click.BadParameter(f"{value!r} is not an IP address") from None
 
 
+def _labels(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    try:
+        return parse_labels(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def settings_from(kwargs: dict[str, Any]) -> Settings:
     """The Settings of the parsed flags (paths with ``~`` expanded)."""
     return Settings(
@@ -55,6 +68,8 @@ def settings_from(kwargs: dict[str, Any]) -> Settings:
         binaries_dir=Path(kwargs["binaries_dir"]).expanduser(),
         port_range=kwargs["port_range"],
         advertise_address=str(kwargs["advertise_address"]),
+        node_selector=tuple(kwargs.get("control_plane_node_selector") or ()),
+        image_repository=str(kwargs.get("image_repository") or DEFAULT_IMAGE_REPOSITORY),
     )
 
 
@@ -75,7 +90,8 @@ def builder(settings: Settings) -> Callable[[component.Runtime], None]:
     type=click.Choice(PROVIDERS),
     default=PROVIDERS[0],
     show_default=True,
-    help="Who runs tenant control planes (local: processes on this machine).",
+    help="Who runs tenant control planes (local: processes on this machine; in-cluster: "
+    "pods in the host cluster, in the VirtualCluster's namespace).",
 )
 @click.option(
     "--state-dir",
@@ -103,6 +119,20 @@ def builder(settings: Settings) -> Callable[[component.Runtime], None]:
     show_default=True,
     callback=_address,
     help="The IP tenants' kubeconfigs and apiserver certificates name.",
+)
+@click.option(
+    "--control-plane-node-selector",
+    multiple=True,
+    callback=_labels,
+    metavar="KEY=VALUE",
+    help="in-cluster: tenant control-plane pods only on nodes with this label (repeatable).",
+)
+@click.option(
+    "--image-repository",
+    default=DEFAULT_IMAGE_REPOSITORY,
+    show_default=True,
+    help="in-cluster: where etcd, kube-apiserver, kube-controller-manager, kube-scheduler "
+    "and kwok images are (upstream's names and tags).",
 )
 @component.common_options(COMPONENT, member_qps=None)
 def command(common: component.Common, **kwargs: Any) -> None:

@@ -78,8 +78,17 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def etcd(layout: Layout, binary: Path, ports: dict[str, int]) -> list[str]:
-    client = f"https://127.0.0.1:{ports[ETCD]}"
+def etcd(
+    layout: Layout,
+    binary: Path,
+    ports: dict[str, int],
+    listen: str = "127.0.0.1",
+    advertise: str = "",
+) -> list[str]:
+    """``listen``: where clients connect (a pod: every address); ``advertise``: the address
+    clients are told (a pod: its Service's), ``listen`` by default. Peers stay on loopback:
+    one member."""
+    client = f"https://{listen}:{ports[ETCD]}"
     peer = f"https://127.0.0.1:{ports[ETCD_PEER]}"
     server_crt, server_key = layout.crt(pki.ETCD_SERVER), layout.key(pki.ETCD_SERVER)
     ca = layout.crt(pki.ETCD_CA)
@@ -89,7 +98,7 @@ def etcd(layout: Layout, binary: Path, ports: dict[str, int]) -> list[str]:
         f"--data-dir={layout.etcd_data}",
         "--auto-compaction-retention=1",
         f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
+        f"--advertise-client-urls=https://{advertise or listen}:{ports[ETCD]}",
         f"--listen-peer-urls={peer}",
         f"--initial-advertise-peer-urls={peer}",
         f"--initial-cluster=node0={peer}",
@@ -104,15 +113,24 @@ def etcd(layout: Layout, binary: Path, ports: dict[str, int]) -> list[str]:
     ]
 
 
-def apiserver(layout: Layout, binary: Path, ports: dict[str, int], advertise: str) -> list[str]:
+def apiserver(
+    layout: Layout,
+    binary: Path,
+    ports: dict[str, int],
+    advertise: str,
+    *,
+    bind: str = "",
+    etcd_host: str = "127.0.0.1",
+) -> list[str]:
     """Loopback advertise addresses are left to the apiserver's own choice (the host's
     default-route address): it refuses to publish a loopback address as the ``kubernetes``
-    Service's endpoint."""
+    Service's endpoint. ``bind`` (default: ``advertise``) and ``etcd_host`` differ in a pod
+    (every address; etcd's Service)."""
     argv = [
         str(binary),
-        f"--bind-address={advertise}",
+        f"--bind-address={bind or advertise}",
         f"--secure-port={ports[APISERVER]}",
-        f"--etcd-servers=https://127.0.0.1:{ports[ETCD]}",
+        f"--etcd-servers=https://{etcd_host}:{ports[ETCD]}",
         "--etcd-prefix=/registry",
         f"--etcd-cafile={layout.crt(pki.ETCD_CA)}",
         f"--etcd-certfile={layout.crt(pki.ETCD_CLIENT)}",

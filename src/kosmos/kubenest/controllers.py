@@ -41,7 +41,7 @@ def build(runtime: component.Runtime, settings: Settings, provider: Provider | N
     plane = ControlPlaneReconciler(
         runtime.host,
         runtime.recorder,
-        provider or for_settings(settings),
+        provider or for_settings(settings, runtime.host),
         advertise_address=settings.advertise_address,
         virtualclusters=virtualclusters,
         occupied=lambda key: held_by(globalnodes, key),

@@ -105,10 +105,12 @@ class ControlPlaneReconciler:
         try:
             secret = await self.host.get(SECRETS, name, namespace)
         except NotFound:
+            wanted = await self.provider.addresses(vc)
             made = await asyncio.to_thread(  # key generation: not on the event loop
                 pki.TenantPKI.create,
                 phases.vc_key(vc),
-                phases.certificate_addresses(vc, self.advertise),
+                phases.certificate_addresses(vc, self.advertise, *wanted.apiserver),
+                wanted.etcd,
             )
             body = _secret(vc, name, made.to_secret_data())
             try:

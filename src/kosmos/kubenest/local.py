@@ -25,7 +25,7 @@ from kosmos.kubenest import components, kwokstages, ports, processes
 from kosmos.kubenest.components import Layout
 from kosmos.kubenest.kubeconfig import admin_kubeconfig, component_kubeconfig
 from kosmos.kubenest.pki import ADMIN, CA, TenantPKI
-from kosmos.kubenest.provider import ControlPlane, ProviderError
+from kosmos.kubenest.provider import Addresses, ControlPlane, ProviderError
 from kosmos.kubenest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,10 @@ class LocalProvider:
     def endpoint(self, port: int) -> str:
         host = self.settings.advertise_address
         return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+    async def addresses(self, vc: Obj) -> Addresses:
+        """Nothing beyond the advertise address: every process binds it or loopback."""
+        return Addresses()
 
     async def ensure(self, vc: Obj, pki: TenantPKI) -> ControlPlane:
         layout = self.layout(vc)

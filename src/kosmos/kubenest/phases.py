@@ -92,11 +92,12 @@ def policies(vc: Mapping[str, Any]) -> list[Obj]:
     return list((vc.get("spec") or {}).get("promotePolicies") or [])
 
 
-def certificate_addresses(vc: Mapping[str, Any], advertise: str) -> list[str]:
-    """The addresses tenants may reach the apiserver on, beyond the fixed in-cluster names."""
+def certificate_addresses(vc: Mapping[str, Any], *advertise: str) -> list[str]:
+    """The addresses tenants may reach the apiserver on, beyond the fixed in-cluster names:
+    ``advertise`` (the operator's, the provider's) and the VirtualCluster's."""
     spec = vc.get("spec") or {}
     entry = (spec.get("kubeInKubeConfig") or {}).get("tenantEntrypoint") or {}
-    wanted = [advertise, spec.get("externalIP"), *(spec.get("externalIps") or [])]
+    wanted = [*advertise, spec.get("externalIP"), *(spec.get("externalIps") or [])]
     wanted += entry.get("externalIps") or []
     return list(dict.fromkeys(str(a) for a in wanted if a))
 

@@ -87,10 +87,11 @@ class TenantPKI:
     files: Mapping[str, bytes]
 
     @classmethod
-    def create(cls, vc_key: str, sans: Sequence[str]) -> TenantPKI:
+    def create(cls, vc_key: str, sans: Sequence[str], etcd_sans: Sequence[str] = ()) -> TenantPKI:
         """Fresh CAs and certificates for the tenant ``vc_key`` (``<namespace>/<name>``, named
         in the CAs' common names so a certificate says whose it is); ``sans`` are extra names
-        of the apiserver (advertise address, external IPs)."""
+        of the apiserver (advertise address, external IPs), ``etcd_sans`` of etcd beyond
+        loopback (its Service, when it runs in a pod)."""
         ca = Authority.create(f"kosmos-tenant-ca {vc_key}")
         etcd_ca = Authority.create(f"kosmos-tenant-etcd-ca {vc_key}")
         proxy_ca = Authority.create(f"kosmos-tenant-front-proxy-ca {vc_key}")
@@ -108,7 +109,9 @@ class TenantPKI:
             KUBELET_CLIENT: ca.issue(
                 "kube-apiserver-kubelet-client", MASTERS_GROUP, days=LEAF_DAYS
             ),
-            ETCD_SERVER: etcd_ca.issue("kube-etcd", server_sans=loopback, days=LEAF_DAYS),
+            ETCD_SERVER: etcd_ca.issue(
+                "kube-etcd", server_sans=[*loopback, *etcd_sans], days=LEAF_DAYS
+            ),
             ETCD_CLIENT: etcd_ca.issue("kube-apiserver-etcd-client", days=LEAF_DAYS),
             FRONT_PROXY_CLIENT: proxy_ca.issue("front-proxy-client", days=LEAF_DAYS),
         }

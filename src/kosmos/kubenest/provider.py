@@ -1,10 +1,11 @@
 """What runs a tenant's control plane: the interface the VirtualCluster controller drives.
 
 ``local`` (:mod:`kosmos.kubenest.local`) runs the components as processes on the operator's
-machine; an in-cluster provider (Deployments in the host cluster) implements the same two
-calls. Both are level-based: ``ensure`` is called again and again until ``ready``, so it must
-return quickly (start what is missing, report what is pending) and be idempotent; ``destroy``
-is idempotent too (a tenant already gone is not an error).
+machine; ``in-cluster`` (:mod:`kosmos.kubenest.incluster`) as workloads in the host cluster.
+Both implement the same calls (``addresses``: what the tenant's certificates must name, asked
+before they are made). They are level-based: ``ensure`` is called again and again until
+``ready``, so it must return quickly (start what is missing, report what is pending) and be
+idempotent; ``destroy`` is idempotent too (a tenant already gone is not an error).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kosmos.api.objects import Obj
+from kosmos.kube.client import Client
 from kosmos.kubenest.pki import TenantPKI
 from kosmos.kubenest.settings import Settings
 
@@ -33,7 +35,21 @@ class ControlPlane:
     ports: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Addresses:
+    """What a provider needs the tenant's certificates to name beyond the VirtualCluster's
+    own addresses and ``--advertise-address``: the apiserver's (an in-cluster provider: its
+    Service, the nodes its NodePort is reached on) and etcd's serving certificate's."""
+
+    apiserver: tuple[str, ...] = ()
+    etcd: tuple[str, ...] = ()
+
+
 class Provider(Protocol):
+    async def addresses(self, vc: Obj) -> Addresses:
+        """Asked once, before the tenant's PKI is made; may create what decides them."""
+        ...
+
     async def ensure(self, vc: Obj, pki: TenantPKI) -> ControlPlane:
         """Start (or adopt) the tenant's control plane; idempotent, quick."""
         ...
@@ -43,10 +59,15 @@ class Provider(Protocol):
         ...
 
 
-def for_settings(settings: Settings) -> Provider:
-    """The provider ``--provider`` names; a :class:`ProviderError` for one this build lacks."""
+def for_settings(settings: Settings, host: Client) -> Provider:
+    """The provider ``--provider`` names; a :class:`ProviderError` for one this build lacks.
+    ``host``: the operator's client (the in-cluster provider's workloads live there)."""
     if settings.provider == "local":
         from kosmos.kubenest.local import LocalProvider  # noqa: PLC0415 - local imports us
 
         return LocalProvider(settings)
+    if settings.provider == "in-cluster":
+        from kosmos.kubenest.incluster import InClusterProvider  # noqa: PLC0415 - imports us
+
+        return InClusterProvider(settings, host)
     raise ProviderError(f"unknown tenant control-plane provider {settings.provider!r}")

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-PROVIDERS = ("local",)
+PROVIDERS = ("local", "in-cluster")
 DEFAULT_STATE_DIR = Path("/var/lib/kosmos/kubenest")
 DEFAULT_BINARIES_DIR = Path("~/.cache/kosmos/bin")
 DEFAULT_PORT_RANGE = (20000, 20999)
 DEFAULT_ADVERTISE_ADDRESS = "127.0.0.1"
+DEFAULT_IMAGE_REPOSITORY = "registry.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,29 @@ class Settings:
     ``state_dir``: the local provider's per-tenant directories; ``binaries_dir``: etcd,
     kube-apiserver, kube-controller-manager, kube-scheduler, kwok and coredns;
     ``port_range``: inclusive ports tenants' components may listen on;
-    ``advertise_address``: the IP tenants' kubeconfigs and certificates name."""
+    ``advertise_address``: the IP tenants' kubeconfigs and certificates name;
+    ``in-cluster`` only: ``node_selector`` (where control-plane pods may run, beyond
+    kosmos.kubenest.workloads' placement) and ``image_repository`` (of etcd, kube-apiserver,
+    kube-controller-manager, kube-scheduler and kwok, upstream's layout)."""
 
     provider: str
     state_dir: Path
     binaries_dir: Path
     port_range: tuple[int, int]
     advertise_address: str
+    node_selector: tuple[tuple[str, str], ...] = ()
+    image_repository: str = DEFAULT_IMAGE_REPOSITORY
+
+
+def parse_labels(pairs: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
+    """``("a=b", "c=")`` -> ``(("a", "b"), ("c", ""))``; ValueError naming a pair without ``=``."""
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"node selector {pair!r} is not KEY=VALUE")
+        out.append((key.strip(), value.strip()))
+    return tuple(out)
 
 
 def parse_port_range(text: str) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """The images real nodes run, built without a container engine and cached by their inputs.
 
-Five images, each an OCI archive for ``ctr -n k8s.io images import`` (see :mod:`kosmos.local.oci`
+Each image is an OCI archive for ``ctr -n k8s.io images import`` (see :mod:`kosmos.local.oci`
 for the format and why the reference is in the index):
 
 - ``pause``: the sandbox process, the toolchain's static ``pause`` (Kubernetes' own C source);
@@ -15,9 +15,12 @@ for the format and why the reference is in the index):
 - ``coredns``: the toolchain's static ``coredns`` (our main package with stock plugins) alone,
   ``/coredns`` as the entrypoint like upstream's image, as ``docker.io/kosmos/coredns:<version>``
   (tagged with CoreDNS's own version): the cluster DNS of the local env and kosmos-coredns.
-- ``kube-scheduler``: the toolchain's static kube-scheduler under the upstream reference
-  (``registry.k8s.io/kube-scheduler:<k8s version>``), so kosmos-scheduler's Deployment is
-  exactly what ``kosmosctl install`` gives a user and still starts without a registry.
+- ``kube-scheduler``, ``kube-apiserver``, ``kube-controller-manager``, ``etcd``, ``kwok``: the
+  toolchain's static binary at ``/usr/local/bin/<name>`` under the upstream reference
+  (``registry.k8s.io/kube-scheduler:<k8s version>``, ``registry.k8s.io/etcd:<version>-0``,
+  ``registry.k8s.io/kwok/kwok:<version>``), so kosmos-scheduler's Deployment and the
+  in-cluster kubenest provider's tenant control planes name exactly what a real cluster pulls
+  and still start without a registry.
 
 An archive is ``<cache>/images/<key>-<tag>-<digest>.tar`` where the digest covers every input
 (the binaries copied in, the files written, the code of the recipes): unchanged inputs reuse
@@ -43,10 +46,15 @@ from kosmos.local.kosmos_image import ImageError
 
 __all__ = [
     "ALL",
+    "CONTROL_PLANE_BINARIES",
     "COREDNS_REF",
+    "ETCD_REF",
     "HTTP_REF",
     "KOSMOS_REF",
+    "KUBE_APISERVER_REF",
+    "KUBE_CONTROLLER_MANAGER_REF",
     "KUBE_SCHEDULER_REF",
+    "KWOK_REF",
     "METRICS_SERVER_REF",
     "PAUSE_REF",
     "SHELL_REF",
@@ -60,7 +68,19 @@ __all__ = [
 Progress = Callable[[str], None]
 
 REPOSITORY = "docker.io/kosmos"
-ALL = ("pause", "shell", "http", "kosmos", "kube-scheduler", "metrics-server", "coredns")
+ALL = (
+    "pause",
+    "shell",
+    "http",
+    "kosmos",
+    "kube-scheduler",
+    "metrics-server",
+    "coredns",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "etcd",
+    "kwok",
+)
 #: Archives kept per image besides the current one (another checkout may still use them).
 KEEP_OLD = 2
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
@@ -85,7 +105,21 @@ METRICS_SERVER_REF = (
     f"registry.k8s.io/metrics-server/metrics-server:{toolchain.group('metrics-server').version()}"
 )
 COREDNS_REF = f"{REPOSITORY}/coredns:{toolchain.group('coredns').version()}"
-KUBE_SCHEDULER_REF = f"registry.k8s.io/kube-scheduler:{toolchain.group('k8s').version()}"
+_K8S = toolchain.group("k8s").version()
+KUBE_SCHEDULER_REF = f"registry.k8s.io/kube-scheduler:{_K8S}"
+KUBE_APISERVER_REF = f"registry.k8s.io/kube-apiserver:{_K8S}"
+KUBE_CONTROLLER_MANAGER_REF = f"registry.k8s.io/kube-controller-manager:{_K8S}"
+#: upstream's etcd image tags drop the ``v`` and add a build number
+ETCD_REF = f"registry.k8s.io/etcd:{toolchain.group('etcd').version().lstrip('v')}-0"
+KWOK_REF = f"registry.k8s.io/kwok/kwok:{toolchain.group('kwok').version()}"
+#: image key -> toolchain group of the static binary it carries at /usr/local/bin/<key>
+CONTROL_PLANE_BINARIES = {
+    "kube-scheduler": "k8s",
+    "kube-apiserver": "k8s",
+    "kube-controller-manager": "k8s",
+    "etcd": "etcd",
+    "kwok": "kwok",
+}
 REFS = {
     "pause": PAUSE_REF,
     "shell": SHELL_REF,
@@ -94,6 +128,10 @@ REFS = {
     "metrics-server": METRICS_SERVER_REF,
     "kube-scheduler": KUBE_SCHEDULER_REF,
     "coredns": COREDNS_REF,
+    "kube-apiserver": KUBE_APISERVER_REF,
+    "kube-controller-manager": KUBE_CONTROLLER_MANAGER_REF,
+    "etcd": ETCD_REF,
+    "kwok": KWOK_REF,
 }
 
 
@@ -180,8 +218,8 @@ def _recipe(key: str, progress: Progress) -> Recipe:
         return Recipe(inputs, lambda out: oci.write_image(out, PAUSE_REF, [layer], config))
     if key == "metrics-server":
         return _metrics_server_recipe(code, progress)
-    if key == "kube-scheduler":
-        return _kube_scheduler(code, progress)
+    if key in CONTROL_PLANE_BINARIES:
+        return _control_plane_binary(key, code, progress)
     if key == "coredns":
         return _coredns_recipe(code, progress)
     if key in ("shell", "http"):
@@ -229,26 +267,27 @@ def _coredns_recipe(code: bytes, progress: Progress) -> Recipe:
     return Recipe(inputs, lambda out: oci.write_image(out, COREDNS_REF, [layer], config))
 
 
-def _kube_scheduler(code: bytes, progress: Progress) -> Recipe:
-    """The toolchain's kube-scheduler where the upstream image has it (``/usr/local/bin``),
-    run as the pod's non-root user; it must be static, as the layer holds nothing else."""
-    binary = toolchain.ensure(progress, only=("k8s",)).path("kube-scheduler")
+def _control_plane_binary(key: str, code: bytes, progress: Progress) -> Recipe:
+    """The toolchain's ``key`` binary where the upstream image has it (``/usr/local/bin``),
+    no entrypoint (pods name the command, as kubeadm's do); ``nonroot`` exists for pods that
+    ask for it. It must be static, as the layer holds nothing else."""
+    binary = toolchain.ensure(progress, only=(CONTROL_PLANE_BINARIES[key],)).path(key)
     if not is_static_elf(binary):
-        raise ImageError(f"step 'kube-scheduler image' failed: {binary} is not a static binary")
+        raise ImageError(f"step '{key} image' failed: {binary} is not a static binary")
     layer = oci.Layer()
     for directory in ("usr/local/bin", "etc"):
         layer.dir(directory)
     layer.dir("tmp", 0o1777)
-    layer.copy("usr/local/bin/kube-scheduler", binary, 0o755)
+    layer.copy(f"usr/local/bin/{key}", binary, 0o755)
     layer.file(
         "etc/passwd",
         "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532::/:/sbin/nologin\n",
     )
     layer.file("etc/group", "root:x:0:\nnonroot:x:65532:\n")
-    version = KUBE_SCHEDULER_REF.rsplit(":", 1)[1]
-    config = oci.ImageConfig(labels=_labels(version))
-    inputs = (code, KUBE_SCHEDULER_REF.encode(), oci.file_digest(binary).encode())
-    return Recipe(inputs, lambda out: oci.write_image(out, KUBE_SCHEDULER_REF, [layer], config))
+    ref = REFS[key]
+    config = oci.ImageConfig(labels=_labels(ref.rsplit(":", 1)[1]))
+    inputs = (code, ref.encode(), oci.file_digest(binary).encode())
+    return Recipe(inputs, lambda out: oci.write_image(out, ref, [layer], config))
 
 
 def recipe_code_digest() -> bytes:

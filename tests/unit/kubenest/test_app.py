@@ -37,13 +37,27 @@ def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
+def test_in_cluster_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Settings] = []
+    monkeypatch.setattr(app.component, "main", lambda *args: args[2].close())
+    monkeypatch.setattr(app, "builder", seen.append)
+    args = ["virtual-cluster-operator", "--provider", "in-cluster", "--image-repository", "r.io"]
+    args += ["--control-plane-node-selector", "a=b", "--control-plane-node-selector", "c="]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert seen[0].provider == "in-cluster"
+    assert seen[0].node_selector == (("a", "b"), ("c", ""))
+    assert seen[0].image_repository == "r.io"
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
         ("--port-range", "20000", "is not LOW-HIGH"),
         ("--port-range", "9-3", "1 <= LOW <= HIGH <= 65535"),
         ("--advertise-address", "example.com", "is not an IP address"),
-        ("--provider", "incluster", "'incluster' is not 'local'"),
+        ("--provider", "incluster", "'incluster' is not one of 'local', 'in-cluster'"),
+        ("--control-plane-node-selector", "role", "'role' is not KEY=VALUE"),
     ],
 )
 def test_bad_flags_are_refused_with_the_cause(flag: str, value: str, message: str) -> None:

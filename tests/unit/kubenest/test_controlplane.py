@@ -20,7 +20,7 @@ from kosmos.kube.errors import KubeconfigError
 from kosmos.kubenest import phases
 from kosmos.kubenest.controlplane import ControlPlaneReconciler
 from kosmos.kubenest.pki import TenantPKI
-from kosmos.kubenest.provider import ControlPlane, ProviderError
+from kosmos.kubenest.provider import Addresses, ControlPlane, ProviderError
 from kosmos.kubenest.tenants import Tenants
 from tests.unit.kubenest.fakes import FakeClient, FakeInformer, FakeRecorder
 
@@ -34,6 +34,10 @@ class FakeProvider:
         self.ensured: list[TenantPKI] = []
         self.destroyed: list[str] = []
         self.endpoint = "https://127.0.0.1:20001"
+        self.wanted = Addresses()
+
+    async def addresses(self, vc: Obj) -> Addresses:
+        return self.wanted
 
     async def ensure(self, vc: Obj, pki: TenantPKI) -> ControlPlane:
         if self.error is not None:
@@ -106,6 +110,18 @@ async def test_a_new_cluster_is_prepared_with_a_finalizer_and_its_own_pki() -> N
     assert secret["metadata"]["labels"][names.LABEL_VIRTUAL_CLUSTER] == f"{NS}.{NS}"
     sans = rig.provider.ensured[0].certificate("apiserver").extensions
     assert "192.168.0.1" in str(sans)  # spec.externalIP is in the serving certificate
+
+
+async def test_the_providers_addresses_are_in_the_certificates() -> None:
+    rig = Rig()
+    rig.provider.wanted = Addresses(("10.96.7.7", "10.2.0.11"), ("10.96.8.8", "etcd.ns.svc"))
+    rig.add_vc()
+    await rig.run()
+    made = rig.provider.ensured[0]
+    apiserver = str(made.certificate("apiserver").extensions)
+    assert all(a in apiserver for a in ("10.96.7.7", "10.2.0.11", "192.168.0.1"))
+    etcd = str(made.certificate("etcd-server").extensions)
+    assert "10.96.8.8" in etcd and "etcd.ns.svc" in etcd and "127.0.0.1" in etcd
 
 
 async def test_ready_publishes_the_kubeconfig_and_port_map_then_initialized() -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -117,9 +118,10 @@ def test_stale_pid_file_is_not_adopted(tmp_path: Path) -> None:
 
 def test_provider_for_settings(tmp_path: Path) -> None:
     settings = Settings("local", tmp_path, tmp_path, (1, 2), "127.0.0.1")
-    assert isinstance(provider_for(settings), LocalProvider)
+    host: Any = None
+    assert isinstance(provider_for(settings, host), LocalProvider)
     with pytest.raises(ProviderError, match=r"unknown tenant control-plane provider 'cloud'"):
-        provider_for(Settings("cloud", tmp_path, tmp_path, (1, 2), "127.0.0.1"))
+        provider_for(Settings("cloud", tmp_path, tmp_path, (1, 2), "127.0.0.1"), host)
 
 
 async def test_foreign_advertise_address(provider: LocalProvider, tenant_pki: TenantPKI) -> None:
