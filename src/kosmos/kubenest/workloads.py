@@ -207,20 +207,28 @@ def _named(texts: Sequence[str], prefix: Path, keys: Sequence[str]) -> list[str]
 
 
 def pod_spec(component: str, vc: Mapping[str, Any], plan: Plan, entries: Mapping[str, str]) -> Obj:
+    """One container running ``component``, with only the PKI files and entries it names."""
     argv = command(component, plan)
     texts = list(argv)
     if component == components.COREDNS:  # its Corefile names its kubeconfig
         texts.append(entries[LAYOUT.corefile.name])
-    own = _named(texts, ROOT, list(entries))
+    mounts: list[Obj] = [{"name": "state", "mountPath": str(ROOT)}]
+    volumes: list[Obj] = [{"name": "state", "emptyDir": {}}]
     pki_files = _named(texts, ROOT / "pki", list(pki.FILES))
-    mounts = [
-        {"name": "state", "mountPath": str(ROOT)},
-        {"name": "pki", "mountPath": str(ROOT / "pki"), "readOnly": True},
-        *(
+    if pki_files:  # an empty ``items`` would project every key
+        items = [{"key": f, "path": f} for f in pki_files]
+        source = {"secretName": phases.cert_secret(vc), "items": items, "defaultMode": 0o400}
+        volumes.append({"name": "pki", "secret": source})
+        mounts.append({"name": "pki", "mountPath": str(ROOT / "pki"), "readOnly": True})
+    own = _named(texts, ROOT, list(entries))
+    if own:
+        volumes.append(
+            {"name": "files", "secret": {"secretName": files_secret(vc), "defaultMode": 0o400}}
+        )
+        mounts += [
             {"name": "files", "mountPath": str(ROOT / k), "subPath": k, "readOnly": True}
             for k in own
-        ),
-    ]
+        ]
     container: Obj = {
         "name": component,
         "image": plan.images[component],
@@ -235,21 +243,9 @@ def pod_spec(component: str, vc: Mapping[str, Any], plan: Plan, entries: Mapping
             "periodSeconds": 2,
             "failureThreshold": 3,
         }
-    items = [{"key": f, "path": f} for f in pki_files]
     return {
         "containers": [container],
-        "volumes": [
-            {"name": "state", "emptyDir": {}},
-            {
-                "name": "pki",
-                "secret": {
-                    "secretName": phases.cert_secret(vc),
-                    "items": items,
-                    "defaultMode": 0o400,
-                },
-            },
-            {"name": "files", "secret": {"secretName": files_secret(vc), "defaultMode": 0o400}},
-        ],
+        "volumes": volumes,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "nodeSelector": dict(plan.node_selector),
