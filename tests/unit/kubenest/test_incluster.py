@@ -4,10 +4,12 @@ certificates), the endpoint's node, what is pending, readiness, conflicts and de
 from __future__ import annotations
 
 import itertools
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
@@ -227,3 +229,42 @@ async def test_destroy_deletes_only_the_control_planes_objects(
     left = sorted((plural, name) for (plural, ns, name) in host.objects if ns == NS)
     assert left == [("deployments", "mine"), ("secrets", f"{NS}-cert")]
     await provider.destroy(VC)  # idempotent
+
+
+async def test_readyz_is_asked_as_the_tenants_admin_through_the_endpoint(
+    host: FakeHost, tmp_path: Path
+) -> None:
+    """A TLS server with the tenant's apiserver certificate answers /readyz: 500 with the
+    failing check, then 200; the provider's client (cached per tenant) says which."""
+    provider = InClusterProvider(settings(), host)  # type: ignore[arg-type]
+    tenant = TenantPKI.create(phases.vc_key(VC), [])
+    answers = [
+        web.Response(status=500, text="[+]ping ok\n[-]etcd failed\n"),
+        web.Response(text="ok"),
+    ]
+
+    async def readyz(request: web.Request) -> web.Response:
+        return answers.pop(0)
+
+    for name, pem in tenant.files.items():
+        (tmp_path / name).write_bytes(pem)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "ca.crt"))
+    context.load_cert_chain(str(tmp_path / "apiserver.crt"), str(tmp_path / "apiserver.key"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    app = web.Application()
+    app.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"https://127.0.0.1:{port}"
+    try:
+        problem = await provider._ready(VC, url, tenant)
+        assert problem is not None and "etcd failed" in problem
+        assert await provider._ready(VC, url, tenant) is None
+        gone = await provider._ready(VC, "https://127.0.0.1:1", tenant)
+        assert gone is not None
+    finally:
+        await provider.destroy(VC)
+        await runner.cleanup()
