@@ -22,6 +22,7 @@ a node's address) and that port reach it from the tenant's nodes too. The pod te
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -324,8 +325,10 @@ def workloads(
 
 
 def secret(vc: Mapping[str, Any], entries: Mapping[str, str]) -> Obj:
+    """``data``, not ``stringData``: a write-only field is a poor thing to server-side apply."""
     meta = _meta(vc, files_secret(vc), "files")
-    return manifests.secret(meta, secret_type="Opaque", string_data=entries)
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in entries.items()}
+    return manifests.secret(meta, secret_type="Opaque", data=data)
 
 
 def budget(vc: Mapping[str, Any]) -> Obj:
