@@ -178,6 +178,7 @@ class InClusterProvider:
             node_selector=dict(self.settings.node_selector),
         )
         _check_names(vc, pki, plan)
+        current = await self._current(vc)  # before applying: never take over another's
         stages = await asyncio.to_thread(workloads.stages)
         entries = workloads.files(vc, plan, pki, stages)
         for resource, body in (
@@ -190,7 +191,7 @@ class InClusterProvider:
             )
         url = endpoint(advertise, api_port)
         ports = {components.APISERVER: api_port, components.COREDNS: node_port(services["coredns"])}
-        pending = await self._pending(vc)
+        pending = await self._pending(vc, current)
         problem = None if pending.get("apiserver") else await self._ready(vc, url, pki)
         if problem is None and "apiserver" not in pending:
             return ControlPlane(url, True, "", ports)
@@ -222,21 +223,28 @@ class InClusterProvider:
         await self.host.patch(SERVICES, "apiserver", patch, namespace=namespace_of(vc))
         return usable[0]
 
-    async def _pending(self, vc: Obj) -> dict[str, str]:
-        """workload -> why it is not ready (absent when it is)."""
-        namespace = namespace_of(vc)
-        pending: dict[str, str] = {}
+    async def _current(self, vc: Obj) -> dict[str, Obj | None]:
+        """workload name -> the host's object (None: not there yet); a ProviderError when
+        one of those names is taken by something that is not this tenant's."""
+        found: dict[str, Obj | None] = {}
         for component, name in workloads.WORKLOADS.items():
             resource = STATEFULSETS if component == components.ETCD else DEPLOYMENTS
             try:
-                obj = await self.host.get(resource, name, namespace)
+                found[name] = obj = await self.host.get(resource, name, namespace_of(vc))
             except NotFound:
-                pending[name] = "not created"
+                found[name] = None
                 continue
-            status = obj.get("status") or {}
-            count = status.get("readyReplicas" if resource is STATEFULSETS else "availableReplicas")
-            if not count:
-                pending[name] = "0/1 ready"
+            _check_ours(obj, vc)
+        return found
+
+    async def _pending(self, vc: Obj, current: Mapping[str, Obj | None]) -> dict[str, str]:
+        """workload -> why it is not ready (absent when it is), from ``current``."""
+        pending: dict[str, str] = {}
+        for name, obj in current.items():
+            status = (obj or {}).get("status") or {}
+            count = status.get("readyReplicas") or status.get("availableReplicas")
+            if obj is None or not count:
+                pending[name] = "starting" if obj is None else "0/1 ready"
         if pending:
             for name, why in (await self._pod_problems(vc)).items():
                 if name in pending:
@@ -311,11 +319,13 @@ def _service_names(name: str, namespace: str) -> list[str]:
     ]
 
 
-def _check_ours(service: Obj, vc: Obj) -> None:
-    """A Service of that name that is not this tenant's is a conflict, not ours to take."""
-    if labels_of(service).get(names.LABEL_VIRTUAL_CLUSTER) != phases.label_value(vc):
+def _check_ours(obj: Obj, vc: Obj) -> None:
+    """An object of one of our names that is not this tenant's is a conflict, not ours to
+    take (the namespace is the VirtualCluster's, but users may have put things there)."""
+    if labels_of(obj).get(names.LABEL_VIRTUAL_CLUSTER) != phases.label_value(vc):
         raise ProviderError(
-            f"Service {namespace_of(vc)}/{name_of(service)} exists and is not this virtual "
+            f"{obj.get('kind') or 'object'} {namespace_of(vc)}/{name_of(obj)} exists and is "
+            "not this virtual "
             "cluster's (label kosmos.io/virtual-cluster): remove it or use another namespace"
         )
 

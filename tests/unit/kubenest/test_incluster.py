@@ -131,7 +131,7 @@ async def test_ensure_applies_everything_then_reports_ready(
     tenant = await pki_for(provider)
     plane = await provider.ensure(VC, tenant)
     assert not plane.ready
-    assert "apiserver: 0/1 ready" in plane.message and "etcd: 0/1 ready" in plane.message
+    assert "apiserver: starting" in plane.message and "etcd: starting" in plane.message
     api_port = incluster.node_port(host.find(SERVICES, "apiserver", NS) or {})
     assert plane.endpoint == f"https://10.2.0.11:{api_port}"  # first runnable node by name
     assert plane.ports["apiserver"] == api_port and plane.ports["coredns"] > 0
@@ -143,6 +143,8 @@ async def test_ensure_applies_everything_then_reports_ready(
     kept = host.find(SERVICES, "apiserver", NS) or {}
     assert kept["metadata"]["annotations"][incluster.ANNOTATION_ADVERTISE] == "10.2.0.11"
 
+    plane = await provider.ensure(VC, tenant)
+    assert "apiserver: 0/1 ready" in plane.message and "etcd: 0/1 ready" in plane.message
     mark_ready(host)
     answers: list[str | None] = ["connection refused", None]
 
@@ -176,7 +178,7 @@ async def test_a_pods_trouble_is_in_the_message(
     }
     host.add(PODS, pod)
     plane = await provider.ensure(VC, tenant)
-    assert "apiserver: 0/1 ready (ErrImageNeverPull: not present)" in plane.message
+    assert "apiserver: starting (ErrImageNeverPull: not present)" in plane.message
 
 
 async def test_the_advertise_address_wins_and_control_plane_nodes_come_first(
@@ -211,6 +213,18 @@ async def test_a_foreign_service_is_not_taken(host: FakeHost) -> None:
     provider = InClusterProvider(settings(), host)  # type: ignore[arg-type]
     with pytest.raises(ProviderError, match=f"Service {NS}/etcd exists and is not this virtual"):
         await provider.addresses(VC)
+
+
+async def test_a_foreign_deployment_is_not_taken_over(
+    host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = InClusterProvider(settings(), host)  # type: ignore[arg-type]
+    monkeypatch.setattr(workloads, "stages", lambda: b"")
+    tenant = await pki_for(provider)
+    host.add(DEPLOYMENTS, {"metadata": {"name": "scheduler", "namespace": NS}})
+    with pytest.raises(ProviderError, match=f"Deployment {NS}/scheduler exists and is not this"):
+        await provider.ensure(VC, tenant)
+    assert host.find(DEPLOYMENTS, "apiserver", NS) is None  # nothing applied
 
 
 async def test_destroy_deletes_only_the_control_planes_objects(
