@@ -226,3 +226,42 @@ def test_metrics_server_image_is_the_static_binary_run_as_nobody(monkeypatch, tm
         config = json.loads(member.read())["config"]
     assert config["User"] == "65534"
     assert config["Entrypoint"] == ["/metrics-server"]
+
+
+@pytest.mark.parametrize(
+    ("key", "group", "ref"),
+    [
+        ("kube-apiserver", "k8s", "registry.k8s.io/kube-apiserver:v1.36.3"),
+        ("kube-controller-manager", "k8s", "registry.k8s.io/kube-controller-manager:v1.36.3"),
+        ("etcd", "etcd", "registry.k8s.io/etcd:3.6.16-0"),
+        ("kwok", "kwok", "registry.k8s.io/kwok/kwok:v0.8.0"),
+    ],
+)
+def test_control_plane_images_are_the_static_binary_where_upstream_has_it(
+    monkeypatch, tmp_path: Path, key: str, group: str, ref: str
+):
+    binary = tmp_path / key
+    binary.write_bytes(Path(sys.executable).read_bytes())
+    built = toolchain.Toolchain(
+        {group: toolchain.BuiltGroup(toolchain.group(group), tmp_path, "v")}
+    )
+    monkeypatch.setattr(toolchain, "ensure", lambda progress, only=(): built)
+    assert images.REFS[key] == ref and key in images.ALL
+    if not images.is_static_elf(binary):
+        with pytest.raises(ImageError, match=f"step '{key} image' failed: .* not a static"):
+            images._recipe(key, lambda _: None)
+    monkeypatch.setattr(images, "is_static_elf", lambda path: True)
+    written = images._recipe(key, lambda _: None).write(tmp_path / "out.tar")
+    assert written.ref == ref
+    with tarfile.open(written.archive) as tar:
+        blob = tar.extractfile(f"blobs/sha256/{written.config_digest.split(':')[1]}")
+        assert blob is not None
+        config = json.loads(blob.read())["config"]
+        manifest = json.loads(
+            tar.extractfile(f"blobs/sha256/{written.manifest_digest.split(':')[1]}").read()  # type: ignore[union-attr]
+        )
+        layer = tar.extractfile(f"blobs/sha256/{manifest['layers'][0]['digest'].split(':')[1]}")
+        assert layer is not None
+        with tarfile.open(fileobj=layer) as files:
+            assert f"usr/local/bin/{key}" in files.getnames()
+    assert "Entrypoint" not in config or not config["Entrypoint"]
