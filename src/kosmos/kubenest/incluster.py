@@ -57,6 +57,8 @@ from kosmos.kubenest.settings import Settings
 log = logging.getLogger(__name__)
 ANNOTATION_ADVERTISE = "kosmos.io/advertise-address"
 READY_TIMEOUT = 2.0
+#: workloads started at once; the others once the apiserver is Available
+FIRST = ("etcd", "apiserver")
 #: what ``destroy`` deletes, workloads first (their pods stop using the rest)
 OWNED: tuple[Resource, ...] = (
     DEPLOYMENTS,
@@ -181,10 +183,17 @@ class InClusterProvider:
         current = await self._current(vc)  # before applying: never take over another's
         stages = await asyncio.to_thread(workloads.stages)
         entries = workloads.files(vc, plan, pki, stages)
+        # the apiserver's clients start once it is up: kube-controller-manager exits when
+        # it cannot read the request-header CA, and its restarts back off (10 s, 20 s...)
+        api_up = _ready_count(current["apiserver"]) > 0
         for resource, body in (
             (SECRETS, workloads.secret(vc, entries)),
             (PODDISRUPTIONBUDGETS, workloads.budget(vc)),
-            *((_resource(b), b) for b in workloads.workloads(vc, plan, pki, entries)),
+            *(
+                (_resource(b), b)
+                for b in workloads.workloads(vc, plan, pki, entries)
+                if api_up or b["metadata"]["name"] in FIRST or current[b["metadata"]["name"]]
+            ),
         ):
             await self.host.apply(
                 resource, body, field_manager=names.FIELD_MANAGER_KUBENEST, force=True
@@ -241,10 +250,10 @@ class InClusterProvider:
         """workload -> why it is not ready (absent when it is), from ``current``."""
         pending: dict[str, str] = {}
         for name, obj in current.items():
-            status = (obj or {}).get("status") or {}
-            count = status.get("readyReplicas") or status.get("availableReplicas")
-            if obj is None or not count:
-                pending[name] = "starting" if obj is None else "0/1 ready"
+            if obj is None:
+                pending[name] = "starting" if name in FIRST else "waits for the apiserver"
+            elif not _ready_count(obj):
+                pending[name] = "0/1 ready"
         if pending:
             for name, why in (await self._pod_problems(vc)).items():
                 if name in pending:
@@ -345,6 +354,17 @@ def _check_names(vc: Obj, pki: TenantPKI, plan: workloads.Plan) -> None:
             f"the tenant's certificates do not name {', '.join(missing)}: delete Secret "
             f"{phases.cert_secret(vc)} to issue new ones (the control plane restarts with them)"
         )
+
+
+def _ready_count(obj: Obj | None) -> int:
+    """Ready pods of a StatefulSet, available ones of a Deployment."""
+    status = (obj or {}).get("status") or {}
+    return int(
+        status.get(
+            "readyReplicas" if obj and obj.get("kind") == "StatefulSet" else "availableReplicas"
+        )
+        or 0
+    )
 
 
 def _resource(body: Obj) -> Resource:

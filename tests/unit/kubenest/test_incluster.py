@@ -136,8 +136,10 @@ async def test_ensure_applies_everything_then_reports_ready(
     assert plane.endpoint == f"https://10.2.0.11:{api_port}"  # first runnable node by name
     assert plane.ports["apiserver"] == api_port and plane.ports["coredns"] > 0
     assert host.find(STATEFULSETS, "etcd", NS) is not None
-    for name in ("apiserver", "kcm", "scheduler", "kwok", "coredns"):
-        assert host.find(DEPLOYMENTS, name, NS) is not None
+    assert host.find(DEPLOYMENTS, "apiserver", NS) is not None
+    assert "kcm: waits for the apiserver" in plane.message
+    for name in ("kcm", "scheduler", "kwok", "coredns"):  # once the apiserver is up
+        assert host.find(DEPLOYMENTS, name, NS) is None
     assert host.find(SECRETS, f"{NS}-control-plane", NS) is not None
     assert host.find(PODDISRUPTIONBUDGETS, "control-plane", NS) is not None
     kept = host.find(SERVICES, "apiserver", NS) or {}
@@ -145,13 +147,18 @@ async def test_ensure_applies_everything_then_reports_ready(
 
     plane = await provider.ensure(VC, tenant)
     assert "apiserver: 0/1 ready" in plane.message and "etcd: 0/1 ready" in plane.message
-    mark_ready(host)
-    answers: list[str | None] = ["connection refused", None]
+    answers: list[str | None] = ["not asked", "connection refused", None]
 
     async def ready(self: Any, vc: Obj, url: str, pki: TenantPKI) -> str | None:
         return answers.pop(0)
 
     monkeypatch.setattr(InClusterProvider, "_ready", ready)
+    mark_ready(host)
+    plane = await provider.ensure(VC, tenant)  # the apiserver is Available: the rest start
+    assert not plane.ready and "kcm: waits for the apiserver" in plane.message
+    for name in ("kcm", "scheduler", "kwok", "coredns"):
+        assert host.find(DEPLOYMENTS, name, NS) is not None
+    mark_ready(host)
     plane = await provider.ensure(VC, tenant)
     assert not plane.ready and plane.message == "apiserver not ready: connection refused"
     plane = await provider.ensure(VC, tenant)
