@@ -93,5 +93,7 @@ FLOATER_PORT = 8889  # TCP (HTTP) and UDP (echo) on the same number
 # kubenest (``kosmos virtual-cluster-operator``: tenant control planes on borrowed host nodes)
 FINALIZER_VIRTUAL_CLUSTER = "kosmos.io/virtualcluster-controller"
 LABEL_VIRTUAL_CLUSTER = "kosmos.io/virtual-cluster"  # on objects made for a tenant: <ns>.<name>
+#: on a tenant's control-plane workloads and pods (in-cluster provider): which component
+LABEL_TENANT_COMPONENT = "kosmos.io/tenant-component"
 LABEL_NODE_STATE = "kosmos-io/state"  # on pool nodes: free | occupied (the Go original's)
 FIELD_MANAGER_KUBENEST = "kosmos-kubenest"

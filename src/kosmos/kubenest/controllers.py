@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from kosmos.api import names
 from kosmos.api.objects import Obj, namespace_of
-from kosmos.api.resources import GLOBAL_NODES, VIRTUAL_CLUSTERS
+from kosmos.api.resources import GLOBAL_NODES, PODS, VIRTUAL_CLUSTERS
 from kosmos.kube import component
 from kosmos.kube.builder import Mapper, Watch, by_name, controller
 from kosmos.kube.controller import Request
@@ -59,7 +60,17 @@ def build(runtime: component.Runtime, settings: Settings, provider: Provider | N
     )
     agents = AgentClient(runtime.host)
     runtime.on_stop(agents.close)
-    nodes = NodeReconciler(runtime.host, runtime.recorder, globalnodes, tenants.client, agents)
+    control_planes = manager.informer(
+        component.HOST, PODS, label_selector=names.LABEL_TENANT_COMPONENT
+    )
+    nodes = NodeReconciler(
+        runtime.host,
+        runtime.recorder,
+        globalnodes,
+        tenants.client,
+        agents,
+        control_planes=control_planes,
+    )
     controller(
         manager,
         NODES,

@@ -266,7 +266,7 @@ class InClusterProvider:
         pods = (await self.host.list(PODS, namespace_of(vc), label_selector=selector)).items
         problems: dict[str, str] = {}
         for pod in pods:
-            component = labels_of(pod).get(workloads.LABEL_COMPONENT, "")
+            component = labels_of(pod).get(names.LABEL_TENANT_COMPONENT, "")
             why = _pod_problem(pod)
             if why and component in workloads.WORKLOADS:
                 problems[workloads.WORKLOADS[component]] = why
@@ -309,7 +309,7 @@ class InClusterProvider:
                 for obj in (
                     await self.host.list(resource, namespace, label_selector=selector)
                 ).items:
-                    if workloads.LABEL_COMPONENT not in labels_of(obj):
+                    if names.LABEL_TENANT_COMPONENT not in labels_of(obj):
                         continue  # the fakes ignore selectors; the apiserver does not
                     with contextlib.suppress(NotFound):
                         await self.host.delete(

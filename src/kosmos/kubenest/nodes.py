@@ -45,8 +45,12 @@ class NodeReconciler:
         globalnodes: Informer,
         tenant_client: TenantClient,
         agents: AgentClient | None = None,
+        *,
+        control_planes: Informer | None = None,
     ) -> None:
         self.host = host
+        #: host pods of tenants' control planes (in-cluster provider): nodes not to take
+        self.control_planes = control_planes
         self.recorder = recorder
         self.globalnodes = globalnodes
         self.tenant_client = tenant_client
@@ -94,7 +98,10 @@ class NodeReconciler:
         current = list(dict.fromkeys([*phases.node_infos(vc), *mine]))
         async with self._pool_lock:
             # the cache may lag our own last take: the precondition in occupy catches that
-            wanted = pool.assign(mover.vc_key, phases.policies(vc), pool_nodes.values(), current)
+            busy = pool.busy_nodes(self.control_planes.store.list() if self.control_planes else ())
+            wanted = pool.assign(
+                mover.vc_key, phases.policies(vc), pool_nodes.values(), current, busy
+            )
             if wanted.short:
                 await status.apply(self.host, self.recorder, vc, phases.short(wanted.short))
                 return Result(requeue_after=SHORT_RETRY)

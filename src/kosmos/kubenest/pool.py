@@ -11,6 +11,9 @@ VirtualCluster Node controller decide with the same rules and tests need no apis
   VirtualCluster already holds, fills up with ``free`` nodes in name order (stable, so two
   operators or two passes agree), and gives back the tail when a count shrinks. When a
   policy cannot be met nothing moves, and ``short`` says why, naming who holds the nodes.
+- A free node that runs a tenant's control-plane pods (the in-cluster provider's) is not
+  taken: its drain would wait forever on their PodDisruptionBudget, and moving it would take
+  the tenant's control plane along. ``busy`` names such nodes and whose pods they run.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kosmos.api import names
-from kosmos.api.objects import Obj, labels_of
+from kosmos.api.objects import Obj, labels_of, namespace_of, pod_terminal
 from kosmos.api.selectors import selector_matches
 
 FREE, OCCUPIED, RESERVED = "free", "occupied", "reserved"
@@ -125,18 +128,22 @@ def assign(
     policies: Sequence[Any],
     globalnodes: Iterable[Mapping[str, Any]],
     current: Sequence[str],
+    busy: Mapping[str, str] | None = None,
 ) -> Assignment:
     """The nodes VirtualCluster ``vc_key`` (``<namespace>/<name>``) should hold.
 
     ``current``: the nodes it holds now (``spec.promoteResources.nodeInfos``, in order); a
     GlobalNode occupied with ``status.virtualCluster == vc_key`` counts as held too.
+    ``busy``: node -> the tenant (``<namespace>/<name>``) whose control-plane pods run there.
     """
     pool = {str(g["metadata"]["name"]): g for g in globalnodes}
     held = _held(vc_key, pool, current)
     picked: list[str] = []
     shortages: list[str] = []
     for index, policy in enumerate(policies):
-        nodes, short = _fill(index, policy, vc_key=vc_key, pool=pool, held=held, picked=picked)
+        nodes, short = _fill(
+            index, policy, vc_key=vc_key, pool=pool, held=held, picked=picked, busy=busy or {}
+        )
         picked.extend(nodes)
         if short:
             shortages.append(short)
@@ -147,6 +154,21 @@ def assign(
         take=tuple(n for n in picked if n not in held),
         give_back=tuple(n for n in held if n not in picked),
     )
+
+
+def busy_nodes(pods: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """node -> ``<namespace>/<name>`` of the tenant whose control-plane pods run there, from
+    pods labelled ``kosmos.io/tenant-component`` (finished pods hold no node)."""
+    out: dict[str, str] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or pod_terminal(pod):
+            continue
+        namespace = namespace_of(pod)
+        value = labels_of(pod).get(names.LABEL_VIRTUAL_CLUSTER, "")
+        tenant = value.removeprefix(f"{namespace}.") if value else "?"
+        out.setdefault(str(node), f"{namespace}/{tenant}")
+    return out
 
 
 def _held(vc_key: str, pool: Mapping[str, Mapping[str, Any]], current: Sequence[str]) -> list[str]:
@@ -172,6 +194,7 @@ def _fill(
     pool: Mapping[str, Mapping[str, Any]],
     held: Sequence[str],
     picked: Sequence[str],
+    busy: Mapping[str, str],
 ) -> tuple[list[str], str]:
     """One policy's nodes: the held ones that match (up to the count), then free ones."""
     parsed = _policy(policy)
@@ -180,7 +203,7 @@ def _fill(
     selector, count = parsed
     matching = sorted(n for n, g in pool.items() if selector_matches(selector, pool_labels(g)))
     nodes = [n for n in held if n in matching and n not in picked][:count]
-    free = [n for n in matching if state_of(pool[n]) == FREE and n not in picked]
+    free = [n for n in matching if state_of(pool[n]) == FREE and n not in picked and n not in busy]
     nodes += free[: count - len(nodes)]
     if len(nodes) >= count:
         return nodes, ""
@@ -188,7 +211,7 @@ def _fill(
     wanted += _describe(selector)
     if not matching:
         return nodes, f"{wanted}: no GlobalNode matches"
-    others = [_whose(n, vc_key, pool[n], picked) for n in matching if n not in nodes + free]
+    others = [_whose(n, vc_key, pool[n], picked, busy) for n in matching if n not in nodes + free]
     detail = _listing([o for o in others if o])
     return nodes, f"{wanted}: {len(matching)} matches, {len(free)} free{detail}"
 
@@ -227,11 +250,19 @@ def _describe(selector: Mapping[str, Any]) -> str:
     return json.dumps(dict(selector), sort_keys=True, separators=(",", ":"))
 
 
-def _whose(name: str, vc_key: str, globalnode: Mapping[str, Any], picked: Sequence[str]) -> str:
+def _whose(
+    name: str,
+    vc_key: str,
+    globalnode: Mapping[str, Any],
+    picked: Sequence[str],
+    busy: Mapping[str, str],
+) -> str:
     """Why a matching node is not available to this policy."""
     if name in picked:
         return f"{name} taken by an earlier policy"
     state = state_of(globalnode)
+    if state == FREE and name in busy:
+        return f"{name} runs the control plane of {busy[name]}"
     if state == RESERVED:
         return f"{name} reserved"
     if state == OCCUPIED:

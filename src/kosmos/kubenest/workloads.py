@@ -42,7 +42,6 @@ ETCD_VERSION = "3.6.16-0"
 KWOK_VERSION = "v0.8.0"
 COREDNS_IMAGE = "docker.io/kosmos/coredns:v1.14.2"
 
-LABEL_COMPONENT = "kosmos.io/tenant-component"
 ANNOTATION_CONFIG_HASH = "kosmos.io/config-hash"
 ROOT = Path("/etc/kubenest")
 LAYOUT = Layout(ROOT)
@@ -117,13 +116,13 @@ class Plan:
 def labels(vc: Mapping[str, Any], component: str | None = None) -> dict[str, str]:
     out = {names.LABEL_VIRTUAL_CLUSTER: phases.label_value(vc)}
     if component:
-        out[LABEL_COMPONENT] = component
+        out[names.LABEL_TENANT_COMPONENT] = component
     return out
 
 
 def selector(vc: Mapping[str, Any]) -> str:
     """The label selector of every object this module makes for ``vc``."""
-    return f"{names.LABEL_VIRTUAL_CLUSTER}={phases.label_value(vc)},{LABEL_COMPONENT}"
+    return f"{names.LABEL_VIRTUAL_CLUSTER}={phases.label_value(vc)},{names.LABEL_TENANT_COMPONENT}"
 
 
 def files_secret(vc: Mapping[str, Any]) -> str:

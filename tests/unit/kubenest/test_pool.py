@@ -248,3 +248,43 @@ def test_a_long_shortage_names_the_first_ten() -> None:
     short = pool.assign(VC, [policy(1)], nodes, []).short
     assert short.endswith("n09 held by ns/big and 15 more)")
     assert "n10" not in short
+
+
+# -- nodes running tenants' control planes ------------------------------------------------------
+
+
+def cp_pod(node: str, namespace: str = "t1", tenant: str = "vc.a", phase: str = "Running") -> Any:
+    return {
+        "metadata": {
+            "name": "apiserver-x",
+            "namespace": namespace,
+            "labels": {"kosmos.io/virtual-cluster": f"{namespace}.{tenant}"},
+        },
+        "spec": {"nodeName": node},
+        "status": {"phase": phase},
+    }
+
+
+def test_busy_nodes_name_the_tenant_and_skip_finished_or_unscheduled_pods() -> None:
+    pods = [cp_pod("n1"), cp_pod("n2", phase="Succeeded"), cp_pod(""), cp_pod("n3", "t2", "b")]
+    assert pool.busy_nodes(pods) == {"n1": "t1/vc.a", "n3": "t2/b"}
+
+
+def test_a_free_node_running_a_control_plane_is_not_taken() -> None:
+    nodes = [gnode("n1"), gnode("n2")]
+    result = pool.assign(VC, [policy(1)], nodes, [], {"n1": "t1/a"})
+    assert result.nodes == ("n2",)
+
+
+def test_short_says_which_tenant_runs_on_the_node() -> None:
+    result = pool.assign(VC, [policy(1)], [gnode("n1")], [], {"n1": "t1/a"})
+    assert result.nodes == ()
+    assert result.short == (
+        "policy 0 wants 1 node matching any labels: 1 matches, 0 free "
+        "(n1 runs the control plane of t1/a)"
+    )
+
+
+def test_a_held_node_stays_held_whatever_runs_there() -> None:
+    nodes = [gnode("n1", "occupied", VC)]
+    assert pool.assign(VC, [policy(1)], nodes, ["n1"], {"n1": "t1/a"}).nodes == ("n1",)

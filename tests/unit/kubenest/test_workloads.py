@@ -49,7 +49,7 @@ def test_one_statefulset_and_five_deployments_labelled_and_owned() -> None:
         meta = obj["metadata"]
         assert meta["namespace"] == "ns1"
         assert meta["labels"][names.LABEL_VIRTUAL_CLUSTER] == "ns1.t1"
-        assert workloads.LABEL_COMPONENT in meta["labels"]
+        assert names.LABEL_TENANT_COMPONENT in meta["labels"]
         assert meta["ownerReferences"] == [
             {
                 "apiVersion": "kosmos.io/v1alpha1",
