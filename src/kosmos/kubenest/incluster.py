@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from cryptography import x509
 
 from kosmos.api import names
+from kosmos.api.addresses import join_host_port
 from kosmos.api.objects import Obj, annotations_of, labels_of, name_of, namespace_of, node_ready
 from kosmos.api.resources import (
     DEPLOYMENTS,
@@ -67,14 +68,6 @@ OWNED: tuple[Resource, ...] = (
     SERVICES,
     SECRETS,
 )
-
-
-def endpoint(address: str, port: int) -> str:
-    return f"https://[{address}]:{port}" if ":" in address else f"https://{address}:{port}"
-
-
-def is_loopback(address: str) -> bool:
-    return components.is_loopback(address)
 
 
 def candidates(nodes: list[Obj], node_selector: Mapping[str, str]) -> list[str]:
@@ -130,7 +123,7 @@ class InClusterProvider:
             raise ProviderError(f"the tenant's Services: {exc}") from exc
         namespace = namespace_of(vc)
         api = [cluster_ip(services["apiserver"]), *_service_names("apiserver", namespace)]
-        if not is_loopback(self.settings.advertise_address):
+        if not components.is_loopback(self.settings.advertise_address):
             api.append(self.settings.advertise_address)
         api += candidates(nodes, dict(self.settings.node_selector))
         etcd = [cluster_ip(services["etcd"]), *_service_names("etcd", namespace)]
@@ -198,7 +191,7 @@ class InClusterProvider:
             await self.host.apply(
                 resource, body, field_manager=names.FIELD_MANAGER_KUBENEST, force=True
             )
-        url = endpoint(advertise, api_port)
+        url = f"https://{join_host_port(advertise, api_port)}"
         ports = {components.APISERVER: api_port, components.COREDNS: node_port(services["coredns"])}
         pending = await self._pending(vc, current)
         problem = None if pending.get("apiserver") else await self._ready(vc, url, pki)
@@ -213,7 +206,7 @@ class InClusterProvider:
     async def _advertise(self, vc: Obj, service: Obj, pki: TenantPKI) -> str:
         """The endpoint's address: the operator's, else the node kept on the Service, else
         the first candidate the certificate names (then kept)."""
-        if not is_loopback(self.settings.advertise_address):
+        if not components.is_loopback(self.settings.advertise_address):
             return self.settings.advertise_address
         named = san_addresses(pki.certificate(APISERVER))
         kept = annotations_of(service).get(ANNOTATION_ADVERTISE, "")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
+from kosmos.api.addresses import join_host_port
 from kosmos.api.objects import Obj, name_of, namespace_of
 from kosmos.kubenest import components, kwokstages, ports, processes
 from kosmos.kubenest.components import Layout
@@ -82,8 +83,7 @@ class LocalProvider:
         return Layout(self.state_dir / tenant_dir_name(vc))
 
     def endpoint(self, port: int) -> str:
-        host = self.settings.advertise_address
-        return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+        return f"https://{join_host_port(self.settings.advertise_address, port)}"
 
     async def addresses(self, vc: Obj) -> Addresses:
         """Nothing beyond the advertise address: every process binds it or loopback."""
