@@ -18,24 +18,12 @@ from kosmos.local import images, paths
 
 Progress = Callable[[str], None]
 
-#: images every real node gets: Kosmos runs in-cluster on real nodes (its image and
+#: images every real node gets (all we build): Kosmos runs in-cluster on real nodes (its image and
 #: kosmos-scheduler's kube-scheduler; ClusterLink's agent DaemonSet), metrics-server on the
 #: host's, CoreDNS as every cluster's DNS and kosmos-coredns, etcd/kube-apiserver/
 #: kube-controller-manager/kwok for kubenest's in-cluster tenant control planes; imported
 #: because nothing here pulls from a registry (once per image digest)
-NODE_IMAGES = (
-    "pause",
-    "shell",
-    "http",
-    "kosmos",
-    "kube-scheduler",
-    "metrics-server",
-    "coredns",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "etcd",
-    "kwok",
-)
+NODE_IMAGES = images.ALL
 #: binary -> Debian package that provides it
 HOST_TOOLS = {
     "containerd": "containerd",
