@@ -14,78 +14,40 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from kosmos.local.kubectl import Kubectl, KubectlError
-from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
+from kosmos.local.kubectl import KubectlError
+from tests.e2e.kubenest_env import (
+    LABEL,
+    NS,
+    KubenestEnv,
+    diagnose,
+    environment,
+    gone,
+    operator_argv,
+    phase,
+    seed_virtual_cluster,
+)
 from tests.support import get, wait_for
 
 PORT_BASE = int(os.environ.get("KOSMOS_KUBENEST_IC_E2E_PORT_BASE", "17900"))
-NS = "test-521-8"
 NODE = "kc-aaaaa-s-x6fn2"  # the seed's node name
-KOSMOS = str(Path(sys.executable).parent / "kosmos")
 COMPLETED_TIMEOUT = 300
 GONE_TIMEOUT = 180
-LABEL = "kosmos.io/virtual-cluster"
-
-
-@dataclass
-class Env:
-    kubeconfig: Path
-    kubectl_binary: Path
-    operator_log: Path
-
-    def host(self) -> Kubectl:
-        return ContextKubectl(self.kubectl_binary, self.kubeconfig, "host")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    base = tmp_path_factory.mktemp("kubenest-incluster")
-    variables = dict(os.environ)
-    variables.setdefault("KOSMOS_LOCAL_DIR", str(base / "local"))
-    up = kosmosctl(
-        variables,
-        *("local", "up", "--members", "0", "--nodes", "1", "--real-nodes", "2"),
-        *("--without-kosmos", "--port-base", str(PORT_BASE)),
-        check=False,
-    )
-    operator: subprocess.Popen[bytes] | None = None
-    try:
-        assert up.returncode == 0, f"local up failed:\n{up.stdout}\n{up.stderr}"
-        found = exports(up.stdout)
-        kubeconfig = Path(found["KUBECONFIG"])
-        variables["KUBECONFIG"] = str(kubeconfig)
-        kosmosctl(
-            variables,
-            *("install", "--disable-tree", "--disable-link", "--disable-scheduler"),
-            "--no-mcs-dns",
-        )
-        log = base / "operator.log"
-        argv = [KOSMOS, "virtual-cluster-operator", "--kubeconfig", str(kubeconfig)]
-        argv += ["--context", "host", "--provider", "in-cluster", "--health-port", "0"]
-        with log.open("wb") as out:
-            operator = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=variables, start_new_session=True
-            )
-        yield Env(kubeconfig, Path(found["PATH"].split(":")[0]) / "kubectl", log)
-    finally:
-        if operator is not None:
-            operator.send_signal(signal.SIGTERM)
-            try:
-                operator.wait(30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-        if os.environ.get("KOSMOS_KEEP_ENV") != "1":
-            kosmosctl(variables, "local", "down", check=False)
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubenestEnv]:
+    with environment(
+        tmp_path_factory.mktemp("kubenest-incluster"),
+        PORT_BASE,
+        operator=lambda e: operator_argv(e, "--provider", "in-cluster"),
+    ) as env:
+        yield env
 
 
 def kwok_node() -> dict[str, object]:
@@ -102,41 +64,9 @@ def kwok_node() -> dict[str, object]:
     }
 
 
-def virtual_cluster() -> dict[str, object]:
-    selector = {"matchLabels": {"kubernetes.io/hostname": NODE}}
-    return {
-        "apiVersion": "kosmos.io/v1alpha1",
-        "kind": "VirtualCluster",
-        "metadata": {"namespace": NS, "name": NS},
-        "spec": {
-            "externalIP": "192.168.0.1",
-            "promotePolicies": [{"labelSelector": selector, "nodeCount": 1}],
-        },
-    }
-
-
-def phase(host: Kubectl) -> str:
-    body = get(host, "virtualcluster", NS, "-n", NS)
-    return str((body.get("status") or {}).get("phase") or "")
-
-
-def diagnose(env: Env) -> str:
-    host = env.host()
-    vc = host.run("get", "virtualcluster", NS, "-n", NS, "-o", "yaml", timeout=20)
-    pods = host.run("get", "pods", "-n", NS, "-o", "wide", timeout=20)
-    tail = "\n".join(env.operator_log.read_text(errors="replace").splitlines()[-40:])
-    return f"{vc}\n--- pods ---\n{pods}\n--- operator log ---\n{tail}"
-
-
-def gone(kubectl: Kubectl, *args: str) -> bool:
-    try:
-        kubectl.run("get", *args, timeout=20)
-    except KubectlError as error:
-        return "NotFound" in str(error) or "not found" in str(error)
-    return False
-
-
-def test_the_seed_example_with_the_control_plane_in_the_host(env: Env, tmp_path: Path) -> None:
+def test_the_seed_example_with_the_control_plane_in_the_host(
+    env: KubenestEnv, tmp_path: Path
+) -> None:
     host = env.host()
     host.run("apply", "-f", "-", stdin=json.dumps(kwok_node()))
     wait_for(
@@ -146,7 +76,7 @@ def test_the_seed_example_with_the_control_plane_in_the_host(env: Env, tmp_path:
         ignoring=(KubectlError,),
     )
     host.run("create", "namespace", NS)
-    host.run("apply", "-f", "-", stdin=json.dumps(virtual_cluster()))
+    host.run("apply", "-f", "-", stdin=json.dumps(seed_virtual_cluster(NODE)))
     started = time.monotonic()
     try:
         wait_for(lambda: phase(host) == "Completed", COMPLETED_TIMEOUT, "phase Completed")
@@ -163,7 +93,7 @@ def test_the_seed_example_with_the_control_plane_in_the_host(env: Env, tmp_path:
     encoded = get(host, "virtualcluster", NS, "-n", NS)["spec"]["kubeconfig"]
     config = tmp_path / "tenant.kubeconfig"
     config.write_bytes(base64.b64decode(encoded))
-    tenant = Kubectl(env.kubectl_binary, config, "tenant")
+    tenant = env.tenant(config)
     nodes = get(tenant, "nodes")["items"]
     assert [n["metadata"]["name"] for n in nodes] == [NODE]
     assert gone(host, "node", NODE)

@@ -19,15 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,170 +34,45 @@ from kosmos.api import nodeagent
 from kosmos.kube.tls import client_ssl_context
 from kosmos.kubenest.pki import ADMIN, TenantPKI
 from kosmos.local.kubectl import Kubectl, KubectlError
-from kosmos.local.nodes.plan import REAL_NODE_KEY
-from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
+from tests.e2e.kubenest_env import (
+    NS,
+    KubenestEnv,
+    diagnose,
+    environment,
+    gone,
+    internal_ip,
+    operator_argv,
+    phase,
+    ready,
+    seed_virtual_cluster,
+)
 from tests.support import get, require, wait_for
 
 PORT_BASE = int(os.environ.get("KOSMOS_KUBENEST_E2E_PORT_BASE", "17800"))
 TENANT_PORTS = os.environ.get("KOSMOS_KUBENEST_E2E_TENANT_PORTS", "21400-21499")
 BIN = Path(os.environ.get("KOSMOS_KUBENEST_BIN", "~/.cache/kosmos/bin")).expanduser()
-NS = "test-521-8"  # the seed's example
-KOSMOS = str(Path(sys.executable).parent / "kosmos")
 COMPLETED_TIMEOUT = 240
 RETURN_TIMEOUT = 180
 
 
-@dataclass
-class KubenestEnv:
-    env: dict[str, str]
-    kubeconfig: Path
-    kubectl_binary: Path
-    workers: list[str]
-    advertise: str
-    operator_log: Path
-
-    def host(self) -> Kubectl:
-        return ContextKubectl(self.kubectl_binary, self.kubeconfig, "host")
-
-    def tenant(self, kubeconfig: Path) -> Kubectl:
-        return Kubectl(self.kubectl_binary, kubeconfig, "tenant")
-
-
-def _operator_argv(kubeconfig: Path, state: Path, advertise: str) -> list[str]:
-    return [
-        KOSMOS,
-        "virtual-cluster-operator",
-        "--kubeconfig",
-        str(kubeconfig),
-        "--context",
-        "host",
-        "--provider",
-        "local",
-        "--state-dir",
-        str(state),
-        "--binaries-dir",
-        str(BIN),
-        "--port-range",
-        TENANT_PORTS,
-        "--advertise-address",
-        advertise,
-        "--health-port",
-        "0",
-    ]
+def _local_operator(env: KubenestEnv) -> list[str]:
+    """The local provider, advertising this machine's address on the nodes' network (the
+    tenant apiserver must be reachable from the node that joins it)."""
+    require(all((BIN / b).is_file() for b in ("etcd", "kube-apiserver", "coredns")), str(BIN))
+    return operator_argv(
+        env,
+        *("--provider", "local", "--state-dir", str(env.base / "tenants")),
+        *("--binaries-dir", str(BIN), "--port-range", TENANT_PORTS),
+        *("--advertise-address", env.network_host(env.workers[0])),
+    )
 
 
 @pytest.fixture(scope="module")
 def kn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubenestEnv]:
-    base = tmp_path_factory.mktemp("kubenest")
-    env = dict(os.environ, KOSMOS_LOCAL_DIR=str(base / "local"))
-    up = kosmosctl(
-        env,
-        "local",
-        "up",
-        "--members",
-        "0",
-        "--nodes",
-        "1",
-        "--real-nodes",
-        "2",
-        "--without-kosmos",
-        "--port-base",
-        str(PORT_BASE),
-        check=False,
-    )
-    operator: subprocess.Popen[bytes] | None = None
-    try:
-        assert up.returncode == 0, f"local up failed:\n{up.stdout}\n{up.stderr}"
-        found = exports(up.stdout)
-        kubeconfig = Path(found["KUBECONFIG"])
-        kubectl_binary = Path(found["PATH"].split(":")[0]) / "kubectl"
-        env["KUBECONFIG"] = str(kubeconfig)
-        kosmosctl(
-            env,
-            "install",
-            "--disable-tree",
-            "--disable-link",
-            "--disable-scheduler",
-            "--no-mcs-dns",
-        )
-        host = ContextKubectl(kubectl_binary, kubeconfig, "host")
-        workers = sorted(
-            n["metadata"]["name"] for n in get(host, "nodes", "-l", REAL_NODE_KEY)["items"]
-        )
-        assert len(workers) == 2, workers
-        advertise = _network_host(host, workers[0])
-        require(all((BIN / b).is_file() for b in ("etcd", "kube-apiserver", "coredns")), str(BIN))
-        log = base / "operator.log"
-        with log.open("wb") as out:
-            operator = subprocess.Popen(
-                _operator_argv(kubeconfig, base / "tenants", advertise),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        yield KubenestEnv(env, kubeconfig, kubectl_binary, workers, advertise, log)
-    finally:
-        if operator is not None:
-            operator.send_signal(signal.SIGTERM)
-            try:
-                operator.wait(30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-        kosmosctl(env, "local", "down", check=False)
-
-
-def _network_host(host: Kubectl, node: str) -> str:
-    """The host's address on the real nodes' network: the first address of the node's /24
-    (``kosmos.local.nodes.plan``: the host end is ``.1``)."""
-    body = get(host, "node", node)
-    ip = next(a["address"] for a in body["status"]["addresses"] if a["type"] == "InternalIP")
-    return str(ipaddress.ip_network(f"{ip}/24", strict=False)[1])
-
-
-def _virtual_cluster(worker: str) -> dict[str, Any]:
-    """The seed's example, with the worker's hostname in the selector."""
-    return {
-        "apiVersion": "kosmos.io/v1alpha1",
-        "kind": "VirtualCluster",
-        "metadata": {"namespace": NS, "name": NS},
-        "spec": {
-            "externalIP": "192.168.0.1",
-            "promotePolicies": [
-                {
-                    "labelSelector": {"matchLabels": {"kubernetes.io/hostname": worker}},
-                    "nodeCount": 1,
-                }
-            ],
-        },
-    }
-
-
-def _phase(kn: KubenestEnv) -> str:
-    body = get(kn.host(), "virtualcluster", NS, "-n", NS)
-    return str((body.get("status") or {}).get("phase") or "")
-
-
-def _diagnose(kn: KubenestEnv) -> str:
-    vc = kn.host().run("get", "virtualcluster", NS, "-n", NS, "-o", "yaml", timeout=20)
-    tail = "\n".join(kn.operator_log.read_text(errors="replace").splitlines()[-40:])
-    return f"{vc}\n--- operator log ---\n{tail}"
-
-
-def _ready(kubectl: Kubectl, node: str) -> bool:
-    try:
-        body = get(kubectl, "node", node)
-    except KubectlError:
-        return False
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in body["status"]["conditions"])
-
-
-def _gone(kubectl: Kubectl, *args: str) -> bool:
-    try:
-        kubectl.run("get", *args, timeout=20)
-    except KubectlError as error:
-        return "NotFound" in str(error) or "not found" in str(error)
-    return False
+    with environment(
+        tmp_path_factory.mktemp("kubenest"), PORT_BASE, operator=_local_operator
+    ) as env:
+        yield env
 
 
 def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
@@ -217,23 +87,23 @@ def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
         ignoring=(KubectlError,),
     )
     host.run("create", "namespace", NS)
-    host.run("apply", "-f", "-", stdin=json.dumps(_virtual_cluster(worker)))
+    host.run("apply", "-f", "-", stdin=json.dumps(seed_virtual_cluster(worker)))
     started = time.monotonic()
     try:
-        wait_for(lambda: _phase(kn) == "Completed", COMPLETED_TIMEOUT, "phase Completed")
+        wait_for(lambda: phase(host) == "Completed", COMPLETED_TIMEOUT, "phase Completed")
     except AssertionError as error:
-        raise AssertionError(f"{error}\n{_diagnose(kn)}") from None
+        raise AssertionError(f"{error}\n{diagnose(kn)}") from None
     print(
         f"\nVirtualCluster with real node {worker}: Completed in {time.monotonic() - started:.1f}s"
     )
     encoded = get(host, "virtualcluster", NS, "-n", NS)["spec"]["kubeconfig"]
     config = tmp_path / "tenant.kubeconfig"
     config.write_bytes(base64.b64decode(encoded))
-    tenant = Kubectl(kn.kubectl_binary, config, "tenant")
+    tenant = kn.tenant(config)
 
     # the node left the host and is Ready in the tenant, with its pool labels
-    assert _gone(host, "node", worker)
-    assert wait_for(lambda: _ready(tenant, worker), 60, f"{worker} Ready in the tenant")
+    assert gone(host, "node", worker)
+    assert wait_for(lambda: ready(tenant, worker), 60, f"{worker} Ready in the tenant")
     names = [n["metadata"]["name"] for n in get(tenant, "nodes")["items"]]
     assert names == [worker]
     assert get(host, "globalnode", worker)["spec"]["state"] == "occupied"
@@ -286,11 +156,11 @@ def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
     host.run("delete", "virtualcluster", NS, "-n", NS, "--wait=false")
     started = time.monotonic()
     wait_for(
-        lambda: _gone(host, "virtualcluster", NS, "-n", NS),
+        lambda: gone(host, "virtualcluster", NS, "-n", NS),
         RETURN_TIMEOUT,
         "the VirtualCluster gone",
     )
-    assert wait_for(lambda: _ready(host, worker), RETURN_TIMEOUT, f"{worker} Ready in the host")
+    assert wait_for(lambda: ready(host, worker), RETURN_TIMEOUT, f"{worker} Ready in the host")
     print(f"deleted: {worker} Ready in the host after {time.monotonic() - started:.1f}s")
     assert get(host, "globalnode", worker)["spec"]["state"] == "free"
     left = get(host, "secrets", "-n", NS, "-l", "kosmos.io/virtual-cluster")["items"]
@@ -328,8 +198,7 @@ def test_the_node_agent_refuses_a_missing_token_and_a_foreign_ca(kn: KubenestEnv
     a CA of its own (the TLS handshake fails)."""
     secret = get(kn.host(), "secret", nodeagent.SECRET_NAME, "-n", nodeagent.SECRET_NAMESPACE)
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
-    body = get(kn.host(), "node", kn.workers[0])
-    ip = next(a["address"] for a in body["status"]["addresses"] if a["type"] == "InternalIP")
+    ip = internal_ip(kn.host(), kn.workers[0])
     url = f"https://{ip}:{nodeagent.PORT}{nodeagent.STATE_PATH}"
     good = client_ssl_context(data["ca.crt"], data["tls.crt"], data["tls.key"])
     foreign_cert, foreign_key = TenantPKI.create("someone/else", []).pair(ADMIN)
@@ -354,7 +223,7 @@ def test_nothing_was_lost_on_the_way(kn: KubenestEnv) -> None:
     """Both workers are in the host and Ready; no GlobalNode is held."""
     host = kn.host()
     for worker in kn.workers:
-        assert _ready(host, worker)
+        assert ready(host, worker)
     held = [
         g["metadata"]["name"]
         for g in get(host, "globalnodes")["items"]
