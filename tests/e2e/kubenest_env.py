@@ -11,12 +11,15 @@ keeps the environment for the next run.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import Any
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
-from tests.support import get
+from tests.support import get, wait_for
 
 NS = "test-521-8"  # the seed's example: namespace and name
 KOSMOS = str(Path(sys.executable).parent / "kosmos")
@@ -168,3 +171,28 @@ def ready(kubectl: Kubectl, node: str) -> bool:
     except KubectlError:
         return False
     return any(c["type"] == "Ready" and c["status"] == "True" for c in body["status"]["conditions"])
+
+
+def create_until_completed(
+    env: KubenestEnv, node: str, vc: dict[str, Any], timeout: float, kubeconfig: Path
+) -> float:
+    """Once ``node``'s GlobalNode is free: the namespace, then ``vc``; waits for Completed
+    and writes the decoded ``spec.kubeconfig`` to ``kubeconfig``. Seconds to Completed."""
+    host = env.host()
+    wait_for(
+        lambda: get(host, "globalnode", node)["spec"]["state"] == "free",
+        60,
+        f"GlobalNode {node} free",
+        ignoring=(KubectlError,),
+    )
+    host.run("create", "namespace", NS)
+    host.run("apply", "-f", "-", stdin=json.dumps(vc))
+    started = time.monotonic()
+    try:
+        wait_for(lambda: phase(host) == "Completed", timeout, "phase Completed")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{diagnose(env)}") from None
+    took = time.monotonic() - started
+    encoded = get(host, "virtualcluster", NS, "-n", NS)["spec"]["kubeconfig"]
+    kubeconfig.write_bytes(base64.b64decode(encoded))
+    return took

@@ -11,7 +11,6 @@ which the tenant's own kwok (a pod too) keeps Ready.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -20,16 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from kosmos.local.kubectl import KubectlError
 from tests.e2e.kubenest_env import (
     LABEL,
     NS,
     KubenestEnv,
-    diagnose,
+    create_until_completed,
     environment,
     gone,
     operator_argv,
-    phase,
     seed_virtual_cluster,
 )
 from tests.support import get, wait_for
@@ -69,20 +66,10 @@ def test_the_seed_example_with_the_control_plane_in_the_host(
 ) -> None:
     host = env.host()
     host.run("apply", "-f", "-", stdin=json.dumps(kwok_node()))
-    wait_for(
-        lambda: get(host, "globalnode", NODE)["spec"]["state"] == "free",
-        60,
-        f"GlobalNode {NODE} free",
-        ignoring=(KubectlError,),
-    )
-    host.run("create", "namespace", NS)
-    host.run("apply", "-f", "-", stdin=json.dumps(seed_virtual_cluster(NODE)))
-    started = time.monotonic()
-    try:
-        wait_for(lambda: phase(host) == "Completed", COMPLETED_TIMEOUT, "phase Completed")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{diagnose(env)}") from None
-    print(f"\nin-cluster VirtualCluster: Completed in {time.monotonic() - started:.1f}s")
+    config = tmp_path / "tenant.kubeconfig"
+    vc = seed_virtual_cluster(NODE)
+    took = create_until_completed(env, NODE, vc, COMPLETED_TIMEOUT, config)
+    print(f"\nin-cluster VirtualCluster: Completed in {took:.1f}s")
 
     # the control plane is pods of the host, on real nodes
     pods = get(host, "pods", "-n", NS, "-l", LABEL)["items"]
@@ -90,9 +77,6 @@ def test_the_seed_example_with_the_control_plane_in_the_host(
     assert {"etcd", "apiserver", "controller-manager", "scheduler", "kwok"} <= running
     assert all("real" in p["spec"]["nodeName"] for p in pods)
 
-    encoded = get(host, "virtualcluster", NS, "-n", NS)["spec"]["kubeconfig"]
-    config = tmp_path / "tenant.kubeconfig"
-    config.write_bytes(base64.b64decode(encoded))
     tenant = env.tenant(config)
     nodes = get(tenant, "nodes")["items"]
     assert [n["metadata"]["name"] for n in nodes] == [NODE]

@@ -37,12 +37,11 @@ from kosmos.local.kubectl import Kubectl, KubectlError
 from tests.e2e.kubenest_env import (
     NS,
     KubenestEnv,
-    diagnose,
+    create_until_completed,
     environment,
     gone,
     internal_ip,
     operator_argv,
-    phase,
     ready,
     seed_virtual_cluster,
 )
@@ -80,25 +79,10 @@ def test_the_seed_example_takes_a_real_node_runs_a_pod_and_gives_it_back(
 ) -> None:
     host = kn.host()
     worker = kn.workers[1]
-    wait_for(
-        lambda: get(host, "globalnode", worker)["spec"]["state"] == "free",
-        60,
-        f"GlobalNode {worker} free",
-        ignoring=(KubectlError,),
-    )
-    host.run("create", "namespace", NS)
-    host.run("apply", "-f", "-", stdin=json.dumps(seed_virtual_cluster(worker)))
-    started = time.monotonic()
-    try:
-        wait_for(lambda: phase(host) == "Completed", COMPLETED_TIMEOUT, "phase Completed")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{diagnose(kn)}") from None
-    print(
-        f"\nVirtualCluster with real node {worker}: Completed in {time.monotonic() - started:.1f}s"
-    )
-    encoded = get(host, "virtualcluster", NS, "-n", NS)["spec"]["kubeconfig"]
     config = tmp_path / "tenant.kubeconfig"
-    config.write_bytes(base64.b64decode(encoded))
+    vc = seed_virtual_cluster(worker)
+    took = create_until_completed(kn, worker, vc, COMPLETED_TIMEOUT, config)
+    print(f"\nVirtualCluster with real node {worker}: Completed in {took:.1f}s")
     tenant = kn.tenant(config)
 
     # the node left the host and is Ready in the tenant, with its pool labels

@@ -289,3 +289,25 @@ async def test_readyz_is_asked_as_the_tenants_admin_through_the_endpoint(
     finally:
         await provider.destroy(VC)
         await runner.cleanup()
+
+
+async def test_an_unchanged_body_is_not_applied_again_while_starting(
+    host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = InClusterProvider(settings(), host)  # type: ignore[arg-type]
+    monkeypatch.setattr(workloads, "stages", lambda: b"kind: Stage\n")
+    tenant = await pki_for(provider)
+    await provider.ensure(VC, tenant)
+    first = [entry for entry in host.log if entry[0] == "apply"]
+    assert ("apply", "deployments", "apiserver") in first
+    host.log.clear()
+    await provider.ensure(VC, tenant)
+    assert [entry for entry in host.log if entry[0] == "apply"] == []
+    del host.objects[("deployments", NS, "apiserver")]  # deleted behind our back
+    host.log.clear()
+    await provider.ensure(VC, tenant)
+    assert [e for e in host.log if e[0] == "apply"] == [("apply", "deployments", "apiserver")]
+    monkeypatch.setattr(incluster, "REAPPLY_AFTER", 0.0)  # a while later: everything again
+    host.log.clear()
+    await provider.ensure(VC, tenant)
+    assert [e for e in host.log if e[0] == "apply"] == first
