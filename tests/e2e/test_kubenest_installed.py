@@ -166,10 +166,12 @@ def test_the_installed_operator_lends_a_real_node_and_takes_it_back(
     assert wait_for(lambda: ready(tenant, BORROWED), 60, f"{BORROWED} Ready in the tenant")
     assert gone(host, "node", BORROWED)
 
-    # only the operator gives the node back: uninstall will not remove it under a tenant
-    refused = kosmosctl(env.variables, "uninstall", check=False)
-    assert refused.returncode != 0
-    assert f"virtual clusters still exist: {NS}/{NS}" in refused.stderr
+    # only the operator gives the node back: neither uninstall nor a re-run of install
+    # without --enable-kubenest removes it under a tenant
+    for argv in (("uninstall",), INSTALL):
+        refused = kosmosctl(env.variables, *argv, check=False)
+        assert refused.returncode != 0, argv
+        assert f"virtual clusters still exist: {NS}/{NS}" in refused.stderr, refused.stderr
     assert get(host, "deployment", OPERATOR, "-n", SYSTEM)["status"]["availableReplicas"] == 1
 
     host.run("delete", "virtualcluster", NS, "-n", NS, "--wait=false")

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from kosmos.api import names
 from kosmos.api.resources import CLUSTERROLES, DEPLOYMENTS, ROLES, VIRTUAL_CLUSTERS
 from kosmos.cli.main import cli
-from kosmos.ops import kubenest, manifests, uninstall
+from kosmos.ops import install, kubenest, manifests, uninstall
+from kosmos.ops.apply import Step
 from kosmos.ops.errors import OperationError
 from kosmos.ops.kubenest import KubenestOptions
 from kosmos.ops.manifests import InstallOptions
@@ -192,3 +193,13 @@ async def test_uninstall_refuses_while_virtual_clusters_hold_nodes():
     lines: list[str] = []
     await uninstall._remove_virtual_clusters(client, [forced], timeout=1, record=lines.append)
     assert lines == ["virtualcluster.kosmos.io/vc deleted"]
+
+
+async def test_a_re_run_without_kubenest_refuses_to_strand_virtual_clusters():
+    client = FakeClient()
+    removals = [Step(r, b, "deleted") for r, b in manifests.disabled_objects(InstallOptions())]
+    await install._keep_tenants_served(client, removals)  # no tenant: removed as disabled
+    client.add(VIRTUAL_CLUSTERS, {"metadata": {"name": "vc", "namespace": "t1"}})
+    await install._keep_tenants_served(client, [])  # kept: nothing to refuse
+    with pytest.raises(OperationError, match=r"pass --enable-kubenest to keep it"):
+        await install._keep_tenants_served(client, removals)
