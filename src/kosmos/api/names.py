@@ -97,3 +97,8 @@ LABEL_VIRTUAL_CLUSTER = "kosmos.io/virtual-cluster"  # on objects made for a ten
 LABEL_TENANT_COMPONENT = "kosmos.io/tenant-component"
 LABEL_NODE_STATE = "kosmos-io/state"  # on pool nodes: free | occupied (the Go original's)
 FIELD_MANAGER_KUBENEST = "kosmos-kubenest"
+#: kwok's stage files inside the Kosmos image (``<set>/<stage>.yaml``, as under kwok's
+#: ``kustomize/stage``): the operator's pod has no Go module cache to read them from
+KWOK_STAGES_DIR = "/usr/share/kosmos/kwok/stage"
+#: a directory laid out the same way, which the operator reads before the two above
+ENV_KWOK_STAGES = "KOSMOS_KWOK_STAGES"

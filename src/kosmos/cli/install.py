@@ -5,6 +5,7 @@ The install itself (order, dry run, waits) is :func:`kosmos.ops.install.install`
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import click
@@ -14,8 +15,9 @@ from kosmos.api import names
 from kosmos.api.schema import is_dns1123_label
 from kosmos.cli.invocation import CliContext, output_flag, pass_cli
 from kosmos.ops import apply as applier
-from kosmos.ops import manifests
+from kosmos.ops import kubenest, manifests
 from kosmos.ops.install import install as install_kosmos
+from kosmos.ops.kubenest import KubenestOptions
 from kosmos.ops.manifests import InstallOptions
 
 
@@ -34,6 +36,15 @@ def _check_namespace(_: click.Context, __: click.Parameter, value: str) -> str:
     if not is_dns1123_label(value):
         raise click.BadParameter(f"{value!r} is not a valid namespace name")
     return value
+
+
+def _address(_: click.Context, __: click.Parameter, value: str) -> str:
+    if not value:
+        return ""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address") from None
 
 
 def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
@@ -89,6 +100,34 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     "kube-system/coredns. --no-mcs-dns removes an installed one.",
 )
 @click.option(
+    "--enable-kubenest/--disable-kubenest",
+    default=False,
+    show_default=True,
+    help="kubenest's virtual-cluster-operator (tenant control planes as pods of the host, "
+    "--provider in-cluster). Disabling removes an installed one.",
+)
+@click.option(
+    "--kubenest-advertise-address",
+    default="",
+    callback=_address,
+    metavar="IP",
+    help="With kubenest: the address tenants' apiservers are published on (a VIP or load "
+    "balancer in front of the nodes; default: a host node's InternalIP).",
+)
+@click.option(
+    "--kubenest-control-plane-node-selector",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With kubenest: tenant control-plane pods only on nodes with this label (repeatable).",
+)
+@click.option(
+    "--kubenest-image-repository",
+    default=kubenest.DEFAULT_IMAGE_REPOSITORY,
+    show_default=True,
+    help="With kubenest: where the etcd, kube-apiserver, kube-controller-manager, "
+    "kube-scheduler and kwok images are (upstream's names and tags).",
+)
+@click.option(
     "--enable-migration/--disable-migration",
     default=False,
     show_default=True,
@@ -138,6 +177,10 @@ def install(
     enable_tree: bool,
     enable_link: bool,
     enable_scheduler: bool,
+    enable_kubenest: bool,
+    kubenest_advertise_address: str,
+    kubenest_control_plane_node_selector: tuple[str, ...],
+    kubenest_image_repository: str,
     mcs_dns: bool,
     enable_migration: bool,
     node_selector: str,
@@ -156,14 +199,20 @@ def install(
     Creates the kosmos.io CRDs, the namespace, the cluster-manager (ClusterTree),
     network-manager (ClusterLink) and kosmos-scheduler (kube-scheduler with the Kosmos
     extender) with least-privilege RBAC, and the root Cluster kosmos-control-cluster; with
-    ClusterLink, its agents on the host's nodes too, so the host is a peer of the members. A
-    component disabled with --disable-tree/--disable-link/--disable-scheduler is not
+    ClusterLink, its agents on the host's nodes too, so the host is a peer of the members.
+    With --enable-kubenest, kubenest's virtual-cluster-operator too. A component disabled
+    with --disable-tree/--disable-link/--disable-scheduler/--disable-kubenest is not
     installed, and removed if an earlier install created it.
     """
     try:
         selector = manifests.parse_node_selector(node_selector)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--node-selector") from exc
+    try:
+        control_planes = kubenest.parse_labels(kubenest_control_plane_node_selector)
+    except ValueError as exc:
+        hint = "--kubenest-control-plane-node-selector"
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
     options = InstallOptions(
         namespace=namespace,
         image_repository=image_repository,
@@ -171,6 +220,12 @@ def install(
         enable_tree=enable_tree,
         enable_link=enable_link,
         enable_scheduler=enable_scheduler,
+        enable_kubenest=enable_kubenest,
+        kubenest=KubenestOptions(
+            advertise_address=kubenest_advertise_address,
+            node_selector=control_planes,
+            image_repository=kubenest_image_repository,
+        ),
         mcs_dns=mcs_dns,
         cni=cni,
         default_nic=default_nic,

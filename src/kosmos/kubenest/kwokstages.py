@@ -1,9 +1,12 @@
-"""The lifecycle stages of a tenant's kwok, read from the kwok module kwok was built from.
+"""The lifecycle stages of a tenant's kwok, read from kwok's own stage files.
 
 kwok starts only with Stage objects. Its default stages are files of its Go module
-(``kustomize/stage/...``), which the toolchain downloads to build the kwok binary, so they are
-read from the module cache rather than copied into this repository: node ``fast`` (Ready at
-once) with ``heartbeat-with-lease``, and pod ``general`` — the set kwokctl gives a cluster.
+(``kustomize/stage/<set>/*.yaml``), never copied into this repository. They are found, in
+this order, in the directory ``$KOSMOS_KWOK_STAGES`` names, in the Kosmos image
+(``/usr/share/kosmos/kwok/stage``, which the image build copies from the module the toolchain
+built kwok from: the operator's pod has no module cache), or in the Go module cache of this
+machine. The sets are node ``fast`` (Ready at once) with ``heartbeat-with-lease``, and pod
+``general`` — what kwokctl gives a cluster.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import os
 import re
 from pathlib import Path
 
+from kosmos.api import names
 from kosmos.kubenest.provider import ProviderError
 
 STAGE_SETS = ("node/fast", "node/heartbeat-with-lease", "pod/general")
+IMAGE_DIR = Path(names.KWOK_STAGES_DIR)
 
 
 def module_cache() -> Path:
@@ -31,21 +36,31 @@ def kwok_module(cache: Path | None = None) -> Path:
     found = sorted(root.glob("kwok@v*"), key=_version)
     if not found:
         raise ProviderError(
-            f"kwok's stage files are not under {root}/kwok@*: build the toolchain "
-            "(`kosmosctl local up` does) or set GOMODCACHE"
+            f"kwok's stage files are not under {root}/kwok@* nor {IMAGE_DIR}: build the "
+            f"toolchain (`kosmosctl local up` does), set GOMODCACHE or ${names.ENV_KWOK_STAGES}"
         )
     return found[-1]
 
 
-def documents(cache: Path | None = None) -> bytes:
+def stage_dir(cache: Path | None = None, image_dir: Path = IMAGE_DIR) -> Path:
+    """Where the stage sets are: ``$KOSMOS_KWOK_STAGES``, the image's copy, the module's."""
+    configured = os.environ.get(names.ENV_KWOK_STAGES)
+    if configured:
+        return Path(configured)
+    if image_dir.is_dir():
+        return image_dir
+    return kwok_module(cache) / "kustomize" / "stage"
+
+
+def documents(cache: Path | None = None, image_dir: Path = IMAGE_DIR) -> bytes:
     """Every Stage of the sets above, as one multi-document YAML."""
-    module = kwok_module(cache)
+    root = stage_dir(cache, image_dir)
     files = [
         path
         for stage_set in STAGE_SETS
-        for path in sorted((module / "kustomize" / "stage" / stage_set).glob("*.yaml"))
+        for path in sorted((root / stage_set).glob("*.yaml"))
         if path.name != "kustomization.yaml"
     ]
     if not files:
-        raise ProviderError(f"{module}/kustomize/stage holds none of {', '.join(STAGE_SETS)}")
+        raise ProviderError(f"{root} holds none of {', '.join(STAGE_SETS)}")
     return b"\n---\n".join(path.read_bytes().strip() for path in files) + b"\n"

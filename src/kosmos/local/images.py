@@ -234,7 +234,8 @@ def _recipe(key: str, progress: Progress) -> Recipe:
         )
         layers = [shell, http_layer()]
         return Recipe(inputs, lambda out: oci.write_image(out, HTTP_REF, layers, config))
-    recipe = kosmos_image.KosmosImage(progress, images_dir(), KOSMOS_REF, _labels(TAG))
+    stages = toolchain.module_dir_of("kwok") / "kustomize" / "stage"
+    recipe = kosmos_image.KosmosImage(progress, images_dir(), KOSMOS_REF, _labels(TAG), stages)
     return Recipe((code, *recipe.inputs()), recipe.write)
 
 

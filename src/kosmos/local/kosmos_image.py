@@ -12,7 +12,10 @@ Two layers, so that a code change only rebuilds the small one:
    dependencies installed for bookworm's CPython into ``/usr/local/lib/python3.11/dist-packages``
    (on Debian's ``sys.path``), compiled to hash-checked ``.pyc`` files, and the console scripts
    ``kosmos`` and ``kosmosctl``. Dependencies are pinned to the versions this environment runs
-   (the tests ran against those), downloaded once into ``<cache>/images/wheels``.
+   (the tests ran against those), downloaded once into ``<cache>/images/wheels``. With them,
+   kwok's stage files (``<set>/<stage>.yaml`` of the kwok module the toolchain built kwok
+   from) under ``/usr/share/kosmos/kwok/stage``: kubenest's operator gives them to tenants'
+   kwok and has no Go module cache in its pod.
 
 The entrypoint is ``tini -- kosmos``: the pod's args pick the component.
 """
@@ -29,6 +32,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+from kosmos.api import names
 from kosmos.local import oci
 
 SUITE = "bookworm"
@@ -132,7 +136,12 @@ class KosmosImage:
     """The recipe: :meth:`inputs` is its cache key, :meth:`write` builds the archive."""
 
     def __init__(
-        self, progress: Progress, cache: Path, ref: str, labels: tuple[tuple[str, str], ...]
+        self,
+        progress: Progress,
+        cache: Path,
+        ref: str,
+        labels: tuple[tuple[str, str], ...],
+        kwok_stages: Path | None = None,
     ) -> None:
         self.progress = progress
         self.cache = cache
@@ -140,6 +149,8 @@ class KosmosImage:
         self.labels = labels
         self.root = source_root()
         self.pins = dependency_pins()
+        #: kwok's ``kustomize/stage`` directory (None: the image carries no stages)
+        self.kwok_stages = kwok_stages
 
     def base_key(self) -> str:
         spec = "|".join((SUITE, MIRROR, *PACKAGES, *DPKG_OPTIONS, CLEANUP_HOOK))
@@ -152,7 +163,13 @@ class KosmosImage:
             source_digest(self.root).encode(),
             "\n".join(self.pins).encode(),
             "|".join(PLATFORMS).encode(),
+            self._stages_digest().encode(),
         )
+
+    def _stages_digest(self) -> str:
+        if self.kwok_stages is None:
+            return ""
+        return oci.files_digest(self.kwok_stages, stage_files(self.kwok_stages))
 
     def write(self, archive: Path) -> oci.Written:
         base = self.ensure_base()
@@ -221,6 +238,10 @@ class KosmosImage:
             module, function = entry.split(":")
             script = f"#!/usr/bin/python3\nimport sys\nfrom {module} import {function}\n"
             layer.file(f"usr/local/bin/{name}", script + f"sys.exit({function}())\n", 0o755)
+        if self.kwok_stages is not None:
+            into = names.KWOK_STAGES_DIR.strip("/")
+            for path in stage_files(self.kwok_stages):
+                layer.copy(f"{into}/{path.relative_to(self.kwok_stages)}", path, 0o644)
         return layer
 
     def _wheel(self, scratch: Path) -> Path:
@@ -252,6 +273,16 @@ class KosmosImage:
         project = tomllib.loads((self.root / "pyproject.toml").read_text())["project"]
         scripts: dict[str, str] = project["scripts"]
         return scripts
+
+
+def stage_files(root: Path) -> list[Path]:
+    """kwok's stages under its ``kustomize/stage``: ``<kind>/<set>/<stage>.yaml``, without
+    the kustomizations and test data (which set a tenant gets is kubenest's choice)."""
+    found = sorted(root.glob("*/*/*.yaml"))
+    files = [p for p in found if p.name != "kustomization.yaml"]
+    if not files:
+        raise ImageError(f"step 'kwok stages' failed: no <kind>/<set>/*.yaml under {root}")
+    return files
 
 
 def _forget_own_wheel(wheels: Path) -> None:

@@ -162,6 +162,13 @@ def group(name: str) -> Group:
     raise ToolchainError(f"unknown toolchain group {name}: choose from {known}")
 
 
+def module_dir_of(name: str) -> Path:
+    """The module cache directory of group ``name``'s module at its pinned version
+    (downloaded if missing): where files of the module other than its binaries are."""
+    found = group(name)
+    return module_source(go_binary()[0], found.module_dir, found.module)
+
+
 def required_version(go_mod: Path, module: str) -> str:
     """Return the version a go.mod requires for ``module`` (``require M vX`` or in a block)."""
     pattern = re.compile(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", re.MULTILINE)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS
+from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, VIRTUAL_CLUSTERS
 from kosmos.kube.client import Client
-from kosmos.kube.errors import KubeError
+from kosmos.kube.errors import KubeError, NotFound
 from kosmos.ops import apply as applier
 from kosmos.ops import hostlink, manifests, mcsdns, rollout
 from kosmos.ops.errors import OperationError
@@ -45,6 +45,7 @@ async def install(
     except KubeError as exc:
         raise OperationError(f"dry run failed, nothing was changed: {exc}") from exc
     removals = await _removals(client, options)
+    await _keep_tenants_served(client, removals)
     if dry_run:
         for step in plan + removals:
             report(step)
@@ -144,6 +145,28 @@ async def apply_all(
     for resource, body in objects:
         if resource != CUSTOMRESOURCEDEFINITIONS:
             report(await applier.apply(client, resource, body, dry_run=False))
+
+
+async def _keep_tenants_served(client: Client, removals: list[applier.Step]) -> None:
+    """Refuse to remove kubenest's operator while VirtualClusters exist: only it returns
+    their nodes and releases their finalizers (a re-run without --enable-kubenest would
+    otherwise strand them)."""
+    operator = manifests.VIRTUAL_CLUSTER_OPERATOR.object_name
+    if not any(
+        s.resource == DEPLOYMENTS and s.body["metadata"]["name"] == operator for s in removals
+    ):
+        return
+    try:
+        tenants = (await client.list(VIRTUAL_CLUSTERS)).items
+    except NotFound:  # no CRD, no tenant
+        return
+    if tenants:
+        keys = sorted(f"{t['metadata']['namespace']}/{t['metadata']['name']}" for t in tenants)
+        raise OperationError(
+            f"refusing to remove kubenest's operator: virtual clusters still exist: "
+            f"{', '.join(keys)} (pass --enable-kubenest to keep it, or delete them first); "
+            "nothing was changed"
+        )
 
 
 async def _removals(client: Client, options: InstallOptions) -> list[applier.Step]:

@@ -39,7 +39,8 @@ from kosmos.api.resources import (
 )
 from kosmos.api.schema import manifest
 from kosmos.clustertree import admission
-from kosmos.ops import mcsdns, rbac, scheduling
+from kosmos.ops import kubenest, mcsdns, rbac, scheduling
+from kosmos.ops.kubenest import KubenestOptions
 
 Planned = tuple[Resource, Obj]
 
@@ -74,12 +75,14 @@ class Component:
     """A long-running Kosmos controller install deploys into the host."""
 
     name: str  # the ``kosmos <name>`` launcher command
-    module: Literal["tree", "link"]  # which --enable-*/--disable-* flag controls it
+    module: Literal["tree", "link", "kubenest"]  # which --enable-*/--disable-* flag
     rules: tuple[Obj, ...]
     node_lease_rules: tuple[Obj, ...] = ()
     env: tuple[Obj, ...] = ()
     #: It authenticates callers (the leaf kubelet endpoint): bind the kube-system reader Role.
     reads_client_ca: bool = False
+    #: The pod's affinity beyond ``--node-selector`` (None: any node).
+    affinity: Obj | None = None
 
     @property
     def object_name(self) -> str:
@@ -107,7 +110,10 @@ CLUSTER_MANAGER = Component(
     reads_client_ca=True,
 )
 NETWORK_MANAGER = Component(name="network-manager", module="link", rules=rbac.NETWORK_MANAGER_RULES)
-COMPONENTS = (CLUSTER_MANAGER, NETWORK_MANAGER)
+VIRTUAL_CLUSTER_OPERATOR = Component(
+    name=kubenest.NAME, module="kubenest", rules=kubenest.RULES, affinity=kubenest.affinity()
+)
+COMPONENTS = (CLUSTER_MANAGER, NETWORK_MANAGER, VIRTUAL_CLUSTER_OPERATOR)
 #: The endpoint prober (``kosmos eps-probe``): in every cluster where ClusterTree runs.
 PROBE = "kosmos-eps-probe"
 
@@ -120,6 +126,9 @@ class InstallOptions:
     enable_tree: bool = True
     enable_link: bool = True
     enable_scheduler: bool = True
+    #: kubenest's operator (``--enable-kubenest``), off unless asked for
+    enable_kubenest: bool = False
+    kubenest: KubenestOptions = field(default_factory=KubenestOptions)
     cni: str = "calico"
     default_nic: str = "*"
     #: Labels every Kosmos pod selects (``--node-selector``): where the control plane runs.
@@ -148,7 +157,11 @@ class InstallOptions:
         return self.enable_tree and self.mcs_dns
 
     def enabled(self, component: Component) -> bool:
-        return self.enable_tree if component.module == "tree" else self.enable_link
+        return {
+            "tree": self.enable_tree,
+            "link": self.enable_link,
+            "kubenest": self.enable_kubenest,
+        }[component.module]
 
     def placement(self) -> Obj:
         """What every Kosmos pod's spec gets so it lands where ``--node-selector`` says."""
@@ -299,6 +312,7 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
         "containers": [container],
         "tolerations": [CONTROL_PLANE_TOLERATION],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
+        **({"affinity": copy.deepcopy(component.affinity)} if component.affinity else {}),
         **options.placement(),
     }
     body = build.deployment(
@@ -311,7 +325,9 @@ def deployment(options: InstallOptions, component: Component) -> Obj:
 
 
 def component_flags(options: InstallOptions, component: Component) -> list[str]:
-    """The install's flags that one component takes (only the cluster-manager has any)."""
+    """The install's flags that one component takes."""
+    if component.module == "kubenest":
+        return kubenest.flags(options.kubenest)
     if component.name != CLUSTER_MANAGER.name:
         return []
     return [f"--auto-mcs-prefix={prefix}" for prefix in options.auto_mcs_prefixes]

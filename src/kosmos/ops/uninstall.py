@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 from kosmos.api import names
 from kosmos.api.objects import Obj
-from kosmos.api.resources import CLUSTERS, CUSTOMRESOURCEDEFINITIONS, NAMESPACES, PODS, Resource
+from kosmos.api.resources import (
+    CLUSTERS,
+    CUSTOMRESOURCEDEFINITIONS,
+    NAMESPACES,
+    PODS,
+    VIRTUAL_CLUSTERS,
+    Resource,
+)
 from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.mcs import app as mcs_app
@@ -44,12 +51,14 @@ async def uninstall(
     progress = Progress()
     client = await hosts.client()
     clusters = await _clusters_to_delete(client, force)
+    tenants = await _virtual_clusters_to_delete(client, force)
     lines: list[str] = []
 
     def record(line: str) -> None:
         deleted(line)  # at once: an uninstall that fails later still shows what it did
         lines.append(line)
 
+    await _remove_virtual_clusters(client, tenants, timeout=timeout, record=record)
     await _remove_clusters(
         client, clusters, force=force, timeout=timeout, record=record, progress=progress
     )
@@ -105,6 +114,39 @@ async def _clusters_to_delete(client: Client, force: bool) -> list[Obj]:
             "(unjoin them first, or pass --force to delete them)"
         )
     return clusters if force else [c for c in clusters if is_root(c)]
+
+
+async def _virtual_clusters_to_delete(client: Client, force: bool) -> list[Obj]:
+    """VirtualClusters hold host nodes and a finalizer only kubenest's operator releases
+    (after giving the nodes back): without ``force`` they make uninstall refuse."""
+    tenants = await _list_or_empty(client, VIRTUAL_CLUSTERS)
+    if tenants and not force:
+        keys = sorted(f"{t['metadata']['namespace']}/{t['metadata']['name']}" for t in tenants)
+        raise OperationError(
+            f"refusing to uninstall: virtual clusters still exist: {', '.join(keys)} "
+            "(delete them first, which returns their nodes to the host, or pass --force to "
+            "delete them)"
+        )
+    return tenants
+
+
+async def _remove_virtual_clusters(
+    client: Client, tenants: list[Obj], *, timeout: float, record: Deleted
+) -> None:
+    """Delete them while the operator still runs, and wait: it returns their nodes, stops
+    their control planes and then releases the finalizer."""
+    for tenant in tenants:
+        await _delete(client, VIRTUAL_CLUSTERS, tenant, record)
+    items: list[applier.Target] = [
+        (VIRTUAL_CLUSTERS, t["metadata"]["name"], t["metadata"]["namespace"]) for t in tenants
+    ]
+    left = await applier.wait_gone(client, items, timeout) if items else []
+    if left:
+        raise OperationError(
+            f"{_names(left)} still present after {timeout:g}s (is the "
+            "virtual-cluster-operator running? it returns their nodes, then releases them); "
+            "re-run uninstall once they are gone"
+        )
 
 
 async def _remove_clusters(

@@ -14,22 +14,24 @@ from tests.integration.cli.conftest import kosmosctl, ok
 
 
 async def _dry_run_each(local_env: LocalEnv, namespace: str) -> list[str]:
+    """Every optional component's objects too (kubenest's operator is off by default)."""
+    options = InstallOptions(namespace=namespace, enable_kubenest=True)
     client = await local_env.client(local_env.host)
     try:
         before = {
             manifests.display_name(r, b): await apply.get_or_none(
                 client, r, b["metadata"]["name"], b["metadata"].get("namespace")
             )
-            for r, b in manifests.install_objects(InstallOptions(namespace=namespace))
+            for r, b in manifests.install_objects(options)
         }
         checked = []
-        for resource, body in manifests.install_objects(InstallOptions(namespace=namespace)):
+        for resource, body in manifests.install_objects(options):
             result = await client.apply(
                 resource, body, field_manager="kosmosctl", force=True, dry_run=True
             )
             assert result["metadata"]["name"] == body["metadata"]["name"]
             checked.append(manifests.display_name(resource, body))
-        for resource, body in manifests.install_objects(InstallOptions(namespace=namespace)):
+        for resource, body in manifests.install_objects(options):
             meta = body["metadata"]
             after = await apply.get_or_none(client, resource, meta["name"], meta.get("namespace"))
             if before[manifests.display_name(resource, body)] is None:
@@ -44,6 +46,7 @@ def test_every_install_manifest_passes_a_server_side_dry_run(
 ):
     checked = asyncio.run(_dry_run_each(local_env, namespace))
     assert "deployment.apps/kosmos-cluster-manager" in checked
+    assert "deployment.apps/kosmos-virtual-cluster-operator" in checked
     assert "cluster.kosmos.io/kosmos-control-cluster" in checked
 
 

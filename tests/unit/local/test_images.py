@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kosmos.api import names
 from kosmos.local import images, kosmos_image, oci, toolchain
 from kosmos.local.images import Image, ImageError, Recipe
 from kosmos.ops import manifests, scheduling
@@ -265,3 +266,22 @@ def test_control_plane_images_are_the_static_binary_where_upstream_has_it(
         with tarfile.open(fileobj=layer) as files:
             assert f"usr/local/bin/{key}" in files.getnames()
     assert "Entrypoint" not in config or not config["Entrypoint"]
+
+
+def test_kwok_stages_go_into_the_image_without_kustomizations_or_test_data(tmp_path: Path):
+    root = tmp_path / "stage"
+    for relative in (
+        "node/fast/node-initialize.yaml",
+        "node/fast/kustomization.yaml",
+        "node/fast/testdata/node-pending.input.yaml",
+        "pod/general/pod-ready.yaml",
+        "stage_test.go",
+    ):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text("kind: Stage\n")
+    found = [str(p.relative_to(root)) for p in kosmos_image.stage_files(root)]
+    assert found == ["node/fast/node-initialize.yaml", "pod/general/pod-ready.yaml"]
+    with pytest.raises(kosmos_image.ImageError, match="no <kind>/<set>/"):
+        kosmos_image.stage_files(tmp_path / "empty")
+    # where the operator looks for them (kosmos.kubenest.kwokstages)
+    assert names.KWOK_STAGES_DIR == "/usr/share/kosmos/kwok/stage"

@@ -20,7 +20,9 @@ from kosmos.api.schema import crd, kind_info
 from kosmos.ops import manifests
 from kosmos.ops.manifests import InstallOptions
 
-OPTIONS = InstallOptions(namespace="kosmos-x", image_repository="reg.example/kosmos", version="v9")
+OPTIONS = InstallOptions(
+    namespace="kosmos-x", image_repository="reg.example/kosmos", version="v9", enable_kubenest=True
+)
 
 
 def objects(options: InstallOptions = OPTIONS) -> list[tuple[Any, dict[str, Any]]]:
@@ -50,7 +52,7 @@ def test_order_is_crds_namespace_components_then_root_cluster():
     assert order[:n_crds] == ["CustomResourceDefinition"] * n_crds
     assert order[n_crds] == "Namespace"
     assert order[-1] == "Cluster"
-    for component in manifests.COMPONENTS:
+    for component in filter(OPTIONS.enabled, manifests.COMPONENTS):
         own = [
             b["kind"]
             for _, b in objects()
