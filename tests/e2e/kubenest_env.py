@@ -33,6 +33,8 @@ from tests.support import get, wait_for
 NS = "test-521-8"  # the seed's example: namespace and name
 KOSMOS = str(Path(sys.executable).parent / "kosmos")
 LABEL = "kosmos.io/virtual-cluster"
+SYSTEM = "kosmos-system"
+OPERATOR = "kosmos-virtual-cluster-operator"  # installed: Deployment, ServiceAccount, RBAC
 INSTALL = ("install", "--disable-tree", "--disable-link", "--disable-scheduler", "--no-mcs-dns")
 
 
@@ -147,13 +149,17 @@ def phase(host: Kubectl) -> str:
 
 
 def diagnose(env: KubenestEnv) -> str:
-    """The VirtualCluster, the pods of its namespace and the operator's last lines."""
+    """The VirtualCluster, the pods and the operator's last lines."""
     host = env.host()
     vc = host.run("get", "virtualcluster", NS, "-n", NS, "-o", "yaml", timeout=20)
-    pods = host.run("get", "pods", "-n", NS, "-o", "wide", timeout=20)
-    tail = ""
-    if env.operator_log is not None and env.operator_log.exists():
+    pods = host.run("get", "pods", "-A", "-o", "wide", timeout=20)
+    if env.operator_log is not None:
         tail = "\n".join(env.operator_log.read_text(errors="replace").splitlines()[-40:])
+    else:  # installed: the Deployment's
+        try:
+            tail = host.run("logs", "-n", SYSTEM, f"deployment/{OPERATOR}", "--tail=40")
+        except KubectlError as error:
+            tail = str(error)
     return f"{vc}\n--- pods ---\n{pods}\n--- operator log ---\n{tail}"
 
 

@@ -49,8 +49,10 @@ RULES: tuple[Obj, ...] = (
     # A kwok node back from a tenant gets its conditions and capacity (status patch).
     rule("", ("nodes/status",), ("patch",)),
     # The drain lists a node's pods and evicts them (PodDisruptionBudgets hold); no delete.
-    # The in-cluster provider lists a tenant's control-plane pods for their waiting reasons.
-    rule("", ("pods",), ("list",)),
+    # The in-cluster provider lists a tenant's control-plane pods for their waiting reasons;
+    # the node reconciler watches them (label kosmos.io/tenant-component) to never borrow a
+    # node they run on.
+    rule("", ("pods",), ("list", "watch")),
     rule("", ("pods/eviction",), ("create",)),
     # A tenant's PKI (<name>-cert), admin kubeconfig (<name>-admin-config) and control-plane
     # files (<name>-control-plane): made once, patched, deleted with the tenant (listed by

@@ -93,6 +93,7 @@ def test_rules_grant_what_kubenest_calls():
         ("", "nodes", "create"),  # and comes back
         ("", "nodes/status", "patch"),
         ("", "pods", "list"),
+        ("", "pods", "watch"),  # control-plane pods: nodes not to borrow
         ("", "pods/eviction", "create"),
         ("", "secrets", "create"),
         ("", "services", "patch"),
