@@ -21,6 +21,9 @@ LABEL_POD = "kosmos-io/pod"  # on pods ClusterTree created in a member
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"  # "kosmos" on objects copied into a member
 MANAGED_BY_KOSMOS = "kosmos"
 LABEL_OWNER_CLUSTER = "kosmos.io/owner-cluster"  # on leaf nodes: the Cluster they represent
+#: on a member's pods and copies of a cluster-manager run with ``--owner`` (several control
+#: planes sharing one member, kubenest's k8s-in-k8s): only that cluster-manager's
+LABEL_TREE_OWNER = "kosmos.io/tree-owner"
 LABEL_ROLE_AGENT = "agent"
 LABEL_HOSTNAME = "kubernetes.io/hostname"
 LABEL_ZONE = "topology.kubernetes.io/zone"
@@ -95,3 +98,5 @@ FINALIZER_VIRTUAL_CLUSTER = "kosmos.io/virtualcluster-controller"
 LABEL_VIRTUAL_CLUSTER = "kosmos.io/virtual-cluster"  # on objects made for a tenant: <ns>.<name>
 LABEL_NODE_STATE = "kosmos-io/state"  # on pool nodes: free | occupied (the Go original's)
 FIELD_MANAGER_KUBENEST = "kosmos-kubenest"
+PLUGIN_CLUSTERTREE = "clustertree"  # spec.pluginSet.enabled: host nodes as leaf nodes
+TENANT_HOST_CLUSTER = "kosmos-host"  # the tenant's Cluster naming the host (k8s-in-k8s)
