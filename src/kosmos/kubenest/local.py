@@ -206,10 +206,13 @@ class LocalProvider:
     def _destroy(self, layout: Layout) -> None:
         if not layout.dir.exists():
             return
+        # the tenant's ClusterTree first, while its apiserver still answers its goodbye;
         # etcd last: an apiserver stopping removes its endpoint from the kubernetes
         # Service, and with etcd gone it retries until its grace period is over (10 s)
+        tree = processes.running(layout.dir, components.CLUSTER_MANAGER)
+        survivors = processes.stop(layout.dir, [tree] if tree is not None else [])
         users = [processes.running(layout.dir, c) for c in components.PROCESSES[1:]]
-        survivors = processes.stop(layout.dir, [pid for pid in users if pid is not None])
+        survivors += processes.stop(layout.dir, [pid for pid in users if pid is not None])
         survivors += processes.stop(layout.dir, processes.tenant_pids(layout.dir))
         if survivors:
             raise ProviderError(f"tenant processes {survivors} survived SIGKILL; kept {layout.dir}")

@@ -166,6 +166,24 @@ def tenant_secret(text: str) -> Obj:
     return manifests.secret(meta, secret_type="Opaque", data=data)
 
 
+TOLERATION_POLICY = "kosmos-tenant-leaf-tolerations"
+
+
+def toleration_policy() -> tuple[Obj, Obj]:
+    """Every pod of the tenant tolerates the leaf taint (``kosmos.io/node``, NoSchedule, which
+    ClusterTree puts on every leaf node) and the NoExecute lifecycle taints without a time
+    limit: the leaf nodes are the tenant's only nodes, so its users write pods as for any
+    cluster, and a host the tenant's ClusterTree cannot reach for a while does not get their
+    pods evicted (kosmos.clustertree.admission says why). The same CEL patch as the host's
+    leaf policies (``manifests.LEAF_TOLERATIONS_PATCH``), for every pod."""
+    return manifests.mutating_admission_policy(
+        TOLERATION_POLICY,
+        {},
+        match_condition=("every-pod", "true"),
+        json_patch=manifests.LEAF_TOLERATIONS_PATCH,
+    )
+
+
 def cluster_object(nodes: Sequence[str]) -> Obj:
     """The tenant's Cluster for the host: one one-to-one leaf per node, named as the node.
 

@@ -23,6 +23,8 @@ from kosmos.api.resources import (
     CLUSTERS,
     CONFIGMAPS,
     CUSTOMRESOURCEDEFINITIONS,
+    MUTATING_ADMISSION_POLICIES,
+    MUTATING_ADMISSION_POLICY_BINDINGS,
     NAMESPACES,
     PERSISTENTVOLUMECLAIMS,
     PODS,
@@ -65,6 +67,9 @@ class TreeSetup:
                 NAMESPACES, {**namespace, "metadata": {"name": names.SYSTEM_NAMESPACE}}
             )
         await _apply(tenant, SECRETS, treeplugin.tenant_secret(text))
+        policy, binding = treeplugin.toleration_policy()
+        await _apply(tenant, MUTATING_ADMISSION_POLICIES, policy)
+        await _apply(tenant, MUTATING_ADMISSION_POLICY_BINDINGS, binding)
         try:
             await _apply(tenant, CLUSTERS, treeplugin.cluster_object(nodes))
         except NotFound:  # the CRD was just created: not served yet
