@@ -24,7 +24,7 @@ from kosmos.api.resources import Resource
 from kosmos.clustertree.podforge import dependencies
 from kosmos.clustertree.tree import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.clustertree.volumes import ensure_member_pvc
-from kosmos.kube.controller import Request, Result
+from kosmos.kube.controller import Request, Result, TerminalError
 from kosmos.kube.errors import AlreadyExists, Conflict, NotFound
 from kosmos.kube.manager import ClusterNotFound
 
@@ -102,8 +102,13 @@ async def ensure_copy(tree: Tree, cluster: str, plural: str, source: Obj) -> Non
             return
         log.debug("%s: copied %s %s", cluster, resource.kind, key)
         return
-    if owner and labels_of(current).get(names.LABEL_TREE_OWNER) != owner:
-        return  # another control plane's copy in a shared member: never overwritten
+    holder = labels_of(current).get(names.LABEL_TREE_OWNER)
+    if owner and holder != owner:  # another control plane's copy in a shared member
+        raise TerminalError(
+            f"{cluster}: {resource.kind} {key} is the copy of another control plane "
+            f"({names.LABEL_TREE_OWNER}={holder or '(none)'}): neither used nor overwritten",
+            "NameConflict",
+        )
     if differs(current, desired):
         desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if plural == "secrets" and current.get("type") != desired.get("type"):
