@@ -38,6 +38,7 @@ TENANT_PORTS = os.environ.get("KOSMOS_KUBENEST_TREE_E2E_TENANT_PORTS", "21600-21
 BIN = Path(os.environ.get("KOSMOS_KUBENEST_BIN", "~/.cache/kosmos/bin")).expanduser()
 NS = "test-521-8"  # the seed's example
 NODE = "kc-aaaaa-s-x6fn2"  # the seed's node name
+NODE2 = "kc-bbbbb-s-x6fn2"
 KOSMOS = str(Path(sys.executable).parent / "kosmos")
 COMPLETED_TIMEOUT = 180
 GONE_TIMEOUT = 120
@@ -98,27 +99,27 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             kosmosctl(variables, "local", "down", check=False)
 
 
-def kwok_node() -> dict[str, object]:
+def kwok_node(name: str = NODE) -> dict[str, object]:
     allocatable = {"cpu": "8", "memory": "32Gi", "pods": "110"}
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
-            "name": NODE,
-            "labels": {"kubernetes.io/hostname": NODE, "kwok.x-k8s.io/node": "fake"},
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "kwok.x-k8s.io/node": "fake"},
             "annotations": {"kwok.x-k8s.io/node": "fake"},
         },
         "status": {"capacity": allocatable, "allocatable": allocatable},
     }
 
 
-def virtual_cluster() -> dict[str, object]:
+def virtual_cluster(ns: str = NS, node: str = NODE) -> dict[str, object]:
     """The seed's example with the plugin of its k8s-in-k8s proposal."""
-    selector = {"matchLabels": {"kubernetes.io/hostname": NODE}}
+    selector = {"matchLabels": {"kubernetes.io/hostname": node}}
     return {
         "apiVersion": "kosmos.io/v1alpha1",
         "kind": "VirtualCluster",
-        "metadata": {"namespace": NS, "name": NS},
+        "metadata": {"namespace": ns, "name": ns},
         "spec": {
             "externalIP": "192.168.0.1",
             "promotePolicies": [{"labelSelector": selector, "nodeCount": 1}],
@@ -127,11 +128,11 @@ def virtual_cluster() -> dict[str, object]:
     }
 
 
-def tenant_pod() -> dict[str, Any]:
+def tenant_pod(name: str = "hello") -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "hello", "namespace": "default", "labels": {"app": "hello"}},
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "hello"}},
         "spec": {
             "containers": [{"name": "main", "image": "docker.io/library/busybox:latest"}],
             "terminationGracePeriodSeconds": 1,
@@ -139,8 +140,8 @@ def tenant_pod() -> dict[str, Any]:
     }
 
 
-def phase(host: Kubectl) -> str:
-    body = get(host, "virtualcluster", NS, "-n", NS)
+def phase(host: Kubectl, ns: str = NS) -> str:
+    body = get(host, "virtualcluster", ns, "-n", ns)
     return str((body.get("status") or {}).get("phase") or "")
 
 
@@ -252,3 +253,61 @@ def test_host_node_as_a_leaf_node_of_the_tenant(env: Env, tmp_path: Path) -> Non
     assert ready(host, NODE)
     assert [p for p in env.state.iterdir() if p.is_dir()] == []  # its processes and files
     host.run("delete", "namespace", NS, "--wait=false")
+
+
+def test_two_tenants_share_the_host_and_never_take_each_others_pods(
+    env: Env, tmp_path: Path
+) -> None:
+    """Each tenant's ClusterTree sees every pod of the host; with ``--owner`` it takes only
+    its own: the other tenant's pod is not an orphan of its, and deleting one tenant
+    removes its pod alone."""
+    host = env.host()
+    tenants: dict[str, Kubectl] = {}
+    for ns, node in (("tenant-a", NODE), ("tenant-b", NODE2)):
+        host.run("apply", "-f", "-", stdin=json.dumps(kwok_node(node)))
+        wait_for(
+            lambda node=node: get(host, "globalnode", node)["spec"]["state"] == "free",
+            60,
+            f"GlobalNode {node} free",
+            ignoring=(KubectlError,),
+        )
+        host.run("create", "namespace", ns)
+        host.run("apply", "-f", "-", stdin=json.dumps(virtual_cluster(ns, node)))
+    for ns in ("tenant-a", "tenant-b"):
+        try:
+            wait_for(lambda ns=ns: phase(host, ns) == "Completed", COMPLETED_TIMEOUT, ns)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{diagnose(env)}") from None
+        config = tmp_path / f"{ns}.kubeconfig"
+        encoded = get(host, "virtualcluster", ns, "-n", ns)["spec"]["kubeconfig"]
+        config.write_bytes(base64.b64decode(encoded))
+        tenants[ns] = Kubectl(env.kubectl_binary, config, ns)
+        wait_for(
+            lambda ns=ns: get(tenants[ns], "serviceaccount", "default", "-n", "default"),
+            60,
+            f"{ns}'s default ServiceAccount",
+            ignoring=(KubectlError,),
+        )
+        tenants[ns].run("apply", "-f", "-", stdin=json.dumps(tenant_pod(f"{ns}-pod")))
+    for ns in ("tenant-a", "tenant-b"):
+        wait_for(
+            lambda ns=ns: get(tenants[ns], "pod", f"{ns}-pod")["status"].get("phase") == "Running",
+            60,
+            f"{ns}'s pod Running",
+        )
+    time.sleep(3)  # each ClusterTree has seen the other's pod in the host by now
+    for ns in ("tenant-a", "tenant-b"):
+        assert get(host, "pod", f"{ns}-pod", "-n", "default")["status"]["phase"] == "Running"
+    host.run("delete", "virtualcluster", "tenant-b", "-n", "tenant-b", "--wait=false")
+    wait_for(
+        lambda: gone(host, "virtualcluster", "tenant-b", "-n", "tenant-b"), GONE_TIMEOUT, "b gone"
+    )
+    assert gone(host, "pod", "tenant-b-pod", "-n", "default")
+    assert get(host, "pod", "tenant-a-pod", "-n", "default")["status"]["phase"] == "Running"
+    assert get(tenants["tenant-a"], "pod", "tenant-a-pod")["status"]["phase"] == "Running"
+    host.run("delete", "virtualcluster", "tenant-a", "-n", "tenant-a", "--wait=false")
+    wait_for(
+        lambda: gone(host, "virtualcluster", "tenant-a", "-n", "tenant-a"), GONE_TIMEOUT, "a gone"
+    )
+    assert gone(host, "pod", "tenant-a-pod", "-n", "default")
+    assert [p for p in env.state.iterdir() if p.is_dir()] == []
