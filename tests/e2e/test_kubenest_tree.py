@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from kosmos.kubenest import processes
 from kosmos.local.kubectl import Kubectl, KubectlError
 from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
 from tests.support import get, require, wait_for
@@ -95,6 +96,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                 operator.wait(30)
             except subprocess.TimeoutExpired:
                 operator.kill()
+        for tenant in (base / "tenants").glob("*/"):  # a failed test's tenants outlive it
+            processes.stop(tenant, processes.tenant_pids(tenant))
         if os.environ.get("KOSMOS_KEEP_ENV") != "1":
             kosmosctl(variables, "local", "down", check=False)
 
@@ -295,9 +298,13 @@ def test_two_tenants_share_the_host_and_never_take_each_others_pods(
             60,
             f"{ns}'s pod Running",
         )
-    time.sleep(3)  # each ClusterTree has seen the other's pod in the host by now
+    uids = {ns: get(host, "pod", f"{ns}-pod", "-n", "default")["metadata"]["uid"] for ns in tenants}
+    time.sleep(5)  # each ClusterTree has seen the other's pod in the host by now
     for ns in ("tenant-a", "tenant-b"):
-        assert get(host, "pod", f"{ns}-pod", "-n", "default")["status"]["phase"] == "Running"
+        # the same pod: never deleted as the other's orphan (and re-created by its own)
+        pod = get(host, "pod", f"{ns}-pod", "-n", "default")
+        assert pod["metadata"]["uid"] == uids[ns], f"{ns}'s pod was replaced in the host"
+        assert pod["status"]["phase"] == "Running"
     host.run("delete", "virtualcluster", "tenant-b", "-n", "tenant-b", "--wait=false")
     wait_for(
         lambda: gone(host, "virtualcluster", "tenant-b", "-n", "tenant-b"), GONE_TIMEOUT, "b gone"
