@@ -168,6 +168,9 @@ class LocalProvider:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
+    def tree_unsupported(self) -> str:
+        return ""
+
     async def ensure_tree(self, vc: Obj, owner: str) -> str:
         layout = self.layout(vc)
         try:

@@ -35,7 +35,7 @@ from kosmos.api.resources import (
 from kosmos.kube.client import Client
 from kosmos.kube.errors import AlreadyExists, NotFound
 from kosmos.kubenest import treeplugin
-from kosmos.kubenest.provider import Provider
+from kosmos.kubenest.provider import Provider, ProviderError
 
 log = logging.getLogger("kosmos.kubenest.tree")
 
@@ -53,7 +53,11 @@ class TreeSetup:
 
     async def ensure(self, vc: Obj, nodes: Sequence[str]) -> str:
         """Every step for ``nodes`` (the GlobalNodes the VirtualCluster holds); "" once the
-        tenant's ClusterTree runs with them, else what it waits for."""
+        tenant's ClusterTree runs with them, else what it waits for; a ProviderError, before
+        anything is made, when the provider cannot run it."""
+        refused = self.provider.tree_unsupported()
+        if refused:
+            raise ProviderError(refused)
         tenant = await self.tenant_client(vc)
         await _ensure_crds(tenant)
         credential = await self._credential(vc)

@@ -8,6 +8,7 @@ import base64
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import yaml
 
 from kosmos.api import names
@@ -29,6 +30,7 @@ from kosmos.api.resources import (
 )
 from kosmos.kube.client import ObjectList
 from kosmos.kubenest import moves, phases, treeplugin
+from kosmos.kubenest.provider import ProviderError
 from kosmos.kubenest.treesetup import TreeSetup
 from tests.unit.kubenest.fakes import FakeClient, merge
 from tests.unit.kubenest.test_nodes import Rig
@@ -161,6 +163,10 @@ class SelectingClient(FakeClient):
 class TreeProvider:
     def __init__(self) -> None:
         self.owners: list[str] = []
+        self.refused = ""
+
+    def tree_unsupported(self) -> str:
+        return self.refused
 
     async def ensure_tree(self, vc: Obj, owner: str) -> str:
         self.owners.append(owner)
@@ -269,3 +275,11 @@ async def test_with_the_plugin_the_node_stays_in_the_host_and_serves_as_a_leaf()
     assert rig.host.find(NODES, "n1") == before
     assert rig.gn("n1")["spec"]["state"] == "free"
     assert rig.tenant.find(NODES, "n1") is not None  # the tenant's: it goes with the tenant
+
+
+async def test_a_provider_that_cannot_run_it_refuses_before_anything_is_made() -> None:
+    host, tenant, provider, tree = setup()
+    provider.refused = "needs --provider local"
+    with pytest.raises(ProviderError, match="needs --provider local"):
+        await tree.ensure(vc(), ["n1"])
+    assert host.objects == {} and tenant.objects == {}
