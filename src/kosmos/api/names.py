@@ -21,6 +21,9 @@ LABEL_POD = "kosmos-io/pod"  # on pods ClusterTree created in a member
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"  # "kosmos" on objects copied into a member
 MANAGED_BY_KOSMOS = "kosmos"
 LABEL_OWNER_CLUSTER = "kosmos.io/owner-cluster"  # on leaf nodes: the Cluster they represent
+#: on a member's pods and copies of a cluster-manager run with ``--owner`` (several control
+#: planes sharing one member, kubenest's k8s-in-k8s): only that cluster-manager's
+LABEL_TREE_OWNER = "kosmos.io/tree-owner"
 LABEL_ROLE_AGENT = "agent"
 LABEL_HOSTNAME = "kubernetes.io/hostname"
 LABEL_ZONE = "topology.kubernetes.io/zone"
@@ -102,3 +105,5 @@ FIELD_MANAGER_KUBENEST = "kosmos-kubenest"
 KWOK_STAGES_DIR = "/usr/share/kosmos/kwok/stage"
 #: a directory laid out the same way, which the operator reads before the two above
 ENV_KWOK_STAGES = "KOSMOS_KWOK_STAGES"
+PLUGIN_CLUSTERTREE = "clustertree"  # spec.pluginSet.enabled: host nodes as leaf nodes
+TENANT_HOST_CLUSTER = "kosmos-host"  # the tenant's Cluster naming the host (k8s-in-k8s)

@@ -225,6 +225,13 @@ def click_options(func: F) -> F:
         ),
         click.option("--workers", default=16, show_default=True, help="Pod sync workers."),
         click.option(
+            "--owner",
+            default="",
+            help="Label this cluster-manager's pods and copies in members with "
+            "kosmos.io/tree-owner=<owner> and treat only those as its own (several control "
+            "planes sharing a member: kubenest's k8s-in-k8s).",
+        ),
+        click.option(
             "--root-coredns-service-namespace",
             default="kube-system",
             show_default=True,
@@ -280,6 +287,7 @@ def settings_from(
         heartbeat_seconds=kwargs.pop("heartbeat"),
         unreachable_seconds=kwargs.pop("unreachable_after"),
         workers=kwargs.pop("workers"),
+        owner=kwargs.pop("owner"),
         member_qps=common.member_qps,
         member_burst=common.member_burst,
         multi_cluster_service=multi_cluster_service,

@@ -86,9 +86,10 @@ class TreeMembers(MemberHooks):
         if name not in self.tree.manager.cluster_names:
             return  # never registered (e.g. bad kubeconfig): nothing was created there
         member = self.tree.manager.client(name)
-        await _delete_all(member, PODS, POD_SELECTOR)
+        mine = owned(self.tree.options.owner)
+        await _delete_all(member, PODS, POD_SELECTOR + mine)
         for resource in COPIED.values():
-            await _delete_all(member, resource, MANAGED_SELECTOR)
+            await _delete_all(member, resource, MANAGED_SELECTOR + mine)
         for cleanup in self.tree.options.member_cleanups:
             await cleanup(member)
         log.info("member %s: leaf nodes, pods and copies removed", name)
@@ -148,6 +149,11 @@ class TreeMembers(MemberHooks):
                     await host.delete(PODS, name_of(pod), namespace_of(pod), grace_period_seconds=0)
             with contextlib.suppress(NotFound):
                 await host.delete(NODES, node_name)
+
+
+def owned(owner: str) -> str:
+    """The label selector's part that keeps a clean-up to this cluster-manager's objects."""
+    return f",{names.LABEL_TREE_OWNER}={owner}" if owner else ""
 
 
 async def _delete_all(client: Client, resource: Resource, selector: str) -> None:

@@ -24,7 +24,7 @@ from kosmos.api.resources import Resource
 from kosmos.clustertree.podforge import dependencies
 from kosmos.clustertree.tree import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.clustertree.volumes import ensure_member_pvc
-from kosmos.kube.controller import Request, Result
+from kosmos.kube.controller import Request, Result, TerminalError
 from kosmos.kube.errors import AlreadyExists, Conflict, NotFound
 from kosmos.kube.manager import ClusterNotFound
 
@@ -38,14 +38,17 @@ _PAYLOAD = {
 }
 
 
-def desired_copy(plural: str, source: Obj) -> Obj:
-    """The member copy of a host object: its payload, labels and a managed-by marker."""
+def desired_copy(plural: str, source: Obj, owner: str = "") -> Obj:
+    """The member copy of a host object: its payload, labels and a managed-by marker (and
+    the owner's label, ``Options.owner``)."""
     meta = source["metadata"]
     annotations = {
         k: v for k, v in annotations_of(source).items() if not k.startswith(_SKIPPED_ANNOTATIONS)
     }
     annotations[names.ANNOTATION_GLOBAL] = "true"
     labels = {**labels_of(source), names.LABEL_MANAGED_BY: names.MANAGED_BY_KOSMOS}
+    if owner:
+        labels[names.LABEL_TREE_OWNER] = owner
     copy: Obj = {
         "apiVersion": "v1",
         "kind": COPIED[plural].kind,
@@ -82,7 +85,8 @@ async def ensure_copy(tree: Tree, cluster: str, plural: str, source: Obj) -> Non
     """Create or refresh the member copy of ``source`` (a foreign object is left alone)."""
     resource = COPIED[plural]
     client = tree.manager.client(cluster)
-    desired = desired_copy(plural, source)
+    owner = tree.options.owner
+    desired = desired_copy(plural, source, owner)
     meta = desired["metadata"]
     key = f"{meta['namespace']}/{meta['name']}"
     current = tree.member(cluster, resource, label_selector=MANAGED_SELECTOR).store.get(key)
@@ -98,6 +102,13 @@ async def ensure_copy(tree: Tree, cluster: str, plural: str, source: Obj) -> Non
             return
         log.debug("%s: copied %s %s", cluster, resource.kind, key)
         return
+    holder = labels_of(current).get(names.LABEL_TREE_OWNER)
+    if owner and holder != owner:  # another control plane's copy in a shared member
+        raise TerminalError(
+            f"{cluster}: {resource.kind} {key} is the copy of another control plane "
+            f"({names.LABEL_TREE_OWNER}={holder or '(none)'}): neither used nor overwritten",
+            "NameConflict",
+        )
     if differs(current, desired):
         desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if plural == "secrets" and current.get("type") != desired.get("type"):

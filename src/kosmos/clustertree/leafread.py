@@ -66,7 +66,7 @@ class LeafReader:
         for pod in member_pods:
             meta = pod.get("metadata", {})
             if (
-                not is_kosmos_pod(pod)
+                not is_kosmos_pod(pod, self._tree.options.owner)
                 or annotations_of(pod).get(names.ANNOTATION_HOST_NODE) != leaf
             ):
                 continue

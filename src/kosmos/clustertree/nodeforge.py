@@ -32,6 +32,10 @@ LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 DEFAULT_ARCH = "amd64"
 DECLARED_FEATURES = ("ExtendWebSocketsToKubelet",)
 _NOT_COPIED_PREFIXES = ("node-role.kubernetes.io/", "node.kubernetes.io/exclude-")
+#: the member's hostname is not the leaf's, and a kwok-simulated member node does not make
+#: the leaf one: the leaf's cluster may run a kwok that adopts nodes by that label (a
+#: kubenest tenant's, the local environment's)
+_NOT_COPIED = frozenset({names.LABEL_HOSTNAME, names.LABEL_KWOK_NODE})
 _LIFECYCLE_TAINT_PREFIX = "node.kubernetes.io/"
 _QUANTITY_FIELDS = ("capacity", "allocatable")
 _HEARTBEAT = "lastHeartbeatTime"
@@ -98,7 +102,7 @@ def _copied_labels(member: Obj | None) -> dict[str, str]:
     return {
         key: value
         for key, value in labels_of(member).items()
-        if key != names.LABEL_HOSTNAME and not key.startswith(_NOT_COPIED_PREFIXES)
+        if key not in _NOT_COPIED and not key.startswith(_NOT_COPIED_PREFIXES)
     }
 
 

@@ -62,6 +62,8 @@ class HostContext:
     #: central DNS (``--no-multi-cluster-service``): the host DNS Service's ClusterIP that
     #: member pods resolve through; empty: the member's own DNS
     host_dns: str = ""
+    #: ``Options.owner``: labelled on the member pod (``LABEL_TREE_OWNER``) when set
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def member_pod(host_pod: Obj, placement: Placement, ctx: HostContext) -> Obj:
     pod: Obj = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": _member_metadata(meta, placement),
+        "metadata": _member_metadata(meta, placement, ctx.owner),
         "spec": spec,
     }
     pod, policy = apply_policies(pod, ctx.policies, ctx.host_node_labels or placement.node_labels)
@@ -137,12 +139,14 @@ def central_dns(spec: Obj, namespace: str, nameserver: str) -> Obj:
     return {**spec, "dnsPolicy": "None", "dnsConfig": config}
 
 
-def _member_metadata(meta: Mapping[str, Any], placement: Placement) -> Obj:
+def _member_metadata(meta: Mapping[str, Any], placement: Placement, owner: str = "") -> Obj:
     """Only name, namespace, labels and annotations carry over: everything else (uid,
     resourceVersion, ownerReferences, finalizers, managedFields, ...) belongs to the host."""
     labels = dict(meta.get("labels") or {})
     labels[names.LABEL_POD] = "true"
     labels[names.LABEL_MANAGED_BY] = names.MANAGED_BY_KOSMOS
+    if owner:
+        labels[names.LABEL_TREE_OWNER] = owner
     annotations = {
         key: value
         for key, value in (meta.get("annotations") or {}).items()
@@ -373,9 +377,14 @@ def _added_tolerations(live: Sequence[Obj], want: Sequence[Obj]) -> list[Obj] | 
     return [copy.deepcopy(dict(t)) for t in live] + missing if missing else None
 
 
-def is_kosmos_pod(member_pod: Obj) -> bool:
-    """Whether kosmos created this member pod (only those are updated or deleted)."""
-    return labels_of(member_pod).get(names.LABEL_POD) == "true"
+def is_kosmos_pod(member_pod: Obj, owner: str = "") -> bool:
+    """Whether kosmos created this member pod (only those are updated or deleted); with an
+    ``owner`` (``Options.owner``), only a pod labelled with it: another control plane's pods
+    in a shared member are not ours."""
+    labels = labels_of(member_pod)
+    if labels.get(names.LABEL_POD) != "true":
+        return False
+    return not owner or labels.get(names.LABEL_TREE_OWNER) == owner
 
 
 def host_uid(member_pod: Obj) -> str | None:

@@ -116,7 +116,7 @@ class PodReconciler:
         if host is None or self.tree.cluster_of_pod(host) != cluster:
             if host is not None and not self.tree.cluster_of_pod(host) and _same(member, host):
                 return None  # bound to a node our cache does not know yet: wait, delete nothing
-            if member is not None and is_kosmos_pod(member):
+            if member is not None and is_kosmos_pod(member, self.tree.options.owner):
                 await self._delete_member(cluster, member, None)
             if host is None:
                 self._observed.pop(str((member or {}).get("metadata", {}).get("uid")), None)
@@ -125,7 +125,7 @@ class PodReconciler:
             return await self._terminate(cluster, host, member)
         if member is None:
             return await self._create_or_replace(cluster, host)
-        if not is_kosmos_pod(member):
+        if not is_kosmos_pod(member, self.tree.options.owner):
             if adopt.handshake(host, member):  # a migrated pod: see ``adopt``
                 await adopt.adopt(self.tree, cluster, host, member)
                 return Result(requeue_after=1.0)
@@ -222,7 +222,11 @@ class PodReconciler:
             self._stage(cluster, host, "host_status")
 
     async def _terminate(self, cluster: str, host: Obj, member: Obj | None) -> Result | None:
-        if member is not None and is_kosmos_pod(member) and _same(member, host):
+        if (
+            member is not None
+            and is_kosmos_pod(member, self.tree.options.owner)
+            and _same(member, host)
+        ):
             if not is_deleting(member):
                 grace = host["metadata"].get("deletionGracePeriodSeconds")
                 await self._delete_member(cluster, member, grace)
@@ -281,6 +285,7 @@ class PodReconciler:
             policies=policies,
             host_node_labels=labels_of(node),
             host_dns=self._host_dns(),
+            owner=self.tree.options.owner,
         )
 
     def _host_dns(self) -> str:

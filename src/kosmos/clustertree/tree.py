@@ -74,6 +74,11 @@ class Options:
     member_cleanups: tuple[Callable[[Client], Awaitable[None]], ...] = ()
     #: the host's DNS Service (namespace, name) member pods use in central mode
     root_dns_service: tuple[str, str] = ("kube-system", "kube-dns")
+    #: ``--owner``: this cluster-manager's pods and copies in members carry
+    #: ``LABEL_TREE_OWNER=<owner>`` and only those are its own (deleted as orphans, cleaned
+    #: up on leave): several control planes may then share a member (kubenest tenants
+    #: sharing the host); empty: every Kosmos pod of a member is ours, as before
+    owner: str = ""
 
 
 def pod_dependency_keys(pod: Obj) -> Iterable[str]:

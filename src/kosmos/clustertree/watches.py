@@ -137,7 +137,7 @@ def route_member_events(tree: Tree, cluster: str) -> None:
         pod = new or old
         assert pod is not None
         sides = [p for p in (old, new) if p is not None]
-        ours = sum(1 for p in sides if is_kosmos_pod(p))
+        ours = sum(1 for p in sides if is_kosmos_pod(p, tree.options.owner))
         if ours or is_migrated(pod):
             ctl["pods"].enqueue(_request(cluster, pod))
         if ours < len(sides):

@@ -38,6 +38,10 @@ BINARIES = {
 CLUSTER_CIDR = "10.244.0.0/16"
 KWOK_SELECTOR = "kwok.x-k8s.io/node=fake"
 HEALTH_PATHS = "/healthz,/readyz,/livez,/metrics"
+#: k8s-in-k8s: the tenant's ClusterTree, a Kosmos process (its port: the leaf nodes' kubelet
+#: endpoint); not in PORTS, only a tenant with the plugin allocates it
+CLUSTER_MANAGER = "cluster-manager"
+LAUNCHER = "kosmos.launcher"
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,34 @@ def kwok(layout: Layout, binary: Path, ports: dict[str, int]) -> list[str]:
         "--node-lease-duration-seconds=200",
         "--manage-all-nodes=false",
         f"--manage-nodes-with-label-selector={KWOK_SELECTOR}",
+    ]
+
+
+def cluster_manager(layout: Layout, python: str, port: int, address: str, owner: str) -> list[str]:
+    """The tenant's ClusterTree: the tenant is its host (the admin kubeconfig), the real host
+    its member (the Cluster the operator writes there). The multi-cluster services stay off
+    (they would need CRDs and Services in the host); ``--owner`` keeps it to its own pods in
+    the host, which other tenants share."""
+    return [
+        python,
+        "-m",
+        LAUNCHER,
+        CLUSTER_MANAGER,
+        "--kubeconfig",
+        str(layout.kubeconfig("admin")),
+        "--listen-port",
+        str(port),
+        "--health-port",
+        "0",
+        "--bind-address",
+        "127.0.0.1",
+        "--node-address",
+        address,
+        "--kubelet-bind-address",
+        address,
+        "--no-multi-cluster-service",
+        "--owner",
+        owner,
     ]
 
 

@@ -26,6 +26,7 @@ from kosmos.kubenest.nodes import NodeReconciler
 from kosmos.kubenest.provider import Provider, for_settings
 from kosmos.kubenest.settings import Settings
 from kosmos.kubenest.tenants import Tenants
+from kosmos.kubenest.treesetup import TreeSetup
 
 CONTROL_PLANE = "virtual-cluster-init"
 NODES = "virtual-cluster-node"
@@ -39,14 +40,16 @@ def build(runtime: component.Runtime, settings: Settings, provider: Provider | N
     globalnodes = manager.informer(component.HOST, GLOBAL_NODES)
     tenants = Tenants()
     runtime.on_stop(tenants.close)
+    provider = provider or for_settings(settings, runtime.host)
     plane = ControlPlaneReconciler(
         runtime.host,
         runtime.recorder,
-        provider or for_settings(settings, runtime.host),
+        provider,
         advertise_address=settings.advertise_address,
         virtualclusters=virtualclusters,
         occupied=lambda key: held_by(globalnodes, key),
         forget=tenants.forget,
+        tree=TreeSetup(runtime.host, tenants.client, provider),
     )
     controller(
         manager,

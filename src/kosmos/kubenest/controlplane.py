@@ -21,11 +21,12 @@ from kosmos.api.objects import Obj, name_of, namespace_of
 from kosmos.api.resources import SECRETS, VIRTUAL_CLUSTERS
 from kosmos.kube.client import Client
 from kosmos.kube.controller import Request, Result
-from kosmos.kube.errors import AlreadyExists, NotFound
+from kosmos.kube.errors import AlreadyExists, KubeError, NotFound
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import Informer
-from kosmos.kubenest import kubeconfig, phases, pki, status
+from kosmos.kubenest import kubeconfig, phases, pki, status, treeplugin
 from kosmos.kubenest.provider import ControlPlane, Provider, ProviderError
+from kosmos.kubenest.treesetup import TreeSetup
 
 log = logging.getLogger("kosmos.kubenest")
 
@@ -35,6 +36,8 @@ RECHECK = 30.0  # a running control plane: ensure restarts what died
 TEARDOWN_POLL = 1.0  # while the node reconciler returns the nodes
 #: what the provider may raise that a condition should report (not a crash)
 PROVIDER_FAILURES = (ProviderError, pki.PkiError, OSError, ValueError)
+#: ... and what the ClusterTree plugin's steps may raise (the host or the tenant refusing)
+TREE_FAILURES = (*PROVIDER_FAILURES, KubeError)
 
 
 class ControlPlaneReconciler:
@@ -48,6 +51,7 @@ class ControlPlaneReconciler:
         virtualclusters: Informer,
         occupied: Callable[[str], list[str]],
         forget: Callable[[str], Awaitable[None]] | None = None,
+        tree: TreeSetup | None = None,
     ) -> None:
         self.host = host
         self.recorder = recorder
@@ -56,6 +60,7 @@ class ControlPlaneReconciler:
         self.virtualclusters = virtualclusters
         self.occupied = occupied  # vc key -> GlobalNodes it still holds
         self.forget = forget  # drop cached tenant clients of a destroyed tenant
+        self.tree = tree  # the ClusterTree plugin (k8s-in-k8s); None: not offered
 
     async def __call__(self, request: Request) -> Result | None:
         try:
@@ -89,6 +94,9 @@ class ControlPlaneReconciler:
         change = phases.control_plane(vc, ready=plane.ready, message=plane.message)
         if plane.ready and not phases.published(vc):
             await self._publish(vc, plane, tenant_pki)
+        poll = RECHECK if plane.ready else STARTING_POLL
+        if plane.ready and self.tree is not None and treeplugin.enabled(vc):
+            change, poll = await self._tree(vc, change)
         if plane.ready and plane.ports != (vc.get("status") or {}).get("portMap"):
             change = phases.Transition(
                 change.phase,
@@ -97,7 +105,17 @@ class ControlPlaneReconciler:
                 {**change.status, "portMap": dict(plane.ports)},
             )
         await status.apply(self.host, self.recorder, vc, change)
-        return Result(requeue_after=RECHECK if plane.ready else STARTING_POLL)
+        return Result(requeue_after=poll)
+
+    async def _tree(self, vc: Obj, change: phases.Transition) -> tuple[phases.Transition, float]:
+        """The ClusterTree plugin's steps for the nodes the VirtualCluster holds."""
+        assert self.tree is not None
+        try:
+            waiting = await self.tree.ensure(vc, self.occupied(phases.vc_key(vc)))
+        except TREE_FAILURES as error:
+            log.warning("VirtualCluster %s: ClusterTree: %s", phases.vc_key(vc), error)
+            return phases.with_tree(change, "", str(error) or type(error).__name__), ERROR_RETRY
+        return phases.with_tree(change, waiting), STARTING_POLL if waiting else RECHECK
 
     async def _pki(self, vc: Obj) -> pki.TenantPKI:
         """The tenant's PKI from Secret ``<name>-cert``, made (once) when missing."""
@@ -157,8 +175,10 @@ class ControlPlaneReconciler:
         if action == "wait":
             return Result(requeue_after=TEARDOWN_POLL)
         try:
+            if self.tree is not None and treeplugin.enabled(vc):
+                await self.tree.remove(vc)
             await self.provider.destroy(vc)
-        except PROVIDER_FAILURES as error:
+        except TREE_FAILURES as error:
             text = f"destroying the control plane: {error}"
             change = phases.Transition(
                 "",

@@ -314,6 +314,17 @@ class InClusterProvider:
 
     # -- destroy -------------------------------------------------------------------------
 
+    def tree_unsupported(self) -> str:
+        """Not yet: the tenant's ClusterTree would be a Deployment of the Kosmos image whose
+        kubelet endpoint the tenant's apiserver reaches; the plugin needs the local provider."""
+        return (
+            "the clustertree plugin (k8s-in-k8s) needs --provider local for now: "
+            "the in-cluster provider does not run a tenant's cluster-manager yet"
+        )
+
+    async def ensure_tree(self, vc: Obj, owner: str) -> str:
+        raise ProviderError(self.tree_unsupported())
+
     async def destroy(self, vc: Obj) -> None:
         namespace = namespace_of(vc)
         await self._forget(phases.vc_key(vc))

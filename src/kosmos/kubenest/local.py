@@ -16,6 +16,7 @@ import asyncio
 import logging
 import shutil
 import ssl
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -167,6 +168,31 @@ class LocalProvider:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
+    def tree_unsupported(self) -> str:
+        return ""
+
+    async def ensure_tree(self, vc: Obj, owner: str) -> str:
+        layout = self.layout(vc)
+        try:
+            return await asyncio.to_thread(self._start_tree, layout, owner)
+        except (OSError, ports.PortsExhausted) as exc:
+            raise ProviderError(f"cannot run the tenant's ClusterTree: {exc}") from exc
+
+    def _start_tree(self, layout: Layout, owner: str) -> str:
+        """The cluster-manager process, on a port of its own from the range (allocated the
+        first time: tenants without the plugin do not hold one)."""
+        name = components.CLUSTER_MANAGER
+        if processes.running(layout.dir, name) is not None:
+            return ""
+        address = self.settings.advertise_address
+        hosts = list(dict.fromkeys(["127.0.0.1", address]))
+        port = ports.allocate(self.state_dir, layout.dir, [name], self.settings.port_range, hosts)
+        exited = processes.last_words(layout.dir, name)
+        argv = components.cluster_manager(layout, sys.executable, port[name], address, owner)
+        processes.start(layout.dir, name, argv)
+        log.info("tenant %s: started %s", layout.dir.name, name)
+        return f"ClusterTree: started {name}" + (f" (it had exited: {exited})" if exited else "")
+
     def admin_kubeconfig(self, vc: Obj, pki: TenantPKI, port: int) -> str:
         """The admin kubeconfig for users: the advertise address, not loopback."""
         return admin_kubeconfig(
@@ -183,10 +209,13 @@ class LocalProvider:
     def _destroy(self, layout: Layout) -> None:
         if not layout.dir.exists():
             return
+        # the tenant's ClusterTree first, while its apiserver still answers its goodbye;
         # etcd last: an apiserver stopping removes its endpoint from the kubernetes
         # Service, and with etcd gone it retries until its grace period is over (10 s)
+        tree = processes.running(layout.dir, components.CLUSTER_MANAGER)
+        survivors = processes.stop(layout.dir, [tree] if tree is not None else [])
         users = [processes.running(layout.dir, c) for c in components.PROCESSES[1:]]
-        survivors = processes.stop(layout.dir, [pid for pid in users if pid is not None])
+        survivors += processes.stop(layout.dir, [pid for pid in users if pid is not None])
         survivors += processes.stop(layout.dir, processes.tenant_pids(layout.dir))
         if survivors:
             raise ProviderError(f"tenant processes {survivors} survived SIGKILL; kept {layout.dir}")

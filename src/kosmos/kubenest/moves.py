@@ -26,6 +26,9 @@ log = logging.getLogger("kosmos.kubenest.moves")
 
 KWOK_LABEL = names.LABEL_KWOK_NODE
 PROMOTED = "Promoted"
+#: the reason of ``Promoted`` for a node lent to a tenant with the ClusterTree plugin: it
+#: never left the host (a leaf node in the tenant), so going back is only a release
+LENT = "LeafNode"
 #: node annotations that describe the source cluster's view, not the node
 _DROP_ANNOTATIONS = frozenset(
     {"kubectl.kubernetes.io/last-applied-configuration", "node.alpha.kubernetes.io/ttl"}
@@ -38,6 +41,14 @@ _STATUS_FIELDS = ("capacity", "allocatable", "addresses", "nodeInfo", "daemonEnd
 def promoted(globalnode: Obj) -> bool:
     """The node is in the tenant and nowhere else (the last step of ``Mover.promote``)."""
     return condition_true(globalnode, PROMOTED)
+
+
+def lent(globalnode: Obj) -> bool:
+    """The node serves its tenant as a leaf node and is still in the host."""
+    return any(
+        c.get("type") == PROMOTED and c.get("reason") == LENT
+        for c in (globalnode.get("status") or {}).get("conditions") or []
+    )
 
 
 def is_kwok(globalnode: Obj) -> bool:
@@ -144,6 +155,17 @@ class Mover:
             True,
             "InVirtualCluster",
             f"the node is in {self.vc_key}",
+        )
+
+    async def lend(self, globalnode: Obj) -> None:
+        """k8s-in-k8s: the node stays in the host, untouched; the tenant's ClusterTree shows
+        it as a leaf node. Only the GlobalNode says where it serves."""
+        await self.mark(
+            globalnode["metadata"]["name"],
+            {"virtualCluster": self.vc_key},
+            True,
+            LENT,
+            f"in the host, serving {self.vc_key} as a leaf node (ClusterTree)",
         )
 
     async def give_back(self, globalnode: Obj) -> None:

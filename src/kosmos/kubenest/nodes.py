@@ -23,7 +23,7 @@ from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import Conflict, KubeError, NotFound
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.informer import Informer
-from kosmos.kubenest import joins, moves, phases, pool, realnodes, status
+from kosmos.kubenest import joins, moves, phases, pool, realnodes, status, treeplugin
 from kosmos.kubenest.agent import AgentClient, AgentError
 
 log = logging.getLogger("kosmos.kubenest.nodes")
@@ -105,7 +105,8 @@ class NodeReconciler:
             if wanted.short:
                 await status.apply(self.host, self.recorder, vc, phases.short(wanted.short))
                 return Result(requeue_after=SHORT_RETRY)
-            real = [n for n in wanted.take if not moves.is_kwok(pool_nodes[n])]
+            tree = treeplugin.enabled(vc)  # nodes stay in the host: none joins the tenant
+            real = [n for n in wanted.take if not tree and not moves.is_kwok(pool_nodes[n])]
             why = joins.unreachable(vc) if real else ""
             if why:
                 await status.apply(self.host, self.recorder, vc, phases.real_nodes(real, why))
@@ -121,10 +122,12 @@ class NodeReconciler:
         for name in wanted.nodes:
             settled = name not in wanted.take and moves.promoted(pool_nodes[name])
             step = mover.promote if moves.is_kwok(pool_nodes[name]) else movers.promote
+            step = mover.lend if tree else step
             if not settled and not await self._move(vc, step, pool_nodes, name):
                 return Result(requeue_after=RETRY)
         for name in wanted.give_back:
             step = mover.give_back if moves.is_kwok(pool_nodes[name]) else movers.give_back
+            step = mover.release if moves.lent(pool_nodes[name]) else step
             if not await self._move(vc, step, pool_nodes, name):
                 return Result(requeue_after=RETRY)
         vc = await self._record(vc, list(wanted.nodes))
@@ -145,7 +148,9 @@ class NodeReconciler:
             globalnode = pool_nodes.get(name)
             if globalnode is None or pool.holder_of(globalnode) not in ("", mover.vc_key):
                 continue  # gone from the pool, or someone else's now: not ours to move
-            if moves.is_kwok(globalnode):
+            if moves.lent(globalnode):
+                step = mover.release  # a leaf node of the tenant: it never left the host
+            elif moves.is_kwok(globalnode):
                 step = mover.give_back
             elif realnodes.HOST_SPEC_ANNOTATION in annotations_of(globalnode):
                 step = real.give_back  # it left the host (or began to): bring it back

@@ -46,6 +46,8 @@ MOVING = "NodeMoving"
 NODES_NOT_READY = "NodesNotReady"
 ALL_NODES_READY = "AllNodesReady"
 MOVE_FAILED = "NodeMoveFailed"
+TREE_STARTING = "ClusterTreeStarting"
+TREE_FAILED = "ClusterTreeFailed"
 
 InitAction = Literal["teardown", "refuse", "start", "build"]
 NodeAction = Literal["return", "assign", "idle"]
@@ -212,6 +214,27 @@ def control_plane(
             INITIALIZED, (ok,), ("Normal", INITIALIZED, "control plane ready"), {"reason": None}
         )
     return Transition("", (ok,))
+
+
+def with_tree(change: Transition, waiting: str, error: str | None = None) -> Transition:
+    """``change`` (the control plane ready) with the ClusterTree plugin's state: its
+    ``ControlPlaneReady`` is False while the tenant's ClusterTree waits (``waiting``) or
+    failed (``error``, with a Warning); unchanged once it runs."""
+    if error is None and not waiting:
+        return change
+    reason, text = (
+        (TREE_STARTING, waiting) if error is None else (TREE_FAILED, f"ClusterTree: {error}")
+    )
+    kept = tuple(c for c in change.conditions if c["type"] != CONTROL_PLANE_READY)
+    event = change.event
+    if error is not None and event is None:
+        event = ("Warning", TREE_FAILED, text)
+    return Transition(
+        change.phase,
+        (*kept, condition(CONTROL_PLANE_READY, False, reason, text)),
+        event,
+        change.status,
+    )
 
 
 # -- the node reconciler -------------------------------------------------------------------

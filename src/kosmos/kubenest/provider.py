@@ -58,6 +58,17 @@ class Provider(Protocol):
         """Stop the tenant's control plane and drop its state; idempotent."""
         ...
 
+    def tree_unsupported(self) -> str:
+        """Why this provider cannot run a tenant's ClusterTree ("" when it can): asked
+        before anything of the plugin is made, so a refusal leaves nothing behind."""
+        ...
+
+    async def ensure_tree(self, vc: Obj, owner: str) -> str:
+        """Start (or adopt) the tenant's ClusterTree (``kosmos cluster-manager`` against the
+        tenant, ``--owner owner``); "" when it runs, else what it waits for. ``destroy``
+        stops it with the rest."""
+        ...
+
 
 def for_settings(settings: Settings, host: Client) -> Provider:
     """The provider ``--provider`` names; a :class:`ProviderError` for one this build lacks.

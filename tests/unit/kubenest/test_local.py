@@ -134,3 +134,41 @@ def test_failed_checks() -> None:
     body = "[+]ping ok\n[-]etcd failed: reason withheld\n[-]poststarthook/rbac failed\nfailed"
     assert _failed_checks(body) == "[-]etcd failed: reason withheld; [-]poststarthook/rbac failed"
     assert _failed_checks("nope\n") == "nope"
+
+
+async def test_the_tenants_cluster_tree_is_started_once_adopted_and_destroyed(
+    provider: LocalProvider, tenant_pki: TenantPKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, int, str, str]] = []
+
+    def stand_in(layout: Any, python: str, port: int, address: str, owner: str) -> list[str]:
+        seen.append((python, port, address, owner))
+        return [str(provider.bin_dir / "etcd"), str(layout.kubeconfig("admin"))]
+
+    monkeypatch.setattr(components, "cluster_manager", stand_in)
+    plane = await provider.ensure(vc("a"), tenant_pki)
+    folder = provider.state_dir / "ns_a"
+    try:
+        assert await provider.ensure_tree(vc("a"), "u-1") == "ClusterTree: started cluster-manager"
+        assert await provider.ensure_tree(vc("a"), "u-1") == ""  # running: adopted
+        ports = json.loads((folder / "ports.json").read_text())
+        assert ports["cluster-manager"] not in plane.ports.values()
+        assert [s[1:] for s in seen] == [(ports["cluster-manager"], "127.0.0.1", "u-1")]
+        assert processes.running(folder, "cluster-manager") is not None
+    finally:
+        await provider.destroy(vc("a"))
+    assert not folder.exists()
+
+
+def test_the_cluster_managers_command_serves_the_tenant_with_the_host_as_member(
+    tmp_path: Path,
+) -> None:
+    layout = components.Layout(tmp_path / "ns_a")
+    argv = components.cluster_manager(layout, "/venv/bin/python", 21077, "10.0.0.1", "u-1")
+    assert argv[:4] == ["/venv/bin/python", "-m", "kosmos.launcher", "cluster-manager"]
+    flags = {f: argv[argv.index(f) + 1] for f in argv if f.startswith("--") and "=" not in f}
+    assert flags["--kubeconfig"] == str(tmp_path / "ns_a" / "admin.kubeconfig")
+    assert flags["--listen-port"] == "21077"
+    assert flags["--node-address"] == flags["--kubelet-bind-address"] == "10.0.0.1"
+    assert flags["--owner"] == "u-1"
+    assert "--no-multi-cluster-service" in argv
