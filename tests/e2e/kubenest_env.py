@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kosmos.kubenest import processes
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
-from tests.support import get, wait_for
+from tests.support import get, require, wait_for
 
 NS = "test-521-8"  # the seed's example: namespace and name
 KOSMOS = str(Path(sys.executable).parent / "kosmos")
+BIN = Path(os.environ.get("KOSMOS_KUBENEST_BIN", "~/.cache/kosmos/bin")).expanduser()
 LABEL = "kosmos.io/virtual-cluster"
 SYSTEM = "kosmos-system"
 OPERATOR = "kosmos-virtual-cluster-operator"  # installed: Deployment, ServiceAccount, RBAC
@@ -54,6 +56,11 @@ class KubenestEnv:
     def tenant(self, kubeconfig: Path) -> Kubectl:
         return Kubectl(self.kubectl_binary, kubeconfig, "tenant")
 
+    @property
+    def state(self) -> Path:
+        """The local provider's ``--state-dir`` (its tenants' processes are stopped at the end)."""
+        return self.base / "tenants"
+
     def network_host(self, node: str) -> str:
         """This machine's address on the real nodes' network: the first address of the
         node's /24 (``kosmos.local.nodes.plan``: the host end is ``.1``)."""
@@ -70,6 +77,7 @@ def environment(
     base: Path,
     port_base: int,
     *,
+    real_nodes: int = 2,
     install: Sequence[str] = (),
     operator: OperatorArgv | None = None,
 ) -> Iterator[KubenestEnv]:
@@ -77,7 +85,7 @@ def environment(
     variables.setdefault("KOSMOS_LOCAL_DIR", str(base / "local"))
     up = kosmosctl(
         variables,
-        *("local", "up", "--members", "0", "--nodes", "1", "--real-nodes", "2"),
+        *("local", "up", "--members", "0", "--nodes", "1", "--real-nodes", str(real_nodes)),
         *("--without-kosmos", "--port-base", str(port_base)),
         check=False,
     )
@@ -93,7 +101,7 @@ def environment(
         workers = sorted(
             n["metadata"]["name"] for n in get(host, "nodes", "-l", REAL_NODE_KEY)["items"]
         )
-        assert len(workers) == 2, workers
+        assert len(workers) == real_nodes, workers
         env = KubenestEnv(variables, base, kubeconfig, kubectl_binary, workers)
         if operator is not None:
             env.operator_log = base / "operator.log"
@@ -113,6 +121,9 @@ def environment(
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+        state = base / "tenants"
+        for tenant in state.glob("*/") if state.is_dir() else ():  # a failed test's tenants
+            processes.stop(tenant, processes.tenant_pids(tenant))
         if os.environ.get("KOSMOS_KEEP_ENV") != "1":
             kosmosctl(variables, "local", "down", check=False)
 
@@ -123,18 +134,44 @@ def operator_argv(env: KubenestEnv, *flags: str) -> list[str]:
     return [*argv, "--context", "host", "--health-port", "0", *flags]
 
 
+def local_operator_argv(env: KubenestEnv, tenant_ports: str, *flags: str) -> list[str]:
+    """The local provider: tenants' processes from the toolchain's binaries, in
+    ``env.state``, on ``tenant_ports`` (LOW-HIGH)."""
+    require(all((BIN / b).is_file() for b in ("etcd", "kube-apiserver", "kwok")), str(BIN))
+    return operator_argv(
+        env,
+        *("--provider", "local", "--state-dir", str(env.state), "--binaries-dir", str(BIN)),
+        *("--port-range", tenant_ports, *flags),
+    )
+
+
 def internal_ip(kubectl: Kubectl, node: str) -> str:
     body = get(kubectl, "node", node)
     return str(next(a["address"] for a in body["status"]["addresses"] if a["type"] == "InternalIP"))
 
 
-def seed_virtual_cluster(node: str, **spec: Any) -> dict[str, Any]:
-    """The seed's example, taking ``node`` by its hostname label."""
+def kwok_node(name: str) -> dict[str, Any]:
+    """A kwok worker of the host (the environment's kwok keeps it Ready)."""
+    allocatable = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "kwok.x-k8s.io/node": "fake"},
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+        },
+        "status": {"capacity": allocatable, "allocatable": allocatable},
+    }
+
+
+def seed_virtual_cluster(node: str, ns: str = NS, **spec: Any) -> dict[str, Any]:
+    """The seed's example (namespace and name ``ns``), taking ``node`` by its hostname."""
     selector = {"matchLabels": {"kubernetes.io/hostname": node}}
     return {
         "apiVersion": "kosmos.io/v1alpha1",
         "kind": "VirtualCluster",
-        "metadata": {"namespace": NS, "name": NS},
+        "metadata": {"namespace": ns, "name": ns},
         "spec": {
             "externalIP": "192.168.0.1",
             "promotePolicies": [{"labelSelector": selector, "nodeCount": 1}],
@@ -143,8 +180,8 @@ def seed_virtual_cluster(node: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def phase(host: Kubectl) -> str:
-    body = get(host, "virtualcluster", NS, "-n", NS)
+def phase(host: Kubectl, ns: str = NS) -> str:
+    body = get(host, "virtualcluster", ns, "-n", ns)
     return str((body.get("status") or {}).get("phase") or "")
 
 
@@ -160,7 +197,12 @@ def diagnose(env: KubenestEnv) -> str:
             tail = host.run("logs", "-n", SYSTEM, f"deployment/{OPERATOR}", "--tail=40")
         except KubectlError as error:
             tail = str(error)
-    return f"{vc}\n--- pods ---\n{pods}\n--- operator log ---\n{tail}"
+    logs = sorted(env.state.glob("*/logs/cluster-manager.log"))  # the clustertree plugin
+    tree = "\n".join(logs[0].read_text(errors="replace").splitlines()[-30:]) if logs else ""
+    return (
+        f"{vc}\n--- pods ---\n{pods}\n--- operator log ---\n{tail}"
+        f"\n--- tenant cluster-manager ---\n{tree}"
+    )
 
 
 def gone(kubectl: Kubectl, *args: str) -> bool:
@@ -191,14 +233,15 @@ def create_until_completed(
         f"GlobalNode {node} free",
         ignoring=(KubectlError,),
     )
-    host.run("create", "namespace", NS)
+    ns = vc["metadata"]["namespace"]
+    host.run("create", "namespace", ns)
     host.run("apply", "-f", "-", stdin=json.dumps(vc))
     started = time.monotonic()
     try:
-        wait_for(lambda: phase(host) == "Completed", timeout, "phase Completed")
+        wait_for(lambda: phase(host, ns) == "Completed", timeout, f"{ns} Completed")
     except AssertionError as error:
         raise AssertionError(f"{error}\n{diagnose(env)}") from None
     took = time.monotonic() - started
-    encoded = get(host, "virtualcluster", NS, "-n", NS)["spec"]["kubeconfig"]
+    encoded = get(host, "virtualcluster", ns, "-n", ns)["spec"]["kubeconfig"]
     kubeconfig.write_bytes(base64.b64decode(encoded))
     return took

@@ -26,6 +26,7 @@ from tests.e2e.kubenest_env import (
     create_until_completed,
     environment,
     gone,
+    kwok_node,
     operator_argv,
     seed_virtual_cluster,
 )
@@ -47,25 +48,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubenestEnv]:
         yield env
 
 
-def kwok_node() -> dict[str, object]:
-    allocatable = {"cpu": "8", "memory": "32Gi", "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": NODE,
-            "labels": {"kubernetes.io/hostname": NODE, "kwok.x-k8s.io/node": "fake"},
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
-        },
-        "status": {"capacity": allocatable, "allocatable": allocatable},
-    }
-
-
 def test_the_seed_example_with_the_control_plane_in_the_host(
     env: KubenestEnv, tmp_path: Path
 ) -> None:
     host = env.host()
-    host.run("apply", "-f", "-", stdin=json.dumps(kwok_node()))
+    host.run("apply", "-f", "-", stdin=json.dumps(kwok_node(NODE)))
     config = tmp_path / "tenant.kubeconfig"
     vc = seed_virtual_cluster(NODE)
     took = create_until_completed(env, NODE, vc, COMPLETED_TIMEOUT, config)

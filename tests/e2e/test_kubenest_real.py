@@ -41,29 +41,23 @@ from tests.e2e.kubenest_env import (
     environment,
     gone,
     internal_ip,
-    operator_argv,
+    local_operator_argv,
     ready,
     seed_virtual_cluster,
 )
-from tests.support import get, require, wait_for
+from tests.support import get, wait_for
 
 PORT_BASE = int(os.environ.get("KOSMOS_KUBENEST_E2E_PORT_BASE", "17800"))
 TENANT_PORTS = os.environ.get("KOSMOS_KUBENEST_E2E_TENANT_PORTS", "21400-21499")
-BIN = Path(os.environ.get("KOSMOS_KUBENEST_BIN", "~/.cache/kosmos/bin")).expanduser()
 COMPLETED_TIMEOUT = 240
 RETURN_TIMEOUT = 180
 
 
 def _local_operator(env: KubenestEnv) -> list[str]:
-    """The local provider, advertising this machine's address on the nodes' network (the
-    tenant apiserver must be reachable from the node that joins it)."""
-    require(all((BIN / b).is_file() for b in ("etcd", "kube-apiserver", "coredns")), str(BIN))
-    return operator_argv(
-        env,
-        *("--provider", "local", "--state-dir", str(env.base / "tenants")),
-        *("--binaries-dir", str(BIN), "--port-range", TENANT_PORTS),
-        *("--advertise-address", env.network_host(env.workers[0])),
-    )
+    """Advertising this machine's address on the nodes' network (the tenant apiserver must
+    be reachable from the node that joins it)."""
+    advertise = env.network_host(env.workers[0])
+    return local_operator_argv(env, TENANT_PORTS, "--advertise-address", advertise)
 
 
 @pytest.fixture(scope="module")

@@ -18,117 +18,47 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kosmos.kubenest import processes
 from kosmos.local.kubectl import Kubectl, KubectlError
-from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
-from tests.support import get, require, wait_for
+from tests.e2e.kubenest_env import (
+    NS,
+    KubenestEnv,
+    create_until_completed,
+    diagnose,
+    environment,
+    gone,
+    kwok_node,
+    local_operator_argv,
+    phase,
+    ready,
+    seed_virtual_cluster,
+)
+from tests.support import get, wait_for
 
 PORT_BASE = int(os.environ.get("KOSMOS_KUBENEST_TREE_E2E_PORT_BASE", "17600"))
 TENANT_PORTS = os.environ.get("KOSMOS_KUBENEST_TREE_E2E_TENANT_PORTS", "21600-21699")
-BIN = Path(os.environ.get("KOSMOS_KUBENEST_BIN", "~/.cache/kosmos/bin")).expanduser()
-NS = "test-521-8"  # the seed's example
 NODE = "kc-aaaaa-s-x6fn2"  # the seed's node name
 NODE2 = "kc-bbbbb-s-x6fn2"
-KOSMOS = str(Path(sys.executable).parent / "kosmos")
 COMPLETED_TIMEOUT = 180
 GONE_TIMEOUT = 120
-
-
-@dataclass
-class Env:
-    kubeconfig: Path
-    kubectl_binary: Path
-    operator_log: Path
-    state: Path
-
-    def host(self) -> Kubectl:
-        return ContextKubectl(self.kubectl_binary, self.kubeconfig, "host")
+PLUGIN = {"enabled": [{"name": "clustertree"}]}  # the seed's k8s-in-k8s proposal
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    base = tmp_path_factory.mktemp("kubenest-tree")
-    variables = dict(os.environ)
-    variables.setdefault("KOSMOS_LOCAL_DIR", str(base / "local"))
-    up = kosmosctl(
-        variables,
-        *("local", "up", "--members", "0", "--nodes", "1", "--without-kosmos"),
-        *("--port-base", str(PORT_BASE)),
-        check=False,
-    )
-    operator: subprocess.Popen[bytes] | None = None
-    try:
-        assert up.returncode == 0, f"local up failed:\n{up.stdout}\n{up.stderr}"
-        found = exports(up.stdout)
-        kubeconfig = Path(found["KUBECONFIG"])
-        variables["KUBECONFIG"] = str(kubeconfig)
-        kosmosctl(
-            variables,
-            *("install", "--disable-tree", "--disable-link", "--disable-scheduler"),
-            "--no-mcs-dns",
-        )
-        require(all((BIN / b).is_file() for b in ("etcd", "kube-apiserver", "kwok")), str(BIN))
-        log, state = base / "operator.log", base / "tenants"
-        argv = [KOSMOS, "virtual-cluster-operator", "--kubeconfig", str(kubeconfig)]
-        argv += ["--context", "host", "--provider", "local", "--health-port", "0"]
-        argv += ["--state-dir", str(state), "--binaries-dir", str(BIN)]
-        argv += ["--port-range", TENANT_PORTS]
-        with log.open("wb") as out:
-            operator = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=variables, start_new_session=True
-            )
-        yield Env(kubeconfig, Path(found["PATH"].split(":")[0]) / "kubectl", log, state)
-    finally:
-        if operator is not None:
-            operator.send_signal(signal.SIGTERM)
-            try:
-                operator.wait(30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-        for tenant in (base / "tenants").glob("*/"):  # a failed test's tenants outlive it
-            processes.stop(tenant, processes.tenant_pids(tenant))
-        if os.environ.get("KOSMOS_KEEP_ENV") != "1":
-            kosmosctl(variables, "local", "down", check=False)
-
-
-def kwok_node(name: str = NODE) -> dict[str, object]:
-    allocatable = {"cpu": "8", "memory": "32Gi", "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {"kubernetes.io/hostname": name, "kwok.x-k8s.io/node": "fake"},
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
-        },
-        "status": {"capacity": allocatable, "allocatable": allocatable},
-    }
-
-
-def virtual_cluster(ns: str = NS, node: str = NODE) -> dict[str, object]:
-    """The seed's example with the plugin of its k8s-in-k8s proposal."""
-    selector = {"matchLabels": {"kubernetes.io/hostname": node}}
-    return {
-        "apiVersion": "kosmos.io/v1alpha1",
-        "kind": "VirtualCluster",
-        "metadata": {"namespace": ns, "name": ns},
-        "spec": {
-            "externalIP": "192.168.0.1",
-            "promotePolicies": [{"labelSelector": selector, "nodeCount": 1}],
-            "pluginSet": {"enabled": [{"name": "clustertree"}]},
-        },
-    }
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubenestEnv]:
+    with environment(
+        tmp_path_factory.mktemp("kubenest-tree"),
+        PORT_BASE,
+        real_nodes=0,
+        operator=lambda e: local_operator_argv(e, TENANT_PORTS),
+    ) as env:
+        yield env
 
 
 def tenant_pod(name: str = "hello") -> dict[str, Any]:
@@ -143,60 +73,16 @@ def tenant_pod(name: str = "hello") -> dict[str, Any]:
     }
 
 
-def phase(host: Kubectl, ns: str = NS) -> str:
-    body = get(host, "virtualcluster", ns, "-n", ns)
-    return str((body.get("status") or {}).get("phase") or "")
-
-
-def diagnose(env: Env) -> str:
+def test_host_node_as_a_leaf_node_of_the_tenant(env: KubenestEnv, tmp_path: Path) -> None:
     host = env.host()
-    vc = host.run("get", "virtualcluster", NS, "-n", NS, "-o", "yaml", timeout=20)
-    tail = "\n".join(env.operator_log.read_text(errors="replace").splitlines()[-40:])
-    logs = sorted(env.state.glob("*/logs/cluster-manager.log"))
-    tree = "\n".join(logs[0].read_text(errors="replace").splitlines()[-30:]) if logs else ""
-    return f"{vc}\n--- operator log ---\n{tail}\n--- tenant cluster-manager ---\n{tree}"
-
-
-def gone(kubectl: Kubectl, *args: str) -> bool:
-    try:
-        kubectl.run("get", *args, timeout=20)
-    except KubectlError as error:
-        return "NotFound" in str(error) or "not found" in str(error)
-    return False
-
-
-def ready(kubectl: Kubectl, node: str) -> bool:
-    try:
-        body = get(kubectl, "node", node)
-    except KubectlError:
-        return False
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def test_host_node_as_a_leaf_node_of_the_tenant(env: Env, tmp_path: Path) -> None:
-    host = env.host()
-    host.run("apply", "-f", "-", stdin=json.dumps(kwok_node()))
-    wait_for(
-        lambda: get(host, "globalnode", NODE)["spec"]["state"] == "free",
-        60,
-        f"GlobalNode {NODE} free",
-        ignoring=(KubectlError,),
-    )
+    host.run("apply", "-f", "-", stdin=json.dumps(kwok_node(NODE)))
     node_uid = get(host, "node", NODE)["metadata"]["uid"]
-    host.run("create", "namespace", NS)
-    host.run("apply", "-f", "-", stdin=json.dumps(virtual_cluster()))
-    started = time.monotonic()
-    try:
-        wait_for(lambda: phase(host) == "Completed", COMPLETED_TIMEOUT, "phase Completed")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{diagnose(env)}") from None
-    print(f"\nVirtualCluster with clustertree: Completed in {time.monotonic() - started:.1f}s")
-    vc = get(host, "virtualcluster", NS, "-n", NS)
-    owner = vc["metadata"]["uid"]
     config = tmp_path / "tenant.kubeconfig"
-    config.write_bytes(base64.b64decode(vc["spec"]["kubeconfig"]))
-    tenant = Kubectl(env.kubectl_binary, config, "tenant")
+    vc = seed_virtual_cluster(NODE, pluginSet=PLUGIN)
+    took = create_until_completed(env, NODE, vc, COMPLETED_TIMEOUT, config)
+    print(f"\nVirtualCluster with clustertree: Completed in {took:.1f}s")
+    owner = get(host, "virtualcluster", NS, "-n", NS)["metadata"]["uid"]
+    tenant = env.tenant(config)
 
     # the node stays in the host, untouched, and is the tenant's one node, Ready
     assert get(host, "node", NODE)["metadata"]["uid"] == node_uid
@@ -259,7 +145,7 @@ def test_host_node_as_a_leaf_node_of_the_tenant(env: Env, tmp_path: Path) -> Non
 
 
 def test_two_tenants_share_the_host_and_never_take_each_others_pods(
-    env: Env, tmp_path: Path
+    env: KubenestEnv, tmp_path: Path
 ) -> None:
     """Each tenant's ClusterTree sees every pod of the host; with ``--owner`` it takes only
     its own: the other tenant's pod is not an orphan of its, and deleting one tenant
@@ -275,7 +161,9 @@ def test_two_tenants_share_the_host_and_never_take_each_others_pods(
             ignoring=(KubectlError,),
         )
         host.run("create", "namespace", ns)
-        host.run("apply", "-f", "-", stdin=json.dumps(virtual_cluster(ns, node)))
+        host.run(
+            "apply", "-f", "-", stdin=json.dumps(seed_virtual_cluster(node, ns, pluginSet=PLUGIN))
+        )
     for ns in ("tenant-a", "tenant-b"):
         try:
             wait_for(lambda ns=ns: phase(host, ns) == "Completed", COMPLETED_TIMEOUT, ns)
