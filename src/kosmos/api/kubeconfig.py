@@ -1,4 +1,5 @@
-"""A kubeconfig document for one client certificate: one cluster, one user, one context.
+"""A kubeconfig document for one credential (a client certificate or a token): one cluster,
+one user, one context.
 
 Credentials are inline (``*-data``), so the one file (or Secret entry) is the whole access.
 The local environment's real nodes and kubenest's tenants both hand such files out.
@@ -28,6 +29,26 @@ def with_client_certificate(
     context: str,
 ) -> str:
     """The kubeconfig, ``context`` current, as YAML in the order kubectl writes it."""
+    credentials = {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}
+    return _document(server, ca_pem, credentials, user=user, cluster=cluster, context=context)
+
+
+def with_token(
+    server: str, ca_pem: bytes, token: str, *, user: str, cluster: str, context: str
+) -> str:
+    """The same with a bearer token (a ServiceAccount's) as the user's credential."""
+    return _document(server, ca_pem, {"token": token}, user=user, cluster=cluster, context=context)
+
+
+def _document(
+    server: str,
+    ca_pem: bytes,
+    credentials: dict[str, str],
+    *,
+    user: str,
+    cluster: str,
+    context: str,
+) -> str:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -37,12 +58,7 @@ def with_client_certificate(
                 "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
             }
         ],
-        "users": [
-            {
-                "name": user,
-                "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)},
-            }
-        ],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}}],
         "current-context": context,
     }

@@ -25,8 +25,6 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
-
 from kosmos.api import manifests, names
 from kosmos.api.cluster import (
     Cluster,
@@ -37,6 +35,7 @@ from kosmos.api.cluster import (
     NodeSelector,
     SecretRef,
 )
+from kosmos.api.kubeconfig import with_token
 from kosmos.api.objects import Obj, name_of, namespace_of
 from kosmos.api.schema import manifest
 from kosmos.kubenest import phases
@@ -146,18 +145,9 @@ def token_of(secret: Obj) -> tuple[str, str] | None:
 
 def kubeconfig(server: str, token: str, ca_b64: str) -> str:
     """The host as the tenant's ClusterTree reaches it: the ServiceAccount's token."""
-    cluster = names.TENANT_HOST_CLUSTER
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca_b64}}
-        ],
-        "users": [{"name": cluster, "user": {"token": token}}],
-        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
-        "current-context": cluster,
-    }
-    return yaml.safe_dump(config, sort_keys=True)
+    name = names.TENANT_HOST_CLUSTER
+    ca = base64.b64decode(ca_b64)
+    return with_token(server, ca, token, user=name, cluster=name, context=name)
 
 
 def tenant_secret(text: str) -> Obj:

@@ -15,10 +15,9 @@ import asyncio
 import base64
 import contextlib
 
-import yaml
-
 from kosmos.api import link, names
 from kosmos.api import manifests as build
+from kosmos.api.kubeconfig import with_token
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CLUSTERROLEBINDINGS,
@@ -82,29 +81,8 @@ def host_objects(cluster: str, key_secrets: list[str]) -> list[Planned]:
 
 
 def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "kosmos-host",
-                    "cluster": {
-                        "server": server,
-                        "certificate-authority-data": base64.b64encode(ca).decode(),
-                    },
-                }
-            ],
-            "users": [{"name": account(cluster), "user": {"token": token}}],
-            "contexts": [
-                {
-                    "name": "kosmos-host",
-                    "context": {"cluster": "kosmos-host", "user": account(cluster)},
-                }
-            ],
-            "current-context": "kosmos-host",
-        }
-    )
+    host = "kosmos-host"
+    return with_token(server, ca, token, user=account(cluster), cluster=host, context=host)
 
 
 def member_objects(cluster: str, namespace: str, kubeconfig: str, image: str) -> list[Planned]:
