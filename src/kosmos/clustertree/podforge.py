@@ -177,7 +177,7 @@ def _clean_spec(host_spec: Mapping[str, Any]) -> Obj:
         spec.pop(key, None)
     if spec.get("schedulerName", DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
         del spec["schedulerName"]
-    _drop_token_volumes(spec)
+    drop_token_volumes(spec)
     return spec
 
 
@@ -198,7 +198,8 @@ def is_token_volume(volume: Mapping[str, Any], service_account: str) -> bool:
     return False
 
 
-def _drop_token_volumes(spec: Obj) -> None:
+def drop_token_volumes(spec: Obj) -> None:
+    """Remove the ServiceAccount admission's token volumes and their mounts (in place)."""
     account = _service_account(spec)
     volumes = spec.get("volumes") or []
     dropped = {v.get("name") for v in volumes if is_token_volume(v, account)}

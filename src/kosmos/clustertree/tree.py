@@ -29,8 +29,10 @@ from kosmos.api.resources import (
     Resource,
 )
 from kosmos.clustertree.leafports import LeafPorts
+from kosmos.clustertree.podcache import pod_transform
 from kosmos.clustertree.podforge import dependencies
 from kosmos.kube.client import Client
+from kosmos.kube.compact import Sharer
 from kosmos.kube.component import HOST
 from kosmos.kube.controller import Controller
 from kosmos.kube.events import EventRecorder
@@ -113,11 +115,18 @@ class Tree:
 
     def __post_init__(self) -> None:
         informer = self.manager.informer
+        #: one sharing table for the host's and every member's pods (alike objects)
+        self.pod_transform = pod_transform(Sharer())
         self.clusters = informer(HOST, CLUSTERS)
         self.leaf_nodes = informer(
             HOST, NODES, label_selector=LEAF_NODE_SELECTOR, indexers={"cluster": _by_cluster}
         )
-        self.pods = informer(HOST, PODS, indexers={"node": by_node, "deps": pod_dependency_keys})
+        self.pods = informer(
+            HOST,
+            PODS,
+            indexers={"node": by_node, "deps": pod_dependency_keys},
+            transform=self.pod_transform,
+        )
         self.leaf_ports = LeafPorts(self.leaf_nodes.store, self.options.kubelet_port)
         self.copied: dict[str, Informer] = {
             plural: informer(HOST, resource) for plural, resource in COPIED.items()
