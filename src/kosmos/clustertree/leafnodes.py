@@ -19,7 +19,6 @@ from kosmos.api.leafmodel import (
     LeafNode,
     is_root_cluster,
     leaf_nodes,
-    member_nodes_of,
     tree_enabled,
 )
 from kosmos.api.objects import Obj, is_deleting, micro_now, name_of, now
@@ -94,8 +93,7 @@ class LeafNodeReconciler:
         return True, self._versions[cluster]
 
     async def _converge(self, cluster: str, leaf: LeafNode, version: str, ready: bool) -> None:
-        nodes = self.tree.member(cluster, NODES).store.list()
-        members = member_nodes_of(leaf, nodes)
+        members = self.tree.member_nodes(cluster, leaf)
         pods_by_node = self.tree.member(cluster, PODS).store
         pods = [p for m in members for p in pods_by_node.by_index("node", name_of(m))]
         free = free_resources(members, pods)

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 
 import orjson
 
-from kosmos.api.leafmodel import leaf_nodes
 from kosmos.api.objects import (
     Obj,
     is_deleting,
@@ -262,10 +261,9 @@ class PodReconciler:
     def _placement(self, cluster: str, host: Obj) -> Placement:
         node_name = host["spec"]["nodeName"]
         labels = labels_of(self.tree.leaf_nodes.store.get(node_name) or {})
-        cluster_obj = self.tree.clusters.store.get(cluster)
-        for leaf in leaf_nodes(cluster_obj) if cluster_obj else []:
-            if leaf.name == node_name:
-                return placement_of(leaf, labels)
+        leaf = self.tree.leaf(cluster, node_name)
+        if leaf is not None:
+            return placement_of(leaf, labels)
         return Placement(cluster=cluster, host_node=node_name, node_labels=labels)
 
     def _context(self, host: Obj) -> HostContext:
