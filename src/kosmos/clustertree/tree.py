@@ -64,10 +64,10 @@ class Options:
     unreachable_seconds: float = 40.0
     lease_seconds: int = 40
     reserved_namespaces: frozenset[str] = frozenset({"kube-system", "kube-node-lease"})
-    #: member client rate limits: a create per pod plus the copies it needs. The defaults
-    #: (100/200, as the host client's) keep the client from being the bottleneck of pod starts
-    member_qps: float = 100.0
-    member_burst: int = 200
+    #: member client rate limits: a create per pod plus the copies it needs; the defaults
+    #: are the flags' (``app.COMMON_DEFAULTS``, sized there)
+    member_qps: float = 200.0
+    member_burst: int = 400
     workers: int = 16
     #: ``--multi-cluster-service``: the MCS controllers run in this process (False: the
     #: seed's central mode, where pods on leaf nodes resolve through the host's DNS)
