@@ -5,7 +5,9 @@ the local environment, in the same run and against the same apiserver:
   * baseline: wall time of `kubectl get pods -A -o json` (output discarded), median of runs;
   * ours: wall time from a fresh client to `Informer(pods).wait_for_sync()`, median of runs;
   * ratio ours / baseline (the goal is <= 1.5);
-  * cache memory per pod: Python heap held by the synced store (tracemalloc), per pod.
+  * cache memory per pod: Python heap held by the synced store (tracemalloc), per pod, with
+    the default transform (``strip_bulk``) and with the cluster-manager's pod transform
+    (``kosmos.clustertree.podcache``: token volume dropped, equal parts shared between pods).
 
 Usage: .venv/bin/python bench/informer_sync.py [--pods 10000] [--runs 3] [--cleanup]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import statistics
 import subprocess
@@ -38,7 +41,9 @@ from _cluster import (
 )
 
 from kosmos.api.resources import NODES, PODS
-from kosmos.kube.informer import Informer
+from kosmos.clustertree.podcache import pod_transform
+from kosmos.kube.compact import Sharer
+from kosmos.kube.informer import Informer, Transform, strip_bulk
 from kosmos.local import environment, paths
 
 NAMESPACE = "bench-informer"
@@ -71,10 +76,12 @@ def kubectl_seconds(cluster: str) -> float:
     return time.monotonic() - started
 
 
-async def informer_seconds(cluster: str) -> tuple[float, Informer]:
+async def informer_seconds(
+    cluster: str, transform: Transform = strip_bulk
+) -> tuple[float, Informer]:
     started = time.monotonic()
     client = await client_for(cluster)
-    informer = Informer(client, PODS)
+    informer = Informer(client, PODS, transform=transform)
     task = asyncio.create_task(informer.run())
     await informer.wait_for_sync()
     elapsed = time.monotonic() - started
@@ -82,6 +89,19 @@ async def informer_seconds(cluster: str) -> tuple[float, Informer]:
     await asyncio.gather(task, return_exceptions=True)
     await client.close()
     return elapsed, informer
+
+
+async def held_bytes(cluster: str, transform: Transform) -> int:
+    """Python heap a synced pod informer holds with ``transform`` (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    _, informer = await informer_seconds(cluster, transform)
+    gc.collect()
+    held: int = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del informer
+    return held
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -100,13 +120,9 @@ async def main(args: argparse.Namespace) -> None:
         seconds, informer = await informer_seconds(cluster)
         ours.append(seconds)
     cached = len(informer.store)
-    del informer
 
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    _, informer = await informer_seconds(cluster)
-    held = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
+    held = await held_bytes(cluster, strip_bulk)
+    shared = await held_bytes(cluster, pod_transform(Sharer()))
     sample = informer.store.list()[:200]
     json_bytes = sum(len(orjson.dumps(o)) for o in sample) / len(sample)
 
@@ -118,7 +134,8 @@ async def main(args: argparse.Namespace) -> None:
             ("kubectl_get_pods_json_s", f"{b:.2f}"),
             ("informer_sync_s", f"{o:.2f}"),
             ("ratio_informer_over_kubectl", f"{o / b:.2f}"),
-            ("cache_bytes_per_pod", f"{held / len(informer.store):.0f}"),
+            ("cache_bytes_per_pod", f"{held / cached:.0f}"),
+            ("cache_bytes_per_pod_cluster_manager", f"{shared / cached:.0f}"),
             ("json_bytes_per_pod", f"{json_bytes:.0f}"),
             (
                 "runs",

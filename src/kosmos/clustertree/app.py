@@ -250,12 +250,16 @@ def click_options(func: F) -> F:
     return func
 
 
-#: the shared flags' defaults of the cluster-manager (``component.common_options``)
+#: the shared flags' defaults of the cluster-manager (``component.common_options``). A pod
+#: start costs one host write (its status) and one member write (the create), a deletion one
+#: more each; the process itself starts ~140 pods/s per core (7 ms CPU per start, measured in
+#: docs/clustertree.md "At scale"). 200/s lets the CPU, not the client, set the pace (at 100/s a
+#: burst of 2000 starts waited >= 18 s for the host client alone); the burst covers 2 s of it.
 COMMON_DEFAULTS: dict[str, Any] = {
-    "kube_qps": 100.0,
-    "kube_burst": 200,
-    "member_qps": 100.0,
-    "member_burst": 200,
+    "kube_qps": 200.0,
+    "kube_burst": 400,
+    "member_qps": 200.0,
+    "member_burst": 400,
 }
 
 

@@ -19,7 +19,6 @@ from kosmos.api.leafmodel import (
     LeafNode,
     is_root_cluster,
     leaf_nodes,
-    member_nodes_of,
     tree_enabled,
 )
 from kosmos.api.objects import Obj, is_deleting, micro_now, name_of, now
@@ -39,6 +38,9 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 PROBE_TIMEOUT = 5.0
 STATUS_HEARTBEAT_SECONDS = 60.0
 RECOVERY_PROBE_SECONDS = 2.0
+#: a lease renewed this fraction of a heartbeat ago is fresh enough for a capacity pass
+#: (the periodic pass comes a full heartbeat after the last, so it always renews)
+LEASE_DUE_FRACTION = 0.8
 
 
 class LeafNodeReconciler:
@@ -49,6 +51,7 @@ class LeafNodeReconciler:
         self._last_ok: dict[str, float] = {}
         self._versions: dict[str, str] = {}
         self._status_written: dict[str, float] = {}
+        self._lease_renewed: dict[str, float] = {}
 
     async def __call__(self, request: Request) -> Result | None:
         cluster_name = request.cluster
@@ -72,7 +75,7 @@ class LeafNodeReconciler:
         )
         for leaf in leaves:
             await self._converge(cluster_name, leaf, version, ready)
-            if reachable:
+            if reachable and self._lease_due(leaf.name):
                 await self._renew_lease(leaf.name)
         await self._remove_stale(cluster_name, {leaf.name for leaf in leaves})
         metrics.member_ready.labels(cluster_name).set(1 if ready else 0)
@@ -94,8 +97,7 @@ class LeafNodeReconciler:
         return True, self._versions[cluster]
 
     async def _converge(self, cluster: str, leaf: LeafNode, version: str, ready: bool) -> None:
-        nodes = self.tree.member(cluster, NODES).store.list()
-        members = member_nodes_of(leaf, nodes)
+        members = self.tree.member_nodes(cluster, leaf)
         pods_by_node = self.tree.member(cluster, PODS).store
         pods = [p for m in members for p in pods_by_node.by_index("node", name_of(m))]
         free = free_resources(members, pods)
@@ -148,7 +150,19 @@ class LeafNodeReconciler:
         self._status_written[name] = time.monotonic()
         log.info("leaf node %s created", name)
 
+    def _lease_due(self, node: str) -> bool:
+        """A lease is renewed once a heartbeat, not on every pass: capacity changes run a
+        pass every second, and a member with N one-to-one leaves would write N leases each
+        time (the host client's budget, shared with the pods' status writes)."""
+        renewed = self._lease_renewed.get(node)
+        due = LEASE_DUE_FRACTION * self.tree.options.heartbeat_seconds
+        return renewed is None or time.monotonic() - renewed >= due
+
     async def _renew_lease(self, node: str) -> None:
+        await self._write_lease(node)
+        self._lease_renewed[node] = time.monotonic()
+
+    async def _write_lease(self, node: str) -> None:
         host = self.tree.manager.client(HOST)
         spec = {
             "holderIdentity": node,

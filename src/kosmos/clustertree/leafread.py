@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from kosmos.api import names
-from kosmos.api.leafmodel import LeafModelError, leaf_nodes, member_nodes_of
+from kosmos.api.leafmodel import LeafModelError
 from kosmos.api.objects import Obj, annotations_of, name_of
-from kosmos.api.resources import NODES, PODS
+from kosmos.api.resources import PODS
 from kosmos.clustertree import kubeletstats
 from kosmos.clustertree.kubeletstats import Copies, HostPod
 from kosmos.clustertree.podforge import host_uid, is_kosmos_pod
@@ -46,19 +46,17 @@ class LeafReader:
     def _members(self, leaf: str) -> tuple[Client, list[str], Copies] | None:
         """The member's client, the member nodes behind ``leaf``, this leaf's copies."""
         cluster = self._tree.cluster_of_node(leaf)
-        cluster_obj = self._tree.clusters.store.get(cluster) if cluster else None
-        if cluster is None or cluster_obj is None:
+        if cluster is None:
             return None
         try:
-            model = next((m for m in leaf_nodes(cluster_obj) if m.name == leaf), None)
+            model = self._tree.leaf(cluster, leaf)
+            if model is None:
+                return None
             client = self._tree.manager.client(cluster)
-            nodes = self._tree.member(cluster, NODES).store.list()
+            chosen = [name_of(n) for n in self._tree.member_nodes(cluster, model)]
             member_pods = self._tree.member(cluster, PODS).store.list()
         except (LeafModelError, ClusterNotFound):
             return None
-        if model is None:
-            return None
-        chosen = [name_of(n) for n in member_nodes_of(model, nodes)]
         return client, chosen, self._copies(leaf, member_pods)
 
     def _copies(self, leaf: str, member_pods: Iterable[Obj]) -> Copies:

@@ -41,6 +41,11 @@ _OWN_ANNOTATIONS = frozenset(
     }
 )
 
+#: labels the binding sets from the node a pod lands on (PodTopologyLabelsAdmission), in the
+#: host from the leaf node and in the member from the member node: never copied or compared,
+#: or every member binding would be patched back to the leaf's values (a write per pod)
+MEMBER_OWNED_LABELS = frozenset({names.LABEL_ZONE, names.LABEL_REGION})
+
 #: set by the host's admission (Priority, RuntimeClass) from host objects; the member's
 #: admission recomputes them and rejects a pod whose values differ from its own
 ADMISSION_FIELDS = ("priority", "preemptionPolicy", "overhead")
@@ -142,7 +147,7 @@ def central_dns(spec: Obj, namespace: str, nameserver: str) -> Obj:
 def _member_metadata(meta: Mapping[str, Any], placement: Placement, owner: str = "") -> Obj:
     """Only name, namespace, labels and annotations carry over: everything else (uid,
     resourceVersion, ownerReferences, finalizers, managedFields, ...) belongs to the host."""
-    labels = dict(meta.get("labels") or {})
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in MEMBER_OWNED_LABELS}
     labels[names.LABEL_POD] = "true"
     labels[names.LABEL_MANAGED_BY] = names.MANAGED_BY_KOSMOS
     if owner:
@@ -181,7 +186,7 @@ def _clean_spec(host_spec: Mapping[str, Any]) -> Obj:
         spec.pop(key, None)
     if spec.get("schedulerName", DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
         del spec["schedulerName"]
-    _drop_token_volumes(spec)
+    drop_token_volumes(spec)
     return spec
 
 
@@ -202,7 +207,8 @@ def is_token_volume(volume: Mapping[str, Any], service_account: str) -> bool:
     return False
 
 
-def _drop_token_volumes(spec: Obj) -> None:
+def drop_token_volumes(spec: Obj) -> None:
+    """Remove the ServiceAccount admission's token volumes and their mounts (in place)."""
     account = _service_account(spec)
     volumes = spec.get("volumes") or []
     dropped = {v.get("name") for v in volumes if is_token_volume(v, account)}
@@ -328,7 +334,7 @@ def _metadata_patch(live: Mapping[str, Any], want: Mapping[str, Any]) -> Obj:
         changes: Obj = {k: v for k, v in need.items() if have.get(k) != v}
         previous = synced.get(kind)
         for key in previous if isinstance(previous, list) else []:
-            if key in have and key not in need:
+            if key in have and key not in need and key not in MEMBER_OWNED_LABELS:
                 changes[key] = None
         if changes:
             out[kind] = changes

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 import orjson
 
-from kosmos.api.leafmodel import leaf_nodes
 from kosmos.api.objects import (
     Obj,
+    condition_true,
     is_deleting,
     labels_of,
     name_of,
@@ -60,6 +61,11 @@ from kosmos.kube.errors import AlreadyExists, Conflict, Invalid, NotFound
 from kosmos.kube.manager import ClusterNotFound
 
 log = logging.getLogger("kosmos.clustertree.pods")
+
+#: a status change that is neither a phase nor a readiness change (a container waiting,
+#: a restart count, an IP while Pending) waits this long for what follows it, so a start
+#: that goes Pending -> Running within it costs the host one write, not one per member event
+STATUS_COALESCE_SECONDS = 1.0
 
 
 def _age(pod: Obj) -> float:
@@ -99,6 +105,7 @@ class PodReconciler:
         self.tree = tree
         self._namespaces: dict[str, set[str]] = {}
         self._observed: dict[str, set[str]] = {}  # host pod uid -> latency stages recorded
+        self._unsynced: dict[str, float] = {}  # host pod uid -> when a held change was seen
 
     async def __call__(self, request: Request) -> Result | None:
         cluster, namespace, name = request.cluster, request.namespace, request.name
@@ -118,8 +125,8 @@ class PodReconciler:
                 return None  # bound to a node our cache does not know yet: wait, delete nothing
             if member is not None and is_kosmos_pod(member, self.tree.options.owner):
                 await self._delete_member(cluster, member, None)
-            if host is None:
-                self._observed.pop(str((member or {}).get("metadata", {}).get("uid")), None)
+            if host is None and member is not None:
+                self._forget(host_uid(member) or "")  # what is kept per host pod uid
             return None
         if is_deleting(host):
             return await self._terminate(cluster, host, member)
@@ -143,8 +150,7 @@ class PodReconciler:
             return Result(requeue_after=1.0)
         if is_deleting(member):
             return Result(requeue_after=2.0)  # deleted in the member; act once it is gone
-        await self._update(cluster, host, member)
-        return None
+        return await self._update(cluster, host, member)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -185,7 +191,7 @@ class PodReconciler:
         self._stage(cluster, host, "member_created")
         log.debug("%s: created pod %s/%s", cluster, namespace, meta["name"])
 
-    async def _update(self, cluster: str, host: Obj, member: Obj) -> None:
+    async def _update(self, cluster: str, host: Obj, member: Obj) -> Result | None:
         desired = member_pod(host, self._placement(cluster, host), self._context(host))
         patch = mutable_patch(member, desired)
         if adopt.is_migrated(member):
@@ -198,14 +204,22 @@ class PodReconciler:
             await self.tree.manager.client(cluster).patch(
                 PODS, meta["name"], patch, namespace=meta["namespace"], patch_type="strategic"
             )
-        await self._status_up(cluster, host, member)
+        return await self._status_up(cluster, host, member)
 
-    async def _status_up(self, cluster: str, host: Obj, member: Obj) -> None:
+    async def _status_up(self, cluster: str, host: Obj, member: Obj) -> Result | None:
         running = pod_phase(member) == "Running"
         if running:
             self._stage(cluster, host, "member_running")
+        uid = host["metadata"]["uid"]
         if _digest(member.get("status") or {}) == _digest(host.get("status") or {}):
-            return
+            self._unsynced.pop(uid, None)
+            return None
+        if not _urgent(member, host):
+            seen = self._unsynced.setdefault(uid, time.monotonic())
+            wait = seen + STATUS_COALESCE_SECONDS - time.monotonic()
+            if wait > 0:
+                return Result(requeue_after=wait)
+        self._unsynced.pop(uid, None)
         status = member_status(member, host)
         for key in host.get("status") or {}:
             status.setdefault(key, None)
@@ -220,6 +234,7 @@ class PodReconciler:
             )
         if running:
             self._stage(cluster, host, "host_status")
+        return None
 
     async def _terminate(self, cluster: str, host: Obj, member: Obj | None) -> Result | None:
         if (
@@ -232,7 +247,7 @@ class PodReconciler:
                 await self._delete_member(cluster, member, grace)
             return Result(requeue_after=2.0)
         await self._delete_host(host)
-        self._observed.pop(host["metadata"]["uid"], None)
+        self._forget(host["metadata"]["uid"])
         return None
 
     # -- helpers ---------------------------------------------------------------------------
@@ -260,16 +275,19 @@ class PodReconciler:
             await self.tree.manager.client(cluster).create(NAMESPACES, body)
         known.add(namespace)
 
+    def _forget(self, uid: str) -> None:
+        self._observed.pop(uid, None)
+        self._unsynced.pop(uid, None)
+
     def forget_cluster(self, cluster: str) -> None:
         self._namespaces.pop(cluster, None)
 
     def _placement(self, cluster: str, host: Obj) -> Placement:
         node_name = host["spec"]["nodeName"]
         labels = labels_of(self.tree.leaf_nodes.store.get(node_name) or {})
-        cluster_obj = self.tree.clusters.store.get(cluster)
-        for leaf in leaf_nodes(cluster_obj) if cluster_obj else []:
-            if leaf.name == node_name:
-                return placement_of(leaf, labels)
+        leaf = self.tree.leaf(cluster, node_name)
+        if leaf is not None:
+            return placement_of(leaf, labels)
         return Placement(cluster=cluster, host_node=node_name, node_labels=labels)
 
     def _context(self, host: Obj) -> HostContext:
@@ -304,6 +322,14 @@ class PodReconciler:
         if stage not in seen:
             seen.add(stage)
             metrics.pod_sync_seconds.labels(cluster, stage).observe(_age(host))
+
+
+def _urgent(member: Obj, host: Obj) -> bool:
+    """A change others wait for, written at once: the phase or readiness (the pod startup
+    SLI ends when the host pod is Ready)."""
+    return pod_phase(member) != pod_phase(host) or condition_true(member, "Ready") != (
+        condition_true(host, "Ready")
+    )
 
 
 def _same(member: Obj | None, host: Obj) -> bool:

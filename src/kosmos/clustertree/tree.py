@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from kosmos.api import names
+from kosmos.api.leafmodel import LeafModelError, LeafNode, leaf_nodes, member_nodes_of
 from kosmos.api.objects import Obj, labels_of, name_of, namespace_of, pod_terminal
 from kosmos.api.resources import (
     CLUSTER_POD_CONVERT_POLICIES,
@@ -29,8 +30,10 @@ from kosmos.api.resources import (
     Resource,
 )
 from kosmos.clustertree.leafports import LeafPorts
+from kosmos.clustertree.podcache import pod_transform
 from kosmos.clustertree.podforge import dependencies
 from kosmos.kube.client import Client
+from kosmos.kube.compact import Sharer
 from kosmos.kube.component import HOST
 from kosmos.kube.controller import Controller
 from kosmos.kube.events import EventRecorder
@@ -61,10 +64,10 @@ class Options:
     unreachable_seconds: float = 40.0
     lease_seconds: int = 40
     reserved_namespaces: frozenset[str] = frozenset({"kube-system", "kube-node-lease"})
-    #: member client rate limits: a create per pod plus the copies it needs. The defaults
-    #: (100/200, as the host client's) keep the client from being the bottleneck of pod starts
-    member_qps: float = 100.0
-    member_burst: int = 200
+    #: member client rate limits: a create per pod plus the copies it needs; the defaults
+    #: are the flags' (``app.COMMON_DEFAULTS``, sized there)
+    member_qps: float = 200.0
+    member_burst: int = 400
     workers: int = 16
     #: ``--multi-cluster-service``: the MCS controllers run in this process (False: the
     #: seed's central mode, where pods on leaf nodes resolve through the host's DNS)
@@ -115,14 +118,25 @@ class Tree:
     controllers: dict[str, Controller] = field(default_factory=dict)
     #: (member, plural, ns/name) of member objects found to exist without our label
     foreign: set[tuple[str, str, str]] = field(default_factory=set)
+    #: per member: the Cluster object last parsed and its leaf nodes by name (or its error)
+    _leaves: dict[str, tuple[Obj, dict[str, LeafNode] | LeafModelError]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         informer = self.manager.informer
+        #: one sharing table for the host's and every member's pods (alike objects)
+        self.pod_transform = pod_transform(Sharer())
         self.clusters = informer(HOST, CLUSTERS)
         self.leaf_nodes = informer(
             HOST, NODES, label_selector=LEAF_NODE_SELECTOR, indexers={"cluster": _by_cluster}
         )
-        self.pods = informer(HOST, PODS, indexers={"node": by_node, "deps": pod_dependency_keys})
+        self.pods = informer(
+            HOST,
+            PODS,
+            indexers={"node": by_node, "deps": pod_dependency_keys},
+            transform=self.pod_transform,
+        )
         self.leaf_ports = LeafPorts(self.leaf_nodes.store, self.options.kubelet_port)
         self.copied: dict[str, Informer] = {
             plural: informer(HOST, resource) for plural, resource in COPIED.items()
@@ -147,6 +161,37 @@ class Tree:
         node = pod.get("spec", {}).get("nodeName")
         return self.cluster_of_node(node) if node else None
 
+    def leaf(self, cluster: str, leaf_name: str) -> LeafNode | None:
+        """The leaf model ``leaf_name`` of member ``cluster`` (None: no such leaf or Cluster).
+
+        Per pod, in O(1): the Cluster's models are parsed once per version of the Cluster
+        object (one-to-one members declare a model per member node). Raises
+        ``LeafModelError`` for a Cluster whose models are invalid."""
+        cluster_obj = self.clusters.store.get(cluster)
+        if cluster_obj is None:
+            return None
+        cached = self._leaves.get(cluster)
+        if cached is None or cached[0] is not cluster_obj:
+            try:
+                parsed: dict[str, LeafNode] | LeafModelError = {
+                    leaf.name: leaf for leaf in leaf_nodes(cluster_obj)
+                }
+            except LeafModelError as exc:
+                parsed = exc
+            cached = self._leaves[cluster] = (cluster_obj, parsed)
+        if isinstance(cached[1], LeafModelError):
+            raise cached[1]
+        return cached[1].get(leaf_name)
+
+    def member_nodes(self, cluster: str, leaf: LeafNode) -> list[Obj]:
+        """The member Node objects ``leaf`` stands for: one-to-one is a lookup, not a scan
+        (a member with N one-to-one leaves would otherwise be scanned N times a pass)."""
+        store = self.member(cluster, NODES).store
+        if leaf.mode == "one-to-one":
+            node = store.get(leaf.member_node or "")
+            return member_nodes_of(leaf, [node] if node is not None else [])
+        return member_nodes_of(leaf, store.list())
+
     def leaf_node_names(self, cluster: str) -> list[str]:
         return [name_of(n) for n in self.leaf_nodes.store.by_index("cluster", cluster)]
 
@@ -157,13 +202,13 @@ class Tree:
         return pods
 
     def users(self, cluster: str, namespace: str, dep: str) -> list[Obj]:
-        """Host pods on ``cluster``'s leaf nodes that need ``dep`` (``<plural>/<name>``)."""
-        nodes = set(self.leaf_node_names(cluster))
+        """Host pods on ``cluster``'s leaf nodes that need ``dep`` (``<plural>/<name>``):
+        each user's node looked up, never the member's leaf nodes listed."""
         return [
             pod
             for pod in self.pods.store.by_index("deps", dep)
             if namespace_of(pod) == namespace
-            and pod.get("spec", {}).get("nodeName") in nodes
+            and self.cluster_of_pod(pod) == cluster
             and not pod_terminal(pod)
         ]
 

@@ -128,7 +128,9 @@ def route_member_events(tree: Tree, cluster: str) -> None:
 
     nodes = tree.manager.informer(cluster, NODES)
     nodes.add_handler(EnqueueHandler(lambda _obj: capacity_changed()))
-    pods = tree.manager.informer(cluster, PODS, indexers={"node": by_node})
+    pods = tree.manager.informer(
+        cluster, PODS, indexers={"node": by_node}, transform=tree.pod_transform
+    )
 
     def member_pod_changed(old: Obj | None, new: Obj | None) -> None:
         """Kosmos's pods, and those a migration marked (one may be adopted, or may just have

@@ -734,6 +734,28 @@ def test_patch_removes_only_keys_kosmos_set():
     assert "team" not in patch["metadata"]["annotations"]
 
 
+def test_topology_labels_belong_to_the_member_binding():
+    """The host binding gives the host pod the leaf's zone and region; the member's binding
+    gives the member pod its node's: neither copied nor patched back (a write per pod)."""
+    host = host_pod()
+    host["metadata"]["labels"].update(
+        {names.LABEL_ZONE: LEAF, names.LABEL_REGION: "r1", "app": "web"}
+    )
+    desired = forge(host)
+    assert names.LABEL_ZONE not in desired["metadata"]["labels"]
+    assert names.LABEL_REGION not in desired["metadata"]["labels"]
+    live = as_created_in_member(desired)
+    live["metadata"]["labels"].update({names.LABEL_ZONE: "eu-west-1c", names.LABEL_REGION: "r2"})
+    assert mutable_patch(live, desired) is None
+    older = copy.deepcopy(live)  # made before: its record lists the topology labels
+    keys = json.loads(older["metadata"]["annotations"][ANNOTATION_SYNCED_KEYS])
+    keys["labels"] += [names.LABEL_REGION, names.LABEL_ZONE]
+    older["metadata"]["annotations"][ANNOTATION_SYNCED_KEYS] = json.dumps(keys)
+    patch = mutable_patch(older, desired)
+    assert patch is not None
+    assert "labels" not in patch["metadata"]  # only its record is rewritten, once
+
+
 # -- small accessors ----------------------------------------------------------------------
 
 
