@@ -5,7 +5,9 @@ rides on (the same testbed's node -> node row; measured in the same rounds) and 
 it is judged against (raw VXLAN for the Kosmos VXLAN rows, the hand-built routed pair for raw
 VXLAN itself, hand-built IPsec for Kosmos IPsec). Rounds take every probe in turn, the order
 reversed every other round, so load from other processes hits every row alike; the table
-prints the median and the spread (min..max) of each row.
+prints the median and the spread (min..max) of each row. A ratio is the median of the
+per-round ratios (the row against its reference in the same round), which other load on a
+shared machine disturbs far less than a ratio of two medians would.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
 
 
+def ratio(mine: list[float], theirs: list[float]) -> float:
+    """The median of the per-round ratios (both lists hold one sample per round)."""
+    return statistics.median(_ratio(a, b) for a, b in zip(mine, theirs, strict=True))
+
+
 @dataclass(frozen=True)
 class Line:
     """A printed row: medians, spreads, the ratio to the underlay and to the baseline."""
@@ -86,10 +93,10 @@ def table(results: dict[str, Result]) -> list[Line]:
                 rtt_ms=round(result.rtt, 4),
                 rtt_ms_range=(round(min(result.rtt_ms), 4), round(max(result.rtt_ms), 4)),
                 underlay=result.row.underlay or None,
-                bw_to_underlay=round(_ratio(result.bw, under.bw), 3) if under else None,
+                bw_to_underlay=round(ratio(result.mbit_s, under.mbit_s), 3) if under else None,
                 baseline=result.row.baseline or None,
-                bw_ratio=round(_ratio(result.bw, base.bw), 3) if base else None,
-                rtt_ratio=round(_ratio(result.rtt, base.rtt), 3) if base else None,
+                bw_ratio=round(ratio(result.mbit_s, base.mbit_s), 3) if base else None,
+                rtt_ratio=round(ratio(result.rtt_ms, base.rtt_ms), 3) if base else None,
             )
         )
     return lines

@@ -17,6 +17,8 @@ per node, Clusters backed by the local environment's members):
   Kosmos gateway             pod on an internal node -> pod on an internal node, via both
                              gateways (measured after the p2p bed switched to gateway mode,
                              with the underlay and raw VXLAN in the same rounds)
+  Kosmos gateway -> gateway  pod on one gateway -> pod on the other: the vx-bridge hop alone
+                             (the gateway path minus the internal nodes' vx-local hop)
   hand-built IPsec           pod -> pod over a strongSwan tunnel configured by hand (libipsec)
   Kosmos IPsec               gateway pod -> gateway pod over ClusterLink's IPsec (libipsec)
   Kosmos WireGuard           pod -> pod over kosmos.net.wireguard (wireguard-go) on a NAT pair
@@ -172,16 +174,17 @@ async def first_block(
     g_a1, g_a2, g_b1, g_b2 = ipsec.nodes()
     ipsec.wait_reachable([(g_a2, g_b2.pod_ip), (g_a1, g_b1.pod_ip)], timeout=120)
     p2p.wait_reachable([(a1, b1.pod_ip)])
+    # Each row next to its reference, so that the per-round ratios compare neighbours.
     rows = [
-        Row("underlay", nodes(raw, *raw.nodes(), seconds)),
-        Row("raw VXLAN", pods(raw, *raw.nodes(), seconds), "underlay", "hand-built routed VXLAN"),
-        Row("raw VXLAN, no conntrack", pods(bare, *bare.nodes(), seconds), "underlay", "raw VXLAN"),
         Row("underlay (routed pair)", nodes(routed, *routed.nodes(), seconds)),
         Row(
             "hand-built routed VXLAN",
             pods(routed, *routed.nodes(), seconds),
             "underlay (routed pair)",
         ),
+        Row("raw VXLAN", pods(raw, *raw.nodes(), seconds), "underlay", "hand-built routed VXLAN"),
+        Row("underlay", nodes(raw, *raw.nodes(), seconds)),
+        Row("raw VXLAN, no conntrack", pods(bare, *bare.nodes(), seconds), "underlay", "raw VXLAN"),
         Row("Kosmos p2p", pods(p2p.topology, a1, b1, seconds), "underlay", "raw VXLAN"),
         Row("hand-built IPsec", pods(hand, *hand.nodes(), seconds), "underlay"),
         Row(
@@ -226,12 +229,14 @@ def gateway_block(
     applied(p2p)
     ia = next(n for n in (a1, a2) if n.name != p2p.gateway(a1.cluster))
     ib = next(n for n in (b1, b2) if n.name != p2p.gateway(b1.cluster))
-    p2p.wait_reachable([(ia, ib.pod_ip)])
+    ga, gb = next(n for n in (a1, a2) if n is not ia), next(n for n in (b1, b2) if n is not ib)
+    p2p.wait_reachable([(ia, ib.pod_ip), (ga, gb.pod_ip)])
     under, vxlan = "underlay (gateway rounds)", "raw VXLAN (gateway rounds)"
     rows = [
         Row(under, nodes(raw, *raw.nodes(), args.seconds)),
         Row(vxlan, pods(raw, *raw.nodes(), args.seconds), under),
         Row("Kosmos gateway", pods(p2p.topology, ia, ib, args.seconds), under, vxlan),
+        Row("Kosmos gateway -> gateway", pods(p2p.topology, ga, gb, args.seconds), under, vxlan),
     ]
     return run_rounds(rows, args.rounds)
 
