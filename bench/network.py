@@ -65,7 +65,12 @@ from kosmos.local import components, environment, paths
 from kosmos.local.topology import Options
 import _realpods
 from _nettable import Probe, Result, Row, report, run_rounds
-from tests.dataplane.linked import LinkedTestbed, sweep_stale_testbeds, two_clusters
+from tests.dataplane.linked import (
+    PRODUCT_AGENT_FLAGS,
+    LinkedTestbed,
+    sweep_stale_testbeds,
+    two_clusters,
+)
 from tests.dataplane.probes import iperf3
 from tests.dataplane.testbed import ClusterSpec, NodeSpec, Topology, nat_pair, ns_run
 from tests.dataplane.tunnels import WIREGUARD, Ends, handbuilt_strongswan
@@ -151,10 +156,14 @@ def linked_beds(link: LinkEnv) -> tuple[LinkedTestbed, LinkedTestbed]:
     gateway bed (elastic IPs, firewall: IPsec between the gateways)."""
     tag, gw_tag = secrets.token_hex(2), secrets.token_hex(2)
     p2p_options = {"networkType": "p2p", "ipFamily": "ipv4"}
-    p2p = LinkedTestbed(link, two_clusters(tag, nodes=2, options=p2p_options), tag=tag)
+    # The agents run with the product's periods: the tests' fast elections and repairs
+    # would load the machine during every row (tests/dataplane/linked.py, AGENT_FLAGS).
+    flags = PRODUCT_AGENT_FLAGS
+    clusters = two_clusters(tag, nodes=2, options=p2p_options)
+    p2p = LinkedTestbed(link, clusters, tag=tag, agent_flags=flags)
     gw_options = {"networkType": "gateway", "ipFamily": "ipv4", "encryption": {"mode": "auto"}}
     clusters = two_clusters(gw_tag, base=52, nodes=2, elastic=1, options=gw_options)
-    return p2p, LinkedTestbed(link, clusters, firewall=True, tag=gw_tag)
+    return p2p, LinkedTestbed(link, clusters, firewall=True, tag=gw_tag, agent_flags=flags)
 
 
 async def first_block(
