@@ -15,13 +15,9 @@
 * ``routed`` (one node per cluster): no switch, the node's ``eth0`` is the router's ``br<i>``
   itself -- the shortest pair there is (``bench/network.py``'s hand-built routed baseline).
 
-Why the bridges are not in the router: a packet the router sends through a bridge device
-leaves with the bridge's features, and a bridge offers no segmentation offload for
-encapsulated packets (it has no ``hw_enc_features``), so every VXLAN super-packet that GRO
-built was cut back into MTU-sized ones there -- measured by the link counters, ~1.5 KB per
-packet on the far side instead of ~57 KB, and raw VXLAN at ~0.3 of the underlay. A veth keeps
-them whole; bridges forward between their ports without that check, and with
-``bridge-nf-call-*`` off the switch never runs iptables on what it switches.
+Why the bridges are not in the router: a bridge device offers no segmentation offload for
+encapsulated packets, so each VXLAN super-packet the router sent through one was cut back to
+MTU size (docs/clusterlink.md, "Network benchmark"); veths keep them whole.
 
 Every namespace name starts with :data:`PREFIX`, which carries this process's pid: two runs
 never share a name, and :func:`sweep` removes only what a run that is gone left behind.
