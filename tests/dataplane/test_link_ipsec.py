@@ -41,9 +41,9 @@ def test_pods_reach_each_other_and_only_esp_crosses_between_the_clusters(
     nodes = bed.nodes()
     pairs = [(s, d.pod_ip) for s in nodes for d in nodes if s.cluster != d.cluster]
     bed.wait_reachable(pairs, timeout=120)
-    # What the router routes between the clusters' subnets reaches its bridge devices; what
-    # a cluster's nodes send each other is switched between bridge ports and is not seen
-    # there without promiscuous mode (-p): these captures are the inter-cluster path.
+    # What the router routes between the clusters' subnets crosses its ports br1/br2; what a
+    # cluster's nodes send each other is switched by the bridges in the switch namespace and
+    # (without promiscuous mode, -p) not seen there: these captures are the inter-cluster path.
     captures = [
         Capture(
             bed.topology.router, tmp_path / f"{bridge}.pcap", interface=bridge, promiscuous=False

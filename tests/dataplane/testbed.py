@@ -1,9 +1,10 @@
 """The testbed of the dataplane tier: network namespaces as the nodes and pods of clusters.
 
-    pod ns ──veth── node ns ──veth── router ns (one bridge per cluster subnet) ── other clusters
+    pod ns ──veth── node ns ──veth── switch ns (bridge br<i>) ──veth br<i>── router ns ── ...
 
-* every cluster has its own underlay subnet (IPv4 192.168.<10i>.0/24, IPv6 fd00:<10i>::/64)
-  on a bridge in the router, which routes between the subnets;
+* every cluster has its own underlay subnet (IPv4 192.168.<10i>.0/24, IPv6 fd00:<10i>::/64):
+  a bridge in the switch namespace joins its nodes, and the router's port on it -- a plain
+  veth named ``br<i>`` holding the subnet's ``.1`` -- routes between the subnets;
 * each node has a pod namespace behind it for its pod CIDRs (IPv4 and IPv6, the pod at
   ``.10``, the node at ``.1``), and one more IPv4-only pod for each extra pod CIDR; it routes
   to the other nodes' pods of its own cluster over the underlay, as a host-gw CNI would;
@@ -11,6 +12,12 @@
   way a cloud maps a public IP onto a private one;
 * ``firewall``: the router forwards between cluster subnets only flows addressed to elastic
   IPs (and their replies), so nodes without one cannot reach another cluster's underlay.
+* ``routed`` (one node per cluster): no switch, the node's ``eth0`` is the router's ``br<i>``
+  itself -- the shortest pair there is (``bench/network.py``'s hand-built routed baseline).
+
+Why the bridges are not in the router: a bridge device offers no segmentation offload for
+encapsulated packets, so each VXLAN super-packet the router sent through one was cut back to
+MTU size (docs/clusterlink.md, "Network benchmark"); veths keep them whole.
 
 Every namespace name starts with :data:`PREFIX`, which carries this process's pid: two runs
 never share a name, and :func:`sweep` removes only what a run that is gone left behind.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -156,13 +164,18 @@ class Topology:
         firewall: bool = False,
         tag: str | None = None,
         pod_mtu: int = 1450,
+        routed: bool = False,
     ) -> None:
+        if routed and any(len(c.nodes) != 1 for c in clusters):
+            raise ValueError("a routed testbed has exactly one node per cluster")
         self.clusters = clusters
+        self.routed = routed
         self.pod_mtu = pod_mtu  # what a CNI sets when pod traffic may leave through VXLAN
         self.firewall = firewall
         self.tag = tag or secrets.token_hex(2)
         self.prefix = f"{PREFIX}{self.tag}-"
         self.router = f"{self.prefix}r"
+        self.switch = f"{self.prefix}s"
         self.created: list[str] = []
 
     def node_ns(self, node: NodeSpec) -> str:
@@ -188,6 +201,11 @@ class Topology:
             self._netns(self.router)
             for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
                 ns_run(self.router, "sysctl", "-q", "-w", key)
+            if not self.routed:
+                self._netns(self.switch)
+                for key in ("iptables", "ip6tables", "arptables"):
+                    ns_run(self.switch, "sysctl", "-q", "-w", f"net.bridge.bridge-nf-call-{key}=0",
+                           check=False)  # fmt: skip
             for cluster in self.clusters:
                 self._cluster(cluster)
             for cluster in self.clusters:
@@ -213,20 +231,31 @@ class Topology:
         ns_run(name, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0")
 
     def _cluster(self, cluster: ClusterSpec) -> None:
-        bridge = f"br{cluster.index}"
-        ip(self.router, "link", "add", bridge, "type", "bridge")
-        ip(self.router, "addr", "add", f"192.168.{10 * cluster.index}.1/24", "dev", bridge)
-        ip(self.router, "addr", "add", f"fd00:{10 * cluster.index}::1/64", "dev", bridge, "nodad")
-        ip(self.router, "link", "set", bridge, "up")
-        for node in cluster.nodes:
-            self._node(cluster, node, bridge)
+        """The cluster's subnet: the router's port ``br<i>`` and, unless routed, a bridge."""
+        port = f"br{cluster.index}"
+        if self.routed:
+            self._node(cluster, cluster.nodes[0], peer=port, netns=self.router)
+        else:
+            ip(self.switch, "link", "add", port, "type", "bridge")
+            ip(self.switch, "link", "set", port, "up")
+            uplink = f"up{cluster.index}"
+            ip(self.router, "link", "add", port, "type", "veth", "peer", "name", uplink,
+               "netns", self.switch)  # fmt: skip
+            ip(self.switch, "link", "set", uplink, "master", port, "up")
+        ip(self.router, "addr", "add", f"192.168.{10 * cluster.index}.1/24", "dev", port)
+        ip(self.router, "addr", "add", f"fd00:{10 * cluster.index}::1/64", "dev", port, "nodad")
+        ip(self.router, "link", "set", port, "up")
+        if not self.routed:
+            for node in cluster.nodes:
+                port = f"v{cluster.index}{node.index}"
+                self._node(cluster, node, peer=port, netns=self.switch)
+                ip(self.switch, "link", "set", port, "master", f"br{cluster.index}", "up")
 
-    def _node(self, cluster: ClusterSpec, node: NodeSpec, bridge: str) -> None:
+    def _node(self, cluster: ClusterSpec, node: NodeSpec, *, peer: str, netns: str) -> None:
+        """The node's namespace, its ``eth0`` paired with ``peer`` in ``netns``, its pods."""
         ns = self.node_ns(node)
         self._netns(ns)
-        port = f"v{cluster.index}{node.index}"
-        ip(ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", self.router)
-        ip(self.router, "link", "set", port, "master", bridge, "up")
+        ip(ns, "link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", netns)
         v4, v6 = cluster.underlay(node)
         ip(ns, "addr", "add", f"{v4}/24", "dev", "eth0")
         ip(ns, "addr", "add", f"{v6}/64", "dev", "eth0", "nodad")
@@ -264,11 +293,10 @@ class Topology:
         machine caps multi-hop paths (gateway mode) far below what the kernel path can do.
         """
         for ns in self.created:
-            for line in ip(ns, "-br", "link").splitlines():
-                dev = line.split()[0].split("@")[0]
-                if dev != "lo" and not dev.startswith(("br", "vx")):
-                    ns_run(ns, "ethtool", "-K", dev, "gro", "on", "rx-udp-gro-forwarding", "on",
-                           check=False)  # fmt: skip
+            for link in json.loads(ip(ns, "-d", "-j", "link")):
+                if link.get("linkinfo", {}).get("info_kind") == "veth":
+                    ns_run(ns, "ethtool", "-K", link["ifname"], "gro", "on",
+                           "rx-udp-gro-forwarding", "on", check=False)  # fmt: skip
 
     def _cni_routes(self, cluster: ClusterSpec, node: NodeSpec) -> None:
         for other in cluster.nodes:
