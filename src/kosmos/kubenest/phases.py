@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kosmos.api import names
 from kosmos.api.objects import Obj, find_condition, is_deleting, name_of, namespace_of
 
 PREPARING = "Preparing"
@@ -66,6 +67,19 @@ def vc_key(vc: Mapping[str, Any]) -> str:
 def label_value(vc: Mapping[str, Any]) -> str:
     """``namespace.name``: the value of LABEL_VIRTUAL_CLUSTER (``/`` is not allowed there)."""
     return f"{namespace_of(vc)}.{name_of(vc)}"
+
+
+def owner_references(vc: Mapping[str, Any]) -> list[Obj]:
+    """What an object made for ``vc`` in its namespace carries, so the garbage collector
+    removes it with the VirtualCluster if the operator does not."""
+    return [
+        {
+            "apiVersion": str(vc.get("apiVersion") or names.API_VERSION),
+            "kind": "VirtualCluster",
+            "name": name_of(vc),
+            "uid": str(vc["metadata"].get("uid") or ""),
+        }
+    ]
 
 
 def cert_secret(vc: Mapping[str, Any]) -> str:

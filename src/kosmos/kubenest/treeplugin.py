@@ -110,14 +110,7 @@ def _labels(vc: Mapping[str, Any]) -> dict[str, str]:
 def _owned(vc: Mapping[str, Any], meta: Obj) -> Obj:
     """Namespaced objects are owned by the VirtualCluster (the garbage collector finishes
     what the operator did not); the cluster-scoped ClusterRole(Binding) cannot be."""
-    meta["ownerReferences"] = [
-        {
-            "apiVersion": str(vc.get("apiVersion") or names.API_VERSION),
-            "kind": "VirtualCluster",
-            "name": name_of(vc),
-            "uid": owner(vc),
-        }
-    ]
+    meta["ownerReferences"] = phases.owner_references(vc)
     return meta
 
 

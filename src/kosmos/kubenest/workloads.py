@@ -131,14 +131,7 @@ def files_secret(vc: Mapping[str, Any]) -> str:
 
 def _meta(vc: Mapping[str, Any], name: str, component: str) -> Obj:
     meta = manifests.metadata(name, labels(vc, component), namespace_of(vc))
-    meta["ownerReferences"] = [
-        {
-            "apiVersion": str(vc.get("apiVersion") or "kosmos.io/v1alpha1"),
-            "kind": "VirtualCluster",
-            "name": name_of(vc),
-            "uid": str(vc["metadata"].get("uid") or ""),
-        }
-    ]
+    meta["ownerReferences"] = phases.owner_references(vc)
     return meta
 
 
