@@ -88,28 +88,28 @@ def _with(path: str, indent: str, body: str) -> str:
     return f"{indent}{{{{- with .Values.{path} }}}}\n{body}{indent}{{{{- end }}}}\n"
 
 
-def _block(indent: str, key: str, path: str) -> str:
-    """``key:`` then the value at ``path`` as YAML, indented under it."""
-    return f"{indent}{key}: {{{{- toYaml .Values.{path} | nindent {len(indent) + 2} }}}}\n"
+def _block(indent: str, key: str, value: str) -> str:
+    """``key:`` then ``value`` (a template expression) as YAML, indented under it."""
+    return f"{indent}{key}: {{{{- toYaml {value} | nindent {len(indent) + 2} }}}}\n"
 
 
 def _lines(text: str) -> str:
     """Replace the sentinels that stand for whole lines or optional blocks."""
     text = re.sub(
         r"^( *)nodeSelector:\n *sentinel-node-key: sentinel-node-value\n",
-        lambda m: _with("nodeSelector", m[1], _block(m[1], "nodeSelector", "nodeSelector")),
+        lambda m: _with("nodeSelector", m[1], _block(m[1], "nodeSelector", ".")),
         text,
         flags=re.M,
     )
     text = re.sub(
         r"^( *)annotations:\n *sentinel-annotation-key: sentinel-annotation-value\n",
-        lambda m: _with("podAnnotations", m[1], _block(m[1], "annotations", "podAnnotations")),
+        lambda m: _with("podAnnotations", m[1], _block(m[1], "annotations", ".")),
         text,
         flags=re.M,
     )
     text = re.sub(
         r"^( *)(\S+): sentinel-block:(\S+)\n",
-        lambda m: _block(m[1], m[2], m[3]),
+        lambda m: _block(m[1], m[2], f".Values.{m[3]}"),
         text,
         flags=re.M,
     )

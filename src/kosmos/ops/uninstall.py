@@ -69,7 +69,7 @@ async def uninstall(
     options = InstallOptions(namespace=namespace, migration=True)  # every optional object
     for resource, body in reversed(manifests.all_component_objects(options)):
         await _delete(client, resource, body, record)
-    await _forget_mcs(client, namespace, timeout, progress)
+    await forget_mcs(client, namespace, timeout, progress)
     gone = await _remove_crds(client, force, record, progress)
     if await _delete_namespace(client, namespace, record, progress):
         gone.append((NAMESPACES, namespace, None))
@@ -85,7 +85,7 @@ async def uninstall(
     return lines
 
 
-async def _forget_mcs(client: Client, namespace: str, timeout: float, progress: Progress) -> None:
+async def forget_mcs(client: Client, namespace: str, timeout: float, progress: Progress) -> None:
     """The host's imports, derived Services and MCS slices, once no cluster-manager pod runs:
     a terminating one still reconciles and would re-create what is removed."""
     selector = ",".join(f"{k}={v}" for k, v in manifests.selector(MANAGER).items())
@@ -102,6 +102,22 @@ async def _forget_mcs(client: Client, namespace: str, timeout: float, progress: 
         await mcs_app.forget_member(client)
     except KubeError as exc:  # e.g. a CRD's storage still initializing: not worth failing for
         progress(f"could not remove the host's MCS imports and derived Services ({exc})")
+
+
+async def release_host(client: Client, *, timeout: float, progress: Progress) -> list[str]:
+    """What must happen while the controllers still run, and no manifest can say: refuse when
+    members or virtual clusters remain, delete the root Cluster and wait for its finalizers,
+    remove the agent identities joins left and the clusterset.local stanza. Run by the Helm
+    chart's pre-delete hook (``kosmos helm-hook pre-delete``), before Helm deletes the rest."""
+    lines: list[str] = []
+    clusters = await _clusters_to_delete(client, force=False)
+    await _virtual_clusters_to_delete(client, force=False)
+    await _remove_clusters(
+        client, clusters, force=False, timeout=timeout, record=lines.append, progress=progress
+    )
+    await linkside.remove_all(client, progress)
+    await mcsdns.unwire(client, "host", progress)
+    return lines
 
 
 async def _clusters_to_delete(client: Client, force: bool) -> list[Obj]:
