@@ -146,6 +146,8 @@ def test_helm_install_brings_every_component_to_available(env: HelmEnv):
     agents = get(host, "daemonset", "kosmos-agent", "-n", SYSTEM)
     wait_for(lambda: agents_ready(host), 120, "the host's ClusterLink agents Ready")
     for pod in get(host, "pods", "-n", SYSTEM, "-l", "app.kubernetes.io/part-of=kosmos")["items"]:
+        if pod["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet":
+            continue  # the agents: one per node (kwok nodes' stand for no node)
         node = get(host, "node", pod["spec"]["nodeName"])
         assert node["metadata"]["labels"].get(REAL_NODE_KEY) == "true", pod["metadata"]["name"]
     assert agents["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
@@ -224,6 +226,10 @@ def test_helm_uninstall_leaves_only_the_crds_and_the_namespace(env: HelmEnv):
     crds = [c for c in host.run("get", "crd", "-o", "name").split() if "kosmos.io" in c]
     assert len(crds) == 10, crds  # docs/helm.md: Helm never deletes the crds/ directory's CRDs
     assert host.run("get", "namespace", SYSTEM, "-o", "name") == f"namespace/{SYSTEM}"
+    kinds = host.run("api-resources", "--verbs=list", "--namespaced", "-o", "name").split()
+    inside = host.run("get", ",".join(k for k in kinds if not k.startswith("events")),
+                      "-n", SYSTEM, "-o", "name").split()  # fmt: skip
+    assert sorted(inside) == ["configmap/kube-root-ca.crt", "serviceaccount/default"], inside
 
 
 def _kosmos_left(host: Kubectl) -> list[str]:

@@ -11,7 +11,8 @@ in-cluster, as the hook's ServiceAccount:
 - ``post-install`` (also post-upgrade): wire clusterset.local, or unwire it (``--no-mcs-dns``).
 - ``pre-delete``: refuse while members or virtual clusters remain (the hook fails, so
   ``helm uninstall`` stops, naming them), else release the root Cluster and unwire the DNS.
-- ``post-delete``: remove the host's MCS imports, derived Services and slices.
+- ``post-delete``: remove the host's MCS imports, derived Services and slices, and the Leases
+  the components and agents held (Helm leaves the namespace, which would keep them).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ async def run(event: str, namespace: str, *, mcs_dns: bool, timeout: float) -> N
                 progress(line)
         else:
             await uninstall.forget_mcs(client, namespace, timeout, progress)
+            await uninstall.remove_leases(client, namespace, progress)
     finally:
         await client.close()
 

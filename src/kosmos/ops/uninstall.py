@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kosmos.api import names
+from kosmos.api import link, names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CLUSTERS,
     CUSTOMRESOURCEDEFINITIONS,
+    LEASES,
     NAMESPACES,
     PODS,
     VIRTUAL_CLUSTERS,
@@ -25,7 +26,7 @@ from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.mcs import app as mcs_app
 from kosmos.ops import apply as applier
-from kosmos.ops import hostlink, linkside, manifests, mcsdns, probeside
+from kosmos.ops import hostlink, linkside, manifests, mcsdns, probeside, scheduling
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions
@@ -118,6 +119,23 @@ async def release_host(client: Client, *, timeout: float, progress: Progress) ->
     await linkside.remove_all(client, progress)
     await mcsdns.unwire(client, "host", progress)
     return lines
+
+
+async def remove_leases(client: Client, namespace: str, progress: Progress) -> None:
+    """The Leases the components hold (leader election) and the agents take (ClusterLink
+    gateways): objects of no manifest. ``uninstall`` deletes the namespace with them; the Helm
+    chart leaves the namespace, so its post-delete hook removes them here."""
+    elected = {c.lease for c in manifests.COMPONENTS} | {scheduling.NAME, scheduling.EXTENDER_LEASE}
+    for ns in sorted({namespace, names.SYSTEM_NAMESPACE}):
+        try:
+            leases = (await client.list(LEASES, ns)).items
+        except NotFound:
+            continue
+        for lease in leases:
+            name = lease["metadata"]["name"]
+            ours = name in elected or name.startswith(link.GATEWAY_LEASE_PREFIX)
+            if ours and await applier.delete(client, LEASES, name, ns):
+                progress(f"lease.coordination.k8s.io/{name} deleted")
 
 
 async def _clusters_to_delete(client: Client, force: bool) -> list[Obj]:
