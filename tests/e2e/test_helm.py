@@ -6,8 +6,9 @@ worker, no Kosmos at all). Then, in order: a values error fails ``helm install``
 and leaves no release; ``helm install --wait`` of charts/kosmos brings every component to
 Available (the pods on the host's real node, from our image) and its post-install hook points
 the cluster DNS at kosmos-coredns; ``kosmosctl join`` makes the member a leaf node and a pod of
-the host runs, as a real container, in the member; after ``unjoin``, ``helm uninstall`` leaves
-nothing of Kosmos but what docs/helm.md says stays: the CRDs and the release namespace.
+the host runs, as a real container, in the member; ``helm uninstall`` refuses while the member
+is joined (the pre-delete hook names it) and, after ``unjoin``, leaves nothing of Kosmos but
+what docs/helm.md says stays: the CRDs and the release namespace.
 ``KOSMOS_KEEP_ENV=1`` (with ``KOSMOS_LOCAL_DIR``) keeps the environment for the next run.
 """
 
@@ -214,6 +215,19 @@ def _pod() -> dict[str, Any]:
         },
         "spec": spec["spec"],
     }
+
+
+def test_helm_uninstall_refuses_while_a_member_is_joined(env: HelmEnv):
+    out = env.helm_run("uninstall", "kosmos", "-n", SYSTEM, "--wait", "--timeout", "3m",
+                       check=False)  # fmt: skip
+    assert out.returncode != 0, out.stdout
+    assert "pre-delete" in out.stderr, out.stderr
+    host = env.kubectl()
+    log = host.run("logs", "-n", SYSTEM, "job/kosmos-helm-pre-delete")
+    assert f"member clusters still joined: {MEMBER}" in log, log
+    assert get(host, "cluster", names.ROOT_CLUSTER_NAME)["metadata"]["name"]  # nothing deleted
+    assert _ready(host, kosmos_plan.leaf_node_name(MEMBER))
+    assert len(get(host, "deployments", "-n", SYSTEM)["items"]) == len(DEPLOYMENTS)
 
 
 def test_helm_uninstall_leaves_only_the_crds_and_the_namespace(env: HelmEnv):
