@@ -33,6 +33,9 @@ from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
 from tests.helm import Helm, helm
 from tests.support import get, wait_for
 
+#: A fresh environment with real nodes, then install, join and uninstall: beyond the default
+#: 600 s per test on a loaded machine (the environment comes up in the first test's setup).
+pytestmark = pytest.mark.timeout(2400)
 PORT_BASE = int(os.environ.get("KOSMOS_HELM_E2E_PORT_BASE", "17700"))
 MEMBER = "cluster1"
 SYSTEM = names.SYSTEM_NAMESPACE
@@ -91,13 +94,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HelmEnv]:
     base = tmp_path_factory.mktemp("helm-e2e")
     variables = dict(os.environ)
     variables.setdefault("KOSMOS_LOCAL_DIR", str(base / "local"))
-    up = kosmosctl(
-        variables,
-        *("local", "up", "--members", "1", "--nodes", "1", "--real-nodes", "1"),
-        *("--without-kosmos", "--port-base", str(PORT_BASE)),
-        check=False,
-    )
     try:
+        up = kosmosctl(
+            variables,
+            *("local", "up", "--members", "1", "--nodes", "1", "--real-nodes", "1"),
+            *("--without-kosmos", "--port-base", str(PORT_BASE)),
+            check=False,
+            timeout=1200,
+        )
         assert up.returncode == 0, f"local up failed:\n{up.stdout}\n{up.stderr}"
         found = exports(up.stdout)
         kubectl_binary = Path(found["PATH"].split(":")[0]) / "kubectl"
