@@ -243,7 +243,7 @@ def test_helm_uninstall_leaves_only_the_crds_and_the_namespace(env: HelmEnv):
     assert env.helm_run("list", "-A", "-q").stdout.strip() == ""
     crds = [c for c in host.run("get", "crd", "-o", "name").split() if "kosmos.io" in c]
     assert len(crds) == 10, crds  # docs/helm.md: Helm never deletes the crds/ directory's CRDs
-    assert host.run("get", "namespace", SYSTEM, "-o", "name") == f"namespace/{SYSTEM}"
+    assert host.run("get", "namespace", SYSTEM, "-o", "name").strip() == f"namespace/{SYSTEM}"
     kinds = host.run("api-resources", "--verbs=list", "--namespaced", "-o", "name").split()
     inside = host.run("get", ",".join(k for k in kinds if not k.startswith("events")),
                       "-n", SYSTEM, "-o", "name").split()  # fmt: skip
