@@ -31,6 +31,8 @@ class Helm:
             "HELM_CACHE_HOME": str(self.home / "cache"),
             "HELM_CONFIG_HOME": str(self.home / "config"),
             "HELM_DATA_HOME": str(self.home / "data"),
+            # the Kubernetes client's discovery cache (~/.kube/cache) goes here too
+            "HOME": str(self.home),
         }
         if "PATH" not in variables:
             variables["PATH"] = "/usr/bin:/bin"
