@@ -61,8 +61,8 @@ class LeafNodeReconciler:
         self._versions: dict[str, str] = {}
         self._status_written: dict[str, float] = {}
         self._lease_renewed: dict[str, float] = {}
-        #: per member: (Cluster object, kubelet version, ready) of its last complete pass
-        self._seen: dict[str, tuple[Obj, str, bool]] = {}
+        #: per member: (leaf models, kubelet version, ready) of its last complete pass
+        self._seen: dict[str, tuple[LeafModels, str, bool]] = {}
         #: leaves recomputed, over the process's life (what a pass cost; tests read it)
         self.converged = 0
 
@@ -90,7 +90,7 @@ class LeafNodeReconciler:
         )
         if reachable:  # liveness first: a long pass must not let leases lapse
             await self._renew_due_leases(models)
-        await self._converge_changed(cluster_name, cluster, models, version, ready)
+        await self._converge_changed(cluster_name, models, version, ready)
         metrics.member_ready.labels(cluster_name).set(1 if ready else 0)
         # while a member is away, look often: its nodes must be Ready again soon after it is back
         if not reachable:
@@ -98,13 +98,14 @@ class LeafNodeReconciler:
         return Result(requeue_after=self._next_pass(models))
 
     async def _converge_changed(
-        self, cluster_name: str, cluster: Obj, models: LeafModels, version: str, ready: bool
+        self, cluster_name: str, models: LeafModels, version: str, ready: bool
     ) -> None:
         """Recompute the leaves whose inputs changed or whose status report is due; all of
-        them when the Cluster, the version or reachability changed (or on the first pass)."""
+        them when the leaf models, the version or reachability changed (or on the first
+        pass). A Cluster status update keeps the models (``Tree.leaf_models``)."""
         dirty = self.tree.take_dirty(cluster_name)
         seen = self._seen.get(cluster_name)
-        full = seen is None or seen[0] is not cluster or seen[1:] != (version, ready)
+        full = seen is None or seen[0] is not models or seen[1:] != (version, ready)
         todo = {leaf.name: leaf for leaf in (models.leaves if full else models.touched(dirty))}
         clock = time.monotonic()
         report = self.tree.options.node_status_report_seconds
@@ -120,7 +121,7 @@ class LeafNodeReconciler:
             await self._converge(cluster_name, leaf, version, ready, heartbeat=leaf.name in due)
         if full:
             await self._remove_stale(cluster_name, set(models.by_name))
-        self._seen[cluster_name] = (cluster, version, ready)
+        self._seen[cluster_name] = (models, version, ready)
 
     def _next_pass(self, models: LeafModels) -> float:
         """Seconds until the next lease falls due, at most a heartbeat."""

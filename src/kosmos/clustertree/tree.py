@@ -199,11 +199,16 @@ class Tree:
 
     def leaf_models(self, cluster: str) -> LeafModels | None:
         """The parsed leaf models of ``cluster`` (None: no such Cluster), cached per version
-        of the Cluster object; raises ``LeafModelError`` for invalid models."""
+        of the Cluster's spec (the same object while only its status changes); raises
+        ``LeafModelError`` for invalid models."""
         cluster_obj = self.clusters.store.get(cluster)
         if cluster_obj is None:
             return None
         cached = self._leaves.get(cluster)
+        same_spec = cached is not None and cached[0].get("spec") == cluster_obj.get("spec")
+        if cached is not None and cached[0] is not cluster_obj and same_spec:
+            # a status update: the same models (same object, so passes stay incremental)
+            cached = self._leaves[cluster] = (cluster_obj, cached[1])
         if cached is None or cached[0] is not cluster_obj:
             try:
                 parsed: LeafModels | LeafModelError = LeafModels.of(leaf_nodes(cluster_obj))

@@ -33,7 +33,11 @@ def fake_tree(
     async def get_raw(path: str, **kwargs: Any) -> Any:
         return {"gitVersion": "v1.36.3"}
 
+    async def delete(resource: Any, name: str, **kwargs: Any) -> Any:
+        tree.leaf_nodes.store.delete(name)
+
     monkeypatch.setattr(tree.node_client(), "patch", patch)
+    monkeypatch.setattr(tree.node_client(), "delete", delete)
     monkeypatch.setattr(tree.manager.client(MEMBER), "get_raw", get_raw)
     return tree, stores, leases, clock
 
@@ -80,17 +84,26 @@ async def test_a_pass_recomputes_only_the_changed_leaves(monkeypatch: pytest.Mon
     assert small[0] == 1
 
 
-async def test_a_changed_cluster_recomputes_every_leaf(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_changed_leaf_models_recompute_every_leaf(monkeypatch: pytest.MonkeyPatch) -> None:
     tree, _, _, clock = fake_tree(5, monkeypatch)
     reconciler = LeafNodeReconciler(tree)
     request = Request(MEMBER, "", "")
     await reconciler(request)
     cluster = tree.clusters.store.get(MEMBER)
     assert cluster is not None
-    tree.clusters.store.upsert({**cluster, "metadata": {**cluster["metadata"], "labels": {}}})
+    tree.clusters.store.upsert({**cluster, "status": {"phase": "Ready"}})
     clock[0] += 1.0
     await reconciler(request)
-    assert reconciler.converged == 10
+    assert reconciler.converged == 5  # a status update: the same models, nothing changed
+    spec = cluster["spec"]
+    options = {
+        **spec["clusterTreeOptions"],
+        "leafModels": spec["clusterTreeOptions"]["leafModels"][:4],
+    }
+    tree.clusters.store.upsert({**cluster, "spec": {"clusterTreeOptions": options}})
+    clock[0] += 1.0
+    await reconciler(request)
+    assert reconciler.converged == 9  # new models: every leaf again
 
 
 async def test_status_reports_come_due_spread_over_the_interval(
