@@ -4,7 +4,8 @@
 a missing page, every missing anchor and every page left out of the nav into an error. What
 mkdocs does not see is checked here: README.md (outside docs/) links into docs/ by file and
 anchor; each tutorial names in its front matter the tests that run its steps, and they exist;
-the external links, which cannot be fetched offline, are all listed on docs/site.md.
+the external links, which cannot be fetched offline, are all listed on docs/site.md; every
+``kosmosctl`` line of the shell examples names commands and flags the CLI has.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 
+from kosmos.cli.main import cli
 from tests.support import require
 
 ROOT = Path(__file__).parents[2]
@@ -32,6 +35,7 @@ WITHOUT_E2E = frozenset({"ipsec-network.md", "node-not-ready.md"})
 LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 EXTERNAL = re.compile(r"\]\((https?://[^)\s]+)\)|<(https?://[^>\s]+)>")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+SHELL_BLOCK = re.compile(r"^```(?:shell|sh|bash)\n(.*?)^```", re.S | re.M)
 
 
 def _mkdocs() -> None:
@@ -156,3 +160,49 @@ def test_every_external_link_is_listed_on_the_site_page() -> None:
         for groups in EXTERNAL.findall(_prose(page.read_text())):
             url = next(g for g in groups if g)
             assert url in listed, f"{page.relative_to(ROOT)}: {url} is not listed in docs/site.md"
+
+
+def _kosmosctl_lines(text: str) -> list[list[str]]:
+    """Each ``kosmosctl ...`` (or ``netctl ...``) command of the page's shell blocks, as argv
+    after the program, up to a shell operator or comment."""
+    found = []
+    for block in SHELL_BLOCK.findall(text):
+        for line in block.replace("\\\n", " ").splitlines():
+            for match in re.finditer(
+                r'(?:^|[\s;&|(])(?:\S*/)?(kosmosctl|netctl)\s+([^#;&|)"]*)', line
+            ):
+                program, rest = match.groups()
+                words = [w for w in rest.split() if not w.startswith(("<", "$", "'"))]
+                found.append(["netdoctor", *words] if program == "netctl" else words)
+    return found
+
+
+def _check_argv(argv: list[str]) -> None:
+    """Every subcommand exists, and every ``--flag`` is one the command (or a parent) has."""
+    command: click.Command = cli
+    options = {o: p for p in cli.params for o in p.opts + p.secondary_opts}
+    words = iter(argv)
+    for word in words:
+        if word.startswith("-"):
+            name, _, value = word.partition("=")
+            option = options.get(name)
+            assert option is not None, f"kosmosctl {' '.join(argv)}: no option {name}"
+            takes_value = isinstance(option, click.Option) and not (option.is_flag or option.count)
+            if takes_value and not value:
+                next(words, None)
+        elif isinstance(command, click.Group):
+            sub = command.commands.get(word)
+            assert sub is not None, f"kosmosctl {' '.join(argv)}: no command {word!r}"
+            command = sub
+            options |= {o: p for p in command.params for o in p.opts + p.secondary_opts}
+
+
+def test_kosmosctl_commands_in_the_docs_use_existing_commands_and_flags() -> None:
+    """The shell examples of README.md and docs/ (``kosmosctl``, ``netctl``) name commands and
+    flags the CLI has: a renamed flag fails here, not in a user's terminal."""
+    checked = 0
+    for page in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        for argv in _kosmosctl_lines(page.read_text()):
+            _check_argv(argv)
+            checked += 1
+    assert checked >= 60
