@@ -80,4 +80,5 @@ def command(common: component.Common, workers: int, rediscover_period: float) ->
         NAME,
         common.verbose,
         component.run_component(COMPONENT, common, lambda rt: build(rt, options)),
+        log_format=common.log_format,
     )

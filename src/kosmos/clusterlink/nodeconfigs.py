@@ -30,6 +30,7 @@ from kosmos.api.objects import (
     with_condition,
 )
 from kosmos.api.resources import CLUSTERNODES, CLUSTERS, NODECONFIGS, SECRETS
+from kosmos.clusterlink import metrics
 from kosmos.clusterlink.planner import inputs, plan
 from kosmos.kube.builder import controller
 from kosmos.kube.controller import Controller, Request, Result
@@ -254,6 +255,7 @@ def _replan(controller: Controller, key: Request, relevant: Callable[[Obj], Any]
 def register(manager: Manager, *, host: str) -> tuple[Controller, PlannerReconciler]:
     """Add the planner to ``manager`` (leader-only, like every controller of the manager)."""
     reconciler = PlannerReconciler(manager, host=host)
+    metrics.node_link_states.source = reconciler.nodeconfigs.store.list
     planner = controller(manager, "clusterlink-planner", reconciler)
     key = Request(host, "", PLAN_KEY)
     reconciler.clusters.add_handler(_replan(planner, key, _cluster_inputs))

@@ -21,7 +21,7 @@ from kosmos.api.leafmodel import (
     leaf_nodes,
     tree_enabled,
 )
-from kosmos.api.objects import Obj, is_deleting, micro_now, name_of, now
+from kosmos.api.objects import Obj, is_deleting, micro_now, name_of, now, pod_terminal
 from kosmos.api.resources import LEASES, NODES, PODS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.capacity import free_resources
@@ -56,9 +56,10 @@ class LeafNodeReconciler:
     async def __call__(self, request: Request) -> Result | None:
         cluster_name = request.cluster
         cluster = self.tree.clusters.store.get(cluster_name)
-        if cluster is None or is_deleting(cluster):
+        if cluster is None or is_deleting(cluster) or not tree_enabled(cluster):
+            metrics.forget_leaves(cluster_name)
             return None
-        if not tree_enabled(cluster) or is_root_cluster(cluster):
+        if is_root_cluster(cluster):
             return None  # the host's own Cluster never becomes a leaf node
         try:
             leaves = leaf_nodes(cluster)
@@ -101,6 +102,8 @@ class LeafNodeReconciler:
         pods_by_node = self.tree.member(cluster, PODS).store
         pods = [p for m in members for p in pods_by_node.by_index("node", name_of(m))]
         free = free_resources(members, pods)
+        bound = [p for p in self.tree.pods.store.by_index("node", leaf.name) if not pod_terminal(p)]
+        metrics.record_leaf(cluster, leaf.name, free, len(bound))
         reason, message = (
             ("KubeletReady", "")
             if ready
@@ -206,4 +209,5 @@ class LeafNodeReconciler:
                 with contextlib.suppress(NotFound):
                     await host.delete(NODES, name, uid=node["metadata"]["uid"])
                 self.tree.leaf_ports.forget(name)
+                metrics.forget_leaves(cluster, name)
                 log.info("leaf node %s removed: no longer in %s's leaf models", name, cluster)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from kosmos.api.quantity import parse_quantity
+from kosmos.clustertree.capacity import BASE_RESOURCES, Free
 from kosmos.kube.metrics import REGISTRY
 
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300)
@@ -47,3 +49,39 @@ adopted_pods = Counter(
     ["cluster"],
     registry=REGISTRY,
 )
+leaf_allocatable = Gauge(
+    "kosmos_clustertree_leaf_allocatable",
+    "Free room a leaf node advertises (cpu in cores, memory and ephemeral-storage in bytes, "
+    "pods), by member cluster, leaf node and resource.",
+    ["cluster", "node", "resource"],
+    registry=REGISTRY,
+)
+leaf_pods = Gauge(
+    "kosmos_clustertree_leaf_pods",
+    "Host pods bound to a leaf node and not finished, by member cluster and leaf node.",
+    ["cluster", "node"],
+    registry=REGISTRY,
+)
+leaf_member_nodes = Gauge(
+    "kosmos_clustertree_leaf_member_nodes",
+    "Schedulable, Ready member nodes behind a leaf node.",
+    ["cluster", "node"],
+    registry=REGISTRY,
+)
+
+
+def record_leaf(cluster: str, node: str, free: Free, pods: int) -> None:
+    """The leaf node's series after a pass computed its free room (``capacity``)."""
+    for resource in BASE_RESOURCES:
+        value = float(parse_quantity(free.allocatable.get(resource, 0)))
+        leaf_allocatable.labels(cluster, node, resource).set(value)
+    leaf_pods.labels(cluster, node).set(pods)
+    leaf_member_nodes.labels(cluster, node).set(free.nodes)
+
+
+def forget_leaves(cluster: str, node: str | None = None) -> None:
+    """Drop the series of a removed leaf node (or of all the member's), so a dashboard does
+    not show them frozen at their last value."""
+    labels = {"cluster": cluster} if node is None else {"cluster": cluster, "node": node}
+    for gauge in (leaf_allocatable, leaf_pods, leaf_member_nodes):
+        gauge.remove_by_labels(labels)

@@ -137,4 +137,5 @@ def command(  # noqa: PLR0917 - click passes every option by name
         "agent",
         common.verbose,
         component.run_component(spec, common, lambda rt: build(rt, settings)),
+        log_format=common.log_format,
     )
