@@ -65,6 +65,8 @@ class NodeLinkStates(Collector):
     One source per process: the last network-manager built in it (tests build several).
     """
 
+    labelnames = ("cluster", "node", "state")
+
     def __init__(self) -> None:
         self.source: Callable[[], Iterable[Obj]] = tuple
 
@@ -86,7 +88,7 @@ class NodeLinkStates(Collector):
             NODE_LINK_STATE,
             "1 for the state of the node's NodeConfig as its agent reported it "
             "(in_sync, failed, pending), 0 for the others.",
-            labels=["cluster", "node", "state"],
+            labels=list(NodeLinkStates.labelnames),
         )
 
 
