@@ -44,7 +44,7 @@ def build(runtime: component.Runtime, options: Options) -> None:
     ]
     for name, reconcile, workers in declared:
         link.controllers[name] = controller(manager, f"{NAME}-{name}", reconcile, workers=workers)
-    nodeconfigs.register(manager, host=component.HOST)
+    nodeconfigs.register(manager, host=component.HOST, recorder=runtime.recorder)
     wire(link)
 
     def removed(_manager: Manager, cluster: str) -> None:

@@ -21,7 +21,16 @@ from kosmos.api.leafmodel import (
     leaf_nodes,
     tree_enabled,
 )
-from kosmos.api.objects import Obj, is_deleting, micro_now, name_of, now, pod_terminal
+from kosmos.api.objects import (
+    Obj,
+    condition_of,
+    is_deleting,
+    micro_now,
+    name_of,
+    node_ready,
+    now,
+    pod_terminal,
+)
 from kosmos.api.resources import LEASES, NODES, PODS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.capacity import free_resources
@@ -130,6 +139,7 @@ class LeafNodeReconciler:
         if current is None:
             await self._create(desired)
             return
+        await self._record_readiness(current, cluster, ready, message)
         meta = metadata_patch(current, desired)
         if meta:
             await host.patch(NODES, leaf.name, meta)
@@ -138,6 +148,16 @@ class LeafNodeReconciler:
         if status:
             await host.patch(NODES, leaf.name, status, subresource="status")
             self._status_written[leaf.name] = time.monotonic()
+
+    async def _record_readiness(self, node: Obj, cluster: str, ready: bool, why: str) -> None:
+        """An Event on the leaf node when it turns NotReady or Ready, like a kubelet's."""
+        if node_ready(node) == ready or not condition_of(node, "Ready"):
+            return
+        if ready:
+            message = f"member cluster {cluster} answers again"
+            await self.tree.recorder.record(node, "Normal", "NodeReady", message)
+        else:
+            await self.tree.recorder.record(node, "Warning", "NodeNotReady", why)
 
     async def _create(self, desired: Obj) -> None:
         host = self.tree.manager.client(HOST)

@@ -71,7 +71,7 @@ def build(runtime: component.Runtime, settings: Settings) -> None:
 
     watches = [Watch(i, keys) for i in (state.nodeconfigs, state.clusternodes, state.clusters)]
     declared: list[tuple[str, Reconciler]] = [
-        ("agent-nodeconfig", NodeConfigReconciler(state, driver)),
+        ("agent-nodeconfig", NodeConfigReconciler(state, driver, runtime.recorder)),
         ("agent-addresses", addresses),
     ]
     for name, reconcile in declared:
