@@ -75,3 +75,23 @@ async def test_the_agent_warns_when_items_fail_and_tells_when_the_node_is_in_syn
     assert len(recorder.events) == 1  # the same failure again: the condition already says it
     await agent._report(config, [], unchanged)  # type: ignore[arg-type]
     assert recorder.events[1][:3] == ("n1", "Normal", "InSync")
+
+
+async def test_a_node_that_cannot_get_its_clusternode_is_a_warning_on_its_cluster() -> None:
+    from kosmos.clusterlink.clusternodes import report_on_cluster
+    from kosmos.clusterlink.link import Link, Options
+    from kosmos.kube.controller import Request, TerminalError
+
+    manager = Manager("test")
+    manager.add_cluster(HOST, Client(ClusterConfig(HOST, "https://127.0.0.1:1")))
+    recorder = Recorder()
+    link = Link(manager, Options(), recorder)  # type: ignore[arg-type]
+    link.clusters.store.upsert(linked_cluster(None))
+    report = report_on_cluster(link)
+    await report(
+        Request("c1", "", "n1"), TerminalError("pod CIDR 'x' is invalid", "InvalidPodCIDRs")
+    )
+    await report(Request("gone", "", "n1"), TerminalError("whatever", "NameTooLong"))
+    assert recorder.events == [
+        ("c1", "Warning", "InvalidPodCIDRs", "node n1: pod CIDR 'x' is invalid")
+    ]
