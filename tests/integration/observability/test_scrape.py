@@ -81,8 +81,8 @@ def test_leaf_nodes_and_link_states_have_samples(tree: TreeEnv, link: LinkEnv) -
 
 
 def test_log_format_json_writes_one_json_object_per_line(link: LinkEnv) -> None:
-    offset = link.log.stat().st_size if link.log.exists() else 0
     link.stop()
+    offset = link.log.stat().st_size if link.log.exists() else 0  # after the old one's last line
     try:
         link.start("--log-format", "json", "-vv")
 
