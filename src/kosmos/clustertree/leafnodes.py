@@ -24,7 +24,16 @@ import time
 import zlib
 
 from kosmos.api.leafmodel import LeafModelError, LeafNode, is_root_cluster, tree_enabled
-from kosmos.api.objects import Obj, is_deleting, micro_now, name_of, now
+from kosmos.api.objects import (
+    Obj,
+    condition_of,
+    is_deleting,
+    micro_now,
+    name_of,
+    node_ready,
+    now,
+    pod_terminal,
+)
 from kosmos.api.resources import LEASES, NODES, PODS
 from kosmos.clustertree import metrics
 from kosmos.clustertree.capacity import free_resources
@@ -65,13 +74,19 @@ class LeafNodeReconciler:
         self._seen: dict[str, tuple[LeafModels, str, bool]] = {}
         #: leaves recomputed, over the process's life (what a pass cost; tests read it)
         self.converged = 0
+        metrics.leaf_pods.count = self._bound_pods
+
+    def _bound_pods(self, leaf: str) -> int:
+        """Host pods bound to ``leaf`` and not finished (read when metrics are scraped)."""
+        return sum(1 for p in self.tree.pods.store.by_index("node", leaf) if not pod_terminal(p))
 
     async def __call__(self, request: Request) -> Result | None:
         cluster_name = request.cluster
         cluster = self.tree.clusters.store.get(cluster_name)
-        if cluster is None or is_deleting(cluster):
+        if cluster is None or is_deleting(cluster) or not tree_enabled(cluster):
+            metrics.forget_leaves(cluster_name)
             return None
-        if not tree_enabled(cluster) or is_root_cluster(cluster):
+        if is_root_cluster(cluster):
             return None  # the host's own Cluster never becomes a leaf node
         try:
             models = self.tree.leaf_models(cluster_name)
@@ -154,6 +169,7 @@ class LeafNodeReconciler:
         pods_by_node = self.tree.member(cluster, PODS).store
         pods = [p for m in members for p in pods_by_node.by_index("node", name_of(m))]
         free = free_resources(members, pods)
+        metrics.record_leaf(cluster, leaf.name, free)
         reason, message = (
             ("KubeletReady", "")
             if ready
@@ -180,6 +196,7 @@ class LeafNodeReconciler:
         if current is None:
             await self._create(desired)
             return
+        await self._record_readiness(current, cluster, ready, message)
         meta = metadata_patch(current, desired)
         if meta:
             await host.patch(NODES, leaf.name, meta)
@@ -188,6 +205,16 @@ class LeafNodeReconciler:
             await host.patch(NODES, leaf.name, status, subresource="status")
         if status or heartbeat:  # a report found nothing stale: the next is a period away
             self._status_written[leaf.name] = time.monotonic()
+
+    async def _record_readiness(self, node: Obj, cluster: str, ready: bool, why: str) -> None:
+        """An Event on the leaf node when it turns NotReady or Ready, like a kubelet's."""
+        if node_ready(node) == ready or not condition_of(node, "Ready"):
+            return
+        if ready:
+            message = f"member cluster {cluster} answers again"
+            await self.tree.recorder.record(node, "Normal", "NodeReady", message)
+        else:
+            await self.tree.recorder.record(node, "Warning", "NodeNotReady", why)
 
     async def _create(self, desired: Obj) -> None:
         host = self.tree.node_client()
@@ -276,4 +303,5 @@ class LeafNodeReconciler:
                 self.tree.leaf_ports.forget(name)
                 for memo in (self._status_written, self._lease_renewed):
                     memo.pop(name, None)
+                metrics.forget_leaves(cluster, name)
                 log.info("leaf node %s removed: no longer in %s's leaf models", name, cluster)
