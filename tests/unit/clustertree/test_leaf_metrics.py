@@ -9,7 +9,6 @@ import pytest
 from kosmos.api.resources import NODES, PODS
 from kosmos.clustertree.leafnodes import LeafNodeReconciler
 from kosmos.clustertree.tree import by_node
-from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request
 from kosmos.kube.metrics import REGISTRY
 from tests.unit.clustertree.test_tree import MEMBER, one_to_one_tree
@@ -36,8 +35,8 @@ async def test_a_pass_records_each_leaf_and_a_removed_leaf_loses_its_series(
     async def ok(*args: Any, **kwargs: Any) -> Any:
         return {"gitVersion": "v1.36.3"}
 
-    monkeypatch.setattr(tree.manager.client(HOST), "patch", ok)
-    monkeypatch.setattr(tree.manager.client(HOST), "delete", ok)
+    monkeypatch.setattr(tree.node_client(), "patch", ok)  # leaf Nodes and Leases
+    monkeypatch.setattr(tree.node_client(), "delete", ok)
     monkeypatch.setattr(tree.manager.client(MEMBER), "get_raw", ok)
     await LeafNodeReconciler(tree)(Request(MEMBER, "", ""))
 
@@ -45,6 +44,10 @@ async def test_a_pass_records_each_leaf_and_a_removed_leaf_loses_its_series(
     assert sample("kosmos_clustertree_leaf_allocatable", **leaf, resource="cpu") == 4
     assert sample("kosmos_clustertree_leaf_allocatable", **leaf, resource="memory") == 8 * 2**30
     assert sample("kosmos_clustertree_leaf_pods", **leaf) == 1  # the finished pod is not counted
+    # a pod bound after the pass counts at the next scrape: passes skip unchanged leaves
+    tree.pods.store.upsert({"metadata": {"name": "new", "namespace": "ns", "uid": "u-new"},
+                            "spec": {"nodeName": "w0"}, "status": {"phase": "Pending"}})  # fmt: skip
+    assert sample("kosmos_clustertree_leaf_pods", **leaf) == 2
     assert sample("kosmos_clustertree_leaf_member_nodes", **leaf) == 1
     empty = {"cluster": MEMBER, "node": "w1"}  # its member node is not Ready: no room
     assert sample("kosmos_clustertree_leaf_allocatable", **empty, resource="pods") == 0
