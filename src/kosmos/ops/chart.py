@@ -23,8 +23,8 @@ import yaml
 
 from kosmos.api import crds, names
 from kosmos.api.objects import Obj
-from kosmos.api.resources import DAEMONSETS
-from kosmos.ops import linkside, manifests
+from kosmos.api.resources import DAEMONSETS, DEPLOYMENTS
+from kosmos.ops import hostlink, linkside, manifests
 from kosmos.ops.kubenest import KubenestOptions
 from kosmos.ops.manifests import InstallOptions, Planned
 
@@ -51,6 +51,7 @@ SENTINELS = InstallOptions(
     pod_annotations=(("sentinel-annotation-key", "sentinel-annotation-value"),),
     auto_mcs_prefixes=("sentinel-auto-mcs",),
     migration=False,
+    log_format="sentinel-log-format",
 )
 
 #: (workload, container) -> the values key of its resources.
@@ -149,6 +150,15 @@ def _lines(text: str) -> str:
         text,
         flags=re.M,
     )
+    text = re.sub(
+        r"^( *)- --log-format=sentinel-log-format\n",
+        lambda m: (
+            f'{m[1]}{{{{- if ne .Values.logFormat "text" }}}}\n'
+            f"{m[1]}- --log-format={{{{ .Values.logFormat }}}}\n{m[1]}{{{{- end }}}}\n"
+        ),
+        text,
+        flags=re.M,
+    )
     return re.sub(
         r"^( *)(\S+): sentinel-value:(\S+)\n",
         lambda m: f"{m[1]}{m[2]}: {{{{ .Values.{m[3]} }}}}\n",
@@ -176,10 +186,12 @@ def _prepared(body: Obj) -> Obj:
 
 
 def render_objects(planned: list[Planned]) -> str:
-    """The objects as one template body: YAML documents with their sentinels replaced."""
+    """The objects as one template body: YAML documents with their sentinels replaced
+    (``--log-format`` on the Kosmos containers of workloads, as install writes it)."""
     text = "".join(
-        "---\n" + yaml.safe_dump(_prepared(body), sort_keys=False, width=1 << 20)
-        for _, body in planned
+        "---\n"
+        + yaml.safe_dump(_prepared(_log_formatted(resource, body)), sort_keys=False, width=1 << 20)
+        for resource, body in planned
     )
     if "{{" in text:
         raise ValueError("an object holds '{{': it would be read as a template action")
@@ -192,6 +204,14 @@ def render_objects(planned: list[Planned]) -> str:
     return text
 
 
+def _log_formatted(resource: object, body: Obj) -> Obj:
+    """Deployments as install's ``install_objects`` writes them (the host agents' DaemonSet
+    comes with it from :func:`kosmos.ops.hostlink.agent_daemonset`)."""
+    if resource == DEPLOYMENTS:
+        return manifests.with_log_format(copy.deepcopy(body), SENTINELS)
+    return body
+
+
 def _guarded(condition: str, body: str) -> str:
     return f"{{{{- if {condition} }}}}\n{body}{{{{- end }}}}\n"
 
@@ -200,10 +220,9 @@ def host_agent_objects(options: InstallOptions) -> list[Planned]:
     """The host's own ClusterLink agents, as :func:`kosmos.ops.hostlink.set_up` applies them."""
     _, root = manifests.root_cluster(options)
     cluster = root["metadata"]["name"]
-    agents = linkside.daemonset(cluster, options.namespace, options.image, in_cluster=True)
     return [
         *linkside.host_objects(cluster, linkside.key_secrets(root)),
-        (DAEMONSETS, manifests.annotated(agents, options)),
+        (DAEMONSETS, hostlink.agent_daemonset(options)),
     ]
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 
 from kosmos.api import names
+from kosmos.api.objects import Obj
 from kosmos.api.resources import CLUSTERS, DAEMONSETS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
@@ -42,15 +43,17 @@ async def set_up(client: Client, options: InstallOptions, progress: Progress) ->
     root = await client.get(CLUSTERS, ROOT)
     for resource, body in linkside.host_objects(ROOT, linkside.key_secrets(root)):
         await client.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
-    agents = linkside.daemonset(ROOT, options.namespace, options.image, in_cluster=True)
     await client.apply(
-        DAEMONSETS,
-        annotated(with_log_format(agents, options), options),
-        field_manager=FIELD_MANAGER,
-        force=True,
+        DAEMONSETS, agent_daemonset(options), field_manager=FIELD_MANAGER, force=True
     )
     progress(f"host: ClusterLink agents (DaemonSet {options.namespace}/{linkside.AGENT}) set up")
     return True
+
+
+def agent_daemonset(options: InstallOptions) -> Obj:
+    """The host's agent DaemonSet as install applies it (the Helm chart renders this one)."""
+    agents = linkside.daemonset(ROOT, options.namespace, options.image, in_cluster=True)
+    return annotated(with_log_format(agents, options), options)
 
 
 async def wait(client: Client, options: InstallOptions, timeout: float, progress: Progress) -> None:

@@ -142,6 +142,11 @@ def test_everything_else_the_flags_set(tool: Helm):
     assert_same(tool, values, options)
 
 
+def test_json_logs(tool: Helm):
+    options = InstallOptions(version=VERSION, log_format="json", migration=True)
+    assert_same(tool, {"logFormat": "json", "clusterTree": {"migration": True}}, options)
+
+
 def test_another_namespace_has_no_host_agents(tool: Helm):
     options = InstallOptions(version=VERSION, namespace="kosmos-other")
     assert_same(tool, {}, options)
@@ -183,8 +188,9 @@ def test_lint_strict_passes(tool: Helm):
         ({"image": {"pullPolicy": "Sometimes"}}, "'/image/pullPolicy': value must be one of"),
         ({"kubenest": {"advertiseAddress": "10.0.0"}}, "'/kubenest/advertiseAddress'"),
         ({"clusterTre": {"enabled": False}}, "clusterTre"),
+        ({"logFormat": "yaml"}, "'/logFormat': value must be one of"),
     ],
-    ids=["not-a-boolean", "unknown-pull-policy", "bad-address", "misspelt-key"],
+    ids=["not-a-boolean", "unknown-pull-policy", "bad-address", "misspelt-key", "log-format"],
 )
 def test_bad_values_fail_naming_the_key(tool: Helm, tmp_path: Path, values: Any, message: str):
     path = tmp_path / "bad.yaml"
