@@ -77,6 +77,8 @@ class LeafPods(Collector):
     per process: the last leaf-node reconciler built in it (tests build several).
     """
 
+    labelnames = ("cluster", "node")
+
     def __init__(self) -> None:
         self.leaves: set[tuple[str, str]] = set()
         self.count: Callable[[str], int] = lambda node: 0
@@ -95,7 +97,7 @@ class LeafPods(Collector):
         return GaugeMetricFamily(
             "kosmos_clustertree_leaf_pods",
             "Host pods bound to a leaf node and not finished, by member cluster and leaf node.",
-            labels=["cluster", "node"],
+            labels=list(LeafPods.labelnames),
         )
 
 
