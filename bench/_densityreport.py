@@ -128,10 +128,12 @@ def _usage_lines(arm: str, reps: list[ArmResult]) -> list[str]:
     busy = statistics.median(r.usage.machine for r in reps)
     cm = [r.cm_cpu_per_10k() for r in reps]
     rss = [r.usage.peak_rss / 2**20 for r in reps]
+    growth = [(r.usage.peak_rss - r.usage.start_rss) / 2**20 / r.pods * 10_000 for r in reps]
     return [
         f"  {arm} cores used (median): {top}; machine busy {busy:.0%}",
         f"  {arm} cluster-manager CPU s per 10k pods {_median_spread(cm, lambda v: f'{v:.0f}')},"
-        f" peak RSS MiB {_median_spread(rss, lambda v: f'{v:.0f}')}",
+        f" peak RSS MiB {_median_spread(rss, lambda v: f'{v:.0f}')},"
+        f" RSS growth over the arm MiB per 10k pods {_median_spread(growth, lambda v: f'{v:.0f}')}",
     ]
 
 

@@ -80,6 +80,7 @@ class Usage:
     groups: dict[str, list[int]]
     rss_pid: int
     peak_rss: int = 0
+    start_rss: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
     machine: float = 0.0  # the machine's busy share over the run
@@ -95,6 +96,7 @@ class Usage:
     def start(self) -> None:
         self._before, self._started = self._now(), time.monotonic()
         self._machine0 = _machine()
+        self.start_rss = procs.rss_bytes([self.rss_pid])
         self._sampler = asyncio.create_task(self._sample())
 
     async def _sample(self) -> None:

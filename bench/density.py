@@ -214,19 +214,19 @@ async def run_arm(env: Env, arm: str, rep: int, args: argparse.Namespace) -> Arm
         calls={n: call_latencies(before[n], after[n]) for n in before},
         usage=usage,
     )
-    await clean_arm(env, targets, names_, run)
+    await clean_arm(env, targets, names_, total)
     return result
 
 
-async def clean_arm(env: Env, targets: list[Client], namespaces: list[str], run: str) -> None:
+async def clean_arm(env: Env, targets: list[Client], namespaces: list[str], pods: int) -> None:
     """Delete the arm's namespaces (host and members) and wait until the environment is
     quiet again (the cluster-manager deleting the members' copies would otherwise slow
     whichever arm runs next)."""
     started = time.monotonic()
-    for client in targets:
-        await asyncio.gather(*(delete_namespace(client, n) for n in namespaces))
-    for client in env.members.values():  # the cluster-manager's copies of the namespaces too
-        await asyncio.gather(*(delete_namespace(client, n) for n in namespaces))
+    timeout = max(600.0, pods / 10)
+    print(f"    deleting {len(namespaces)} namespaces and {pods} pods", flush=True)
+    for client in [*targets, *env.members.values()]:  # the cluster-manager's copies too
+        await asyncio.gather(*(delete_namespace(client, n, timeout) for n in namespaces))
     await settle(env.groups)
     print(f"    cleaned up in {time.monotonic() - started:.0f}s", flush=True)
 
