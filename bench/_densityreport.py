@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from _apimetrics import CallLatency, worst
 from _podwatch import Seen
@@ -34,6 +35,7 @@ class ArmResult:
     members: dict[str, Seen]
     calls: dict[str, list[CallLatency]]
     usage: Usage
+    cleanup: Coroutine[Any, Any, None] | None = None  # deletes the arm's namespaces
 
     def pods_of_arm(self) -> dict[str, Seen]:
         return self.host if self.arm == "kosmos" else self.members

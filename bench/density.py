@@ -27,7 +27,7 @@ arm's namespaces are deleted and the members emptied before the next arm.
 
 Usage: .venv/bin/python bench/density.py [--nodes 50] [--leaf-model whole|one-to-one]
     [--pods 300] [--rate 10 --rate 20] [--replicas 5] [--namespaces 10] [--reps 3]
-    [--arms direct,kosmos] [--cleanup]
+    [--arms direct,kosmos] [--idle 20] [--cleanup]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from _densityreport import ArmResult, print_report
 from _leaves import ONE_TO_ONE, WHOLE, member_node_names, set_leaf_model, wait_leaves
 from _podwatch import PodWatch
 from _procstat import Usage, environment_pids, settle
+from _stats import percentile
 
 from kosmos.api import names
 from kosmos.api.resources import DEPLOYMENTS, NODES, PODS
@@ -78,6 +79,7 @@ class Env:
         self.clusters, self.host, self.members = clusters, host, members
         self.cm_pid = components.running(local.CLUSTER_MANAGER) or 0
         self.groups = environment_pids([c.name for c in clusters], KOSMOS_PROCESSES)
+        self.idle_cores = 0.3  # what "quiet again" means after an arm; idle() measures it
 
     def all(self) -> dict[str, Client]:
         return {"host": self.host, **self.members}
@@ -114,7 +116,7 @@ async def prepare(env: Env, nodes: int, model: str) -> None:
         if len(have) < nodes:
             raise SystemExit(f"{name} has {len(have)} kwok nodes, fewer than --nodes {nodes}")
         want[name] = await set_leaf_model(env.host, name, model, have)
-    waited = await wait_leaves(env.host, want)
+    waited = await wait_leaves(env.host, want, timeout=max(900.0, sum(want.values())))
     print(f"  leaf nodes ({model}) Ready after {waited:.0f}s: {want}", flush=True)
 
 
@@ -214,7 +216,12 @@ async def run_arm(env: Env, arm: str, rep: int, args: argparse.Namespace) -> Arm
         calls={n: call_latencies(before[n], after[n]) for n in before},
         usage=usage,
     )
-    await clean_arm(env, targets, names_, total)
+    print(
+        f"    {arm}: p99 {percentile(result.startup(), 99):.2f}s,"
+        f" achieved {result.achieved():.1f} pods/s, busiest: {usage.busiest()}",
+        flush=True,
+    )
+    result.cleanup = clean_arm(env, targets, names_, total)
     return result
 
 
@@ -227,7 +234,7 @@ async def clean_arm(env: Env, targets: list[Client], namespaces: list[str], pods
     print(f"    deleting {len(namespaces)} namespaces and {pods} pods", flush=True)
     for client in [*targets, *env.members.values()]:  # the cluster-manager's copies too
         await asyncio.gather(*(delete_namespace(client, n, timeout) for n in namespaces))
-    await settle(env.groups)
+    await settle(env.groups, cores=env.idle_cores)
     print(f"    cleaned up in {time.monotonic() - started:.0f}s", flush=True)
 
 
@@ -245,6 +252,24 @@ async def cleanup(env: Env) -> None:
     await wait_leaves(env.host, want)
 
 
+async def idle(env: Env, seconds: float, nodes: int) -> None:
+    """What the environment costs with no pods starting: kwok's node heartbeats, the leaf
+    nodes' leases and capacity passes (the per-node part of the projection in docs/scale.md)."""
+    if seconds <= 0:
+        return
+    usage = Usage(env.groups, env.cm_pid)
+    usage.start()
+    await asyncio.sleep(seconds)
+    await usage.stop()
+    total = sum(usage.cpu.values()) / usage.wall
+    env.idle_cores = total + 0.2
+    print(
+        f"  idle {seconds:.0f}s with {len(env.members)} x {nodes} kwok nodes: {total:.2f} cores"
+        f" ({usage.busiest(6)}); machine busy {usage.machine:.0%}",
+        flush=True,
+    )
+
+
 async def leftovers(env: Env) -> None:
     for name, client in env.all().items():
         pods = await client.list(PODS, label_selector=RUN_LABEL, limit=1)
@@ -259,6 +284,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"members {len(env.members)} x {nodes} kwok nodes, leaf model {args.leaf_model}")
         await prepare(env, nodes, args.leaf_model)
         await leftovers(env)
+        await idle(env, args.idle, nodes)
         results: list[ArmResult] = []
         arms = args.arms.split(",")
         for rate in args.rate:
@@ -266,8 +292,11 @@ async def main(args: argparse.Namespace) -> None:
             for rep in range(1, args.reps + 1):
                 order = arms if rep % 2 else arms[::-1]
                 for arm in order:
+                    if results:  # the previous arm's namespaces go before this one starts
+                        await results[-1].cleanup
                     results.append(await run_arm(env, arm, rep, args_rate))
-        print_report(results, len(env.members), nodes, args)
+        print_report(results, len(env.members), nodes, args)  # before the last clean-up
+        await results[-1].cleanup
         if args.cleanup:
             await cleanup(env)
     finally:
@@ -286,6 +315,7 @@ if __name__ == "__main__":
     parser.add_argument("--reps", type=int, default=3, help="repetitions of every arm")
     parser.add_argument("--arms", default="direct,kosmos")
     parser.add_argument("--timeout", type=float, default=600, help="per arm, for Ready")
+    parser.add_argument("--idle", type=float, default=20, help="seconds of idle cost first")
     parser.add_argument("--cleanup", action="store_true", help="extra nodes, leaf model back")
     parsed = parser.parse_args()
     parsed.rate = parsed.rate or [10.0]
