@@ -310,6 +310,8 @@ def test_unjoin_leaves_no_link_state_on_the_nodes(linked: LinkedReal) -> None:
     for cluster in ("cluster1", "cluster2"):
         linked.kosmosctl("--kubeconfig", str(linked.state_kubeconfig("host")),
                          "unjoin", "cluster", "--name", cluster, "--wait", "60")  # fmt: skip
+        lease = f"clusterlink-gateway-{cluster}"
+        assert not linked.kubectl("host").ok("get", "lease", "-n", "kosmos-system", lease)
     empty = {"links": [], "chains": [], "ipsets": []}
     for name, cluster in netns.items():
         wait_for(lambda n=name: _link_state(n) == empty, 30, f"{cluster}'s node {name} clean",

@@ -14,6 +14,7 @@ import yaml
 from kosmos.api import names
 from kosmos.api.schema import is_dns1123_label
 from kosmos.cli.invocation import CliContext, output_flag, pass_cli
+from kosmos.kube import logs
 from kosmos.ops import apply as applier
 from kosmos.ops import kubenest, manifests
 from kosmos.ops.install import install as install_kosmos
@@ -147,6 +148,13 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     help="Export every Service of host namespaces with this prefix to every member "
     "(the cluster-manager's --auto-mcs-prefix; repeatable).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    show_default=True,
+    help="The components' logs: text, or one JSON object per line (their --log-format).",
+)
 @click.option("--cni", default="calico", show_default=True, help="CNI of the host cluster.")
 @click.option(
     "--default-nic",
@@ -185,6 +193,7 @@ def install(
     enable_migration: bool,
     node_selector: str,
     auto_mcs_prefix: tuple[str, ...],
+    log_format: str,
     cni: str,
     default_nic: str,
     dry_run: bool,
@@ -232,6 +241,7 @@ def install(
         node_selector=selector,
         auto_mcs_prefixes=tuple(auto_mcs_prefix),
         migration=enable_migration,
+        log_format=log_format,
     )
     report = Report(output, dry_run)
     cli_ctx.run(

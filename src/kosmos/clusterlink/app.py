@@ -18,7 +18,7 @@ import click
 
 from kosmos.clusterlink import members, nodeconfigs
 from kosmos.clusterlink.cidrs import CIDRReconciler
-from kosmos.clusterlink.clusternodes import ClusterNodeReconciler
+from kosmos.clusterlink.clusternodes import ClusterNodeReconciler, report_on_cluster
 from kosmos.clusterlink.ippools import IPPoolReconciler
 from kosmos.clusterlink.link import Link, Options
 from kosmos.clusterlink.watches import wire
@@ -42,9 +42,16 @@ def build(runtime: component.Runtime, options: Options) -> None:
         ("clusternodes", ClusterNodeReconciler(link), options.workers),
         ("ippools", pools, 2),
     ]
+    on_terminal = {"clusternodes": report_on_cluster(link)}
     for name, reconcile, workers in declared:
-        link.controllers[name] = controller(manager, f"{NAME}-{name}", reconcile, workers=workers)
-    nodeconfigs.register(manager, host=component.HOST)
+        link.controllers[name] = controller(
+            manager,
+            f"{NAME}-{name}",
+            reconcile,
+            workers=workers,
+            on_terminal=on_terminal.get(name),
+        )
+    nodeconfigs.register(manager, host=component.HOST, recorder=runtime.recorder)
     wire(link)
 
     def removed(_manager: Manager, cluster: str) -> None:
@@ -80,4 +87,5 @@ def command(common: component.Common, workers: int, rediscover_period: float) ->
         NAME,
         common.verbose,
         component.run_component(COMPONENT, common, lambda rt: build(rt, options)),
+        log_format=common.log_format,
     )

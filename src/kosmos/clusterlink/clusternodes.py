@@ -28,7 +28,7 @@ from kosmos.clusterlink import discovery, forge, metrics
 from kosmos.clusterlink.discovery import DiscoveryError
 from kosmos.clusterlink.link import Link
 from kosmos.kube.component import HOST
-from kosmos.kube.controller import Request, Result, TerminalError
+from kosmos.kube.controller import Request, Result, TerminalError, TerminalHandler
 from kosmos.kube.errors import NotFound
 from kosmos.kube.manager import ClusterNotFound
 
@@ -149,3 +149,17 @@ class ClusterNodeReconciler:
         cluster = (meta.get("labels") or {}).get(names.LABEL_CLUSTER, "")
         metrics.cluster_node_writes.labels(cluster, "delete").inc()
         log.info("ClusterNode %s deleted: its node or Cluster is gone", meta["name"])
+
+
+def report_on_cluster(link: Link) -> TerminalHandler:
+    """A node that cannot get its ClusterNode (name too long, pod CIDRs unreadable) is a
+    Warning on its member's Cluster, where the user looks and fixes it; not retried."""
+
+    async def report(request: Request, error: TerminalError) -> None:
+        log.warning("ClusterNode for %s: %s (not retried)", request, error.message)
+        cluster = link.clusters.store.get(request.cluster)
+        if cluster is not None:
+            message = f"node {request.name}: {error.message}"
+            await link.recorder.record(cluster, "Warning", error.reason, message)
+
+    return report

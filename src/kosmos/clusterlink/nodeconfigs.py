@@ -30,10 +30,12 @@ from kosmos.api.objects import (
     with_condition,
 )
 from kosmos.api.resources import CLUSTERNODES, CLUSTERS, NODECONFIGS, SECRETS
+from kosmos.clusterlink import metrics
 from kosmos.clusterlink.planner import inputs, plan
 from kosmos.kube.builder import controller
 from kosmos.kube.controller import Controller, Request, Result
 from kosmos.kube.errors import AlreadyExists, Invalid, NotFound
+from kosmos.kube.events import EventRecorder, EventType
 from kosmos.kube.informer import ChangeHandler, Informer
 from kosmos.kube.manager import Manager
 from kosmos.kube.metrics import REGISTRY
@@ -82,9 +84,12 @@ def planned_condition(problems: list[str], skipped: dict[str, str], generation: 
 
 
 class PlannerReconciler:
-    def __init__(self, manager: Manager, *, host: str) -> None:
+    def __init__(
+        self, manager: Manager, *, host: str, recorder: EventRecorder | None = None
+    ) -> None:
         self.manager = manager
         self.host_name = host
+        self.recorder = recorder
         self.clusters: Informer = manager.informer(host, CLUSTERS)
         self.clusternodes: Informer = manager.informer(host, CLUSTERNODES)
         self.nodeconfigs: Informer = manager.informer(host, NODECONFIGS)
@@ -175,7 +180,21 @@ class PlannerReconciler:
                 continue
             if wanted["status"] == "False":
                 log.warning("cluster %s: %s", meta["name"], wanted["message"])
+            await self._record(cluster, wanted)
             self._conditions[meta["name"]] = wanted
+
+    async def _record(self, cluster: Obj, wanted: Obj) -> None:
+        """A Warning when the plan leaves something out (or what it leaves out changes), a
+        Normal event when the Cluster's nodes are all planned again."""
+        previous = condition_of(cluster, CONDITION) or {}
+        if self.recorder is None or (
+            wanted["status"] == "True" and previous.get("status") != "False"
+        ):
+            return
+        if wanted["status"] == "False" and previous.get("message") == wanted["message"]:
+            return
+        type_: EventType = "Warning" if wanted["status"] == "False" else "Normal"
+        await self.recorder.record(cluster, type_, wanted["reason"], wanted["message"])
 
     async def _ensure_keys(self, result: plan.Plan) -> None:
         refs = {
@@ -251,9 +270,12 @@ def _replan(controller: Controller, key: Request, relevant: Callable[[Obj], Any]
     return ChangeHandler(changed)
 
 
-def register(manager: Manager, *, host: str) -> tuple[Controller, PlannerReconciler]:
+def register(
+    manager: Manager, *, host: str, recorder: EventRecorder | None = None
+) -> tuple[Controller, PlannerReconciler]:
     """Add the planner to ``manager`` (leader-only, like every controller of the manager)."""
-    reconciler = PlannerReconciler(manager, host=host)
+    reconciler = PlannerReconciler(manager, host=host, recorder=recorder)
+    metrics.node_link_states.source = reconciler.nodeconfigs.store.list
     planner = controller(manager, "clusterlink-planner", reconciler)
     key = Request(host, "", PLAN_KEY)
     reconciler.clusters.add_handler(_replan(planner, key, _cluster_inputs))

@@ -143,6 +143,7 @@ def builder(
 
         runtime.on_start(start)
         runtime.on_stop(server.stop)
+        runtime.on_stop(tree.close)
 
     return build
 
@@ -218,6 +219,28 @@ def click_options(func: F) -> F:
             "--heartbeat", default=10.0, show_default=True, help="Seconds between probes."
         ),
         click.option(
+            "--lease-renew-interval",
+            default=20.0,
+            show_default=True,
+            help="Seconds between renewals of a leaf node's Lease (spread 90-100% per leaf); "
+            "keep it under half the host's --node-monitor-grace-period.",
+        ),
+        click.option(
+            "--node-status-report-interval",
+            default=300.0,
+            show_default=True,
+            help="Seconds between leaf Node status writes when nothing changed (a kubelet's "
+            "nodeStatusReportFrequency); changes are written at once.",
+        ),
+        click.option(
+            "--node-qps",
+            default=300.0,
+            show_default=True,
+            help="Host client QPS for leaf Node and Lease writes, apart from --kube-qps "
+            "(N leaves renew N / --lease-renew-interval leases a second).",
+        ),
+        click.option("--node-burst", default=600, show_default=True, help="Burst of --node-qps."),
+        click.option(
             "--unreachable-after",
             default=40.0,
             show_default=True,
@@ -289,6 +312,10 @@ def settings_from(
         kubelet_client_ca=kwargs.pop("kubelet_client_ca"),
         kubelet_auth=kwargs.pop("kubelet_auth"),
         heartbeat_seconds=kwargs.pop("heartbeat"),
+        lease_renew_seconds=kwargs.pop("lease_renew_interval"),
+        node_status_report_seconds=kwargs.pop("node_status_report_interval"),
+        node_qps=kwargs.pop("node_qps"),
+        node_burst=kwargs.pop("node_burst"),
         unreachable_seconds=kwargs.pop("unreachable_after"),
         workers=kwargs.pop("workers"),
         owner=kwargs.pop("owner"),

@@ -26,7 +26,14 @@ import logging
 
 from kosmos.api import names
 from kosmos.api.leafmodel import LeafModelError, leaf_nodes, tree_enabled
-from kosmos.api.objects import Obj, conditions_of, name_of, namespace_of, with_condition
+from kosmos.api.objects import (
+    Obj,
+    conditions_of,
+    find_condition,
+    name_of,
+    namespace_of,
+    with_condition,
+)
 from kosmos.api.resources import CLUSTERS, NODES, PODS, Resource
 from kosmos.clustertree.tree import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.kube.client import Client
@@ -113,7 +120,8 @@ class TreeMembers(MemberHooks):
         """Write the Ready condition (and the leaf nodes, when known) if either changed.
 
         The condition keeps its lastTransitionTime while its status stays
-        (``kosmos.api.objects.set_condition``); a Ready=False written is also a Warning event.
+        (``kosmos.api.objects.set_condition``); a Ready=False written is also a Warning event,
+        and the way back to Ready a Normal one.
         """
         current = conditions_of(cluster)
         condition = {
@@ -136,6 +144,8 @@ class TreeMembers(MemberHooks):
             await host.patch(CLUSTERS, name_of(cluster), patch, subresource="status")
         if not ready:
             await self.tree.recorder.record(cluster, "Warning", reason, message)
+        elif (find_condition(current, "Ready") or {}).get("status") == "False":
+            await self.tree.recorder.record(cluster, "Normal", reason, message)  # recovered
 
     # -- leaving ---------------------------------------------------------------------------
 

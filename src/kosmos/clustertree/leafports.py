@@ -37,6 +37,7 @@ class LeafPorts:
         self._nodes = leaf_nodes
         self._base = base
         self._claimed: dict[str, int] = {}
+        self._restored = False
         #: set by the kubelet endpoint: open a listener on a newly claimed port
         self.on_port: Callable[[int], Awaitable[None]] | None = None
 
@@ -48,13 +49,16 @@ class LeafPorts:
 
     async def port_of(self, name: str) -> int:
         """Claim (or keep) the leaf's port and make sure it is served."""
-        if name not in self._claimed:
-            for node in self._nodes.list():  # claims from before a restart
+        if not self._restored and name not in self._claimed:
+            # claims from before a restart, once: per new leaf it made creating N leaves O(N²)
+            for node in self._nodes.list():
                 other = name_of(node)
                 if other not in self._claimed and (port := self._current(other)):
                     allocate_port(self._claimed, other, port, self._base)
-        current = self._claimed.get(name) or self._current(name)
-        port = allocate_port(self._claimed, name, current, self._base)
+            self._restored = len(self._nodes) > 0
+        port = self._claimed.get(name)  # claims are unique: a claimed leaf keeps its port
+        if port is None:  # (allocating scans every claim: not once per leaf recomputed)
+            port = allocate_port(self._claimed, name, self._current(name), self._base)
         if self.on_port is not None:
             await self.on_port(port)
         return port

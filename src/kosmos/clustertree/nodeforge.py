@@ -24,6 +24,9 @@ from kosmos.clustertree.capacity import Free
 ANNOTATION_MANAGED_LABELS = "kosmos.io/managed-labels"
 ANNOTATION_MANAGED_TAINTS = "kosmos.io/managed-taints"  # "key:effect" comma list
 ANNOTATION_TTL = "node.alpha.kubernetes.io/ttl"
+#: set on a new leaf, then owned by kube-controller-manager's TTL controller (60 s on a host
+#: of 1000+ nodes): writing it back made every leaf a patch war, both sides a write per turn
+_SET_ONCE = frozenset({ANNOTATION_TTL})
 LABEL_OS = "kubernetes.io/os"
 LABEL_ARCH = "kubernetes.io/arch"
 LABEL_BETA_OS = "beta.kubernetes.io/os"
@@ -332,7 +335,8 @@ def metadata_patch(current: Obj | None, desired: Obj) -> Obj | None:
     """Merge patch for labels, annotations and taints (metadata + spec); None if equal.
 
     Labels and taints recorded as ours in ``current`` but absent from ``desired`` are removed;
-    everything else others put on the node stays. Annotations are only ever set, never removed.
+    everything else others put on the node stays. Annotations are only ever set, never removed;
+    the TTL annotation only while absent (the TTL controller's afterwards).
     """
     want_meta = desired.get("metadata", {})
     if current is None:
@@ -351,7 +355,7 @@ def metadata_patch(current: Obj | None, desired: Obj) -> Obj | None:
     annotations = {
         k: v
         for k, v in (want_meta.get("annotations") or {}).items()
-        if have_annotations.get(k) != v
+        if have_annotations.get(k) != v and not (k in _SET_ONCE and k in have_annotations)
     }
     taints = _taints_patch(current, desired, _managed(have_annotations, ANNOTATION_MANAGED_TAINTS))
     patch: Obj = {}

@@ -9,7 +9,7 @@ reconcile sees one consistent, level-based view.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kosmos.api import names
 from kosmos.api.leafmodel import LeafModelError, LeafNode, leaf_nodes, member_nodes_of
@@ -30,6 +30,7 @@ from kosmos.api.resources import (
     Resource,
 )
 from kosmos.clustertree.leafports import LeafPorts
+from kosmos.clustertree.leafwork import Dirty, LeafModels
 from kosmos.clustertree.podcache import pod_transform
 from kosmos.clustertree.podforge import dependencies
 from kosmos.kube.client import Client
@@ -58,8 +59,19 @@ class Options:
     #: authenticate (client certificate or TokenReview) and authorize (SubjectAccessReview)
     #: every kubelet endpoint request, as a kubelet in webhook mode
     kubelet_auth: bool = True
-    #: how often leases are renewed and members probed
+    #: how often members are probed (and leaf nodes passed over at the least)
     heartbeat_seconds: float = 10.0
+    #: a leaf's Lease is renewed after 90-100% of this (spread by name): half the host's
+    #: node-monitor grace period (40 s in the local environment's kube-controller-manager,
+    #: 50 s by Kubernetes' default), so one failed renewal is retried long before it lapses
+    lease_renew_seconds: float = 20.0
+    #: a leaf's Node status is written when it changed, else once per this (a kubelet's
+    #: nodeStatusReportFrequency); liveness travels in the Lease
+    node_status_report_seconds: float = 300.0
+    #: rate limit of the host client for leaf Node and Lease writes, apart from the pods'
+    #: (N one-to-one leaves renew N / lease_renew_seconds leases a second)
+    node_qps: float = 300.0
+    node_burst: int = 600
     #: a member unreachable this long turns its leaf nodes NotReady (kubelet lease window)
     unreachable_seconds: float = 40.0
     lease_seconds: int = 40
@@ -118,12 +130,13 @@ class Tree:
     controllers: dict[str, Controller] = field(default_factory=dict)
     #: (member, plural, ns/name) of member objects found to exist without our label
     foreign: set[tuple[str, str, str]] = field(default_factory=set)
-    #: per member: the Cluster object last parsed and its leaf nodes by name (or its error)
-    _leaves: dict[str, tuple[Obj, dict[str, LeafNode] | LeafModelError]] = field(
-        default_factory=dict
-    )
+    #: per member: the Cluster object last parsed and its leaf models (or its error)
+    _leaves: dict[str, tuple[Obj, LeafModels | LeafModelError]] = field(default_factory=dict)
+    #: per member: what changed since its last leaf-node pass (the watches fill it)
+    dirty: dict[str, Dirty] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._node_client: Client | None = None
         informer = self.manager.informer
         #: one sharing table for the host's and every member's pods (alike objects)
         self.pod_transform = pod_transform(Sharer())
@@ -148,6 +161,20 @@ class Tree:
         self.cluster_policies = informer(HOST, CLUSTER_POD_CONVERT_POLICIES)
         self.storage_classes = informer(HOST, STORAGECLASSES)
 
+    def node_client(self) -> Client:
+        """The host client for leaf Node and Lease writes: the host's credentials with its
+        own rate limiter (``node_qps``), so leases and pod starts never queue behind each
+        other. Created on first use; ``close()`` closes it."""
+        if self._node_client is None:
+            host = self.manager.client(HOST)
+            config = replace(host.config, qps=self.options.node_qps, burst=self.options.node_burst)
+            self._node_client = Client(config)
+        return self._node_client
+
+    async def close(self) -> None:
+        if self._node_client is not None:
+            await self._node_client.close()
+
     # -- lookups ---------------------------------------------------------------------------
 
     def cluster_of_node(self, node_name: str) -> str | None:
@@ -167,21 +194,42 @@ class Tree:
         Per pod, in O(1): the Cluster's models are parsed once per version of the Cluster
         object (one-to-one members declare a model per member node). Raises
         ``LeafModelError`` for a Cluster whose models are invalid."""
+        models = self.leaf_models(cluster)
+        return models.by_name.get(leaf_name) if models else None
+
+    def leaf_models(self, cluster: str) -> LeafModels | None:
+        """The parsed leaf models of ``cluster`` (None: no such Cluster), cached per version
+        of the Cluster's spec (the same object while only its status changes); raises
+        ``LeafModelError`` for invalid models."""
         cluster_obj = self.clusters.store.get(cluster)
         if cluster_obj is None:
             return None
         cached = self._leaves.get(cluster)
+        same_spec = cached is not None and cached[0].get("spec") == cluster_obj.get("spec")
+        if cached is not None and cached[0] is not cluster_obj and same_spec:
+            # a status update: the same models (same object, so passes stay incremental)
+            cached = self._leaves[cluster] = (cluster_obj, cached[1])
         if cached is None or cached[0] is not cluster_obj:
             try:
-                parsed: dict[str, LeafNode] | LeafModelError = {
-                    leaf.name: leaf for leaf in leaf_nodes(cluster_obj)
-                }
+                parsed: LeafModels | LeafModelError = LeafModels.of(leaf_nodes(cluster_obj))
             except LeafModelError as exc:
                 parsed = exc
             cached = self._leaves[cluster] = (cluster_obj, parsed)
         if isinstance(cached[1], LeafModelError):
             raise cached[1]
-        return cached[1].get(leaf_name)
+        return cached[1]
+
+    def mark_dirty(self, cluster: str, *, member_node: str = "", leaf: str = "") -> None:
+        """Remember that a member node's capacity or a host leaf Node changed: the next
+        leaf-node pass of ``cluster`` recomputes the leaves concerned, not all of them."""
+        dirty = self.dirty.setdefault(cluster, Dirty())
+        if member_node:
+            dirty.member_nodes.add(member_node)
+        if leaf:
+            dirty.leaves.add(leaf)
+
+    def take_dirty(self, cluster: str) -> Dirty:
+        return self.dirty.pop(cluster, None) or Dirty()
 
     def member_nodes(self, cluster: str, leaf: LeafNode) -> list[Obj]:
         """The member Node objects ``leaf`` stands for: one-to-one is a lookup, not a scan

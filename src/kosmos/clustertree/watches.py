@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kosmos.api import names
-from kosmos.api.objects import Obj, name_of, namespace_of, pod_phase
+from kosmos.api.objects import Obj, labels_of, name_of, namespace_of, pod_phase
 from kosmos.api.resources import NODES, PERSISTENTVOLUMECLAIMS, PODS
 from kosmos.clustertree.adopt import is_migrated
 from kosmos.clustertree.podforge import is_kosmos_pod
@@ -74,9 +74,19 @@ def route_host_events(tree: Tree) -> None:
             if cluster:
                 ctl["pods"].enqueue(_request(cluster, pod))
 
-    tree.leaf_nodes.add_handler(
-        ChangeHandler(lambda _old, new: leaf_node_added(new) if new else None)
-    )
+    def leaf_node_changed(old: Obj | None, new: Obj | None) -> None:
+        """A host leaf Node changed under us (or by our own write): the next pass of its
+        member checks that one leaf again (a deleted one is recreated)."""
+        if new is not None:
+            leaf_node_added(new)
+        node = new or old
+        assert node is not None
+        cluster = labels_of(node).get(names.LABEL_OWNER_CLUSTER)
+        if cluster:
+            tree.mark_dirty(cluster, leaf=name_of(node))
+            ctl["leafnodes"].queue.add_after(Request(cluster, "", ""), CAPACITY_COALESCE_SECONDS)
+
+    tree.leaf_nodes.add_handler(ChangeHandler(leaf_node_changed))
 
     for plural, informer in tree.copied.items():
         informer.add_handler(EnqueueHandler(_source_changed(tree, plural)))
@@ -123,11 +133,15 @@ def route_member_events(tree: Tree, cluster: str) -> None:
     ctl = tree.controllers
     leaf_key = Request(cluster, "", "")
 
-    def capacity_changed() -> None:
+    def capacity_changed(*member_nodes: str) -> None:
+        """Those member nodes changed (a Node, or the node of a foreign pod): the next
+        pass, coalesced, recomputes only their leaves."""
+        for name in member_nodes:
+            tree.mark_dirty(cluster, member_node=name)
         ctl["leafnodes"].queue.add_after(leaf_key, CAPACITY_COALESCE_SECONDS)
 
     nodes = tree.manager.informer(cluster, NODES)
-    nodes.add_handler(EnqueueHandler(lambda _obj: capacity_changed()))
+    nodes.add_handler(EnqueueHandler(lambda obj: capacity_changed(name_of(obj))))
     pods = tree.manager.informer(
         cluster, PODS, indexers={"node": by_node}, transform=tree.pod_transform
     )
@@ -143,7 +157,7 @@ def route_member_events(tree: Tree, cluster: str) -> None:
         if ours or is_migrated(pod):
             ctl["pods"].enqueue(_request(cluster, pod))
         if ours < len(sides):
-            capacity_changed()
+            capacity_changed(*{node for p in sides for node in by_node(p)})
 
     pods.add_handler(ChangeHandler(member_pod_changed))
     for plural, resource in COPIED.items():

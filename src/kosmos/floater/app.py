@@ -22,6 +22,8 @@ from typing import cast
 import click
 from aiohttp import web
 
+from kosmos.kube import logs
+
 log = logging.getLogger("kosmos.floater")
 
 DEFAULT_PORT = 8889
@@ -190,13 +192,12 @@ async def serve(node: str, port: int) -> None:
     show_default="hostname",
     help="The node name the answers carry.",
 )
-def command(port: int, node: str) -> None:
+@logs.option()
+def command(port: int, node: str, log_format: str) -> None:
     """Answer netdoctor checks: HTTP GET / -> "OK <node>", UDP echo, on one port."""
-    # The components' format (kosmos.kube.component.configure_logging), without importing the
-    # apiserver client for it: the floater never talks to one.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # The components' output (kosmos.kube.logs), without the apiserver client: the floater
+    # never talks to one.
+    logs.configure(logging.INFO, log_format)
     try:
         asyncio.run(serve(node, port))
     except OSError as exc:

@@ -24,7 +24,7 @@ import click
 
 from kosmos.api import names
 from kosmos.kube import config as kube_config
-from kosmos.kube import diagnostics
+from kosmos.kube import diagnostics, logs
 from kosmos.kube.client import Client
 from kosmos.kube.events import EventRecorder
 from kosmos.kube.gate import Gate
@@ -42,12 +42,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 Step = Callable[[], Awaitable[None]]
 
 
-def configure_logging(verbose: int) -> None:
-    """The components' log format; ``-vv`` and more turn on debug output."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(verbose: int, log_format: str = "text") -> None:
+    """The components' log output (``kosmos.kube.logs``); ``-vv`` and more turn on debug."""
+    logs.configure(logging.DEBUG if verbose > 1 else logging.INFO, log_format)
 
 
 @dataclass(frozen=True)
@@ -64,6 +61,7 @@ class Common:
     member_qps: float = 20.0
     member_burst: int = 40
     verbose: int = 0
+    log_format: str = "text"
 
 
 Option = Callable[[Any], Any]
@@ -130,6 +128,7 @@ def _host_options(
             "--kube-burst", default=kube_burst, show_default=True, help="Host client burst."
         ),
         click.option("-v", "--verbose", count=True, help="-vv: debug logs."),
+        logs.option(),
     ]
 
 
@@ -245,9 +244,9 @@ def _install_signals() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
 
 
-def main(name: str, verbose: int, run: Coroutine[Any, Any, None]) -> None:
+def main(name: str, verbose: int, run: Coroutine[Any, Any, None], log_format: str = "text") -> None:
     """The body of a component's click command: logging, the event loop, the exit status."""
-    configure_logging(verbose)
+    configure_logging(verbose, log_format)
     try:
         asyncio.run(run)
     except LeadershipLost:

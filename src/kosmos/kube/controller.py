@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from kosmos.kube import logs
 from kosmos.kube.clock import Clock, RealClock
 from kosmos.kube.ratelimit import RateLimiter, default_controller_rate_limiter
 from kosmos.kube.workqueue import QueueMetrics, ShutDown, WorkQueue
@@ -175,15 +176,21 @@ class Controller:
             started = self._clock.now()
             result: Result | None = None
             error: Exception | None = None
-            try:
-                result = await self._reconcile(request)
-            except Exception as err:  # CancelledError is not an Exception: it propagates
-                error = err
-            elapsed = self._clock.now() - started
-            outcome = await self._apply(request, result, error)
+            with logs.fields(**self._log_fields(request)):
+                try:
+                    result = await self._reconcile(request)
+                except Exception as err:  # CancelledError is not an Exception: it propagates
+                    error = err
+                elapsed = self._clock.now() - started
+                outcome = await self._apply(request, result, error)
             self._observer.observe(self.name, elapsed, outcome)
         finally:
             self._queue.done(request)
+
+    def _log_fields(self, request: Request) -> dict[str, str]:
+        """What a JSON log line of this reconcile carries (``kosmos.kube.logs``)."""
+        key = f"{request.namespace}/{request.name}" if request.namespace else request.name
+        return {"controller": self.name, "cluster": request.cluster, "key": key}
 
     async def _apply(self, request: Request, result: Result | None, error: Exception | None) -> str:
         """The single mapping from a reconcile outcome to what the queue does next."""

@@ -141,4 +141,4 @@ def command(common: component.Common, **kwargs: Any) -> None:
     settings = settings_from(kwargs)
     spec = component.Component(COMPONENT, lease=COMPONENT)
     run = component.run_component(spec, common, builder(settings))
-    component.main(COMPONENT, common.verbose, run)
+    component.main(COMPONENT, common.verbose, run, log_format=common.log_format)

@@ -1,8 +1,9 @@
 """``kosmos <component>``: one launcher for every long-running Kosmos component.
 
 Every component registers here (cluster-manager, network-manager, agent, scheduler-extender,
-mcs-dns, eps-probe, floater, virtual-cluster-operator, node-agent), and the agent's one-shot
-``agent-state``; each is imported only when it is launched.
+mcs-dns, eps-probe, floater, virtual-cluster-operator, node-agent), and the one-shots
+``agent-state`` and ``helm-hook`` (the Helm chart's hook Jobs); each is imported only when it
+is launched.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COMPONENTS: dict[str, str] = {
     "virtual-cluster-operator": "kosmos.kubenest.app:command",
     "node-agent": "kosmos.launcher.nodeagent:command",
     "agent-state": "kosmos.clusterlink.agent.report:command",
+    "helm-hook": "kosmos.launcher.helmhook:command",
 }
 
 

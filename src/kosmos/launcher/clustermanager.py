@@ -44,4 +44,5 @@ def command(common: component.Common, **kwargs: Any) -> None:
     )
     spec = component.Component(COMPONENT, lease=COMPONENT)
     build = compose(tree.builder(), mcs_app.builder(mcs), migration_app.build)
-    component.main(COMPONENT, common.verbose, component.run_component(spec, common, build))
+    run = component.run_component(spec, common, build)
+    component.main(COMPONENT, common.verbose, run, log_format=common.log_format)

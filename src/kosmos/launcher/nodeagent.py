@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from kosmos.api import nodeagent as api
+from kosmos.kube import logs
 from kosmos.nodeagent import server
 
 BACKENDS = ("local",)
@@ -107,6 +108,7 @@ def _tls(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
     help="The local backend's node directory.",
 )
 @click.option("-v", "--verbose", count=True, help="-v: log state reads too.")
+@logs.option()
 def command(  # noqa: PLR0917 - click passes every option by name
     listen: str,
     tls_cert: Path,
@@ -116,15 +118,13 @@ def command(  # noqa: PLR0917 - click passes every option by name
     backend: str,
     node_dir: Path | None,
     verbose: int,
+    log_format: str,
 ) -> None:
     """Re-point this node's kubelet for kubenest: GET /v1/state, POST /v1/join, POST
     /v1/leave over mutual TLS with a bearer token."""
-    # The components' format (kosmos.kube.component.configure_logging), without importing the
-    # apiserver client for it: the agent never talks to one.
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # The components' output (kosmos.kube.logs), without the apiserver client: the agent
+    # never talks to one.
+    logs.configure(logging.DEBUG if verbose else logging.INFO, log_format)
     try:
         host, port = parse_listen(listen)
         token = read_token(token_file)

@@ -3,7 +3,7 @@
 Nothing on PyPI, npm or Debian ships a current kube-apiserver, so the binaries the local
 clusters run (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok,
 kwokctl) and the ones real nodes run (kubelet, kube-proxy, flanneld, pause, metrics-server,
-coredns)
+coredns) and the ones the tests drive (helm)
 are compiled from Go modules. Each group of binaries has its own tools module under
 ``gotools/<group>/`` (one dependency graph per tool, so their pins never drag each other).
 ``pause`` is the one C program: the sandbox process from the Kubernetes module's own
@@ -142,6 +142,14 @@ GROUPS: tuple[Group, ...] = (
         "coredns",
         "github.com/coredns/coredns",
         (Binary("coredns", "kosmos.local/tools/coredns/cmd/coredns", ("-version",)),),
+    ),
+    # helm lints, renders and installs charts/kosmos (the chart tests and the Helm e2e); it
+    # prints the version its Makefile stamps, so the same -X stamp is set here.
+    Group(
+        "helm",
+        "helm.sh/helm/v4",
+        (Binary("helm", "helm.sh/helm/v4/cmd/helm", ("version",)),),
+        version_var="helm.sh/helm/v4/internal/version.version",
     ),
     Group(
         "pause",

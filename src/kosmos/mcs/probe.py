@@ -192,4 +192,9 @@ def command(
     run = functools.partial(
         build, interval=interval, timeout=timeout, threshold=failure_threshold, workers=workers
     )
-    main(NAME, common.verbose, run_component(Component(NAME), common, run))
+    main(
+        NAME,
+        common.verbose,
+        run_component(Component(NAME), common, run),
+        log_format=common.log_format,
+    )

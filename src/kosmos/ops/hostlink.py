@@ -25,7 +25,7 @@ from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
 from kosmos.ops import apply as applier
 from kosmos.ops import linkside, rollout
-from kosmos.ops.manifests import FIELD_MANAGER, InstallOptions, annotated
+from kosmos.ops.manifests import FIELD_MANAGER, InstallOptions, annotated, with_log_format
 from kosmos.ops.progress import Progress
 
 ROOT = names.ROOT_CLUSTER_NAME
@@ -44,7 +44,10 @@ async def set_up(client: Client, options: InstallOptions, progress: Progress) ->
         await client.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     agents = linkside.daemonset(ROOT, options.namespace, options.image, in_cluster=True)
     await client.apply(
-        DAEMONSETS, annotated(agents, options), field_manager=FIELD_MANAGER, force=True
+        DAEMONSETS,
+        annotated(with_log_format(agents, options), options),
+        field_manager=FIELD_MANAGER,
+        force=True,
     )
     progress(f"host: ClusterLink agents (DaemonSet {options.namespace}/{linkside.AGENT}) set up")
     return True

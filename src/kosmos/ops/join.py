@@ -15,11 +15,12 @@ import base64
 import contextlib
 import time
 
-from kosmos.api import names
+from kosmos.api import link, names
 from kosmos.api.cluster import LeafModel
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CLUSTERS,
+    LEASES,
     NAMESPACES,
     NODES,
     SECRETS,
@@ -323,6 +324,8 @@ async def unjoin_member(
             await member.close()
     with contextlib.suppress(NotFound):  # normally garbage-collected via its owner
         await host.delete(SECRETS, secret_name(name), names.SYSTEM_NAMESPACE)
+    with contextlib.suppress(NotFound):  # the member's agents that renewed it are gone
+        await host.delete(LEASES, link.GATEWAY_LEASE_PREFIX + name, names.SYSTEM_NAMESPACE)
     return f"cluster {name} unjoined"
 
 

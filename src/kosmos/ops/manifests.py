@@ -141,6 +141,8 @@ class InstallOptions:
     mcs_dns: bool = True
     #: the cluster-manager may run application migrations (``rbac.MIGRATION_RULES``)
     migration: bool = False
+    #: the components' ``--log-format`` (text, json); text adds no flag
+    log_format: str = "text"
 
     @property
     def image(self) -> str:
@@ -431,7 +433,19 @@ def install_objects(options: InstallOptions) -> list[Planned]:
     if options.enable_mcs_dns:
         out.extend(mcs_dns_objects(options))
     out.append(root_cluster(options))
-    return out
+    return [(r, with_log_format(b, options) if r == DEPLOYMENTS else b) for r, b in out]
+
+
+def with_log_format(workload: Obj, options: InstallOptions) -> Obj:
+    """``--log-format`` on each container that runs a Kosmos component (the Kosmos image);
+    CoreDNS and kube-scheduler keep their own logs."""
+    if options.log_format == "text":
+        return workload
+    pod = workload["spec"]["template"]["spec"]
+    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+        if container.get("image") == options.image and container.get("args"):
+            container["args"] = [*container["args"], f"--log-format={options.log_format}"]
+    return workload
 
 
 def mcs_dns_objects(options: InstallOptions) -> list[Planned]:

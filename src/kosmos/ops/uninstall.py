@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kosmos.api import names
+from kosmos.api import link, names
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CLUSTERS,
     CUSTOMRESOURCEDEFINITIONS,
+    LEASES,
     NAMESPACES,
     PODS,
     VIRTUAL_CLUSTERS,
@@ -25,7 +26,7 @@ from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.mcs import app as mcs_app
 from kosmos.ops import apply as applier
-from kosmos.ops import hostlink, linkside, manifests, mcsdns, probeside
+from kosmos.ops import hostlink, linkside, manifests, mcsdns, probeside, scheduling
 from kosmos.ops.errors import OperationError
 from kosmos.ops.host import Host
 from kosmos.ops.manifests import InstallOptions
@@ -69,7 +70,7 @@ async def uninstall(
     options = InstallOptions(namespace=namespace, migration=True)  # every optional object
     for resource, body in reversed(manifests.all_component_objects(options)):
         await _delete(client, resource, body, record)
-    await _forget_mcs(client, namespace, timeout, progress)
+    await forget_mcs(client, namespace, timeout, progress)
     gone = await _remove_crds(client, force, record, progress)
     if await _delete_namespace(client, namespace, record, progress):
         gone.append((NAMESPACES, namespace, None))
@@ -85,7 +86,7 @@ async def uninstall(
     return lines
 
 
-async def _forget_mcs(client: Client, namespace: str, timeout: float, progress: Progress) -> None:
+async def forget_mcs(client: Client, namespace: str, timeout: float, progress: Progress) -> None:
     """The host's imports, derived Services and MCS slices, once no cluster-manager pod runs:
     a terminating one still reconciles and would re-create what is removed."""
     selector = ",".join(f"{k}={v}" for k, v in manifests.selector(MANAGER).items())
@@ -102,6 +103,39 @@ async def _forget_mcs(client: Client, namespace: str, timeout: float, progress: 
         await mcs_app.forget_member(client)
     except KubeError as exc:  # e.g. a CRD's storage still initializing: not worth failing for
         progress(f"could not remove the host's MCS imports and derived Services ({exc})")
+
+
+async def release_host(client: Client, *, timeout: float, progress: Progress) -> list[str]:
+    """What must happen while the controllers still run, and no manifest can say: refuse when
+    members or virtual clusters remain, delete the root Cluster and wait for its finalizers,
+    remove the agent identities joins left and the clusterset.local stanza. Run by the Helm
+    chart's pre-delete hook (``kosmos helm-hook pre-delete``), before Helm deletes the rest."""
+    lines: list[str] = []
+    clusters = await _clusters_to_delete(client, force=False)
+    await _virtual_clusters_to_delete(client, force=False)
+    await _remove_clusters(
+        client, clusters, force=False, timeout=timeout, record=lines.append, progress=progress
+    )
+    await linkside.remove_all(client, progress)
+    await mcsdns.unwire(client, "host", progress)
+    return lines
+
+
+async def remove_leases(client: Client, namespace: str, progress: Progress) -> None:
+    """The Leases the components hold (leader election) and the agents take (ClusterLink
+    gateways): objects of no manifest. ``uninstall`` deletes the namespace with them; the Helm
+    chart leaves the namespace, so its post-delete hook removes them here."""
+    elected = {c.lease for c in manifests.COMPONENTS} | {scheduling.NAME, scheduling.EXTENDER_LEASE}
+    for ns in sorted({namespace, names.SYSTEM_NAMESPACE}):
+        try:
+            leases = (await client.list(LEASES, ns)).items
+        except NotFound:
+            continue
+        for lease in leases:
+            name = lease["metadata"]["name"]
+            ours = name in elected or name.startswith(link.GATEWAY_LEASE_PREFIX)
+            if ours and await applier.delete(client, LEASES, name, ns):
+                progress(f"lease.coordination.k8s.io/{name} deleted")
 
 
 async def _clusters_to_delete(client: Client, force: bool) -> list[Obj]:

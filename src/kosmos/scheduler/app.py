@@ -189,5 +189,8 @@ def command(
     cert = serving_pair(cert_dir, list(cert_hosts))
     build_extender = functools.partial(build, port=secure_port, cert=cert)
     component.main(
-        COMPONENT, common.verbose, component.run_component(EXTENDER, common, build_extender)
+        COMPONENT,
+        common.verbose,
+        component.run_component(EXTENDER, common, build_extender),
+        log_format=common.log_format,
     )

@@ -87,6 +87,20 @@ def test_member_outage_turns_leaf_not_ready_and_touches_no_pod(
     assert identities(pods(tree.host, namespace, "app=steady")) == before_host
     assert identities(pods(member, namespace, "app=steady")) == before_member
     print(f"NotReady after {went_not_ready:.1f}s, Ready {back_in:.1f}s after the member returned")
+    # both transitions are Events on the leaf node, as a kubelet reports its node's
+    wait_for(
+        lambda: {"NodeNotReady", "NodeReady"} <= leaf_event_reasons(tree, "kosmos-cluster1"),
+        30,
+        "NodeNotReady and NodeReady events on kosmos-cluster1",
+    )
+
+
+def leaf_event_reasons(tree: TreeEnv, node: str) -> set[str]:
+    selector = f"involvedObject.kind=Node,involvedObject.name={node}"
+    items = get(tree.host, "events", "-n", "default", "--field-selector", selector)["items"]
+    return {
+        e["reason"] for e in items if e.get("source", {}).get("component", "").startswith("kosmos")
+    }
 
 
 def test_killing_the_cluster_manager_mid_sync_loses_and_duplicates_nothing(

@@ -116,3 +116,20 @@ def test_version_reads_the_kosmos_container_of_a_deployment():
     for _resource, body in manifests.install_objects(options):
         if body["kind"] == "Deployment":
             assert kosmos_image(body) == "reg.example/k/kosmos:v7", body["metadata"]["name"]
+
+
+def test_install_log_format_reaches_the_install_options(monkeypatch):
+    from kosmos.cli import install as install_command
+
+    seen = []
+
+    async def record(cli_ctx, options, report, **kwargs):
+        seen.append(options.log_format)
+
+    monkeypatch.setattr(install_command, "install_kosmos", record)
+    for args, expected in (([], "text"), (["--log-format", "json"], "json")):
+        result = CliRunner().invoke(cli, ["install", *args])
+        assert result.exit_code == 0, result.output
+        assert seen.pop() == expected
+    result = CliRunner().invoke(cli, ["install", "--log-format", "xml"])
+    assert result.exit_code == 2

@@ -453,3 +453,11 @@ def test_metadata_patch_taint_order_and_time_added_do_not_matter():
         {"key": "a", "effect": "NoExecute", "timeAdded": T0},
     ]
     assert metadata_patch(current, forge(leaf)) is None
+
+
+def test_the_ttl_controllers_annotation_is_set_once_not_fought_over() -> None:
+    desired = {"metadata": {"annotations": {"node.alpha.kubernetes.io/ttl": "0"}}}
+    current = {"metadata": {"annotations": {"node.alpha.kubernetes.io/ttl": "60"}}}
+    assert metadata_patch(current, desired) is None
+    patch = metadata_patch({"metadata": {}}, desired)
+    assert patch == {"metadata": {"annotations": {"node.alpha.kubernetes.io/ttl": "0"}}}

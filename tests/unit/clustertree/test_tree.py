@@ -63,6 +63,7 @@ def one_to_one_tree(leaves: int) -> tuple[Tree, list[CountingStore]]:
             {
                 "metadata": {
                     "name": f"w{i}",
+                    "uid": f"n{i}",
                     "labels": {names.LABEL_NODE: "true", names.LABEL_OWNER_CLUSTER: MEMBER},
                 }
             }

@@ -20,7 +20,7 @@ def test_the_launcher_knows_the_operator() -> None:
 
 def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Settings] = []
-    monkeypatch.setattr(app.component, "main", lambda *args: args[2].close())
+    monkeypatch.setattr(app.component, "main", lambda *args, **_: args[2].close())
     monkeypatch.setattr(app, "builder", seen.append)
     args = ["virtual-cluster-operator", "--state-dir", "~/vc", "--port-range", "21000-21009"]
     args += ["--advertise-address", "192.0.2.7"]
@@ -39,7 +39,7 @@ def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_in_cluster_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Settings] = []
-    monkeypatch.setattr(app.component, "main", lambda *args: args[2].close())
+    monkeypatch.setattr(app.component, "main", lambda *args, **_: args[2].close())
     monkeypatch.setattr(app, "builder", seen.append)
     args = ["virtual-cluster-operator", "--provider", "in-cluster", "--image-repository", "r.io"]
     args += ["--control-plane-node-selector", "a=b", "--control-plane-node-selector", "c="]

@@ -421,3 +421,31 @@ def test_migration_rights_are_opt_in_and_removed_when_off():
     stale = manifests.disabled_objects(InstallOptions(namespace="kosmos-x"))
     assert wide in {b["metadata"]["name"] for _, b in stale}
     assert wide not in {b["metadata"]["name"] for _, b in manifests.disabled_objects(opted)}
+
+
+def kosmos_args(options: InstallOptions) -> dict[str, list[list[str]]]:
+    """Each Deployment's Kosmos-image containers' args (sidecars included)."""
+    out: dict[str, list[list[str]]] = {}
+    for name, body in deployments(options).items():
+        pod = body["spec"]["template"]["spec"]
+        containers = [*pod.get("initContainers", []), *pod["containers"]]
+        out[name] = [c["args"] for c in containers if c["image"] == options.image]
+    return out
+
+
+def test_log_format_json_reaches_every_kosmos_component_and_text_adds_nothing():
+    text = kosmos_args(OPTIONS)
+    assert not any("--log-format" in " ".join(a) for args in text.values() for a in args)
+    json_options = InstallOptions(**{**OPTIONS.__dict__, "log_format": "json"})
+    logged = kosmos_args(json_options)
+    assert set(logged) == set(text)
+    for name, args in logged.items():
+        assert args, f"{name} runs no Kosmos container"
+        for each in args:
+            assert each[-1] == "--log-format=json", (name, each)
+    coredns = deployments(json_options)["kosmos-coredns"]["spec"]["template"]["spec"]
+    assert not any(
+        "--log-format=json" in c.get("args", [])
+        for c in coredns["containers"]
+        if c["image"] != json_options.image
+    )

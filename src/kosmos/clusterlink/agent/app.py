@@ -71,7 +71,7 @@ def build(runtime: component.Runtime, settings: Settings) -> None:
 
     watches = [Watch(i, keys) for i in (state.nodeconfigs, state.clusternodes, state.clusters)]
     declared: list[tuple[str, Reconciler]] = [
-        ("agent-nodeconfig", NodeConfigReconciler(state, driver)),
+        ("agent-nodeconfig", NodeConfigReconciler(state, driver, runtime.recorder)),
         ("agent-addresses", addresses),
     ]
     for name, reconcile in declared:
@@ -137,4 +137,5 @@ def command(  # noqa: PLR0917 - click passes every option by name
         "agent",
         common.verbose,
         component.run_component(spec, common, lambda rt: build(rt, settings)),
+        log_format=common.log_format,
     )

@@ -20,6 +20,7 @@ from kosmos.clusterlink.agent import desired, tunnels
 from kosmos.clusterlink.agent.state import AgentState
 from kosmos.kube.controller import Request, Result
 from kosmos.kube.errors import NotFound
+from kosmos.kube.events import EventRecorder, EventType
 from kosmos.net.errors import DeviceMissing
 from kosmos.net.netlink import LinkInfo
 from kosmos.net.sync import Report
@@ -48,9 +49,15 @@ def condition(failures: list[tuple[str, str]], generation: int) -> Obj:
 
 
 class NodeConfigReconciler:
-    def __init__(self, ctx: AgentState, tunnel_driver: tunnels.Driver) -> None:
+    def __init__(
+        self,
+        ctx: AgentState,
+        tunnel_driver: tunnels.Driver,
+        recorder: EventRecorder | None = None,
+    ) -> None:
         self.ctx = ctx
         self.tunnels = tunnel_driver
+        self.recorder = recorder
         self._applied = False
 
     async def __call__(self, request: Request) -> Result:
@@ -129,3 +136,17 @@ class NodeConfigReconciler:
             )
         except NotFound:
             return
+        await self._record(config, current, wanted)
+
+    async def _record(self, config: Obj, current: Obj | None, wanted: Obj) -> None:
+        """A Warning on the NodeConfig when items fail (or the failing ones change), a Normal
+        event when the node is in sync again."""
+        before = current or {}
+        if self.recorder is None or wanted["status"] == before.get("status") == "True":
+            return
+        if wanted["status"] == "True" and before.get("status") != "False":
+            return  # first sync: nothing to tell
+        if wanted["status"] == "False" and before.get("message") == wanted["message"]:
+            return
+        type_: EventType = "Warning" if wanted["status"] == "False" else "Normal"
+        await self.recorder.record(config, type_, wanted["reason"], wanted["message"])

@@ -50,4 +50,5 @@ def command(common: component.Common, zone_file: str, zone: str, debounce: float
         component.run_component(
             spec, common, lambda rt: build(rt, Path(zone_file), zone, debounce)
         ),
+        log_format=common.log_format,
     )
