@@ -131,8 +131,14 @@ def _usage_lines(arm: str, reps: list[ArmResult]) -> list[str]:
     cm = [r.cm_cpu_per_10k() for r in reps]
     rss = [r.usage.peak_rss / 2**20 for r in reps]
     growth = [(r.usage.peak_rss - r.usage.start_rss) / 2**20 / r.pods * 10_000 for r in reps]
+    per_1k = {
+        g: statistics.median(r.usage.cpu.get(g, 0) / r.pods * 1000 for r in reps) for g in groups
+    }
+    spent = ", ".join(f"{g} {v:.1f}" for g, v in sorted(per_1k.items(), key=lambda kv: -kv[1]))
     return [
         f"  {arm} cores used (median): {top}; machine busy {busy:.0%}",
+        f"  {arm} CPU s per 1k pods (whole arm, idle included): total"
+        f" {sum(per_1k.values()):.1f}; {spent}",
         f"  {arm} cluster-manager CPU s per 10k pods {_median_spread(cm, lambda v: f'{v:.0f}')},"
         f" peak RSS MiB {_median_spread(rss, lambda v: f'{v:.0f}')},"
         f" RSS growth over the arm MiB per 10k pods {_median_spread(growth, lambda v: f'{v:.0f}')}",
