@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import time
@@ -13,7 +14,16 @@ from kosmos.kube.client import Client
 from kosmos.kube.config import from_kubeconfig
 from kosmos.kube.errors import AlreadyExists, NotFound
 from kosmos.local import environment
-from kosmos.local.topology import KWOK_NODE_KEY, KWOK_NODE_VALUE, Options
+from kosmos.local.topology import (
+    KWOK_NODE_KEY,
+    KWOK_NODE_VALUE,
+    NODE_SHAPES,
+    ZONE_SUFFIXES,
+    ClusterPlan,
+    NodePlan,
+    Options,
+    node_manifest,
+)
 import contextlib
 
 BENCH_NODE = "bench-node"
@@ -83,6 +93,55 @@ async def ensure_bench_node(client: Client, pods: int) -> None:
         await client.create(NODES, node)
     except AlreadyExists:  # made by an earlier run, perhaps for fewer pods: resize it
         await client.patch(NODES, BENCH_NODE, {"status": node["status"]}, subresource="status")
+
+
+def extra_node_plans(cluster: ClusterPlan, count: int) -> list[NodePlan]:
+    """Kwok nodes ``count`` beyond the plan's (``local up`` stops at 250: one /24 each of the
+    cluster's /16), named, shaped and labelled like the plan's. Each gets a /26 of
+    10.<150 + index>.0.0/16 for kwok's pod IPs, so at most 64 pods (and 1024 extra nodes)."""
+    if not cluster.nodes:
+        return []
+    template = cluster.nodes[0].labels
+    subnets = ipaddress.ip_network(f"10.{150 + cluster.index}.0.0/16").subnets(new_prefix=26)
+    plans = []
+    for j, subnet in zip(range(len(cluster.nodes), count), subnets, strict=False):
+        name = f"{cluster.name}-node{j + 1}"
+        cpu, memory = NODE_SHAPES[j % len(NODE_SHAPES)]
+        labels = {
+            **template,
+            "kubernetes.io/hostname": name,
+            "node.kubernetes.io/instance-type": f"kwok.c{cpu}m{memory}",
+            "topology.kubernetes.io/zone": cluster.region + ZONE_SUFFIXES[j % len(ZONE_SUFFIXES)],
+        }
+        plans.append(NodePlan(name, labels, str(subnet), cpu, memory, max_pods=64))
+    return plans
+
+
+async def create_all(
+    client: Client, resource: Any, objects: list[Any], concurrency: int = 24
+) -> int:
+    """Create ``objects`` (those that exist already are kept); returns how many were new."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for obj in objects:
+        queue.put_nowait(obj)
+    created = 0
+
+    async def worker() -> None:
+        nonlocal created
+        while not queue.empty():
+            with contextlib.suppress(AlreadyExists):
+                await client.create(resource, queue.get_nowait())
+                created += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return created
+
+
+async def ensure_kwok_nodes(client: Client, cluster: ClusterPlan, count: int) -> int:
+    """The cluster has ``count`` kwok nodes (the plan's, then ``extra_node_plans``)."""
+    version = json.loads(environment.state_file().read_text())["kubernetes"]
+    extra = [node_manifest(n, version) for n in extra_node_plans(cluster, count)]
+    return await create_all(client, NODES, extra)
 
 
 def pod(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import secrets
 import ssl
 import statistics
@@ -43,6 +42,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _apimetrics import buckets, quantile
+from _procstat import busy_share, cpu_seconds
 from _cluster import (
     BENCH_NODE,
     client_for,
@@ -56,7 +57,7 @@ from _cluster import (
 from kosmos.api.resources import DISTRIBUTION_POLICIES, NODES, PODS
 from kosmos.kube.client import Client
 from kosmos.kube.errors import NotFound
-from kosmos.local import components, environment, paths, procs
+from kosmos.local import components, environment, paths
 from kosmos.local import kosmos_plan as local
 from kosmos.ops import local_setup
 from kosmos.ops.progress import Progress
@@ -78,34 +79,6 @@ def scrape(port: int) -> str:
     url = f"https://127.0.0.1:{port}/metrics"
     with urllib.request.urlopen(url, timeout=10, context=insecure) as response:
         return str(response.read().decode())
-
-
-def buckets(metrics: str, name: str, label: str) -> dict[float, float]:
-    """Cumulative bucket counts of one histogram series (``label`` filters the series)."""
-    out: dict[float, float] = {}
-    for line in metrics.splitlines():
-        if not line.startswith(f"{name}_bucket{{") or label not in line:
-            continue
-        le = line.split('le="', 1)[1].split('"', 1)[0]
-        bound = float("inf") if le == "+Inf" else float(le)
-        out[bound] = out.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
-    return out
-
-
-def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
-    """The q-quantile of the observations between two scrapes, interpolated in its bucket."""
-    delta = sorted((b, after.get(b, 0.0) - before.get(b, 0.0)) for b in after)
-    total = delta[-1][1] if delta else 0.0
-    if total <= 0:
-        return float("nan")
-    rank, lower, below = q * total, 0.0, 0.0
-    for bound, count in delta:
-        if count >= rank:
-            if bound == float("inf"):
-                return lower
-            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-12)
-        lower, below = bound, count
-    return lower
 
 
 async def watch_bindings(
@@ -201,19 +174,6 @@ async def run_profile(
     return out, namespace
 
 
-def busy_share(window: float = 1.0) -> float:
-    """The machine's non-idle CPU share over ``window`` seconds (from /proc/stat)."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(v) for v in (procs.PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
-
-    total0, idle0 = sample()
-    time.sleep(window)
-    total1, idle1 = sample()
-    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
-
-
 async def has_pods(client: Client, namespace: str) -> bool:
     async for page in client.list_pages(PODS, namespace, limit=1):
         return bool(page.items)
@@ -233,11 +193,6 @@ async def settle(members: dict[str, Client], namespace: str, timeout: float = 30
     while quiet < 2 and time.monotonic() < deadline:
         quiet = quiet + 1 if await asyncio.to_thread(busy_share) < 0.35 else 0
     return time.monotonic() - started
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = (procs.PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ms(seconds: float) -> str:

@@ -222,6 +222,9 @@ def aggregation_flags(name: str) -> dict[str, str]:
     }
 
 
+CLIENT_BUDGET = {"kube-api-qps": "100", "kube-api-burst": "200"}
+
+
 def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[str, Any]]:
     """The kwokctl configuration for one cluster, then kwok's (pure; unit-tested)."""
     ports = cluster.ports
@@ -262,13 +265,19 @@ def config_documents(cluster: ClusterPlan, toolchain: Toolchain) -> list[dict[st
         # One instance each, so no leader election: with it, kcm and the scheduler exit when
         # their apiserver is unreachable past the renew deadline (a kubelet would restart
         # them; nothing does here), and an outage test would leave the cluster headless.
+        # Client budgets: kcm's default 20 QPS (per controller) caps the ReplicaSet
+        # controller at ~10 pods/s (a create and an event per pod) and the scheduler's 50 at
+        # ~25 (a binding and an event). The host's kcm and scheduler serve every Deployment
+        # submitted through Kosmos, so bench/density.py measured its kosmos arm at 10.2
+        # pods/s when 20 were asked: the testbed, not Kosmos, set the rate.
         "kube-controller-manager": {
             "service-cluster-ip-range": cluster.service_cidr,
             "cluster-cidr": cluster.pod_cidr,
             "profiling": "false",
             "leader-elect": "false",
+            **CLIENT_BUDGET,
         },
-        "kube-scheduler": {"profiling": "false", "leader-elect": "false"},
+        "kube-scheduler": {"profiling": "false", "leader-elect": "false", **CLIENT_BUDGET},
         # kwokctl passes --manage-all-nodes=true; the later flag wins. kwok then adopts only
         # nodes we label, never the leaf nodes Kosmos adds to the host.
         "kwok-controller": {

@@ -45,6 +45,15 @@ def test_kwok_manages_only_labelled_nodes_and_service_cidr_is_the_plans():
     assert args(doc, "kube-apiserver")["service-cluster-ip-range"] == cluster.service_cidr
 
 
+def test_host_controllers_can_start_20_pods_a_second():
+    """kcm's ReplicaSet controller spends a create and an event per pod, the scheduler a
+    binding and an event: the defaults (20 and 50 QPS) would cap a host at 10-25 pods/s."""
+    doc = config_documents(plan(Options())[0], fake_toolchain())[0]
+    for component in ("kube-controller-manager", "kube-scheduler"):
+        assert float(args(doc, component)["kube-api-qps"]) >= 2 * 20 * 2
+        assert int(args(doc, component)["kube-api-burst"]) >= 100
+
+
 @pytest.fixture
 def local_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("KOSMOS_LOCAL_DIR", str(tmp_path))
