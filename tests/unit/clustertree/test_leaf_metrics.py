@@ -45,8 +45,8 @@ async def test_a_pass_records_each_leaf_and_a_removed_leaf_loses_its_series(
     assert sample("kosmos_clustertree_leaf_allocatable", **leaf, resource="memory") == 8 * 2**30
     assert sample("kosmos_clustertree_leaf_pods", **leaf) == 1  # the finished pod is not counted
     # a pod bound after the pass counts at the next scrape: passes skip unchanged leaves
-    tree.pods.store.upsert({"metadata": {"name": "new", "namespace": "ns", "uid": "u-new"},
-                            "spec": {"nodeName": "w0"}, "status": {"phase": "Pending"}})  # fmt: skip
+    new = {"metadata": {"name": "new", "namespace": "ns", "uid": "u-new"}}
+    tree.pods.store.upsert({**new, "spec": {"nodeName": "w0"}, "status": {"phase": "Pending"}})
     assert sample("kosmos_clustertree_leaf_pods", **leaf) == 2
     assert sample("kosmos_clustertree_leaf_member_nodes", **leaf) == 1
     empty = {"cluster": MEMBER, "node": "w1"}  # its member node is not Ready: no room
