@@ -52,7 +52,7 @@ async def test_a_leaf_node_gets_node_not_ready_then_node_ready(
             raise KubeError(MEMBER, "connection refused")
         return {"gitVersion": "v1.36.3"}
 
-    monkeypatch.setattr(tree.manager.client(HOST), "patch", ok)
+    monkeypatch.setattr(tree.node_client(), "patch", ok)  # leaf Nodes and Leases
     monkeypatch.setattr(tree.manager.client(MEMBER), "get_raw", get_raw)
     reconciler = LeafNodeReconciler(tree)
     with_ready(tree, "w0", "True")
