@@ -69,26 +69,30 @@ async def delete_namespace(client: Client, name: str, timeout: float = 600) -> N
     raise SystemExit(f"namespace {name} still terminating after {timeout}s")
 
 
-async def ensure_bench_node(client: Client, pods: int) -> None:
-    """One kwok node big enough for every bench pod (its own /16 of pod IPs)."""
-    node = {
+def kwok_node(name: str, allocatable: dict[str, str], **spec: Any) -> dict[str, Any]:
+    """A Node kwok manages (its label and annotation), as big as ``allocatable``."""
+    return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
-            "name": BENCH_NODE,
-            "labels": {KWOK_NODE_KEY: KWOK_NODE_VALUE, "kubernetes.io/hostname": BENCH_NODE},
+            "name": name,
+            "labels": {KWOK_NODE_KEY: KWOK_NODE_VALUE, "kubernetes.io/hostname": name},
             "annotations": {KWOK_NODE_KEY: KWOK_NODE_VALUE},
         },
-        "spec": {
-            "podCIDR": "10.250.0.0/16",
-            "podCIDRs": ["10.250.0.0/16"],
-            "taints": [{"key": "bench", "value": "true", "effect": "NoSchedule"}],
-        },
-        "status": {
-            "allocatable": {"cpu": "10k", "memory": "10Ti", "pods": str(pods + 100)},
-            "capacity": {"cpu": "10k", "memory": "10Ti", "pods": str(pods + 100)},
-        },
+        "spec": spec,
+        "status": {"allocatable": dict(allocatable), "capacity": dict(allocatable)},
     }
+
+
+async def ensure_bench_node(client: Client, pods: int) -> None:
+    """One kwok node big enough for every bench pod (its own /16 of pod IPs)."""
+    node = kwok_node(
+        BENCH_NODE,
+        {"cpu": "10k", "memory": "10Ti", "pods": str(pods + 100)},
+        podCIDR="10.250.0.0/16",
+        podCIDRs=["10.250.0.0/16"],
+        taints=[{"key": "bench", "value": "true", "effect": "NoSchedule"}],
+    )
     try:
         await client.create(NODES, node)
     except AlreadyExists:  # made by an earlier run, perhaps for fewer pods: resize it

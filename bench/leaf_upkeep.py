@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import sys
 import time
@@ -27,14 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _cluster import client_for, ensure_environment, report
+from _cluster import client_for, ensure_environment, kwok_node, report
+from _procstat import cpu_seconds
 
 from kosmos.api.objects import node_ready
 from kosmos.api.resources import CLUSTERS, NODES
 from kosmos.kube.client import Client
 from kosmos.kube.errors import AlreadyExists, NotFound
 from kosmos.local import environment
-from kosmos.local.topology import KWOK_NODE_KEY, KWOK_NODE_VALUE
 
 PREFIX = "leaf-bench-"
 HOST = "host"
@@ -43,21 +42,7 @@ _SAMPLE = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
 
 
 def bench_node(i: int) -> dict[str, object]:
-    name = f"{PREFIX}{i}"
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {KWOK_NODE_KEY: KWOK_NODE_VALUE, "kubernetes.io/hostname": name},
-            "annotations": {KWOK_NODE_KEY: KWOK_NODE_VALUE},
-        },
-        "spec": {},
-        "status": {
-            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-        },
-    }
+    return kwok_node(f"{PREFIX}{i}", {"cpu": "32", "memory": "256Gi", "pods": "110"})
 
 
 async def ensure_nodes(member: Client, count: int) -> None:
@@ -98,11 +83,6 @@ async def writes(host: Client) -> Counter[str]:
             )
             counts[key] += int(float(match.group(2)))
     return counts
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def local_pid() -> int:
