@@ -21,12 +21,14 @@ import ipaddress
 import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kosmos.local import components
 from kosmos.local.kubectl import Kubectl, KubectlError
@@ -282,6 +284,32 @@ def test_a_pod_reaches_pods_and_services_of_the_other_cluster(
     assert client.reaches(f"http://{servers.http_ip}:8080/", servers.udp_ip) == expected
     by_service = client.reaches(f"http://{servers.http_cluster_ip}/", servers.udp_cluster_ip)
     assert by_service == expected
+
+
+def _link_state_samples(linked: LinkedReal) -> dict[str, str]:
+    """``kosmos_clusterlink_node_link_state`` as the network-manager serves it: node -> the
+    state whose sample is 1."""
+    port = components.Ports.for_base(linked.options.port_base).network_health
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    current = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "kosmos_clusterlink_node_link_state":
+            for sample in family.samples:
+                if sample.value == 1:
+                    current[sample.labels["node"]] = sample.labels["state"]
+    return current
+
+
+def test_the_network_manager_serves_each_real_nodes_link_state(linked: LinkedReal) -> None:
+    """The dashboard's link state per node: in_sync once each node's agent applied its plan."""
+    for cluster in ("cluster1", "cluster2"):
+        if not linked.kubectl("host").ok("get", "cluster", cluster):
+            linked.join(cluster, "p2p")
+    linked.wait_applied(["cluster1", "cluster2"])
+    real = {f"{c}-{n}" for c in ("cluster1", "cluster2") for n in linked.nodes(c)}
+    states = _link_state_samples(linked)
+    assert {name: states.get(name) for name in real} == dict.fromkeys(real, "in_sync"), states
 
 
 def _link_state(netns: str) -> dict[str, Any]:

@@ -1,6 +1,11 @@
-"""The dashboard against running components: every series it reads is served, the series
-added for it (leaf nodes per member, link state per node) have samples, and a component
-started with ``--log-format json`` writes JSON lines."""
+"""The dashboard against running components: every series it reads is served, the leaf
+series added for it have samples, and a component started with ``--log-format json`` writes
+JSON lines.
+
+Link state per node has no sample here: a NodeConfig needs its node's agent to report the
+tunnel interface, and the kwok nodes have no agent. Its samples are checked where agents run,
+in ``tests/e2e/test_link_real_nodes.py``.
+"""
 
 from __future__ import annotations
 
@@ -54,7 +59,7 @@ def test_every_metric_the_dashboard_reads_is_served(
         assert "kosmos_reconcile_total" in text and "kosmos_workqueue_depth" in text
 
 
-def test_leaf_nodes_and_link_states_have_samples(tree: TreeEnv, link: LinkEnv) -> None:
+def test_leaf_nodes_have_samples(tree: TreeEnv) -> None:
     def leaf_samples() -> set[str] | None:
         sampled = grafana.sampled_names(scrape(tree.health_port))
         wanted = {"kosmos_clustertree_leaf_allocatable", "kosmos_clustertree_leaf_pods"}
@@ -65,20 +70,6 @@ def test_leaf_nodes_and_link_states_have_samples(tree: TreeEnv, link: LinkEnv) -
     leaf = f'cluster="{MEMBER}",node="kosmos-{MEMBER}"'
     assert f'kosmos_clustertree_leaf_allocatable{{{leaf},resource="cpu"}}' in text, text[:2000]
     assert f"kosmos_clustertree_leaf_pods{{{leaf}}}" in text
-
-    def link_lines() -> list[str] | None:
-        lines = [
-            line
-            for line in scrape(link.health_port).splitlines()
-            if line.startswith("kosmos_clusterlink_node_link_state{") and line.endswith(" 1.0")
-        ]
-        return lines or None
-
-    current = wait_for(link_lines, 60, "link state samples on the network-manager")
-    assert any(f'cluster="{MEMBER}"' in line for line in current), current
-    # one current state per node
-    nodes = [line.split('node="')[1].split('"')[0] for line in current]
-    assert len(nodes) == len(set(nodes)), current
 
 
 def test_log_format_json_writes_one_json_object_per_line(link: LinkEnv) -> None:
