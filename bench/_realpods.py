@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kosmos.api import names
+from kosmos.local.images import SHELL_REF
 from kosmos.local.nodes import layout
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from kosmos.local.nodes.plan import network as network_of
@@ -32,7 +33,7 @@ from tests.support import apply, get, wait_for
 
 MEMBERS = ("cluster1", "cluster2")
 POD = "bench-net"
-IMAGE = "docker.io/kosmos/shell:v0.1.0"
+IMAGE = SHELL_REF
 IPERF_PORT = 5212
 
 Sample = tuple[float, float]  # (Mbit/s, RTT ms)

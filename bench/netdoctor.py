@@ -37,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from kosmos.local import images
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _stats import summary
@@ -71,7 +73,7 @@ def config(workdir: Path, max_num: int) -> Path:
     path = workdir / "config.json"
     body = {
         "namespace": NAMESPACE,
-        "version": "0.1.0",
+        "version": images.TAG,
         "mode": "node",
         "protocol": "tcp",
         "podWaitTime": 120,

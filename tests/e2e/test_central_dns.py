@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 
 from kosmos.local import kosmos_plan
+from kosmos.local.images import HTTP_REF, SHELL_REF
 from kosmos.local.kubectl import Kubectl, KubectlError
 from tests.e2e.conftest import E2EEnv
 from tests.support import apply, get, wait_for
 
 NS = "central-dns-e2e"
-SHELL = "docker.io/kosmos/shell:v0.1.0"
-HTTP = "docker.io/kosmos/http:v0.1.0"
+SHELL = SHELL_REF
+HTTP = HTTP_REF
 MANAGER = "kosmos-cluster-manager"
 SYSTEM = "kosmos-system"
 CENTRAL = "--no-multi-cluster-service"

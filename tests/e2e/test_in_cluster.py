@@ -25,12 +25,13 @@ import pytest
 
 from kosmos.api import names
 from kosmos.local import kosmos_plan
+from kosmos.local.images import HTTP_REF, SHELL_REF
 from kosmos.local.kubectl import KubectlError
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from tests.e2e.conftest import PORT_BASE, E2EEnv
 from tests.support import get, wait_for
 
-SHELL = "docker.io/kosmos/shell:v0.1.0"
+SHELL = SHELL_REF
 PLACEMENT = json.dumps(kosmos_plan.REAL_NODE_PLACEMENT, sort_keys=True)
 MEMBER_PORTS = {"host": PORT_BASE, "cluster1": PORT_BASE + 10, "cluster2": PORT_BASE + 20}
 IMPORTS = f"serviceimports.{names.MCS_GROUP}"
@@ -140,7 +141,7 @@ def test_a_configmap_edited_in_the_host_is_updated_inside_the_member_container(
     wait_for(lambda: "value=second" in logs(), 180, "the edit to reach the container")
 
 
-HTTP = "docker.io/kosmos/http:v0.1.0"
+HTTP = HTTP_REF
 
 
 def _leaf_pod(name: str, member: str, image: str, command: list[str] | None = None) -> Any:

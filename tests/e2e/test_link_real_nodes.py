@@ -31,6 +31,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kosmos.local import components
+from kosmos.local.images import HTTP_REF, KOSMOS_REF, SHELL_REF
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from kosmos.local.nodes.plan import network as network_of
@@ -217,9 +218,9 @@ def _servers(kubectl: Kubectl, node: str, tag: str) -> Servers:
     http, udp = f"http-{tag}", f"udp-{tag}"
     apply(
         kubectl,
-        real_pod(http, node, f"{REPOSITORY}/http:v0.1.0"),
+        real_pod(http, node, HTTP_REF),
         _service(http, 80, 8080, "TCP"),
-        real_pod(udp, node, f"{REPOSITORY}/kosmos:v0.1.0", ["python3", "-u", "-c", UDP_SERVER]),
+        real_pod(udp, node, KOSMOS_REF, ["python3", "-u", "-c", UDP_SERVER]),
         _service(udp, UDP_PORT, UDP_PORT, "UDP"),
     )
     kubectl.run("wait", "--for=condition=Ready", f"pod/{http}", f"pod/{udp}", "--timeout=60s")
@@ -259,8 +260,8 @@ def _client(kubectl: Kubectl, node: str, tag: str) -> Client:
     shell, python = f"shell-{tag}", f"python-{tag}"
     apply(
         kubectl,
-        real_pod(shell, node, f"{REPOSITORY}/shell:v0.1.0", ["sleep", "3600"]),
-        real_pod(python, node, f"{REPOSITORY}/kosmos:v0.1.0", ["sleep", "3600"]),
+        real_pod(shell, node, SHELL_REF, ["sleep", "3600"]),
+        real_pod(python, node, KOSMOS_REF, ["sleep", "3600"]),
     )
     kubectl.run("wait", "--for=condition=Ready", f"pod/{shell}", f"pod/{python}",
                 "--timeout=60s")  # fmt: skip

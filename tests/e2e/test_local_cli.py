@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 from kosmos.local import procs
+from kosmos.local.images import KOSMOS_REF
 from kosmos.local.topology import PORTS_PER_CLUSTER
 from tests.e2e.conftest import PORT_BASE, UP_ARGS, E2EEnv, kosmosctl
 from tests.support import get
 
-IMAGE = "docker.io/kosmos/kosmos:v0.1.0"
+IMAGE = KOSMOS_REF
 #: Where the bad-option tests point: nothing may ever start there.
 SPARE_PORT_BASE = PORT_BASE - 100
 

@@ -22,6 +22,7 @@ import pytest
 
 from kosmos.api import names
 from kosmos.local import kosmos_plan
+from kosmos.local.images import SHELL_REF
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.mcs.forge import derived_name
 from kosmos.ops.local_incluster import AUTO_MCS_PREFIX
@@ -29,7 +30,7 @@ from tests.e2e.conftest import E2EEnv
 from tests.fixtures.realpods import real_pod
 from tests.support import get, wait_for
 
-SHELL = "docker.io/kosmos/shell:v0.1.0"
+SHELL = SHELL_REF
 NS = "default"
 #: the tutorial's Service name (its pods are ``mcs-nginx``: the sample app's own pods are
 #: ``app=nginx``, and two Deployments must not select each other's pods)

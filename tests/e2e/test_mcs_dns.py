@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 
 from kosmos.api import names
-from kosmos.local.images import HTTP_PORT
+from kosmos.local.images import HTTP_PORT, HTTP_REF, SHELL_REF
 from kosmos.local.kosmos_plan import REAL_NODE_PLACEMENT
 from kosmos.local.kubectl import Kubectl
 from tests.e2e.conftest import E2EEnv
 from tests.support import apply, get, wait_for
 
 NS = "mcs-dns-e2e"
-SHELL = "docker.io/kosmos/shell:v0.1.0"
-HTTP = "docker.io/kosmos/http:v0.1.0"
+SHELL = SHELL_REF
+HTTP = HTTP_REF
 NAME = f"web.{NS}.svc.{names.MCS_ZONE}"
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from kosmos.local import images
 from kosmos.local.kubectl import Kubectl
 from tests.e2e.conftest import PORT_BASE, E2EEnv
 from tests.support import get, wait_for
@@ -74,7 +75,7 @@ class Doctor:
         path.parent.mkdir(exist_ok=True)
         body: dict[str, Any] = {
             "namespace": SYSTEM,
-            "version": "0.1.0",
+            "version": images.TAG,
             "mode": mode,
             "protocol": protocol,
             "podWaitTime": 120,

@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 
 from kosmos.local import procs
+from kosmos.local.images import HTTP_REF, TAG
 from kosmos.local.topology import Options, plan
 from tests.e2e.conftest import PORT_BASE, E2EEnv
 from tests.support import get
@@ -32,7 +33,7 @@ def test_up_set_kosmos_up_after_the_clusters_and_said_so(e2e_env: E2EEnv):
         # the managers, the scheduler, the endpoint prober and kosmos-coredns
         "waiting for 5 Deployments to be Available",
         "host: ClusterLink agents (DaemonSet kosmos-system/kosmos-agent) set up",
-        "installed Kosmos v0.1.0 in namespace kosmos-system",
+        f"installed Kosmos {TAG} in namespace kosmos-system",
         "kosmos: installed in-cluster (",
         "cluster1: ClusterLink agents (DaemonSet kosmos-system/kosmos-agent) set up in the member",
         "cluster1: endpoint prober (Deployment kosmos-system/kosmos-eps-probe) set up",
@@ -79,7 +80,7 @@ def test_nginx_runs_on_both_leaf_nodes_and_each_pod_in_its_member(e2e_env: E2EEn
         copy = get(e2e_env.kubectl(member), "pod", name, "-n", "default")
         assert copy["status"]["phase"] == "Running", (member, name)
         assert copy["spec"]["nodeName"] == f"{member}-real1", "a real container, on the real node"
-        assert copy["spec"]["containers"][0]["image"] == "docker.io/kosmos/http:v0.1.0"
+        assert copy["spec"]["containers"][0]["image"] == HTTP_REF
         assert copy["metadata"]["annotations"]["kosmos.io/host-pod-uid"] == pod["metadata"]["uid"]
     wide = e2e_env.kubectl().run("get", "pods", "-o", "wide")
     assert all(leaf in wide for leaf in LEAVES)

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from kosmos.local import kosmos_plan
+from kosmos.local.images import HTTP_REF
 from kosmos.local.topology import Options, plan
 
 WANT = ["/venv/bin/python", "-m", "kosmos.launcher", "cluster-manager", "--kubeconfig", "k"]
@@ -107,7 +108,7 @@ def test_the_sample_app_is_the_seeds_nginx_deployment_in_default_with_our_http_i
     assert spec["containers"] == [
         {
             "name": "nginx",
-            "image": "docker.io/kosmos/http:v0.1.0",
+            "image": HTTP_REF,
             "imagePullPolicy": "IfNotPresent",
             "env": [{"name": "PORT", "value": "80"}],
             "ports": [{"containerPort": 80}],
