@@ -33,7 +33,7 @@ from kosmos.api.resources import (
 )
 from kosmos.kube import config as kube_config
 from kosmos.kube.client import Client
-from kosmos.kube.errors import KubeError, NotFound
+from kosmos.kube.errors import AlreadyExists, KubeError, NotFound
 from kosmos.ops import apply as applier
 from kosmos.ops import rbac, rollout
 from kosmos.ops.manifests import (
@@ -71,13 +71,33 @@ def host_objects(cluster: str, key_secrets: list[str]) -> list[Planned]:
     token["annotations"] = {"kubernetes.io/service-account.name": sa}
     rules = rbac.agent_cluster_rules(link.GATEWAY_LEASE_PREFIX + cluster, key_secrets)
     return [
-        (CLUSTERROLES, build.cluster_role(AGENT, rbac.AGENT_RULES, own)),
+        (CLUSTERROLES, shared_role()),
         (SERVICEACCOUNTS, build.service_account(sa, ns, own)),
         (SECRETS, build.secret(token, secret_type="kubernetes.io/service-account-token")),
         (CLUSTERROLEBINDINGS, build.cluster_role_binding(sa, AGENT, subjects, own)),
         (ROLES, build.role(sa, ns, rules, own)),
         (ROLEBINDINGS, build.role_binding(sa, ns, sa, subjects, own)),
     ]
+
+
+def shared_role() -> Obj:
+    """The ``kosmos-agent`` ClusterRole every cluster's agents are bound to.
+
+    One object for all clusters, so it carries no cluster's label: install (or the Helm
+    chart) owns it and uninstall deletes it; unjoin leaves it.
+    """
+    return build.cluster_role(AGENT, rbac.AGENT_RULES, labels(AGENT))
+
+
+async def ensure_shared_role(host: Client) -> None:
+    """Create the agents' ClusterRole when no install made it; never take over one that exists.
+
+    Applying it from ``join`` would make kosmosctl the owner of fields an installer set: with
+    a Helm release, ``helm upgrade``'s server-side apply then fails on the conflict.
+    """
+    if await applier.get_or_none(host, CLUSTERROLES, AGENT) is None:
+        with contextlib.suppress(AlreadyExists):
+            await host.create(CLUSTERROLES, shared_role())
 
 
 def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
@@ -301,6 +321,9 @@ async def set_up(
 ) -> None:
     """Host-side identity and member-side agents of one member (idempotent)."""
     for resource, body in host_objects(cluster, key_secrets):
+        if resource == CLUSTERROLES:
+            await ensure_shared_role(host)
+            continue
         await host.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     token, ca = await _token(host, cluster)
     kubeconfig = agent_kubeconfig(server or host.config.server, ca, token, cluster)

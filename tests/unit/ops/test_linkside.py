@@ -1,10 +1,14 @@
-"""The agents' DaemonSet: a member's reads a kubeconfig Secret, the host's its ServiceAccount."""
+"""The agents' DaemonSet: a member's reads a kubeconfig Secret, the host's its ServiceAccount;
+the agents' shared ClusterRole belongs to the install, not to a join."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from kosmos.api import link
+from kosmos.api.resources import CLUSTERROLES
 from kosmos.ops import linkside
+from tests.unit.netdoctor.fakes import FakeCluster
 
 
 def _pod(in_cluster: bool) -> Any:
@@ -30,3 +34,25 @@ def test_host_agents_use_their_service_account_and_no_kubeconfig():
     assert [v["name"] for v in pod["volumes"]] == ["xtables-lock", "modules"]
     assert [m["name"] for m in container["volumeMounts"]] == ["xtables-lock", "modules"]
     assert pod["hostNetwork"] is True
+
+
+def test_the_shared_role_carries_no_cluster_label_and_the_rest_do():
+    objects = linkside.host_objects("c1", [])
+    role = next(body for resource, body in objects if resource == CLUSTERROLES)
+    assert link.LABEL_CLUSTER not in role["metadata"]["labels"]
+    for resource, body in objects:
+        if resource != CLUSTERROLES:
+            assert body["metadata"]["labels"][link.LABEL_CLUSTER] == "c1", resource
+
+
+async def test_join_creates_the_agents_role_only_when_no_install_made_it():
+    host = FakeCluster("host")
+    await linkside.ensure_shared_role(host)  # type: ignore[arg-type]
+    assert host.log == ["create ClusterRole kosmos-agent"]
+    helm_made = linkside.shared_role()
+    helm_made["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "Helm"
+    host = FakeCluster("host")
+    host.put(CLUSTERROLES, helm_made)
+    await linkside.ensure_shared_role(host)  # type: ignore[arg-type]
+    assert host.log == []  # an installer's role is never taken over (helm upgrade would conflict)
+    assert host.find(CLUSTERROLES, linkside.AGENT) == helm_made
