@@ -35,6 +35,7 @@ from kosmos.api.objects import (
     with_condition,
 )
 from kosmos.api.resources import CLUSTERS, NODES, PODS, Resource
+from kosmos.clustertree.leafnodes import PROBE_TIMEOUT
 from kosmos.clustertree.tree import COPIED, MANAGED_SELECTOR, Tree
 from kosmos.kube.client import Client
 from kosmos.kube.component import HOST
@@ -77,7 +78,9 @@ class TreeMembers(MemberHooks):
             return await self._unreadable(cluster, exc)
         self.tree.controllers["leafnodes"].enqueue(Request(name, "", ""))
         try:
-            await self.tree.manager.client(name).get_raw("/readyz")
+            # the leaf probe's timeout: with the client's default (60 s) a partitioned member
+            # stayed Ready here for up to 90 s, long after its leaf nodes were NotReady
+            await self.tree.manager.client(name).get_raw("/readyz", timeout=PROBE_TIMEOUT)
         except KubeError as exc:
             await self._ready(cluster, False, "MemberUnreachable", str(exc), leaves)
             return Result(requeue_after=UNREACHABLE_RECHECK_SECONDS)

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from kosmos.api.resources import PODS
 from kosmos.clustertree.clusters import TreeMembers
-from kosmos.clustertree.leafnodes import LeafNodeReconciler
+from kosmos.clustertree.leafnodes import PROBE_TIMEOUT, LeafNodeReconciler
 from kosmos.clustertree.tree import Tree, by_node
 from kosmos.kube.component import HOST
 from kosmos.kube.controller import Request
@@ -83,3 +84,28 @@ async def test_a_cluster_back_to_ready_gets_a_normal_event(monkeypatch: pytest.M
     up = {**down, "status": "True", "reason": "MemberReachable"}
     await members._ready({**cluster, "status": {"conditions": [up]}}, True, "MemberReachable", "ok")
     assert len(events) == 1  # Ready all along: nothing to tell
+
+
+async def test_the_cluster_probe_gives_up_as_soon_as_the_leaf_probe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A partitioned member's requests hang: the Cluster's probe must time out like the leaf's
+    (not after the client's 60 s), so the Cluster is not Ready longer than its leaves."""
+    tree, _ = one_to_one_tree(1)
+    events = recording(tree, monkeypatch)
+    timeouts: list[float] = []
+
+    async def ok(*args: Any, **kwargs: Any) -> Any:
+        return {}
+
+    async def hanging(path: str, *, timeout: float = 60.0) -> Any:
+        timeouts.append(timeout)
+        raise KubeError(MEMBER, f"get {path}: timed out")
+
+    monkeypatch.setattr(tree.manager.client(HOST), "patch", ok)
+    monkeypatch.setattr(tree.manager.client(MEMBER), "get_raw", hanging)
+    monkeypatch.setitem(tree.controllers, "leafnodes", SimpleNamespace(enqueue=lambda key: None))
+    cluster = {"metadata": {"name": MEMBER}, "spec": {}, "status": {}}
+    await TreeMembers(tree).joined(cluster)
+    assert timeouts == [PROBE_TIMEOUT]
+    assert [(n, t, r) for n, t, r, _ in events] == [(MEMBER, "Warning", "MemberUnreachable")]
