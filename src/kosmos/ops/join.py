@@ -121,6 +121,7 @@ async def _set_up_link(
             repository=options.image_repository,
             version=options.version,
             progress=progress,
+            log_format=options.log_format,
             server=options.link_apiserver,
             wait_seconds=wait_seconds,
         )
@@ -150,6 +151,7 @@ async def _set_up_member_pods(
             namespace=options.namespace,
             image=linkside.image_of(options.image_repository, options.version),
             placement=options.placement(),
+            log_format=options.log_format,
             progress=progress,
         )
         if options.mcs_dns:
@@ -161,6 +163,7 @@ async def _set_up_member_pods(
                 version=options.version,
                 placement=options.placement(),
                 annotations=dict(options.pod_annotations),
+                log_format=options.log_format,
                 wait_seconds=wait_seconds,
                 progress=progress,
             )
