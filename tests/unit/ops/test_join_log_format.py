@@ -1,4 +1,4 @@
-"""``join --log-format``: the member's Kosmos pods get it.
+"""``join --log-format``: the member's Kosmos pods get it, a re-join converges them to it.
 
 The join runs its one code path (``join_member``) against in-memory clusters; only what
 has nothing to do with the pods' args is stubbed (the MCS CRDs' Established wait, wiring
@@ -174,9 +174,21 @@ async def test_json_reaches_the_agents_the_prober_and_the_zone_writer_not_coredn
                 assert not any("--log-format" in a for a in c.get("args", [])), (workload, c)
 
 
-async def test_text_adds_nothing(clusters):
+async def test_text_adds_nothing_and_a_rejoin_converges_the_members_pods(clusters):
     assert await _join(clusters, "text") == f"cluster {MEMBER} joined"
     member = clusters[MEMBER]
     plain = linkside.daemonset(MEMBER, names.SYSTEM_NAMESPACE, IMAGE)
     assert _agent_args(member) == plain["spec"]["template"]["spec"]["containers"][0]["args"]
     assert all(not f for f in _flags(member).values()), _flags(member)
+    first = len(member.log)
+
+    assert await _join(clusters, "json") == f"cluster {MEMBER} is already joined"
+    assert all(f == ["--log-format=json"] for f in _flags(member).values()), _flags(member)
+    assert _agent_args(member)[-1] == "--log-format=json"
+    # only the agents' DaemonSet: their kubeconfig Secret stays as the first join wrote it
+    assert f"apply DaemonSet {linkside.AGENT}" in member.log[first:]
+    assert f"apply Secret {linkside.AGENT_KUBECONFIG}" not in member.log[first:]
+
+    assert await _join(clusters, "text") == f"cluster {MEMBER} is already joined"
+    assert all(not f for f in _flags(member).values()), _flags(member)
+    assert _agent_args(member) == plain["spec"]["template"]["spec"]["containers"][0]["args"]
