@@ -58,6 +58,17 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     )(f)
 
 
+def log_format_option(f: click.decorators.FC) -> click.decorators.FC:
+    """install's and join's ``--log-format``: what the Kosmos pods they create get."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(logs.FORMATS),
+        default="text",
+        show_default=True,
+        help="The components' logs: text, or one JSON object per line (their --log-format).",
+    )(f)
+
+
 @click.command()
 @namespace_option
 @click.option(
@@ -148,13 +159,7 @@ def timeout_option(f: click.decorators.FC) -> click.decorators.FC:
     help="Export every Service of host namespaces with this prefix to every member "
     "(the cluster-manager's --auto-mcs-prefix; repeatable).",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(logs.FORMATS),
-    default="text",
-    show_default=True,
-    help="The components' logs: text, or one JSON object per line (their --log-format).",
-)
+@log_format_option
 @click.option("--cni", default="calico", show_default=True, help="CNI of the host cluster.")
 @click.option(
     "--default-nic",

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from kosmos.api import names
+from kosmos.cli.install import log_format_option
 from kosmos.cli.invocation import CliContext, pass_cli
 from kosmos.ops.join import join_member, unjoin_member
 from kosmos.ops.manifests import parse_node_selector
@@ -97,6 +98,7 @@ def unjoin() -> None:
     metavar="KEY=VALUE,...",
     help="Labels the member's Kosmos pods (kosmos-coredns) select.",
 )
+@log_format_option
 @click.option(
     "--wait",
     "wait_seconds",
@@ -106,7 +108,11 @@ def unjoin() -> None:
 )
 @pass_cli
 def join_cluster(cli: CliContext, /, **flags: Any) -> None:
-    """Join a member cluster: checks first, then creates its Secret and Cluster."""
+    """Join a member cluster: checks first, then creates its Secret and Cluster.
+
+    Re-run with the same kubeconfig to converge the member's Kosmos pods (--version,
+    --image-repository, --log-format).
+    """
     options = _options(flags)
     kubeconfig = _flatten(Path(flags["member_kubeconfig"]).expanduser(), flags["member_context"])
     progress = Progress()
@@ -144,6 +150,7 @@ def _options(flags: dict[str, Any]) -> JoinOptions:
         version=flags["version"],
         mcs_dns=flags["mcs_dns"],
         node_selector=selector,
+        log_format=flags["log_format"],
     )
 
 

@@ -208,7 +208,7 @@ def _log_formatted(resource: object, body: Obj) -> Obj:
     """Deployments as install's ``install_objects`` writes them (the host agents' DaemonSet
     comes with it from :func:`kosmos.ops.hostlink.agent_daemonset`)."""
     if resource == DEPLOYMENTS:
-        return manifests.with_log_format(copy.deepcopy(body), SENTINELS)
+        return manifests.with_log_format(copy.deepcopy(body), SENTINELS.image, SENTINELS.log_format)
     return body
 
 

@@ -53,7 +53,7 @@ async def set_up(client: Client, options: InstallOptions, progress: Progress) ->
 def agent_daemonset(options: InstallOptions) -> Obj:
     """The host's agent DaemonSet as install applies it (the Helm chart renders this one)."""
     agents = linkside.daemonset(ROOT, options.namespace, options.image, in_cluster=True)
-    return annotated(with_log_format(agents, options), options)
+    return annotated(with_log_format(agents, options.image, options.log_format), options)
 
 
 async def wait(client: Client, options: InstallOptions, timeout: float, progress: Progress) -> None:

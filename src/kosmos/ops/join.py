@@ -5,7 +5,8 @@ credentials have the rights Kosmos needs, that Kosmos is installed, and that the
 validates (server-side dry run) — then creates the credentials Secret and the Cluster,
 rolling the Secret back if the Cluster cannot be created. The Secret is owned by the Cluster,
 so deleting the Cluster (unjoin) garbage-collects it. With ClusterLink the member's agents
-are set up too (:mod:`kosmos.ops.linkside`).
+are set up too (:mod:`kosmos.ops.linkside`). Re-running a join with the same credentials
+converges the member's Kosmos pods (image, ``--log-format``) and leaves the rest as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from kosmos.api.cluster import LeafModel
 from kosmos.api.objects import Obj
 from kosmos.api.resources import (
     CLUSTERS,
+    DAEMONSETS,
     LEASES,
     NAMESPACES,
     NODES,
@@ -69,7 +71,10 @@ async def join_member(
     await _check_installed(host)
     existing = await _existing(host, name)
     if existing is not None:
-        if same_credentials(existing, kubeconfig):
+        joined, credentials = existing
+        if same_credentials(credentials, kubeconfig):
+            if options.enable_link and _linked(joined):  # converge (an image, --log-format)
+                await _converge_agents(options, joined, kubeconfig, wait_seconds, progress)
             if options.enable_tree and options.in_cluster:  # converge (an upgrade, an image)
                 await _set_up_member_pods(
                     host, options, kubeconfig, wait_seconds, progress, joined=True
@@ -121,11 +126,49 @@ async def _set_up_link(
             repository=options.image_repository,
             version=options.version,
             progress=progress,
+            log_format=options.log_format,
             server=options.link_apiserver,
             wait_seconds=wait_seconds,
         )
     except linkside.LinkSetupFailed as exc:
         raise Refused(str(exc)) from exc
+
+
+def _linked(cluster: Obj) -> bool:
+    return bool((cluster.get("spec", {}).get("clusterLinkOptions") or {}).get("enable"))
+
+
+async def _converge_agents(
+    options: JoinOptions, cluster: Obj, kubeconfig: str, wait_seconds: int, progress: Progress
+) -> None:
+    """A linked member joined before: its agents' DaemonSet re-applied (image, ``--log-format``).
+
+    Only the DaemonSet, in the namespace the Cluster names (where their kubeconfig Secret
+    is): their identity and kubeconfig stay as the first join made them, so a re-run without
+    ``--link-apiserver`` cannot point working agents at an address their nodes do not reach.
+    A failure leaves the join as it is (nothing is rolled back)."""
+    name = options.name
+    namespace = cluster.get("spec", {}).get("namespace") or names.SYSTEM_NAMESPACE
+    image = linkside.image_of(options.image_repository, options.version)
+    body = linkside.member_daemonset(name, namespace, image, options.log_format)
+    member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
+    try:
+        await member.apply(DAEMONSETS, body, field_manager=FIELD_MANAGER, force=True)
+        progress(f"{name}: ClusterLink agents (DaemonSet {namespace}/{linkside.AGENT}) converged")
+        if wait_seconds > 0:
+            await rollout.wait(
+                member,
+                [(DAEMONSETS, namespace, linkside.AGENT)],
+                wait_seconds,
+                report=lambda why: progress(f"{name}: waiting for {why}"),
+            )
+    except (KubeError, rollout.RolloutFailed) as exc:
+        raise Refused(
+            f"cluster {name}: converging its ClusterLink agents failed ({exc}); "
+            "the join itself is unchanged: re-run it"
+        ) from exc
+    finally:
+        await member.close()
 
 
 async def _set_up_member_pods(
@@ -150,6 +193,7 @@ async def _set_up_member_pods(
             namespace=options.namespace,
             image=linkside.image_of(options.image_repository, options.version),
             placement=options.placement(),
+            log_format=options.log_format,
             progress=progress,
         )
         if options.mcs_dns:
@@ -161,6 +205,7 @@ async def _set_up_member_pods(
                 version=options.version,
                 placement=options.placement(),
                 annotations=dict(options.pod_annotations),
+                log_format=options.log_format,
                 wait_seconds=wait_seconds,
                 progress=progress,
             )
@@ -257,22 +302,22 @@ async def _check_installed(host: Client) -> None:
         raise Refused("Kosmos is not installed in the host: run `kosmosctl install` first") from exc
 
 
-async def _existing(host: Client, name: str) -> str | None:
-    """The kubeconfig a joined Cluster uses, or None when it is not joined."""
+async def _existing(host: Client, name: str) -> tuple[Obj, str] | None:
+    """A joined Cluster and the kubeconfig it uses, or None when it is not joined."""
     try:
         cluster = await host.get(CLUSTERS, name)
     except NotFound:
         return None
     spec = cluster.get("spec", {})
     if spec.get("kubeconfig"):
-        return base64.b64decode(spec["kubeconfig"]).decode()
+        return cluster, base64.b64decode(spec["kubeconfig"]).decode()
     ref = spec.get("kubeconfigSecretRef") or {}
     try:
         secret = await host.get(SECRETS, ref.get("name", ""), ref.get("namespace"))
     except NotFound:
-        return ""
+        return cluster, ""
     data = secret.get("data", {}).get(ref.get("key", names.KUBECONFIG_SECRET_KEY), "")
-    return base64.b64decode(data).decode()
+    return cluster, base64.b64decode(data).decode()
 
 
 async def _create(host: Client, cluster: Obj, kubeconfig: str, progress: Progress) -> None:

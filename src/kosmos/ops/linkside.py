@@ -44,6 +44,7 @@ from kosmos.ops.manifests import (
     PART_OF,
     default_version,
     labels,
+    with_log_format,
 )
 from kosmos.ops.progress import Progress
 
@@ -105,13 +106,20 @@ def agent_kubeconfig(server: str, ca: bytes, token: str, cluster: str) -> str:
     return with_token(server, ca, token, user=account(cluster), cluster=host, context=host)
 
 
-def member_objects(cluster: str, namespace: str, kubeconfig: str, image: str) -> list[Planned]:
+def member_objects(
+    cluster: str, namespace: str, kubeconfig: str, image: str, log_format: str
+) -> list[Planned]:
     meta = build.metadata(AGENT_KUBECONFIG, _labels(cluster), namespace)
     return [
         (NAMESPACES, build.namespace(namespace, labels(PART_OF))),
         (SECRETS, build.secret(meta, string_data={"kubeconfig": kubeconfig})),
-        (DAEMONSETS, daemonset(cluster, namespace, image)),
+        (DAEMONSETS, member_daemonset(cluster, namespace, image, log_format)),
     ]
+
+
+def member_daemonset(cluster: str, namespace: str, image: str, log_format: str) -> Obj:
+    """A member's agents with join's ``--log-format`` (the host's: ``hostlink``)."""
+    return with_log_format(daemonset(cluster, namespace, image), image, log_format)
 
 
 def daemonset(cluster: str, namespace: str, image: str, *, in_cluster: bool = False) -> Obj:
@@ -225,6 +233,7 @@ async def join(
     namespace: str,
     repository: str | None,
     progress: Progress,
+    log_format: str,
     server: str | None = None,
     version: str | None = None,
     wait_seconds: float = 0,
@@ -249,6 +258,7 @@ async def join(
             image=image_of(repository, version),
             key_secrets=key_secrets(obj),
             progress=progress,
+            log_format=log_format,
             server=server,
         )
         if wait_seconds > 0:
@@ -317,6 +327,7 @@ async def set_up(
     image: str,
     key_secrets: list[str],
     progress: Progress,
+    log_format: str,
     server: str | None = None,
 ) -> None:
     """Host-side identity and member-side agents of one member (idempotent)."""
@@ -327,7 +338,7 @@ async def set_up(
         await host.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
     token, ca = await _token(host, cluster)
     kubeconfig = agent_kubeconfig(server or host.config.server, ca, token, cluster)
-    for resource, body in member_objects(cluster, namespace, kubeconfig, image):
+    for resource, body in member_objects(cluster, namespace, kubeconfig, image, log_format):
         if resource == NAMESPACES and await applier.get_or_none(member, NAMESPACES, namespace):
             continue  # not ours: it stays unlabelled, so unjoin leaves it
         await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)

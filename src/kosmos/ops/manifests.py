@@ -433,18 +433,20 @@ def install_objects(options: InstallOptions) -> list[Planned]:
     if options.enable_mcs_dns:
         out.extend(mcs_dns_objects(options))
     out.append(root_cluster(options))
-    return [(r, with_log_format(b, options) if r == DEPLOYMENTS else b) for r, b in out]
+    fmt = options.log_format
+    return [(r, with_log_format(b, options.image, fmt) if r == DEPLOYMENTS else b) for r, b in out]
 
 
-def with_log_format(workload: Obj, options: InstallOptions) -> Obj:
-    """``--log-format`` on each container that runs a Kosmos component (the Kosmos image);
-    CoreDNS and kube-scheduler keep their own logs."""
-    if options.log_format == "text":
+def with_log_format(workload: Obj, image: str, log_format: str) -> Obj:
+    """``--log-format`` on each container that runs a Kosmos component (``image``, the Kosmos
+    image); CoreDNS and kube-scheduler keep their own logs. One helper for install's host
+    workloads and join's member ones, so both write the flag the same way."""
+    if log_format == "text":
         return workload
     pod = workload["spec"]["template"]["spec"]
     for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
-        if container.get("image") == options.image and container.get("args"):
-            container["args"] = [*container["args"], f"--log-format={options.log_format}"]
+        if container.get("image") == image and container.get("args"):
+            container["args"] = [*container["args"], f"--log-format={log_format}"]
     return workload
 
 

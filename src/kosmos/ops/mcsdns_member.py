@@ -19,6 +19,7 @@ from kosmos.ops.manifests import (
     FIELD_MANAGER,
     default_version,
     labels,
+    with_log_format,
 )
 from kosmos.ops.progress import Progress
 
@@ -41,16 +42,19 @@ async def set_up(
     version: str | None,
     placement: Obj,
     annotations: dict[str, str],
+    log_format: str,
     wait_seconds: float,
     progress: Progress,
 ) -> None:
     """kosmos-coredns and the cluster DNS stanza in one member prepared by
-    ``probeside.prepare_member`` (the MCS CRDs and the namespace; idempotent)."""
+    ``probeside.prepare_member`` (the MCS CRDs and the namespace; idempotent). The zone
+    writer gets join's ``--log-format``; CoreDNS keeps its own logs."""
     image, coredns_image = images(repository, version)
     for resource, body in mcsdns.objects(namespace, image, coredns_image, labels, placement):
         if resource == DEPLOYMENTS and annotations:
             body["spec"]["template"]["metadata"]["annotations"] = annotations
-        await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
+        logged = with_log_format(body, image, log_format) if resource == DEPLOYMENTS else body
+        await member.apply(resource, logged, field_manager=FIELD_MANAGER, force=True)
     if wait_seconds > 0:
         await rollout.wait(
             member,

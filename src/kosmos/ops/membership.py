@@ -104,6 +104,9 @@ class JoinOptions:
     tolerations: tuple[dict[str, str], ...] = ()
     #: Annotations of the member's Kosmos pod templates (a change rolls the pods).
     pod_annotations: tuple[tuple[str, str], ...] = ()
+    #: The member's Kosmos components' ``--log-format`` (agents, endpoint prober, zone
+    #: writer), as install's is the host's; text adds no flag.
+    log_format: Literal["text", "json"] = "text"
 
     def placement(self) -> dict[str, Any]:
         """What the member's Kosmos pods get to land where the options say."""

@@ -28,7 +28,14 @@ from kosmos.kube.client import Client
 from kosmos.kube.errors import KubeError, NotFound
 from kosmos.ops import apply as applier
 from kosmos.ops import linkside
-from kosmos.ops.manifests import FIELD_MANAGER, PART_OF, PROBE, labels, probe_objects
+from kosmos.ops.manifests import (
+    FIELD_MANAGER,
+    PART_OF,
+    PROBE,
+    labels,
+    probe_objects,
+    with_log_format,
+)
 from kosmos.ops.progress import Progress
 
 CRD_TIMEOUT = 60.0
@@ -60,11 +67,20 @@ async def prepare_member(member: Client, namespace: str) -> None:
 
 
 async def set_up(
-    member: Client, cluster: str, *, namespace: str, image: str, placement: Obj, progress: Progress
+    member: Client,
+    cluster: str,
+    *,
+    namespace: str,
+    image: str,
+    placement: Obj,
+    log_format: str,
+    progress: Progress,
 ) -> None:
-    """The prober in a member prepared by ``prepare_member`` (idempotent)."""
+    """The prober in a member prepared by ``prepare_member`` (idempotent; its ``--log-format``
+    is join's, as install gives the host's prober install's)."""
     for resource, body in probe_objects(namespace, image, placement):
-        await member.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
+        logged = with_log_format(body, image, log_format) if resource == DEPLOYMENTS else body
+        await member.apply(resource, logged, field_manager=FIELD_MANAGER, force=True)
     progress(f"{cluster}: endpoint prober (Deployment {namespace}/{PROBE}) set up in the member")
 
 

@@ -133,3 +133,29 @@ def test_install_log_format_reaches_the_install_options(monkeypatch):
         assert seen.pop() == expected
     result = CliRunner().invoke(cli, ["install", "--log-format", "xml"])
     assert result.exit_code == 2
+
+
+def test_join_log_format_reaches_the_join_options(monkeypatch, tmp_path):
+    from kosmos.cli import join as join_command
+
+    member = tmp_path / "member.yaml"
+    member.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: m\n"
+        "clusters: [{name: m, cluster: {server: 'https://m:6443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: m, context: {cluster: m, user: u}}]\n"
+    )
+    seen = []
+
+    async def record(hosts, options, kubeconfig, wait_seconds, progress):
+        seen.append(options.log_format)
+        return "recorded"
+
+    monkeypatch.setattr(join_command, "join_member", record)
+    base = ["join", "cluster", "--name", "m1", "--kubeconfig", str(member)]
+    for args, expected in (([], "text"), (["--log-format", "json"], "json")):
+        result = CliRunner().invoke(cli, [*base, *args])
+        assert result.exit_code == 0, result.output
+        assert seen.pop() == expected
+    result = CliRunner().invoke(cli, [*base, "--log-format", "xml"])
+    assert result.exit_code == 2 and not seen

@@ -7,7 +7,8 @@ from typing import Any
 
 from kosmos.api import link
 from kosmos.api.resources import CLUSTERROLES
-from kosmos.ops import linkside
+from kosmos.ops import hostlink, linkside
+from kosmos.ops.manifests import InstallOptions
 from tests.unit.netdoctor.fakes import FakeCluster
 
 
@@ -34,6 +35,21 @@ def test_host_agents_use_their_service_account_and_no_kubeconfig():
     assert [v["name"] for v in pod["volumes"]] == ["xtables-lock", "modules"]
     assert [m["name"] for m in container["volumeMounts"]] == ["xtables-lock", "modules"]
     assert pod["hostNetwork"] is True
+
+
+def test_member_agents_take_joins_log_format_and_the_hosts_keep_installs():
+    def args(body: Any) -> list[str]:
+        return body["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    plain = linkside.daemonset("c1", "kosmos-system", "img")
+    assert linkside.member_daemonset("c1", "kosmos-system", "img", "text") == plain
+    logged = linkside.member_daemonset("c1", "kosmos-system", "img", "json")
+    assert args(logged) == [*args(plain), "--log-format=json"]
+    (_, _, (_, agents)) = linkside.member_objects("c1", "kosmos-system", "kc", "img", "json")
+    assert agents == logged
+    for log_format, extra in (("text", []), ("json", ["--log-format=json"])):
+        host = hostlink.agent_daemonset(InstallOptions(log_format=log_format))
+        assert args(host) == ["agent", f"--health-port={linkside.HEALTH_PORT}", *extra]
 
 
 def test_the_shared_role_carries_no_cluster_label_and_the_rest_do():
