@@ -155,13 +155,8 @@ async def _converge_agents(
     try:
         await member.apply(DAEMONSETS, body, field_manager=FIELD_MANAGER, force=True)
         progress(f"{name}: ClusterLink agents (DaemonSet {namespace}/{linkside.AGENT}) converged")
-        if wait_seconds > 0:
-            await rollout.wait(
-                member,
-                [(DAEMONSETS, namespace, linkside.AGENT)],
-                wait_seconds,
-                report=lambda why: progress(f"{name}: waiting for {why}"),
-            )
+        agents: list[rollout.Workload] = [(DAEMONSETS, namespace, linkside.AGENT)]
+        await rollout.wait_in(member, name, agents, wait_seconds, progress)
     except (KubeError, rollout.RolloutFailed) as exc:
         raise Refused(
             f"cluster {name}: converging its ClusterLink agents failed ({exc}); "

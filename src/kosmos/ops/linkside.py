@@ -261,14 +261,8 @@ async def join(
             log_format=log_format,
             server=server,
         )
-        if wait_seconds > 0:
-            progress(f"{cluster}: waiting for the agents' pods to be Ready")
-            await rollout.wait(
-                member,
-                [(DAEMONSETS, namespace, AGENT)],
-                wait_seconds,
-                report=lambda why: progress(f"{cluster}: waiting for {why}"),
-            )
+        agents: list[rollout.Workload] = [(DAEMONSETS, namespace, AGENT)]
+        await rollout.wait_in(member, cluster, agents, wait_seconds, progress)
     except (KubeError, TimeoutError, applier.WaitTimeout, rollout.RolloutFailed) as exc:
         with contextlib.suppress(KubeError):
             await tear_down(host, member, obj_or_name(cluster, namespace), progress)

@@ -55,13 +55,8 @@ async def set_up(
             body["spec"]["template"]["metadata"]["annotations"] = annotations
         logged = with_log_format(body, image, log_format) if resource == DEPLOYMENTS else body
         await member.apply(resource, logged, field_manager=FIELD_MANAGER, force=True)
-    if wait_seconds > 0:
-        await rollout.wait(
-            member,
-            [(DEPLOYMENTS, namespace, mcsdns.NAME)],
-            wait_seconds,
-            report=lambda why: progress(f"{cluster}: waiting for {why}"),
-        )
+    coredns: list[rollout.Workload] = [(DEPLOYMENTS, namespace, mcsdns.NAME)]
+    await rollout.wait_in(member, cluster, coredns, wait_seconds, progress)
     await mcsdns.wire(member, namespace, cluster, progress)
     progress(f"{cluster}: {mcsdns.NAME} set up in the member")
 

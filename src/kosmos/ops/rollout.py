@@ -211,6 +211,24 @@ async def _unready_logs(client: Client, workloads: list[Workload]) -> str:
     return ""
 
 
+async def wait_in(
+    client: Client,
+    cluster: str,
+    workloads: list[Workload],
+    wait_seconds: float,
+    progress: Callable[[str], None],
+) -> None:
+    """:func:`wait` as join's steps run it: nothing with ``--wait 0``, progress named by the
+    cluster it waits in."""
+    if wait_seconds > 0:
+        await wait(
+            client,
+            workloads,
+            wait_seconds,
+            report=lambda why: progress(f"{cluster}: waiting for {why}"),
+        )
+
+
 async def wait_namespace(
     client: Client, namespace: str, timeout: float, report: Callable[[str], None] | None = None
 ) -> None:
