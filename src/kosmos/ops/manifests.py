@@ -433,17 +433,17 @@ def install_objects(options: InstallOptions) -> list[Planned]:
     if options.enable_mcs_dns:
         out.extend(mcs_dns_objects(options))
     out.append(root_cluster(options))
-    fmt = options.log_format
-    return [(r, with_log_format(b, options.image, fmt) if r == DEPLOYMENTS else b) for r, b in out]
+    return [(r, with_log_format(b, options.image, options.log_format)) for r, b in out]
 
 
 def with_log_format(workload: Obj, image: str, log_format: str) -> Obj:
     """``--log-format`` on each container that runs a Kosmos component (``image``, the Kosmos
     image); CoreDNS and kube-scheduler keep their own logs. One helper for install's host
     workloads and join's member ones, so both write the flag the same way."""
-    if log_format == "text":
-        return workload
-    pod = workload["spec"]["template"]["spec"]
+    template = (workload.get("spec") or {}).get("template")
+    if log_format == "text" or not template:
+        return workload  # text adds no flag; an object without pods has nothing to flag
+    pod = template["spec"]
     for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
         if container.get("image") == image and container.get("args"):
             container["args"] = [*container["args"], f"--log-format={log_format}"]

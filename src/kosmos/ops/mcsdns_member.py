@@ -53,7 +53,7 @@ async def set_up(
     for resource, body in mcsdns.objects(namespace, image, coredns_image, labels, placement):
         if resource == DEPLOYMENTS and annotations:
             body["spec"]["template"]["metadata"]["annotations"] = annotations
-        logged = with_log_format(body, image, log_format) if resource == DEPLOYMENTS else body
+        logged = with_log_format(body, image, log_format)
         await member.apply(resource, logged, field_manager=FIELD_MANAGER, force=True)
     coredns: list[rollout.Workload] = [(DEPLOYMENTS, namespace, mcsdns.NAME)]
     await rollout.wait_in(member, cluster, coredns, wait_seconds, progress)

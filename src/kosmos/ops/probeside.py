@@ -79,7 +79,7 @@ async def set_up(
     """The prober in a member prepared by ``prepare_member`` (idempotent; its ``--log-format``
     is join's, as install gives the host's prober install's)."""
     for resource, body in probe_objects(namespace, image, placement):
-        logged = with_log_format(body, image, log_format) if resource == DEPLOYMENTS else body
+        logged = with_log_format(body, image, log_format)
         await member.apply(resource, logged, field_manager=FIELD_MANAGER, force=True)
     progress(f"{cluster}: endpoint prober (Deployment {namespace}/{PROBE}) set up in the member")
 
