@@ -193,6 +193,32 @@ class LeafWatch:
         return worst
 
 
+def _complete(kind: str, item: dict[str, Any]) -> bool:
+    """The workload's last rollout finished: every replica updated and available, none old."""
+    status = item.get("status") or {}
+    if status.get("observedGeneration", 0) < item["metadata"]["generation"]:
+        return False
+    if kind == "deployments":
+        replicas = item["spec"].get("replicas", 1)
+        counts = ("updatedReplicas", "availableReplicas", "replicas")
+        return all(status.get(k, 0) == replicas for k in counts)
+    desired = status.get("desiredNumberScheduled")
+    return status.get("updatedNumberScheduled") == desired == status.get("numberAvailable")
+
+
+def _settled(kubectl: Kubectl) -> bool:
+    """No rollout in flight in the cluster and no pod going away.
+
+    A join edits the member's CoreDNS (the kosmos zone), so its Deployment may still be
+    replacing pods when the app runs; a snapshot then would count a pod on its way out.
+    """
+    for kind in ("deployments", "daemonsets"):
+        if not all(_complete(kind, item) for item in get(kubectl, kind, "-A")["items"]):
+            return False
+    pods = get(kubectl, "pods", "-A")["items"]
+    return not any(p["metadata"].get("deletionTimestamp") for p in pods)
+
+
 def _rolled(host: Kubectl) -> bool:
     """Every Kosmos Deployment and DaemonSet of the host runs this release's image only."""
     want = images.KOSMOS_REF
@@ -200,19 +226,7 @@ def _rolled(host: Kubectl) -> bool:
         for item in get(host, kind, "-n", SYSTEM)["items"]:
             containers = item["spec"]["template"]["spec"]["containers"]
             ours = [c for c in containers if c["image"].rsplit(":", 1)[0].endswith("/kosmos")]
-            if any(c["image"] != want for c in ours):
-                return False
-            status = item.get("status") or {}
-            if status.get("observedGeneration", 0) < item["metadata"]["generation"]:
-                return False
-            if kind == "deployments":
-                replicas = item["spec"].get("replicas", 1)
-                counts = ("updatedReplicas", "availableReplicas", "replicas")
-                if any(status.get(k, 0) != replicas for k in counts):
-                    return False
-            elif status.get("updatedNumberScheduled") != status.get("desiredNumberScheduled") or (
-                status.get("numberAvailable") != status.get("desiredNumberScheduled")
-            ):
+            if any(c["image"] != want for c in ours) or not _complete(kind, item):
                 return False
     pods = get(host, "pods", "-n", SYSTEM)["items"]
     old = [
@@ -232,6 +246,8 @@ def _upgrade(env: UpgradeEnv, upgrade: Any) -> None:
     """Run ``upgrade`` with pods on the leaf and check what it must keep."""
     host = env.kubectl()
     wait_for(lambda: _ready(host), 180, f"leaf {LEAF} Ready")
+    member = env.kubectl(MEMBER)
+    wait_for(lambda: _settled(member), 180, f"no rollout in flight in {MEMBER}")
     before = Snapshot.take(env)
     assert len(before.app) >= 2, before.app
     watch = LeafWatch(env.kubectl())
