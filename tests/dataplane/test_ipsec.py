@@ -3,7 +3,8 @@
 The scenarios every backend shares are in ``test_tunnels.py``. Here: the status names NAT
 traversal and the traffic selectors, a removed tunnel takes its SAs with it, the key shows
 nowhere, a killed charon is restarted and its kernel leftovers scrubbed (libipsec and xfrm
-modes), CHILD SAs rekey without losing packets, and throughput matches a hand-built charon.
+modes), ``auto`` picks the backend this kernel can run, CHILD SAs rekey without losing
+packets, and throughput matches a hand-built charon.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import signal
 
 import pytest
 
-from kosmos.net.ipsec import StrongSwan
+from kosmos.net.ipsec import StrongSwan, choose_backend
 from kosmos.net.tunnels import InvalidTunnel, TunnelError
 from tests.dataplane.probes import command_lines, iperf3, received, snapshot
 from tests.dataplane.testbed import ip, ping
@@ -130,6 +131,19 @@ async def test_kernel_backend_leftovers_are_scrubbed_after_a_kill(ends: Ends) ->
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_auto_takes_libipsec_on_a_kernel_without_esp_and_leaves_no_state(
+    ends: Ends,
+) -> None:
+    """The agent's default ``--ipsec-backend auto`` asks the kernel with one ESP state; this
+    machine's kernel has no ESP (its xfrm takes policies, not ESP states), so the answer is
+    userspace ESP, and the probe leaves nothing in the node's xfrm tables."""
+    node_a = ends.bed.node_ns(ends.nodes[0])
+    before = snapshot(node_a)
+    assert await choose_backend("auto", node_a) == "libipsec"
+    assert snapshot(node_a) == before  # xfrm policies and states included
+    assert await choose_backend("kernel", node_a) == "kernel"  # asked for, not probed
 
 
 async def test_child_sas_rekey_without_losing_traffic(ends: Ends) -> None:

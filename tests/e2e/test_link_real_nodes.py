@@ -2,13 +2,14 @@
 installs them (a DaemonSet of our image), on the real nodes of ``kosmosctl local up``.
 
 Two environments, one after the other (same ports), each with Kosmos not set up and its own
-state dir: ``--real-nodes 2`` for p2p, gateway and unjoin, ``--real-nodes 1 --overlap`` for
-global IPs. Each installs the CRDs, runs the network-manager as a local process and joins
-both members with ClusterLink only. The members' real nodes are on two cluster networks
-joined by the local environment's underlay; the agents find flannel's pod CIDR, take the
-node's ``eth0`` as tunnel NIC and elect one real node as their cluster's gateway (the kwok
-nodes' agent pods are not real and never report). Pods are bound to real nodes by name; in
-gateway mode to the node that is not the gateway, so traffic takes the hop to it.
+state dir: ``--real-nodes 2`` for p2p, gateway, unjoin and IPsec between elastic IPs,
+``--real-nodes 1 --overlap`` for global IPs. Each installs the CRDs, runs the
+network-manager as a local process and joins both members with ClusterLink only. The members' real
+nodes are on two cluster networks joined by the local environment's underlay; the agents
+find flannel's pod CIDR, take the node's ``eth0`` as tunnel NIC and elect one real node as
+their cluster's gateway (the kwok nodes' agent pods are not real and never report). Pods are
+bound to real nodes by name; in gateway mode to the node that is not the gateway, so traffic
+takes the hop to it.
 
 UDP: busybox's ``nc`` has no UDP mode, so the UDP server and client run ``python3`` from
 the Kosmos image (imported on every real node).
@@ -16,11 +17,13 @@ the Kosmos image (imported on every real node).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ipaddress
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,9 +36,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from kosmos.local import components
 from kosmos.local.images import HTTP_REF, KOSMOS_REF, SHELL_REF
 from kosmos.local.kubectl import Kubectl, KubectlError
+from kosmos.local.nodes.network import BRIDGE_UPLINK
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from kosmos.local.nodes.plan import network as network_of
 from kosmos.local.topology import Options, plan
+from tests.dataplane.probes import Capture
 from tests.e2e.conftest import PORT_BASE, ContextKubectl, exports, kosmosctl
 from tests.fixtures.realpods import real_pod
 from tests.support import apply, get, wait_for
@@ -45,6 +50,9 @@ LINK_PORT_BASE = PORT_BASE + 50
 ROOT = Path(__file__).parents[2]
 REPOSITORY = "docker.io/kosmos"
 UDP_PORT = 9000
+AGENT_SELECTOR = "app.kubernetes.io/name=kosmos-agent"
+#: the agent's --run-dir default (kosmos.clusterlink.agent.app)
+AGENT_RUN_DIR = "/var/lib/kosmos-agent"
 #: cluster -> the global CIDR other clusters see its pod CIDR as (overlap scenario)
 GLOBAL = {"cluster1": "10.71.0.0/16", "cluster2": "10.72.0.0/16"}
 UDP_SERVER = (
@@ -70,6 +78,7 @@ class LinkedReal:
     kubeconfig: Path
     kubectl_binary: Path
     options: Options
+    manager_log: Path
     #: takes the environment down now rather than at the end of the module
     close: Callable[[], None] = lambda: None
 
@@ -104,7 +113,7 @@ class LinkedReal:
         gateway = wait_for(lambda: self.gateway(cluster), 60, f"{cluster}'s gateway")
         return next(n for n in nodes if n != gateway)
 
-    def join(self, cluster: str, network_type: str) -> None:
+    def join(self, cluster: str, network_type: str, *extra: str) -> None:
         host = plan(self.options)[0]
         relay = network_of(host).apiserver
         self.kosmosctl(
@@ -113,7 +122,7 @@ class LinkedReal:
             "--kubeconfig", str(self.state_kubeconfig(cluster)),
             "--enable-link", "--cni", "flannel", "--ip-family", "ipv4",
             "--network-type", network_type, "--image-repository", REPOSITORY,
-            "--link-apiserver", relay, "--wait", "0",
+            "--link-apiserver", relay, "--wait", "0", *extra,
         )  # fmt: skip
 
     def state_kubeconfig(self, cluster: str) -> Path:
@@ -160,13 +169,14 @@ def _bring_up(tmp: Path, options: Options) -> Iterator[LinkedReal]:
             Path(found["KUBECONFIG"]),
             Path(found["PATH"].split(":")[0]) / "kubectl",
             options,
+            tmp / "network-manager.log",
         )
         host = linked.kubectl("host")
         host.run("apply", "--server-side", "-f", str(ROOT / "deploy" / "crds"))
         host.run("create", "namespace", "kosmos-system")
         ports = components.Ports.for_base(options.port_base)
         command = components.network_manager_command(linked.state_kubeconfig("host"), ports)
-        with (tmp / "network-manager.log").open("wb") as log:
+        with linked.manager_log.open("wb") as log:
             manager = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         yield linked
     finally:
@@ -345,6 +355,121 @@ def test_unjoin_leaves_no_link_state_on_the_nodes(linked: LinkedReal) -> None:
     for name, cluster in netns.items():
         wait_for(lambda n=name: _link_state(n) == empty, 30, f"{cluster}'s node {name} clean",
                  interval=1)  # fmt: skip
+
+
+# --- docs/tutorials/ipsec-network.md -------------------------------------------------------
+
+
+def _internal_ip(kubectl: Kubectl, node: str) -> str:
+    path = '{.status.addresses[?(@.type=="InternalIP")].address}'
+    return str(kubectl.run("get", "node", node, "-o", f"jsonpath={path}")).split()[0]
+
+
+def _ipsec_tunnels(host: Kubectl, name: str) -> list[dict[str, Any]]:
+    try:
+        spec = get(host, "nodeconfig", name).get("spec") or {}
+    except KubectlError:
+        return []
+    return [t for t in spec.get("tunnels") or [] if t.get("type") == "ipsec"]
+
+
+def _sas(kubectl: Kubectl, node: str) -> str:
+    """``swanctl --list-sas`` in the agent pod of ``node``, as the tutorial's debugging step."""
+    pods = kubectl.run("get", "pods", "-n", "kosmos-system", "-l", AGENT_SELECTOR,
+                       "--field-selector", f"spec.nodeName={node}", "-o", "name")  # fmt: skip
+    argv = ["swanctl", "--list-sas", "--uri", f"unix://{AGENT_RUN_DIR}/ipsec/charon.vici"]
+    return str(kubectl.run("exec", "-n", "kosmos-system", pods.split()[0], "--", *argv))
+
+
+def test_gateways_with_elastic_ips_carry_the_clusters_pod_traffic_over_ipsec(
+    linked: LinkedReal, tmp_path: Path
+) -> None:
+    """docs/tutorials/ipsec-network.md on real nodes, with the agents ``join`` installs.
+
+    The environment has no public addresses: each cluster's first real node names its own
+    underlay address as its elastic IP, which is all the tutorial's steps need. The agents
+    run with their default ``--ipsec-backend auto``; this kernel has no ESP, so they take
+    libipsec by themselves.
+    """
+    host = linked.kubectl("host")
+    elastic: dict[str, tuple[str, str]] = {}
+    for cluster in ("cluster1", "cluster2"):
+        node = linked.nodes(cluster)[0]
+        ip = _internal_ip(linked.kubectl(cluster), node)
+        elastic[cluster] = (node, ip)
+        if host.ok("get", "cluster", cluster):
+            linked.patch_link(cluster, {"networkType": "gateway", "nodeElasticIPMap": {node: ip}})
+        else:
+            linked.join(cluster, "gateway", "--node-elastic-ip", f"{node}={ip}")
+    (gw1, ip1), ip2 = elastic["cluster1"], elastic["cluster2"][1]
+    # 1. only the nodes with elastic IPs compete for the gateways
+    for cluster, (node, _) in elastic.items():
+        wait_for(lambda c=cluster, n=node: linked.gateway(c) == n, 90, f"{cluster}-{node} gateway")
+    # 2. an IPsec tunnel between them instead of a VXLAN route
+    tunnels = wait_for(lambda: _ipsec_tunnels(host, f"cluster1-{gw1}"), 60, "an IPsec tunnel")
+    assert [t["remoteAddress"] for t in tunnels] == [ip2], tunnels
+    assert tunnels[0]["keySecretRef"]["name"] == "clusterlink-tunnel-key"
+    routes = get(host, "nodeconfig", f"cluster1-{gw1}")["spec"].get("routes") or []
+    assert not [r for r in routes if r["dev"] == "vx-bridge"], routes
+    # 3. the key: a Secret of the host, in no object, Event or log
+    secret = get(host, "secret", "-n", "kosmos-system", "clusterlink-tunnel-key")
+    linked.wait_applied(["cluster1", "cluster2"])
+    # 4. traffic: pods reach pods (internal nodes through their gateways); what leaves
+    # cluster1's network for the other cluster is IKE and ESP between the elastic IPs and
+    # nothing in the clear. cluster1's network is a bridge whose port "wan" leads to the
+    # underlay's router: only what leaves or enters the network crosses it (a gateway's
+    # decrypted packets to its own nodes do not).
+    servers = _servers(linked.kubectl("cluster2"), linked.placement("cluster2", "gateway"), "ips")
+    client = _client(linked.kubectl("cluster1"), linked.placement("cluster1", "gateway"), "ips")
+    uplink = network_of(next(c for c in plan(linked.options) if c.name == "cluster1"))
+    capture = Capture(uplink.netns, tmp_path / "uplink.pcap", interface=BRIDGE_UPLINK)
+    try:
+        answers = client.reaches(f"http://{servers.http_ip}:8080/", servers.udp_ip)
+        for _ in range(5):
+            client.http(f"http://{servers.http_ip}:8080/")
+    finally:
+        time.sleep(0.5)
+        capture.stop()
+    assert answers == ("http-ips", "udp udp-ips ping")
+    lines = capture.lines()
+    others = {_internal_ip(linked.kubectl("cluster2"), n) for n in linked.nodes("cluster2")}
+    tunnel = [line for line in lines if ip1 in line and ip2 in line and _is_ike_or_esp(line)]
+    plain = [
+        line
+        for line in lines
+        if line not in tunnel
+        and any(needle in line for needle in (*others, servers.http_ip, servers.udp_ip))
+    ]
+    print(f"between the clusters: {len(lines)} packets, {len(tunnel)} IKE/ESP, {len(plain)} clear")
+    assert len(tunnel) > 10, f"ESP/NAT-T between {ip1} and {ip2}: {len(tunnel)} packets"
+    assert not plain, "in the clear between the clusters:\n" + "\n".join(plain[:10])
+    sas = _sas(linked.kubectl("cluster1"), gw1)
+    assert "ESTABLISHED" in sas and "INSTALLED" in sas, sas
+    _assert_key_nowhere(linked, secret)
+
+
+def _is_ike_or_esp(line: str) -> bool:
+    return "ESP" in line or ".4500" in line or ".500 " in line or ".500:" in line
+
+
+def _assert_key_nowhere(linked: LinkedReal, secret: dict[str, Any]) -> None:
+    master = base64.b64decode(secret["data"]["psk"])
+    needles = {master.hex(), secret["data"]["psk"], base64.b64encode(master).decode()}
+    host = linked.kubectl("host")
+    haystacks = {
+        kind: host.run("get", kind, "-o", "json")
+        for kind in ("nodeconfigs", "clusternodes", "clusters")
+    }
+    haystacks["network-manager log"] = linked.manager_log.read_text(errors="replace")
+    for context in ("host", "cluster1", "cluster2"):
+        kubectl = linked.kubectl(context)
+        haystacks[f"{context} Events"] = kubectl.run("get", "events", "-A", "-o", "json")
+        if context != "host":
+            haystacks[f"{context} agent logs"] = kubectl.run(
+                "logs", "-n", "kosmos-system", "-l", AGENT_SELECTOR, "--tail=-1", "--prefix"
+            )
+    for where, text in haystacks.items():
+        assert not [n for n in needles if n in text], f"the tunnel master key appears in {where}"
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ DOCS = ROOT / "docs"
 TUTORIALS = DOCS / "tutorials"
 #: Tutorials whose steps no e2e test replays yet: named tests of other tiers back them. A page
 #: leaves this set when an e2e test of its steps exists (the test below insists).
-WITHOUT_E2E = frozenset({"ipsec-network.md"})
+WITHOUT_E2E: frozenset[str] = frozenset()
 
 LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 EXTERNAL = re.compile(r"\]\((https?://[^)\s]+)\)|<(https?://[^>\s]+)>")

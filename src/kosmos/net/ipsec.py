@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import vici
 
-from kosmos.net.procns import Daemon, address_in, addresses, ip, wait_ready
+from kosmos.net.procns import Daemon, address_in, addresses, daemon_home, ip, wait_ready
 from kosmos.net.tunnels import (
     RULE_PRIORITY,
     TABLE,
@@ -41,6 +41,8 @@ from kosmos.net.tunnels import (
 log = logging.getLogger(__name__)
 
 Backend = Literal["kernel", "libipsec"]
+#: what the agent is told: a backend, or ``auto`` (the kernel's if it holds our ESP SAs)
+BackendChoice = Literal["auto", "kernel", "libipsec"]
 CHARON = Path("/usr/lib/ipsec/charon")
 # AES-GCM and ECDH P-256 through the openssl plugin; libipsec does AES-GCM too (measured).
 DEFAULT_IKE_PROPOSAL = "aes256gcm16-prfsha256-ecp256"
@@ -49,6 +51,37 @@ DEFAULT_ESP_PROPOSAL = "aes256gcm16-ecp256"
 PLUGINS = ("random", "nonce", "openssl", "kdf", "kernel-netlink", "socket-default", "vici")
 SOCKET_PATH_MAX = 107
 Message = dict[str, Any]
+
+
+#: the ESP state :func:`kernel_has_esp` adds and deletes: documentation addresses (RFC 5737),
+#: which no tunnel uses, so it can collide with no SA of charon's
+_PROBE_SA = ("src", "198.51.100.1", "dst", "198.51.100.2", "proto", "esp", "spi", "0x4b05")
+#: AES-GCM-256 with a 128-bit ICV, the cipher of DEFAULT_ESP_PROPOSAL: 32 key + 4 salt bytes
+_PROBE_AEAD = ("aead", "rfc4106(gcm(aes))", "0x" + "00" * 36, "128")
+
+
+async def kernel_has_esp(netns: str | None) -> bool:
+    """Whether this kernel can hold the ESP SAs our proposal needs (xfrm with AES-GCM).
+
+    A kernel without ESP lets IKE come up and then fails every CHILD SA ("unable to add SAD
+    entry"), so the agent asks first: it adds one state no policy points at and deletes it.
+    Loading the ``esp4``/GCM modules on demand is the kernel's job; where that is refused
+    (no module, no ``modprobe``) the answer is no.
+    """
+    try:
+        await ip(netns, "xfrm", "state", "add", *_PROBE_SA, "mode", "tunnel", *_PROBE_AEAD)
+    except TunnelError as exc:
+        log.info("the kernel holds no ESP SA with AES-GCM: %s", exc)
+        return False
+    await ip(netns, "xfrm", "state", "delete", *_PROBE_SA, check=False)
+    return True
+
+
+async def choose_backend(choice: BackendChoice, netns: str | None) -> Backend:
+    """``auto``: the kernel's xfrm where the kernel has ESP, else userspace ESP (libipsec)."""
+    if choice != "auto":
+        return choice
+    return "kernel" if await kernel_has_esp(netns) else "libipsec"
 
 
 @dataclass(frozen=True)
@@ -269,7 +302,7 @@ class StrongSwan:
         start_timeout: float = 10.0,
     ) -> None:
         self.netns = netns
-        self.run_dir = run_dir.absolute()
+        self.run_dir = daemon_home(run_dir)
         self.settings = IpsecSettings(
             backend, ike_proposal, esp_proposal, dpd_delay, ike_rekey_time, child_rekey_time
         )

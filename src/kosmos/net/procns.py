@@ -30,6 +30,20 @@ log = logging.getLogger(__name__)
 _BIND_RUN = 'mount --bind "$0" /run && exec "$@"'
 
 
+def daemon_home(run_dir: Path) -> Path:
+    """``run_dir`` made absolute, for a daemon confined by :func:`confined_argv`.
+
+    Refused under ``/run`` (also through the ``/var/run`` symlink): the daemon's private
+    ``/run`` hides whatever lies there, its configuration and sockets included.
+    """
+    resolved = run_dir.resolve()
+    if resolved == Path("/run") or Path("/run") in resolved.parents:
+        raise TunnelError(
+            f"run_dir {run_dir} is under /run, which the daemon's private /run hides from it"
+        )
+    return run_dir.absolute()
+
+
 def confined_argv(argv: Sequence[str], *, netns: str | None, private_run: Path) -> list[str]:
     """``argv`` inside ``netns`` (None: this one) with ``private_run`` mounted on /run."""
     inner = ["unshare", "--mount", "--propagation", "private", "--"]

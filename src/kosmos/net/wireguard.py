@@ -36,7 +36,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from kosmos.api.addresses import join_host_port
-from kosmos.net.procns import Daemon, address_in, addresses, ip, wait_ready
+from kosmos.net.procns import Daemon, address_in, addresses, daemon_home, ip, wait_ready
 from kosmos.net.tunnels import (
     RULE_PRIORITY,
     TABLE,
@@ -180,7 +180,7 @@ class WireGuard:
         start_timeout: float = 10.0,
     ) -> None:
         self.netns = netns
-        self.run_dir = run_dir.absolute()
+        self.run_dir = daemon_home(run_dir)
         self.device = device
         self.listen_port = listen_port
         self.keepalive = keepalive

@@ -4,13 +4,16 @@ TunnelState summary, and WireGuard's key derivation and UAPI text (no daemon, no
 from __future__ import annotations
 
 import base64
+import functools
 from pathlib import Path
 
 import pytest
 
 from kosmos.net.ipsec import (
     IpsecSettings,
+    StrongSwan,
     check_plugins,
+    choose_backend,
     conn_message,
     fingerprint,
     plugins_for,
@@ -22,6 +25,7 @@ from kosmos.net.ipsec import (
 from kosmos.net.tunnels import InvalidTunnel, TunnelError, TunnelSpec
 from kosmos.net.wireguard import (
     Peer,
+    WireGuard,
     parse_peers,
     peer_for,
     peer_lines,
@@ -326,3 +330,21 @@ def test_a_missing_plugin_is_named_with_its_package_before_charon_starts(tmp_pat
     with pytest.raises(TunnelError, match="libstrongswan-standard-plugins"):
         check_plugins("kernel", tmp_path)
     check_plugins("libipsec", tmp_path / "linked-in")  # no plugin directory: not checked
+
+
+@pytest.mark.parametrize(
+    "daemon", [functools.partial(StrongSwan, backend="libipsec"), WireGuard], ids=["ipsec", "wg"]
+)
+def test_a_run_dir_under_run_is_refused_before_a_daemon_hides_it(daemon, tmp_path):
+    """The daemon's private /run would hide its own configuration and sockets there."""
+    with pytest.raises(TunnelError, match="under /run"):
+        daemon(netns=None, run_dir=Path("/run/kosmos-agent/x"))
+    if Path("/var/run").resolve() == Path("/run"):  # the symlink Debian has
+        with pytest.raises(TunnelError, match="under /run"):
+            daemon(netns=None, run_dir=Path("/var/run/kosmos-agent/x"))
+    assert daemon(netns=None, run_dir=tmp_path / "x").run_dir == tmp_path / "x"
+
+
+async def test_a_named_backend_is_taken_without_asking_the_kernel():
+    assert await choose_backend("kernel", "no-such-netns") == "kernel"
+    assert await choose_backend("libipsec", "no-such-netns") == "libipsec"

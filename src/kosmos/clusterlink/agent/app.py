@@ -26,6 +26,7 @@ from kosmos.clusterlink.agent.tunnels import Driver
 from kosmos.kube import component
 from kosmos.kube.builder import Watch, controller
 from kosmos.kube.controller import Reconciler, Request
+from kosmos.net.ipsec import BackendChoice
 from kosmos.net.sync import Dataplane
 
 log = logging.getLogger("kosmos.clusterlink.agent")
@@ -99,12 +100,19 @@ def build(runtime: component.Runtime, settings: Settings) -> None:
 @click.option("--gateway-candidate/--no-gateway-candidate", default=True, show_default=True)
 @click.option(
     "--ipsec-backend",
-    type=click.Choice(["kernel", "libipsec"]),
-    default="kernel",
+    type=click.Choice(["auto", "kernel", "libipsec"]),
+    default="auto",
     show_default=True,
-    help="kernel: xfrm (ESP in the kernel); libipsec: userspace ESP over TUN.",
+    help="kernel: xfrm (ESP in the kernel); libipsec: userspace ESP over TUN; "
+    "auto: kernel if the node's kernel holds an ESP SA, else libipsec.",
 )
-@click.option("--run-dir", default="/var/run/kosmos-agent", show_default=True, type=click.Path())
+@click.option(
+    "--run-dir",
+    default="/var/lib/kosmos-agent",
+    show_default=True,
+    type=click.Path(),
+    help="The tunnel daemons' files (not under /run: each daemon gets a private /run).",
+)
 @component.common_options(None, health_port=0, bind_address="127.0.0.1", member_qps=None)
 def command(  # noqa: PLR0917 - click passes every option by name
     common: component.Common,
@@ -116,7 +124,7 @@ def command(  # noqa: PLR0917 - click passes every option by name
     gateway_renew_deadline: float,
     gateway_retry_period: float,
     gateway_candidate: bool,
-    ipsec_backend: str,
+    ipsec_backend: BackendChoice,
     run_dir: str,
 ) -> None:
     """Run the ClusterLink agent of one node."""

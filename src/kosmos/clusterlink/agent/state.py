@@ -11,6 +11,7 @@ from kosmos.kube.client import Client
 from kosmos.kube.component import HOST
 from kosmos.kube.informer import Informer
 from kosmos.kube.manager import Manager
+from kosmos.net.ipsec import BackendChoice
 from kosmos.net.sync import Dataplane
 
 
@@ -26,9 +27,10 @@ class Settings:
     renew_deadline: float = 2.0
     retry_period: float = 0.5
     gateway_candidate: bool = True
-    #: tunnel backend: kernel (xfrm, production) or libipsec (userspace ESP over TUN)
-    ipsec_backend: str = "kernel"
-    run_dir: Path = field(default_factory=lambda: Path("/var/run/kosmos-agent"))
+    #: IPsec backend: kernel (xfrm), libipsec (userspace ESP over TUN) or auto (kernel if the
+    #: kernel has ESP, else libipsec)
+    ipsec_backend: BackendChoice = "auto"
+    run_dir: Path = field(default_factory=lambda: Path("/var/lib/kosmos-agent"))
 
     @property
     def name(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 from kosmos.api.objects import Obj
 from kosmos.api.resources import SECRETS
@@ -33,7 +32,7 @@ class Driver:
         own_name: str,
         netns: str | None,
         run_dir: Path,
-        ipsec_backend: str,
+        ipsec_backend: ipsec.BackendChoice,
     ) -> None:
         self.host = host
         self.own_name = own_name
@@ -90,18 +89,17 @@ class Driver:
 
     async def _backend(self, kind: str) -> net_tunnels.TunnelBackend:
         if kind not in self._backends:
-            backend = self._make(kind)
+            backend = await self._make(kind)
             await backend.start()
             self._backends[kind] = backend
         return self._backends[kind]
 
-    def _make(self, kind: str) -> net_tunnels.TunnelBackend:
+    async def _make(self, kind: str) -> net_tunnels.TunnelBackend:
         run_dir = self.run_dir / kind
         if kind == "wireguard":
             return wireguard.WireGuard(netns=self.netns, run_dir=run_dir)
-        backend: Literal["kernel", "libipsec"] = (
-            "libipsec" if self.ipsec_backend == "libipsec" else "kernel"
-        )
+        backend = await ipsec.choose_backend(self.ipsec_backend, self.netns)
+        log.info("ipsec backend %s (asked for %s)", backend, self.ipsec_backend)
         return ipsec.StrongSwan(netns=self.netns, run_dir=run_dir, backend=backend)
 
     def public_key(self) -> str | None:
