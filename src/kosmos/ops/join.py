@@ -66,50 +66,50 @@ async def join_member(
     raises ``Refused`` or ``KubeError``.
     """
     name = options.name
-    leaf_models = await _check_member(options, kubeconfig, progress)
-    host = await hosts.client()
-    await _check_installed(host)
-    existing = await _existing(host, name)
-    if existing is not None:
-        joined, credentials = existing
-        if same_credentials(credentials, kubeconfig):
-            if options.enable_link and _linked(joined):  # converge (an image, --log-format)
-                await _converge_agents(options, joined, kubeconfig, wait_seconds, progress)
-            if options.enable_tree and options.in_cluster:  # converge (an upgrade, an image)
-                await _set_up_member_pods(
-                    host, options, kubeconfig, wait_seconds, progress, joined=True
-                )
-            return f"cluster {name} is already joined"
-        raise Refused(
-            f"cluster {name} is already joined with another kubeconfig; "
-            f"`kosmosctl unjoin cluster --name {name}` first"
-        )
-    cluster = cluster_object(options, leaf_models)
-    await host.create(CLUSTERS, cluster, dry_run=True)  # validation before any write
-    await _create(host, cluster, kubeconfig, progress)
-    if options.enable_link:
-        await _set_up_link(host, options, kubeconfig, wait_seconds, progress)
-    if options.enable_tree and options.in_cluster:
-        await _set_up_member_pods(host, options, kubeconfig, wait_seconds, progress)
-    await _wait_reported(host, options, wait_seconds, progress)
-    return f"cluster {name} joined"
+    member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
+    try:  # one member client for the whole join, closed once at its end
+        leaf_models = await _check_member(options, member, progress)
+        host = await hosts.client()
+        await _check_installed(host)
+        existing = await _existing(host, name)
+        if existing is not None:
+            joined, credentials = existing
+            if same_credentials(credentials, kubeconfig):
+                if options.enable_link and _linked(joined):  # converge (an image, --log-format)
+                    await _converge_agents(options, joined, member, wait_seconds, progress)
+                if options.enable_tree and options.in_cluster:  # converge (an upgrade, an image)
+                    await _set_up_member_pods(
+                        host, options, member, wait_seconds, progress, joined=True
+                    )
+                return f"cluster {name} is already joined"
+            raise Refused(
+                f"cluster {name} is already joined with another kubeconfig; "
+                f"`kosmosctl unjoin cluster --name {name}` first"
+            )
+        cluster = cluster_object(options, leaf_models)
+        await host.create(CLUSTERS, cluster, dry_run=True)  # validation before any write
+        await _create(host, cluster, kubeconfig, progress)
+        if options.enable_link:
+            await _set_up_link(host, options, kubeconfig, wait_seconds, progress)
+        if options.enable_tree and options.in_cluster:
+            await _set_up_member_pods(host, options, member, wait_seconds, progress)
+        await _wait_reported(host, options, wait_seconds, progress)
+        return f"cluster {name} joined"
+    finally:
+        await member.close()
 
 
 async def _check_member(
-    options: JoinOptions, kubeconfig: str, progress: Progress
+    options: JoinOptions, member: Client, progress: Progress
 ) -> list[LeafModel] | None:
     """The member answers and grants what Kosmos needs; returns the Cluster's leaf models."""
     name = options.name
-    member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
-    try:
-        version = (await member.get_raw("/version"))["gitVersion"]
-        progress(f"{name}: reachable, Kubernetes {version}")
-        await _check_rights(member, name, required_rights(options.enable_link))
-        leaf_models = parse_leaf_model(options.leaf_model)
-        if leaf_models == []:
-            leaf_models = leaf_models_one_to_one(await _join_labelled_nodes(member, name))
-    finally:
-        await member.close()
+    version = (await member.get_raw("/version"))["gitVersion"]
+    progress(f"{name}: reachable, Kubernetes {version}")
+    await _check_rights(member, name, required_rights(options.enable_link))
+    leaf_models = parse_leaf_model(options.leaf_model)
+    if leaf_models == []:
+        leaf_models = leaf_models_one_to_one(await _join_labelled_nodes(member, name))
     return leaf_models
 
 
@@ -139,7 +139,7 @@ def _linked(cluster: Obj) -> bool:
 
 
 async def _converge_agents(
-    options: JoinOptions, cluster: Obj, kubeconfig: str, wait_seconds: int, progress: Progress
+    options: JoinOptions, cluster: Obj, member: Client, wait_seconds: int, progress: Progress
 ) -> None:
     """A linked member joined before: its agents' DaemonSet re-applied (image, ``--log-format``).
 
@@ -151,7 +151,6 @@ async def _converge_agents(
     namespace = cluster.get("spec", {}).get("namespace") or names.SYSTEM_NAMESPACE
     image = linkside.image_of(options.image_repository, options.version)
     body = linkside.member_daemonset(name, namespace, image, options.log_format)
-    member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
     try:
         await member.apply(DAEMONSETS, body, field_manager=FIELD_MANAGER, force=True)
         progress(f"{name}: ClusterLink agents (DaemonSet {namespace}/{linkside.AGENT}) converged")
@@ -162,14 +161,12 @@ async def _converge_agents(
             f"cluster {name}: converging its ClusterLink agents failed ({exc}); "
             "the join itself is unchanged: re-run it"
         ) from exc
-    finally:
-        await member.close()
 
 
 async def _set_up_member_pods(
     host: Client,
     options: JoinOptions,
-    kubeconfig: str,
+    member: Client,
     wait_seconds: int,
     progress: Progress,
     *,
@@ -179,7 +176,6 @@ async def _set_up_member_pods(
     failure they are removed, and a new join is rolled back (agents, Cluster); a member
     ``joined`` before keeps its join and is told to re-run it."""
     name = options.name
-    member = Client(await kube_config.from_kubeconfig_text(name, kubeconfig, origin="--kubeconfig"))
     try:
         await probeside.prepare_member(member, options.namespace)
         await probeside.set_up(
@@ -222,8 +218,6 @@ async def _set_up_member_pods(
             f"cluster {name}: setting up its Kosmos pods (endpoint prober, kosmos-coredns) "
             f"failed ({exc}); the join was rolled back"
         ) from exc
-    finally:
-        await member.close()
 
 
 async def _wait_reported(

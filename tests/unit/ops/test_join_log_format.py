@@ -1,4 +1,5 @@
-"""``join --log-format``: the member's Kosmos pods get it, a re-join converges them to it.
+"""``join --log-format``: the member's Kosmos pods get it, a re-join converges them to it
+(through one client for the member, opened and closed once).
 
 The join runs its one code path (``join_member``) against in-memory clusters; only what
 has nothing to do with the pods' args is stubbed (the MCS CRDs' Established wait, wiring
@@ -192,3 +193,24 @@ async def test_text_adds_nothing_and_a_rejoin_converges_the_members_pods(cluster
     assert await _join(clusters, "text") == f"cluster {MEMBER} is already joined"
     assert all(not f for f in _flags(member).values()), _flags(member)
     assert _agent_args(member) == plain["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+async def test_a_rejoin_opens_and_closes_one_member_client(clusters, monkeypatch):
+    assert await _join(clusters, "text") == f"cluster {MEMBER} joined"
+    opened: list[str] = []
+    closed: list[str] = []
+
+    def client(config: str) -> FakeApi:
+        opened.append(config)
+        return clusters[config]
+
+    async def close() -> None:
+        closed.append(MEMBER)
+
+    for module in (join, linkside):
+        monkeypatch.setattr(module, "Client", client)
+    monkeypatch.setattr(clusters[MEMBER], "close", close)
+    assert await _join(clusters, "json") == f"cluster {MEMBER} is already joined"
+    assert _agent_args(clusters[MEMBER])[-1] == "--log-format=json"  # it did converge
+    assert opened == [MEMBER]
+    assert closed == [MEMBER]
