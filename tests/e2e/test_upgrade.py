@@ -9,12 +9,16 @@ the real nodes, as a user's registry would serve them. Then, in order:
 
 1. ``kosmosctl install`` of this release over it (docs/cli.md: re-run it to upgrade);
 2. ``unjoin`` + ``uninstall``, the previous chart with ``helm install`` + the previous
-   ``kosmosctl join``, and ``helm upgrade`` to this chart, CRDs first (docs/helm.md).
+   ``kosmosctl join``, and ``helm upgrade`` to this chart, CRDs first (docs/helm.md);
+3. a re-join with this release's ``kosmosctl join`` (same name, same kubeconfig), which
+   moves the member's Kosmos pods, still the previous release's join's (agents, endpoint
+   prober, kosmos-coredns), to this release's image in place (docs/helm.md's skew policy).
 
 Each upgrade must keep every pod of the member (same UID, no container restarted: a host
-upgrade changes nothing in a member), keep the host's pods bound to the leaf, leave the leaf
-node NotReady no longer than the leader election's handover (the Lease's duration), and leave
-a cluster-manager that still works (a new replica of the app runs in the member).
+upgrade changes nothing in a member; the re-join replaces only the member's Kosmos pods, in
+its kosmos-system, and keeps every other), keep the host's pods bound to the leaf, leave the
+leaf node NotReady no longer than the leader election's handover (the Lease's duration), and
+leave a cluster-manager that still works (a new replica of the app runs in the member).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from kosmos.kube.leader import LeaderElectionConfig
 from kosmos.local import images, kosmos_plan
 from kosmos.local.kubectl import Kubectl, KubectlError
 from kosmos.local.nodes.plan import REAL_NODE_KEY
+from kosmos.ops import linkside, mcsdns
+from kosmos.ops.manifests import PROBE
 from tests.e2e.conftest import ContextKubectl, exports, kosmosctl
 from tests.fixtures import releases
 from tests.helm import Helm, helm
@@ -57,6 +63,12 @@ VALUES = {"nodeSelector": {REAL_NODE_KEY: "true"}, "clusterLink": {"cni": "flann
 HANDOVER = LeaderElectionConfig("", "", "").lease_duration
 #: after the rollout: the new leaders' first passes, where a recreated pod would show
 SETTLE = 30.0
+#: the member's Kosmos workloads a join sets up: (kind, name) in its kosmos-system
+MEMBER_WORKLOADS = {
+    ("daemonsets", linkside.AGENT),
+    ("deployments", PROBE),
+    ("deployments", mcsdns.NAME),
+}
 
 
 @dataclass
@@ -147,8 +159,12 @@ class Snapshot:
     app: dict[str, tuple[str, int]]
 
     @classmethod
-    def take(cls, env: UpgradeEnv) -> Snapshot:
-        return cls(_pods(env.kubectl(MEMBER)), _pods(env.kubectl(), "-l", "app=nginx"))
+    def take(cls, env: UpgradeEnv, moves: str = "host") -> Snapshot:
+        """``moves``: whose Kosmos pods the upgrade replaces; the member's are then left out."""
+        member = _pods(env.kubectl(MEMBER))
+        if moves == MEMBER:
+            member = {pod: v for pod, v in member.items() if not pod.startswith(f"{SYSTEM}/")}
+        return cls(member, _pods(env.kubectl(), "-l", "app=nginx"))
 
 
 @dataclass
@@ -219,16 +235,25 @@ def _settled(kubectl: Kubectl) -> bool:
     return not any(p["metadata"].get("deletionTimestamp") for p in pods)
 
 
-def _rolled(host: Kubectl) -> bool:
-    """Every Kosmos Deployment and DaemonSet of the host runs this release's image only."""
+def _workloads(kubectl: Kubectl) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, object) of every Deployment and DaemonSet in the cluster's kosmos-system."""
+    kinds = ("deployments", "daemonsets")
+    return [(kind, item) for kind in kinds for item in get(kubectl, kind, "-n", SYSTEM)["items"]]
+
+
+def _kosmos_images(item: dict[str, Any]) -> list[str]:
+    """The images of a workload's Kosmos containers (a repository ending in ``/kosmos``)."""
+    containers = item["spec"]["template"]["spec"]["containers"]
+    return [c["image"] for c in containers if c["image"].rsplit(":", 1)[0].endswith("/kosmos")]
+
+
+def _rolled(kubectl: Kubectl) -> bool:
+    """Every Kosmos Deployment and DaemonSet of the cluster runs this release's image only."""
     want = images.KOSMOS_REF
-    for kind in ("deployments", "daemonsets"):
-        for item in get(host, kind, "-n", SYSTEM)["items"]:
-            containers = item["spec"]["template"]["spec"]["containers"]
-            ours = [c for c in containers if c["image"].rsplit(":", 1)[0].endswith("/kosmos")]
-            if any(c["image"] != want for c in ours) or not _complete(kind, item):
-                return False
-    pods = get(host, "pods", "-n", SYSTEM)["items"]
+    for kind, item in _workloads(kubectl):
+        if any(image != want for image in _kosmos_images(item)) or not _complete(kind, item):
+            return False
+    pods = get(kubectl, "pods", "-n", SYSTEM)["items"]
     old = [
         p["metadata"]["name"]
         for p in pods
@@ -237,31 +262,45 @@ def _rolled(host: Kubectl) -> bool:
     return not old
 
 
+def _member_rolled(member: Kubectl) -> bool:
+    """The member's Kosmos workloads (a join's) are all there and rolled as ``_rolled`` says."""
+    present = {(kind, item["metadata"]["name"]) for kind, item in _workloads(member)}
+    return present >= MEMBER_WORKLOADS and _rolled(member)
+
+
 def _ready(host: Kubectl) -> bool:
     path = '{.status.conditions[?(@.type=="Ready")].status}'
     return str(host.run("get", "node", LEAF, "-o", f"jsonpath={path}")) == "True"
 
 
-def _upgrade(env: UpgradeEnv, upgrade: Any) -> None:
-    """Run ``upgrade`` with pods on the leaf and check what it must keep."""
+def _upgrade(env: UpgradeEnv, upgrade: Any, moves: str = "host") -> None:
+    """Run ``upgrade`` with pods on the leaf and check what it must keep.
+
+    ``moves``: the cluster whose Kosmos pods ``upgrade`` puts on this release, the host (it
+    must keep every pod of the member) or the member (a re-join: it must keep the member's
+    pods outside its kosmos-system).
+    """
     host = env.kubectl()
     wait_for(lambda: _ready(host), 180, f"leaf {LEAF} Ready")
     member = env.kubectl(MEMBER)
     wait_for(lambda: _settled(member), 180, f"no rollout in flight in {MEMBER}")
-    before = Snapshot.take(env)
+    on_this_release = _member_rolled if moves == MEMBER else _rolled
+    moved = env.kubectl(moves)
+    before = Snapshot.take(env, moves)
     assert len(before.app) >= 2, before.app
     watch = LeafWatch(env.kubectl())
     watch.start()
     started = time.monotonic()
     try:
         upgrade()
-        wait_for(lambda: _rolled(host), 300, f"every Kosmos workload on {images.KOSMOS_REF}")
+        wait_for(lambda: on_this_release(moved), 300,
+                 f"every Kosmos workload of {moves} on {images.KOSMOS_REF}")  # fmt: skip
         rolled = time.monotonic() - started
         time.sleep(SETTLE)
         wait_for(lambda: _ready(host), 60, f"leaf {LEAF} Ready after the upgrade")
     finally:
         longest = watch.stop()
-    after = Snapshot.take(env)
+    after = Snapshot.take(env, moves)
     print(f"upgrade rolled in {rolled:.0f}s; leaf NotReady at most {longest:.1f}s "
           f"({len(watch.samples)} samples)")  # fmt: skip
     assert after.member == before.member, "a member pod was recreated or restarted"
@@ -278,7 +317,7 @@ def _running(env: UpgradeEnv) -> int:
     return sum(1 for p in items if (p.get("status") or {}).get("phase") == "Running")
 
 
-# --- the two upgrade paths ------------------------------------------------------------------
+# --- the two upgrade paths, then a member's re-join -----------------------------------------
 
 
 def test_kosmosctl_install_upgrades_the_previous_release_in_place(env: UpgradeEnv) -> None:
@@ -325,3 +364,16 @@ def _upgrade_notes(previous: releases.Release) -> list[str]:
     says ``--force-conflicts`` (later joins never touch an installed role).
     """
     return ["--force-conflicts"] if previous.version == "0.1.0" else []
+
+
+def test_a_rejoin_moves_the_members_kosmos_pods_in_place(env: UpgradeEnv) -> None:
+    """After the host's upgrade the member still runs the previous ``join``'s Kosmos pods;
+    this release's ``join`` with the same name and kubeconfig moves them (docs/helm.md)."""
+    member = env.kubectl(MEMBER)
+    old = [image for _, item in _workloads(member) for image in _kosmos_images(item)]
+    assert old, f"no Kosmos workload in {MEMBER}'s {SYSTEM}"
+    assert all(image.endswith(f":{env.previous.tag}") for image in old), old  # the old join's
+    _upgrade(env, lambda: env.current("join", "cluster", "--name", MEMBER,
+                                      "--kubeconfig", env.pods_kubeconfig(MEMBER),
+                                      "--enable-all", "--cni", "flannel"),
+             moves=MEMBER)  # fmt: skip
