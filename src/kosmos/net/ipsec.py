@@ -66,8 +66,10 @@ async def kernel_has_esp(netns: str | None) -> bool:
     A kernel without ESP lets IKE come up and then fails every CHILD SA ("unable to add SAD
     entry"), so the agent asks first: it adds one state no policy points at and deletes it.
     Loading the ``esp4``/GCM modules on demand is the kernel's job; where that is refused
-    (no module, no ``modprobe``) the answer is no.
+    (no module, no ``modprobe``) the answer is no. A probe state an interrupted agent left
+    behind is deleted first: "File exists" must not read as "no ESP".
     """
+    await ip(netns, "xfrm", "state", "delete", *_PROBE_SA, check=False)
     try:
         await ip(netns, "xfrm", "state", "add", *_PROBE_SA, "mode", "tunnel", *_PROBE_AEAD)
     except TunnelError as exc:
