@@ -120,6 +120,11 @@ class Capture:
         return len(self.lines(bpf))
 
 
+def is_ike_or_esp(line: str) -> bool:
+    """A ``tcpdump -nn`` line of an IPsec tunnel: ESP, NAT-T (UDP 4500) or IKE (UDP 500)."""
+    return "ESP" in line or ".4500" in line or ".500 " in line or ".500:" in line
+
+
 class ContinuousPing:
     """``ping -D`` at 20 packets/s from a pod; the longest silence between replies is the gap."""
 

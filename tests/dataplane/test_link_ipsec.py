@@ -8,12 +8,12 @@ VXLAN route. This kernel has no ESP, so the agents run strongSwan's userspace ES
 
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 
 from tests.dataplane.linked import Layout, LinkedTestbed
-from tests.dataplane.probes import Capture
+from tests.dataplane.probes import Capture, is_ike_or_esp
+from tests.dataplane.tunnels import master_key_forms
 from tests.support import get, wait_for
 
 OPTIONS = {"networkType": "gateway", "ipFamily": "ipv4", "encryption": {"mode": "auto"}}
@@ -59,7 +59,7 @@ def test_pods_reach_each_other_and_only_esp_crosses_between_the_clusters(
         for capture in captures:
             capture.stop()
     lines = [line for capture in captures for line in capture.lines()]
-    tunnel = [line for line in lines if ".4500" in line or ".500 " in line or "ESP" in line]
+    tunnel = [line for line in lines if is_ike_or_esp(line)]
     plain = [
         line
         for line in lines
@@ -74,8 +74,7 @@ def test_pods_reach_each_other_and_only_esp_crosses_between_the_clusters(
 def test_the_key_is_in_no_cr_event_or_log(bed: LinkedTestbed) -> None:
     host = bed.link.host
     secret = get(host, "secret", "-n", "kosmos-system", "clusterlink-tunnel-key")
-    master = base64.b64decode(secret["data"]["psk"])
-    needles = {master.hex(), secret["data"]["psk"], base64.b64encode(master).decode()}
+    needles = master_key_forms(secret)
     haystacks = {
         "NodeConfigs": host.run("get", "nodeconfigs", "-o", "json"),
         "ClusterNodes": host.run("get", "clusternodes", "-o", "json"),

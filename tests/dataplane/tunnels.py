@@ -9,6 +9,7 @@ identified). ``test_ipsec.py`` and ``test_wireguard.py`` hold what only one back
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import os
@@ -235,6 +236,13 @@ async def established(backend: Any, timeout: float = 10) -> list[TunnelState]:
         states, timeout, f"{backend} established", interval=0.05
     )
     return result
+
+
+def master_key_forms(secret: dict[str, Any]) -> set[str]:
+    """The forms a tunnel master key Secret's ``psk`` could leak in: as the Secret holds it
+    (base64), re-encoded from its bytes, and hex."""
+    master = base64.b64decode(secret["data"]["psk"])
+    return {master.hex(), secret["data"]["psk"], base64.b64encode(master).decode()}
 
 
 def assert_no_secret(forms: list[bytes], texts: list[str], blobs: dict[str, bytes]) -> None:

@@ -17,7 +17,6 @@ the Kosmos image (imported on every real node).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ipaddress
 import json
@@ -40,7 +39,8 @@ from kosmos.local.nodes.network import BRIDGE_UPLINK
 from kosmos.local.nodes.plan import REAL_NODE_KEY
 from kosmos.local.nodes.plan import network as network_of
 from kosmos.local.topology import Options, plan
-from tests.dataplane.probes import Capture
+from tests.dataplane.probes import Capture, is_ike_or_esp
+from tests.dataplane.tunnels import master_key_forms
 from tests.e2e.conftest import PORT_BASE, ContextKubectl, exports, kosmosctl
 from tests.fixtures.realpods import real_pod
 from tests.support import apply, get, wait_for
@@ -433,7 +433,7 @@ def test_gateways_with_elastic_ips_carry_the_clusters_pod_traffic_over_ipsec(
     assert answers == ("http-ips", "udp udp-ips ping")
     lines = capture.lines()
     others = {_internal_ip(linked.kubectl("cluster2"), n) for n in linked.nodes("cluster2")}
-    tunnel = [line for line in lines if ip1 in line and ip2 in line and _is_ike_or_esp(line)]
+    tunnel = [line for line in lines if ip1 in line and ip2 in line and is_ike_or_esp(line)]
     plain = [
         line
         for line in lines
@@ -448,13 +448,8 @@ def test_gateways_with_elastic_ips_carry_the_clusters_pod_traffic_over_ipsec(
     _assert_key_nowhere(linked, secret)
 
 
-def _is_ike_or_esp(line: str) -> bool:
-    return "ESP" in line or ".4500" in line or ".500 " in line or ".500:" in line
-
-
 def _assert_key_nowhere(linked: LinkedReal, secret: dict[str, Any]) -> None:
-    master = base64.b64decode(secret["data"]["psk"])
-    needles = {master.hex(), secret["data"]["psk"], base64.b64encode(master).decode()}
+    needles = master_key_forms(secret)
     host = linked.kubectl("host")
     haystacks = {
         kind: host.run("get", kind, "-o", "json")
