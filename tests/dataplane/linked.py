@@ -225,6 +225,11 @@ class LinkedTestbed:
             for line in ip(ns, "rule").splitlines() + ip(ns, "-6", "rule").splitlines()
             if "lookup 200" in line
         ]
+        found += [
+            f"route: {line}"
+            for family in ("-4", "-6")
+            for line in ip(ns, family, "route", "show", "table", "200").splitlines()
+        ]
         for save in ("iptables-save", "ip6tables-save"):
             found += [
                 f"{save}: {line}" for line in ns_run(ns, save).splitlines() if "KOSMOS" in line

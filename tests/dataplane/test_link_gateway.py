@@ -46,7 +46,18 @@ def test_pods_on_internal_nodes_reach_each_other_through_the_gateways(bed: Linke
     a3, b3 = nodes[2], nodes[5]
     assert bed.topology.tcp(a3, b3.pod_ip, 7000) and bed.topology.tcp(b3, a3.pod_ip, 7000)
     routes = ip(bed.topology.node_ns(a3), "route", "show", "table", "200")
-    assert "dev vx-local" in routes and "vx-bridge" not in routes
+    assert "vx-bridge" not in routes
+    if not bed.clusters[0].options.get("directRouting"):
+        assert "dev vx-local" in routes
+        return
+    # direct routing: to the gateway's node address over the NIC, and no vx-local anywhere
+    gateway = next(n for n in nodes if n.name == bed.gateway(a3.cluster))
+    assert f"via {bed.topology.underlay(gateway)[0]} dev eth0" in routes
+    assert "vx-local" not in routes
+    for node in nodes:
+        assert "vx-local" not in ip(bed.topology.node_ns(node), "-br", "link"), node.name
+    # the internal node's host too: its gateway masquerades it
+    assert ns_ok(bed.topology.node_ns(a3), "ping", "-c", "2", "-W", "1", b3.pod_ip)
 
 
 def test_gateway_failover_resumes_pod_traffic(
@@ -76,6 +87,9 @@ def test_gateway_failover_resumes_pod_traffic(
     record_property("gateway_elected_after_seconds", round(elected_after, 2))
     print(f"gateway failover: new gateway after {elected_after:.2f}s, ping gap {gap:.2f}s")
     assert gap < 15, f"pod traffic did not resume promptly (gap {gap:.1f}s)"
+    if bed.clusters[0].options.get("directRouting"):  # no route left to the old gateway
+        routes = ip(bed.topology.node_ns(a3), "route", "show", "table", "200")
+        assert bed.topology.underlay(victim)[0] not in routes, routes
     ip(bed.topology.node_ns(victim), "link", "set", "eth0", "up")  # back for later tests
     ns_run(
         bed.topology.node_ns(victim),

@@ -120,6 +120,14 @@ class ClusterLinkOptions:
         description="Discover the service CIDR by asking the apiserver, not its pod flags",
     )
     encryption: Encryption = prop()
+    direct_routing: bool = prop(
+        default=False,
+        description=(
+            "Gateway mode: internal nodes route remote traffic to their gateway's node address"
+            " over their own NIC instead of over vx-local; needs the nodes on one L2 segment"
+            " that forwards pod addresses (docs/clusterlink.md)"
+        ),
+    )
 
 
 @rules(

@@ -54,6 +54,12 @@ def unjoin() -> None:
     "--network-type", type=click.Choice(["p2p", "gateway"]), default="p2p", show_default=True
 )
 @click.option(
+    "--direct-routing",
+    is_flag=True,
+    help="Gateway mode: internal nodes route to their gateway over their NIC, no vx-local "
+    "(the nodes must share one L2 segment).",
+)
+@click.option(
     "--ip-family", type=click.Choice(["all", "ipv4", "ipv6"]), default="all", show_default=True
 )
 @click.option("--enable-all", is_flag=True, help="ClusterLink and ClusterTree (default).")
@@ -129,6 +135,8 @@ def _options(flags: dict[str, Any]) -> JoinOptions:
         check_name(flags["name"])
         parse_leaf_model(flags["leaf_model"])
         parse_elastic_ips(flags["node_elastic_ip"])
+        if flags["direct_routing"] and flags["network_type"] != "gateway":
+            raise ValueError("--direct-routing needs --network-type gateway")
         selector = parse_node_selector(flags["node_selector"])
     except (MembershipError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -138,6 +146,7 @@ def _options(flags: dict[str, Any]) -> JoinOptions:
         cni=flags["cni"],
         default_nic=flags["default_nic"],
         network_type=flags["network_type"],
+        direct_routing=flags["direct_routing"],
         ip_family=flags["ip_family"],
         enable_link=link,
         enable_tree=tree,

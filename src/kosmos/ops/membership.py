@@ -81,6 +81,7 @@ class JoinOptions:
     cni: str = "calico"
     default_nic: str = "*"
     network_type: Literal["p2p", "gateway"] = "p2p"
+    direct_routing: bool = False
     ip_family: Literal["all", "ipv4", "ipv6"] = "all"
     enable_link: bool = True
     enable_tree: bool = True
@@ -186,6 +187,7 @@ def cluster_object(options: JoinOptions, leaf_models: list[LeafModel] | None) ->
         cni=options.cni,
         default_nic_name=options.default_nic,
         network_type=options.network_type,
+        direct_routing=options.direct_routing,
         ip_family=options.ip_family,
         use_external_apiserver=options.use_external_apiserver,
     )

@@ -135,7 +135,8 @@ def test_install_log_format_reaches_the_install_options(monkeypatch):
     assert result.exit_code == 2
 
 
-def test_join_log_format_reaches_the_join_options(monkeypatch, tmp_path):
+def _recorded_join(monkeypatch, tmp_path):
+    """``join cluster``'s base argv and the JoinOptions each run would have joined with."""
     from kosmos.cli import join as join_command
 
     member = tmp_path / "member.yaml"
@@ -148,14 +149,28 @@ def test_join_log_format_reaches_the_join_options(monkeypatch, tmp_path):
     seen = []
 
     async def record(hosts, options, kubeconfig, wait_seconds, progress):
-        seen.append(options.log_format)
+        seen.append(options)
         return "recorded"
 
     monkeypatch.setattr(join_command, "join_member", record)
-    base = ["join", "cluster", "--name", "m1", "--kubeconfig", str(member)]
+    return ["join", "cluster", "--name", "m1", "--kubeconfig", str(member)], seen
+
+
+def test_join_log_format_reaches_the_join_options(monkeypatch, tmp_path):
+    base, seen = _recorded_join(monkeypatch, tmp_path)
     for args, expected in (([], "text"), (["--log-format", "json"], "json")):
         result = CliRunner().invoke(cli, [*base, *args])
         assert result.exit_code == 0, result.output
-        assert seen.pop() == expected
+        assert seen.pop().log_format == expected
     result = CliRunner().invoke(cli, [*base, "--log-format", "xml"])
     assert result.exit_code == 2 and not seen
+
+
+def test_join_direct_routing_needs_gateway_mode(monkeypatch, tmp_path):
+    base, seen = _recorded_join(monkeypatch, tmp_path)
+    result = CliRunner().invoke(cli, [*base, "--network-type", "gateway", "--direct-routing"])
+    assert result.exit_code == 0, result.output
+    assert seen.pop().direct_routing is True
+    result = CliRunner().invoke(cli, [*base, "--direct-routing"])
+    assert result.exit_code == 1 and not seen
+    assert "--direct-routing needs --network-type gateway" in result.output

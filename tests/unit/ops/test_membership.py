@@ -21,6 +21,7 @@ def test_cluster_object_references_the_secret_and_carries_flags():
     options = JoinOptions(
         name="cluster1",
         network_type="gateway",
+        direct_routing=True,
         ip_family="ipv4",
         node_elastic_ips="n1=203.0.113.5",
         cluster_pod_cidrs="10.1.0.0/16, 10.2.0.0/16",
@@ -32,6 +33,7 @@ def test_cluster_object_references_the_secret_and_carries_flags():
     assert "kubeconfig" not in spec
     link = spec["clusterLinkOptions"]
     assert (link["networkType"], link["ipFamily"]) == ("gateway", "ipv4")
+    assert link["directRouting"] is True
     assert link["nodeElasticIPMap"] == {"n1": "203.0.113.5"}
     assert link["clusterPodCIDRs"] == ["10.1.0.0/16", "10.2.0.0/16"]
     assert "leafModels" not in spec["clusterTreeOptions"]

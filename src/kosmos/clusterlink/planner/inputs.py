@@ -33,6 +33,7 @@ class ClusterNet:
     encryption: str = "auto"
     key_secret: str = link.DEFAULT_KEY_SECRET
     key_field: str = link.DEFAULT_KEY_FIELD
+    direct_routing: bool = False  # gateway mode: internal nodes reach the gateway over the NIC
 
     @property
     def real_cidrs(self) -> tuple[Network, ...]:
@@ -113,9 +114,10 @@ def read_cluster(obj: ReadOnlyObj, inputs: Inputs) -> ClusterNet | None:
     bridge = _pools(options, "bridgeCIDRs", {"ip": "220.0.0.0/8", "ip6": "9470::/16"}, inputs, name)
     encryption = options.get("encryption") or {}
     key = encryption.get("keySecretRef") or {}
+    mode = options.get("networkType", "p2p")
     return ClusterNet(
         name=name,
-        mode=options.get("networkType", "p2p"),
+        mode=mode,
         families=_families(options.get("ipFamily", "all"), pods),
         pod_cidrs=pods,
         service_cidrs=services,
@@ -125,6 +127,7 @@ def read_cluster(obj: ReadOnlyObj, inputs: Inputs) -> ClusterNet | None:
         encryption=encryption.get("mode", "auto"),
         key_secret=key.get("name", link.DEFAULT_KEY_SECRET),
         key_field=key.get("key", link.DEFAULT_KEY_FIELD),
+        direct_routing=mode == "gateway" and options.get("directRouting") is True,
     )
 
 

@@ -6,7 +6,10 @@ Traffic model (docs/clusterlink.md):
   destination in the other cluster (a p2p node for its pod CIDRs, a gateway otherwise);
 * gateway clusters: every node has ``vx-local``; internal nodes send remote traffic to their
   gateway over it, the gateway forwards over ``vx-bridge`` and masquerades what its own
-  nodes' hosts send;
+  nodes' hosts send. With ``directRouting`` there is no ``vx-local``: internal nodes route
+  to the gateway's node address over their own NIC (one L2 segment, as flannel's
+  DirectRouting), and the gateway masquerades whatever leaves ``vx-bridge`` that is not from
+  the cluster's pods;
 * global CIDRs: remote peers route to a cluster's global CIDR; its gateway (or p2p node)
   NETMAPs it to the real CIDR on the way in and back on the way out;
 * encrypted pairs (both ends with elastic IPs under ``encryption.mode: auto``, or a mode of
@@ -63,7 +66,7 @@ class _Planner:
         found = targets.collect(inputs, self.gateways)
         self.dropped, self.blocked = targets.conflicts(inputs, found)
         self.targets = [t for t in found if t.owner in self.bridge and t not in self.dropped]
-        self._views: dict[tuple[str, str, bool, frozenset[int]], View] = {}
+        self._views: dict[tuple[str, str, bool, frozenset[int], str], View] = {}
         self._hops: dict[tuple[str, str, int], Hop] = {}
 
     # --- roles and devices -----------------------------------------------------------------
@@ -110,6 +113,8 @@ class _Planner:
             out.append(
                 self._device(member, link.bridge(family), self.bridge_address(member, family))
             )
+        if self.inputs.clusters[member.cluster].direct_routing:
+            return out
         for family in sorted(self.local.get(member.name, ())):
             out.append(self._device(member, link.local(family), self.local_address(member, family)))
         return out
@@ -144,7 +149,9 @@ class _Planner:
     def view(self, member: Member) -> View:
         role = "bridge" if member.name in self.bridge else "internal"
         families = frozenset(self.bridge.get(member.name, ()))
-        key = (member.cluster, role, bool(member.elastic_ip), families)
+        direct = role == "internal" and self.inputs.clusters[member.cluster].direct_routing
+        # Direct routes name the node's own NIC, which may differ from node to node.
+        key = (member.cluster, role, bool(member.elastic_ip), families, member.interface * direct)
         if key not in self._views:
             self._views[key] = self._compute_view(member, role)
         return self._views[key]
@@ -180,6 +187,12 @@ class _Planner:
             remote[target.family].add(cidr)
             if role == "bridge":
                 via, device, mac, vtep = self._bridge_hop(owner, target.family)
+            elif cluster.direct_routing:
+                assert gateway is not None  # _reachable checked it
+                # Plain routing on the shared segment: the kernel resolves the gateway's MAC.
+                via = gateway.underlay(target.family)
+                routes[cidr] = {"cidr": cidr, "gw": via, "dev": member.interface}
+                continue
             else:
                 assert gateway is not None  # _reachable checked it
                 via, device, mac, vtep = self._local_hop(gateway, target.family)
@@ -232,6 +245,8 @@ class _Planner:
         arps: list[Spec] = []
         if not self.is_gateway(member) or member.name not in self.local:
             return fdbs, arps
+        if self.inputs.clusters[member.cluster].direct_routing:
+            return fdbs, arps  # no vx-local: the internal nodes' hosts are masqueraded
         for other in self.inputs.members.values():
             if other.cluster != member.cluster or other.name == member.name:
                 continue
@@ -252,13 +267,14 @@ class _Planner:
         if cluster.mode == "gateway" and self.is_gateway(member):
             for family in bridged:
                 dev = link.bridge(family).name
-                rules.append(
-                    (
-                        "nat",
-                        "POSTROUTING",
-                        f"-s {cluster.local_pools[family]} -o {dev} -j MASQUERADE",
+                if not cluster.direct_routing:  # else no vx-local: see _direct_rules
+                    rules.append(
+                        (
+                            "nat",
+                            "POSTROUTING",
+                            f"-s {cluster.local_pools[family]} -o {dev} -j MASQUERADE",
+                        )
                     )
-                )
                 rules.append(
                     (
                         "nat",
@@ -293,10 +309,30 @@ class _Planner:
                             f"-s {cidr} -m set --match-set {remote_set} dst -j ACCEPT",
                         )
                     )
+        if cluster.direct_routing:
+            rules += self._direct_rules(member, cluster, view)
         for device in self.devices(member):
             rules.append(("filter", "FORWARD", f"-i {device['name']} -j ACCEPT"))
             rules.append(("filter", "FORWARD", f"-o {device['name']} -j ACCEPT"))
         return [{"table": t, "chain": c, "rule": r} for t, c, r in rules]
+
+    def _direct_rules(
+        self, member: Member, cluster: ClusterNet, view: View
+    ) -> list[tuple[str, str, str]]:
+        """Direct routing: the gateway masquerades what leaves ``vx-bridge`` from other than
+        the cluster's pods (its internal nodes' hosts, which send from their NIC's address;
+        the pods' traffic was accepted above); every node forwards its pods' remote traffic
+        over the NIC, where no device rule below would let it through."""
+        rules: list[tuple[str, str, str]] = []
+        if self.is_gateway(member):
+            for family in sorted(self.bridge.get(member.name, ())):
+                rules.append(("nat", "POSTROUTING", f"-o {link.bridge(family).name} -j MASQUERADE"))
+        for cidr in cluster.pod_cidrs:
+            if view.remote.get(cidr.version):
+                match = f"-m set --match-set {link.IPSET_REMOTE[cidr.version]}"
+                rules.append(("filter", "FORWARD", f"-s {cidr} {match} dst -j ACCEPT"))
+                rules.append(("filter", "FORWARD", f"-d {cidr} {match} src -j ACCEPT"))
+        return rules
 
     def ipsets(self, view: View) -> list[Spec]:
         return [
