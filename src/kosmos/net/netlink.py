@@ -244,24 +244,29 @@ class Netlink:
 
     # --- routes and rules ------------------------------------------------------------------
 
-    async def routes(self, devices: Iterable[str], table: int) -> set[Route]:
+    async def routes(self, table: int) -> set[Route]:
+        """Every route of ``table``, whatever its device: the table is Kosmos's own, so what
+        is in it is either wanted or stale (a route with no device, e.g. a blackhole, has
+        ``dev`` "")."""
         ipr = await self._socket()
         names = await self._names()
-        wanted = set(devices)
         found: set[Route] = set()
         for family in (socket.AF_INET, socket.AF_INET6):
             async with self._request(f"list routes of table {table}"):
                 async for msg in await ipr.route("dump", table=table, family=family):
-                    dev = names.get(msg.get("RTA_OIF"), "")
-                    if dev not in wanted or msg.get_attr("RTA_TABLE", msg["table"]) != table:
+                    if msg.get_attr("RTA_TABLE", msg["table"]) != table:
                         continue
                     dst = msg.get("RTA_DST") or ("::" if family == socket.AF_INET6 else "0.0.0.0")
                     cidr = str(ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False))
                     gateway = msg.get("RTA_GATEWAY")
+                    dev = names.get(msg.get("RTA_OIF"), "")
                     found.add(Route(cidr, _ip(gateway) if gateway else "", dev, table))
         return found
 
-    async def add_route(self, route: Route) -> None:
+    async def add_route(self, route: Route, *, onlink: bool) -> None:
+        """Add or replace ``route``. ``onlink``: take the gateway as directly reachable on the
+        device (a VXLAN peer's overlay address); without it the kernel refuses a gateway
+        that is not on one of the device's subnets (ENETUNREACH, EHOSTUNREACH)."""
         ipr = await self._socket()
         index = await self._index(route.dev)
         async with self._request(f"route {route.dst} via {route.gateway}", _OK_ON_ADD):
@@ -271,16 +276,24 @@ class Netlink:
                 gateway=route.gateway or None,
                 oif=index,
                 table=route.table,
-                flags=RTNH_F_ONLINK if route.gateway else 0,
+                flags=RTNH_F_ONLINK if onlink and route.gateway else 0,
             )
 
     async def delete_route(self, route: Route) -> None:
+        """Delete exactly ``route`` (its gateway and device too, so a wanted route to the same
+        destination is never hit); a route with no device goes by destination alone."""
         ipr = await self._socket()
-        index = await self._maybe_index(route.dev)
-        if index is None:
+        index = await self._maybe_index(route.dev) if route.dev else 0
+        if index is None:  # its device is gone, and the route with it
             return
         async with self._request(f"route {route.dst}", _OK_ON_DELETE):
-            await ipr.route("del", dst=route.dst, oif=index, table=route.table)
+            await ipr.route(
+                "del",
+                dst=route.dst,
+                gateway=route.gateway or None,
+                oif=index or None,
+                table=route.table,
+            )
 
     async def rules(self, table: int) -> set[Rule]:
         ipr = await self._socket()
