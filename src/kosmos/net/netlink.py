@@ -8,13 +8,10 @@ what is absent both succeed: callers converge, they do not assume.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import errno
 import ipaddress
-import os
 import socket
-import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +20,7 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from kosmos.net.errors import DeviceMissing, KernelError
+from kosmos.net.netns import netlink_socket
 from kosmos.net.objects import Family, Fdb, Neigh, Route, Rule, Vxlan
 
 NUD_PERMANENT = 0x80
@@ -47,53 +45,6 @@ class LinkInfo:
     def address(self, family: Family) -> str | None:
         found = self.ipv4 if family == 4 else self.ipv6
         return found[0] if found else None
-
-
-_CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _netlink_socket_in(netns: str) -> int:
-    """An rtnetlink socket created inside ``netns`` (run in a thread of its own).
-
-    ``setns`` moves only the calling thread, and a socket keeps the namespace it was created
-    in, so a throwaway thread does it without touching the event loop's thread. pyroute2's
-    own ``netns=`` forks a copy of this process instead, which shares asyncio's signal
-    wake-up pipe: a signal to that copy reaches our loop as if sent to us, and a missing
-    namespace is silently created.
-    """
-    path = f"/var/run/netns/{netns}"
-    try:
-        target = os.open(path, os.O_RDONLY)
-    except FileNotFoundError as exc:
-        raise DeviceMissing(f"network namespace {netns} does not exist", item=netns) from exc
-    try:
-        if _libc.setns(target, _CLONE_NEWNET) != 0:
-            code = ctypes.get_errno()
-            raise KernelError(
-                f"entering netns {netns}: {os.strerror(code)}", item=netns, errno=code
-            )
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)  # NETLINK_ROUTE
-        return sock.detach()
-    finally:
-        os.close(target)
-
-
-async def _in_own_thread(func: Callable[[str], int], arg: str) -> int:
-    """Run ``func`` in a new thread that dies afterwards (a pool thread would stay in the netns)."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[int] = loop.create_future()
-
-    def work() -> None:
-        try:
-            result = func(arg)
-        except BaseException as exc:  # handed to the awaiting task
-            loop.call_soon_threadsafe(done.set_exception, exc)
-        else:
-            loop.call_soon_threadsafe(done.set_result, result)
-
-    threading.Thread(target=work, name=f"netns-{arg}", daemon=True).start()
-    return await done
 
 
 async def _messages(result: Any) -> list[Any]:
@@ -124,7 +75,7 @@ class Netlink:
     async def _socket(self) -> AsyncIPRoute:
         if self._ipr is None:
             if self.netns:
-                fd = await _in_own_thread(_netlink_socket_in, self.netns)
+                fd = await netlink_socket(self.netns)
                 ipr = AsyncIPRoute(fileno=fd)
             else:
                 ipr = AsyncIPRoute()
@@ -293,24 +244,29 @@ class Netlink:
 
     # --- routes and rules ------------------------------------------------------------------
 
-    async def routes(self, devices: Iterable[str], table: int) -> set[Route]:
+    async def routes(self, table: int) -> set[Route]:
+        """Every route of ``table``, whatever its device: the table is Kosmos's own, so what
+        is in it is either wanted or stale (a route with no device, e.g. a blackhole, has
+        ``dev`` "")."""
         ipr = await self._socket()
         names = await self._names()
-        wanted = set(devices)
         found: set[Route] = set()
         for family in (socket.AF_INET, socket.AF_INET6):
             async with self._request(f"list routes of table {table}"):
                 async for msg in await ipr.route("dump", table=table, family=family):
-                    dev = names.get(msg.get("RTA_OIF"), "")
-                    if dev not in wanted or msg.get_attr("RTA_TABLE", msg["table"]) != table:
+                    if msg.get_attr("RTA_TABLE", msg["table"]) != table:
                         continue
                     dst = msg.get("RTA_DST") or ("::" if family == socket.AF_INET6 else "0.0.0.0")
                     cidr = str(ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False))
                     gateway = msg.get("RTA_GATEWAY")
+                    dev = names.get(msg.get("RTA_OIF"), "")
                     found.add(Route(cidr, _ip(gateway) if gateway else "", dev, table))
         return found
 
-    async def add_route(self, route: Route) -> None:
+    async def add_route(self, route: Route, *, onlink: bool) -> None:
+        """Add or replace ``route``. ``onlink``: take the gateway as directly reachable on the
+        device (a VXLAN peer's overlay address); without it the kernel refuses a gateway
+        that is not on one of the device's subnets (ENETUNREACH, EHOSTUNREACH)."""
         ipr = await self._socket()
         index = await self._index(route.dev)
         async with self._request(f"route {route.dst} via {route.gateway}", _OK_ON_ADD):
@@ -320,16 +276,24 @@ class Netlink:
                 gateway=route.gateway or None,
                 oif=index,
                 table=route.table,
-                flags=RTNH_F_ONLINK if route.gateway else 0,
+                flags=RTNH_F_ONLINK if onlink and route.gateway else 0,
             )
 
     async def delete_route(self, route: Route) -> None:
+        """Delete exactly ``route`` (its gateway and device too, so a wanted route to the same
+        destination is never hit); a route with no device goes by destination alone."""
         ipr = await self._socket()
-        index = await self._maybe_index(route.dev)
-        if index is None:
+        index = await self._maybe_index(route.dev) if route.dev else 0
+        if index is None:  # its device is gone, and the route with it
             return
         async with self._request(f"route {route.dst}", _OK_ON_DELETE):
-            await ipr.route("del", dst=route.dst, oif=index, table=route.table)
+            await ipr.route(
+                "del",
+                dst=route.dst,
+                gateway=route.gateway or None,
+                oif=index or None,
+                table=route.table,
+            )
 
     async def rules(self, table: int) -> set[Rule]:
         ipr = await self._socket()

@@ -4,26 +4,32 @@ Level-based and idempotent: every call reads what the kernel has now, so a route
 hand, a device someone removed or a flushed chain is repaired by the next call. An item that
 cannot be applied (a bind device that does not exist, a rejected rule) is reported in the
 ``Report`` and skipped; everything else is still applied.
+
+The route table is Kosmos's own: every route in it is managed, whatever its device. Most go
+through the agent's VXLAN devices, but under direct routing some go over the node's NIC to
+a gateway node on the same segment; a route left there after a change would misroute.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from kosmos.net import sysctl
-from kosmos.net.errors import NetError
+from kosmos.net.errors import KernelError, NetError
 from kosmos.net.ipset import IPSetSync
 from kosmos.net.iptables import ChainSync
 from kosmos.net.netlink import Netlink
 from kosmos.net.netns import Namespace
-from kosmos.net.objects import ROUTE_TABLE, Vxlan
-from kosmos.net.state import NodeState, plan_devices, plan_entries
+from kosmos.net.objects import ROUTE_TABLE, Route, Vxlan
+from kosmos.net.state import NodeState, plan_devices, plan_entries, split_routes
 
 log = logging.getLogger("kosmos.net.sync")
 
-#: Names the agent may own; anything else is never deleted.
+#: Devices the agent may create, change and delete; any other device (the NIC) is never
+#: touched, though the routes over it in the agent's table are.
 OWNED_DEVICES = ("vx-bridge", "vx-local", "vx-bridge-6", "vx-local-6")
 
 
@@ -62,7 +68,7 @@ class Dataplane:
         names = list(devices)
         return NodeState(
             devices=frozenset(devices.values()),
-            routes=frozenset(await self.netlink.routes(names, self.table)),
+            routes=frozenset(await self.netlink.routes(self.table)),
             fdbs=frozenset(await self.netlink.fdbs(names)),
             neighbours=frozenset(await self.netlink.neighbours(names)),
             rules=frozenset(await self.netlink.rules(self.table)),
@@ -84,7 +90,7 @@ class Dataplane:
         wanted_sysctls = {k: v for k, v in wanted.sysctls if sysctl.device_of(k) in links | {None}}
         await self._step(report, "sysctl", sysctl.ensure(self.namespace, wanted_sysctls))
         await self._rules(wanted, report)
-        await self._entries(wanted, report)
+        await self._entries(wanted, report, links)
         await self._step(report, "ipsets", self._ipsets.sync(wanted.ipsets))
         for family, chains in self._chains.items():
             await self._step(report, f"iptables (IPv{family})", chains.sync(wanted.chains))
@@ -103,17 +109,21 @@ class Dataplane:
         for rule in sorted(wanted.rules - actual):
             await self._step(report, f"rule {rule}", self.netlink.add_rule(rule))
 
-    async def _entries(self, wanted: NodeState, report: Report) -> None:
+    async def _entries(self, wanted: NodeState, report: Report, links: set[str]) -> None:
         present = await self.netlink.vxlans(self.owned)
         names = list(present)
         actual = NodeState(
-            routes=frozenset(await self.netlink.routes(names, self.table)),
+            routes=frozenset(await self.netlink.routes(self.table)),
             fdbs=frozenset(await self.netlink.fdbs(names)),
             neighbours=frozenset(await self.netlink.neighbours(names)),
         )
-        # entries on devices that could not be created are reported once, with the device
+        # entries on devices that could not be created are reported once, with the device;
+        # a route over a NIC that does not exist (named wrong, or gone) is reported itself
+        routes, missing = split_routes(wanted.routes, self.owned, present, links)
+        for r in missing:
+            self._fail(report, f"route {r.dst}", f"route {r.dst}: device {r.dev} does not exist")
         usable = NodeState(
-            routes=frozenset(r for r in wanted.routes if r.dev in present),
+            routes=routes,
             fdbs=frozenset(f for f in wanted.fdbs if f.dev in present),
             neighbours=frozenset(n for n in wanted.neighbours if n.dev in present),
         )
@@ -129,22 +139,57 @@ class Dataplane:
             *((f"neigh {n.ip}", lambda n=n: nl.add_neighbour(n)) for n in plan.add_neighbours),
             *((f"fdb {f.mac} {f.dst}", lambda f=f: nl.add_fdb(f)) for f in plan.add_fdbs),
             *(
-                (f"route {r.dst} via {r.gateway}", lambda r=r: nl.add_route(r))
+                (f"route {r.dst} via {r.gateway}", lambda r=r: self._add_route(r))
                 for r in plan.add_routes
             ),
         ]
         for item, call in steps:
             await self._step(report, item, call())
+        if plan.replaced_routes:
+            await self._drop_replaced(plan.replaced_routes, routes, report)
+
+    async def _add_route(self, route: Route) -> None:
+        """A VXLAN peer's overlay address is reachable on the device by construction (onlink);
+        a gateway over the NIC must be on one of its subnets, which the kernel checks."""
+        onlink = route.dev in self.owned
+        try:
+            await self.netlink.add_route(route, onlink=onlink)
+        except KernelError as exc:
+            if onlink or exc.errno not in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                raise
+            hint = (
+                f"the gateway is not on a subnet of {route.dev}: "
+                "direct routing needs the nodes on one L2 segment"
+            )
+            raise KernelError(f"{exc.message}: {hint}", item=exc.item, errno=exc.errno) from exc
+
+    async def _drop_replaced(
+        self, replaced: list[Route], wanted: frozenset[Route], report: Report
+    ) -> None:
+        """Delete the old routes the adds did not replace in place -- only where the new
+        route is there: if adding it failed, the old one keeps the destination reachable."""
+        try:
+            now = await self.netlink.routes(self.table)
+        except NetError as exc:
+            self._fail(report, exc.item or "routes", exc.message)
+            return
+        done = {(r.dst, r.table) for r in wanted & now}
+        for route in replaced:
+            if route in now and (route.dst, route.table) in done:
+                await self._step(report, f"route {route.dst}", self.netlink.delete_route(route))
 
     async def _step(self, report: Report, item: str, action: Awaitable[object]) -> None:
         try:
             result = await action
         except NetError as exc:
-            report.failures.append((exc.item or item, exc.message))
-            log.warning("%s: %s", self.namespace, exc.message)
+            self._fail(report, exc.item or item, exc.message)
             return
         if result is None or result:  # None: a netlink write; False/[]: nothing to do
             report.changes += 1
+
+    def _fail(self, report: Report, item: str, why: str) -> None:
+        report.failures.append((item, why))
+        log.warning("%s: %s", self.namespace, why)
 
     async def remove_all(self) -> Report:
         """Delete every device, route, rule, chain and set this agent owns."""

@@ -282,6 +282,28 @@ def test_a_route_that_does_not_parse_is_a_failure_and_the_rest_stays():
     }
 
 
+def test_a_route_over_the_nic_is_kept_whatever_the_devices():
+    # direct routing: the route goes over the node's NIC, which is no device of the spec
+    spec = {
+        "devices": [dev("vx-bridge", bind="eth9")],  # not built
+        "routes": [
+            {"cidr": "10.52.0.0/16", "gw": "192.168.1.12", "dev": "eth0"},
+            {"cidr": "fd52::/48", "gw": "fd00:1::12", "dev": "eth0"},
+            {"cidr": "10.53.0.0/16", "gw": "192.168.1.12", "dev": "eth7"},  # the Dataplane says
+            {"cidr": "10.2.0.0/16", "gw": "220.168.2.1", "dev": "vx-bridge"},  # device failed
+            {"cidr": "10.4.0.0/16", "gw": "220.168.2.1"},  # no device at all
+        ],
+    }
+    got = desired.build(spec, BINDS)
+    assert [item for item, _ in got.failures] == ["device vx-bridge"]
+    assert got.state.routes == {
+        Route("10.52.0.0/16", "192.168.1.12", "eth0"),
+        Route("fd52::/48", "fd00:1::12", "eth0"),
+        Route("10.53.0.0/16", "192.168.1.12", "eth7"),
+    }
+    assert got.state.rules == {Rule(4), Rule(6)}
+
+
 def test_an_empty_spec_is_an_empty_state():
     got = desired.build({}, BINDS)
     assert got.failures == []

@@ -6,7 +6,7 @@ import pytest
 
 from kosmos.net import sysctl
 from kosmos.net.objects import Fdb, Neigh, Route, Vxlan
-from kosmos.net.state import EntryPlan, NodeState, plan_devices, plan_entries
+from kosmos.net.state import EntryPlan, NodeState, plan_devices, plan_entries, split_routes
 
 BRIDGE = Vxlan(
     "vx-bridge", 54, 4876, "eth0", "192.168.1.1", "b6:80:a3:2b:d1:23", "220.168.1.1/8", 1450
@@ -137,10 +137,51 @@ def test_a_route_moving_to_another_device_is_replaced_too():
     assert (plan.delete_routes, plan.add_routes) == ([], [moved])
 
 
+def test_the_routes_a_new_route_replaces_are_checked_after_the_adds():
+    moved = Route("10.2.1.0/24", "192.168.1.12", "eth0")  # direct routing over the NIC
+    plan = plan_entries(state(moved), state(R1, R2))
+    assert (plan.delete_routes, plan.add_routes, plan.replaced_routes) == ([R2], [moved], [R1])
+    assert plan.count() == 2  # not a step of its own
+
+
+def test_a_replaced_route_without_a_device_is_not_checked():
+    # deleting it would go by destination alone, and could hit the route just added
+    blackhole = Route("10.2.1.0/24", "", "")
+    plan = plan_entries(state(R1), state(blackhole))
+    assert (plan.add_routes, plan.replaced_routes) == ([R1], [])
+
+
 def test_a_route_in_another_table_is_not_a_replacement():
     other = dataclasses.replace(R1, table=201)
     plan = plan_entries(state(R1), state(other))
     assert (plan.delete_routes, plan.add_routes) == ([other], [R1])
+
+
+NIC = Route("10.52.0.0/16", "192.168.10.12", "eth0")
+OWNED = ("vx-bridge", "vx-local", "vx-bridge-6", "vx-local-6")
+
+
+def test_routes_over_present_owned_devices_and_existing_links_are_usable():
+    usable, missing = split_routes({R1, NIC}, OWNED, {"vx-bridge"}, {"eth0", "vx-bridge", "lo"})
+    assert (usable, missing) == ({R1, NIC}, [])
+
+
+def test_a_route_over_a_link_that_does_not_exist_is_missing():
+    eth9 = Route("10.53.0.0/16", "192.168.10.12", "eth9")
+    usable, missing = split_routes({NIC, eth9}, OWNED, set(), {"eth0"})
+    assert (usable, missing) == ({NIC}, [eth9])
+
+
+def test_a_route_over_an_owned_device_not_created_is_neither_usable_nor_missing():
+    # the device's own failure says why: the route is not reported twice
+    usable, missing = split_routes({R1, NIC}, OWNED, set(), {"eth0"})
+    assert (usable, missing) == ({NIC}, [])
+
+
+def test_an_owned_name_that_is_not_our_vxlan_is_not_usable():
+    # a link by our name that is not a VXLAN device (``present`` leaves it out) is not the NIC
+    usable, missing = split_routes({R1}, OWNED, set(), {"vx-bridge"})
+    assert (usable, missing) == (frozenset(), [])
 
 
 def test_a_neighbour_whose_mac_changed_is_replaced_not_deleted_first():

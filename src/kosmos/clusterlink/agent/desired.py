@@ -18,6 +18,7 @@ from kosmos.api import link
 from kosmos.net.netlink import LinkInfo
 from kosmos.net.objects import Chain, Fdb, IPSet, Neigh, Route, Rule, Vxlan
 from kosmos.net.state import NodeState
+from kosmos.net.sync import OWNED_DEVICES
 
 Spec = Mapping[str, Any]
 CHAIN_PREFIX = "KOSMOS-"
@@ -125,7 +126,10 @@ def build(spec: Spec, binds: Mapping[str, LinkInfo]) -> Desired:
     families = {d.family for d in devices}
     routes, fdbs, neighbours = set(), set(), set()
     for item in spec.get("routes") or []:
-        if item.get("dev") in names:
+        # over a device of ours once it is built (else its failure says why); over another
+        # device (the node's NIC, direct routing) always: the Dataplane reports one missing
+        dev = item.get("dev") or ""
+        if dev in names or (dev and dev not in OWNED_DEVICES):
             try:
                 routes.add(
                     Route(
