@@ -310,29 +310,24 @@ class _Planner:
                         )
                     )
         if cluster.direct_routing:
-            rules += self._direct_rules(member, cluster, view)
+            rules += self._direct_rules(member, cluster)
         for device in self.devices(member):
             rules.append(("filter", "FORWARD", f"-i {device['name']} -j ACCEPT"))
             rules.append(("filter", "FORWARD", f"-o {device['name']} -j ACCEPT"))
         return [{"table": t, "chain": c, "rule": r} for t, c, r in rules]
 
-    def _direct_rules(
-        self, member: Member, cluster: ClusterNet, view: View
-    ) -> list[tuple[str, str, str]]:
+    def _direct_rules(self, member: Member, cluster: ClusterNet) -> list[tuple[str, str, str]]:
         """Direct routing: the gateway masquerades what leaves ``vx-bridge`` from other than
         the cluster's pods (its internal nodes' hosts, which send from their NIC's address;
-        the pods' traffic was accepted above); every node forwards its pods' remote traffic
-        over the NIC, where no device rule below would let it through."""
-        rules: list[tuple[str, str, str]] = []
-        if self.is_gateway(member):
-            for family in sorted(self.bridge.get(member.name, ())):
-                rules.append(("nat", "POSTROUTING", f"-o {link.bridge(family).name} -j MASQUERADE"))
-        for cidr in cluster.pod_cidrs:
-            if view.remote.get(cidr.version):
-                match = f"-m set --match-set {link.IPSET_REMOTE[cidr.version]}"
-                rules.append(("filter", "FORWARD", f"-s {cidr} {match} dst -j ACCEPT"))
-                rules.append(("filter", "FORWARD", f"-d {cidr} {match} src -j ACCEPT"))
-        return rules
+        the pods' traffic was accepted above). Forwarding between the pods and the NIC is the
+        CNI's, as the return path is in both modes: no FORWARD rule of ours (an ipset match
+        there costs every packet, measured in docs/clusterlink.md)."""
+        if not self.is_gateway(member):
+            return []
+        return [
+            ("nat", "POSTROUTING", f"-o {link.bridge(family).name} -j MASQUERADE")
+            for family in sorted(self.bridge.get(member.name, ()))
+        ]
 
     def ipsets(self, view: View) -> list[Spec]:
         return [
