@@ -2,7 +2,8 @@
 installs them (a DaemonSet of our image), on the real nodes of ``kosmosctl local up``.
 
 Two environments, one after the other (same ports), each with Kosmos not set up and its own
-state dir: ``--real-nodes 2`` for p2p, gateway, unjoin and IPsec between elastic IPs,
+state dir: ``--real-nodes 2`` for p2p, gateway (over vx-local and with direct routing),
+unjoin and IPsec between elastic IPs,
 ``--real-nodes 1 --overlap`` for global IPs. Each installs the CRDs, runs the
 network-manager as a local process and joins both members with ClusterLink only. The members' real
 nodes are on two cluster networks joined by the local environment's underlay; the agents
@@ -278,23 +279,35 @@ def _client(kubectl: Kubectl, node: str, tag: str) -> Client:
     return Client(kubectl, tag)
 
 
-@pytest.mark.parametrize("network_type", ["p2p", "gateway"])
+#: scenario -> (networkType, directRouting)
+SCENARIOS = {"p2p": ("p2p", False), "gateway": ("gateway", False), "direct": ("gateway", True)}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_a_pod_reaches_pods_and_services_of_the_other_cluster(
-    linked: LinkedReal, network_type: str
+    linked: LinkedReal, scenario: str
 ) -> None:
+    network_type, direct = SCENARIOS[scenario]
     for cluster in ("cluster1", "cluster2"):
         if linked.kubectl("host").ok("get", "cluster", cluster):
-            linked.patch_link(cluster, {"networkType": network_type})
+            linked.patch_link(cluster, {"networkType": network_type, "directRouting": direct})
         else:
-            linked.join(cluster, network_type)
+            linked.join(cluster, network_type, *(["--direct-routing"] if direct else []))
     linked.wait_applied(["cluster1", "cluster2"])
-    tag = network_type
-    servers = _servers(linked.kubectl("cluster2"), linked.placement("cluster2", tag), tag)
-    client = _client(linked.kubectl("cluster1"), linked.placement("cluster1", tag), tag)
+    tag = scenario
+    placed = linked.placement("cluster1", network_type)
+    servers = _servers(linked.kubectl("cluster2"), linked.placement("cluster2", network_type), tag)
+    client = _client(linked.kubectl("cluster1"), placed, tag)
     expected = (f"http-{tag}", f"udp udp-{tag} ping")
     assert client.reaches(f"http://{servers.http_ip}:8080/", servers.udp_ip) == expected
     by_service = client.reaches(f"http://{servers.http_cluster_ip}/", servers.udp_cluster_ip)
     assert by_service == expected
+    if direct:  # the internal node sent it to its gateway's node address, not over vx-local
+        netns = linked.netns("cluster1")[linked.nodes("cluster1").index(placed)]
+        gateway = _internal_ip(linked.kubectl("cluster1"), linked.gateway("cluster1") or "")
+        routes = subprocess.run(["ip", "-n", netns, "route", "show", "table", "200"],
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert f"via {gateway} dev eth0" in routes and "vx-local" not in routes, routes
 
 
 def _link_state_samples(linked: LinkedReal) -> dict[str, str]:
@@ -398,7 +411,8 @@ def test_gateways_with_elastic_ips_carry_the_clusters_pod_traffic_over_ipsec(
         ip = _internal_ip(linked.kubectl(cluster), node)
         elastic[cluster] = (node, ip)
         if host.ok("get", "cluster", cluster):
-            linked.patch_link(cluster, {"networkType": "gateway", "nodeElasticIPMap": {node: ip}})
+            options = {"networkType": "gateway", "directRouting": False}
+            linked.patch_link(cluster, {**options, "nodeElasticIPMap": {node: ip}})
         else:
             linked.join(cluster, "gateway", "--node-elastic-ip", f"{node}={ip}")
     (gw1, ip1), ip2 = elastic["cluster1"], elastic["cluster2"][1]

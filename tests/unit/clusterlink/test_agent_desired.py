@@ -302,6 +302,13 @@ def test_a_route_over_the_nic_is_kept_whatever_the_devices():
         Route("10.53.0.0/16", "192.168.1.12", "eth7"),
     }
     assert got.state.rules == {Rule(4), Rule(6)}
+    # the NICs the routes leave by filter loosely, as a vx-local bind device did
+    assert got.state.sysctls == (
+        ("net.ipv4.conf.eth0.rp_filter", "2"),
+        ("net.ipv4.conf.eth7.rp_filter", "2"),
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv6.conf.all.forwarding", "1"),
+    )
 
 
 def test_an_empty_spec_is_an_empty_state():

@@ -10,7 +10,7 @@ out; the rest still forms a usable state.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,17 +88,20 @@ def chains(entries: list[Spec], families: set[int]) -> frozenset[Chain]:
     )
 
 
-def sysctls(devices: list[Vxlan], families: set[int]) -> tuple[tuple[str, str], ...]:
-    """Forwarding for the families in use; loose reverse-path filtering on the tunnel path."""
+def sysctls(
+    devices: list[Vxlan], families: set[int], nics: Iterable[str] = ()
+) -> tuple[tuple[str, str], ...]:
+    """Forwarding for the families in use; loose reverse-path filtering on the tunnel path:
+    the devices, the NICs they are bound to, and the NICs that direct routes leave by (an
+    internal node's NIC keeps the loose filtering it had as the bind device of vx-local)."""
     wanted: dict[str, str] = {}
     if 4 in families:
         wanted["net.ipv4.ip_forward"] = "1"
     if 6 in families:
         wanted["net.ipv6.conf.all.forwarding"] = "1"
-    for dev in devices:
-        for name in (dev.name, dev.bind_dev):
-            if "." not in name:
-                wanted[f"net.ipv4.conf.{name}.rp_filter"] = "2"
+    for name in {n for d in devices for n in (d.name, d.bind_dev)} | set(nics):
+        if "." not in name:
+            wanted[f"net.ipv4.conf.{name}.rp_filter"] = "2"
     return tuple(sorted(wanted.items()))
 
 
@@ -163,7 +166,9 @@ def build(spec: Spec, binds: Mapping[str, LinkInfo]) -> Desired:
             rules=frozenset(Rule(f) for f in route_families),
             chains=chains(list(spec.get("iptables") or []), families or {4, 6}),
             ipsets=ipsets,
-            sysctls=sysctls(devices, families | route_families),
+            sysctls=sysctls(
+                devices, families | route_families, {r.dev for r in routes if r.dev not in names}
+            ),
         ),
         failures,
     )
