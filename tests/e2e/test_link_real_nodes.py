@@ -337,11 +337,13 @@ def test_the_network_manager_serves_each_real_nodes_link_state(linked: LinkedRea
 
 
 def _link_state(netns: str) -> dict[str, Any]:
-    """What ClusterLink leaves in a node's kernel: its devices, chains and ipsets."""
+    """What ClusterLink leaves in a node's kernel: its devices, chains, ipsets and the routes
+    of its table (an internal node under direct routing has routes over its NIC and no
+    device)."""
 
-    def run(*argv: str) -> str:
+    def run(*argv: str, check: bool = True) -> str:
         return subprocess.run(
-            ["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, check=True
+            ["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, check=check
         ).stdout
 
     links = [w.split(":")[1].strip().split("@")[0] for w in run("ip", "-o", "link").splitlines()]
@@ -349,6 +351,12 @@ def _link_state(netns: str) -> dict[str, Any]:
         "links": [name for name in links if name.startswith("vx-")],
         "chains": [line for line in run("iptables-save").splitlines() if "KOSMOS" in line],
         "ipsets": [name for name in run("ipset", "list", "-n").split() if "kosmos" in name],
+        # a family's table exists only while it holds a route: no check
+        "routes": [
+            line
+            for family in ("-4", "-6")
+            for line in run("ip", family, "route", "show", "table", "200", check=False).splitlines()
+        ],
     }
 
 
@@ -358,13 +366,13 @@ def test_unjoin_leaves_no_link_state_on_the_nodes(linked: LinkedReal) -> None:
             linked.join(cluster, "p2p")
     linked.wait_applied(["cluster1", "cluster2"])
     netns = {n: c for c in ("cluster1", "cluster2") for n in linked.netns(c)}
-    assert all(_link_state(n)["links"] for n in netns)
+    assert all(_link_state(n)["routes"] for n in netns)
     for cluster in ("cluster1", "cluster2"):
         linked.kosmosctl("--kubeconfig", str(linked.state_kubeconfig("host")),
                          "unjoin", "cluster", "--name", cluster, "--wait", "60")  # fmt: skip
         lease = f"clusterlink-gateway-{cluster}"
         assert not linked.kubectl("host").ok("get", "lease", "-n", "kosmos-system", lease)
-    empty = {"links": [], "chains": [], "ipsets": []}
+    empty = {"links": [], "chains": [], "ipsets": [], "routes": []}
     for name, cluster in netns.items():
         wait_for(lambda n=name: _link_state(n) == empty, 30, f"{cluster}'s node {name} clean",
                  interval=1)  # fmt: skip

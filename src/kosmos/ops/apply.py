@@ -96,29 +96,49 @@ async def preflight(client: Client, objects: Iterable[tuple[Resource, Obj]]) -> 
     """Dry-run every object whose prerequisites exist; the rest are marked unchecked.
 
     A namespaced object cannot be dry-run before its namespace exists, nor a custom object
-    before its CRD is established: those are reported, everything else is checked.
+    before its CRD is established -- nor, on an upgrade, against the schema its CRD has
+    before this apply changes it: a field the new release adds would be refused as "not
+    declared in schema" by the old one. Those are reported, everything else is checked.
     """
     objects = list(objects)
     namespaces = {b["metadata"]["namespace"] for _, b in objects if "namespace" in b["metadata"]}
     missing_ns = {ns for ns in namespaces if await get_or_none(client, NAMESPACES, ns) is None}
-    crd_of = {
-        (c["spec"]["group"], c["spec"]["names"]["plural"]): c["metadata"]["name"]
+    crds = {
+        (c["spec"]["group"], c["spec"]["names"]["plural"]): c
         for r, c in objects
         if r == CUSTOMRESOURCEDEFINITIONS
     }
     steps = []
     for resource, body in objects:
         namespace = body["metadata"].get("namespace")
-        crd = crd_of.get((resource.group, resource.plural))
+        crd = crds.get((resource.group, resource.plural))
+        why = await _not_checkable(client, crd) if crd else ""
         if namespace in missing_ns:
             steps.append(
                 Step(resource, body, unchecked=f"namespace {namespace} does not exist yet")
             )
-        elif crd and not await established(client, crd):
-            steps.append(Step(resource, body, unchecked=f"CRD {crd} is not installed yet"))
+        elif why:
+            steps.append(Step(resource, body, unchecked=why))
         else:
             steps.append(await apply(client, resource, body, dry_run=True))
     return steps
+
+
+async def _not_checkable(client: Client, crd: Obj) -> str:
+    """Why a custom object of ``crd`` (as this apply has it) cannot be dry-run now, or ""."""
+    name = crd["metadata"]["name"]
+    installed = await get_or_none(client, CUSTOMRESOURCEDEFINITIONS, name)
+    if installed is None or installed["metadata"].get("deletionTimestamp"):
+        return f"CRD {name} is not installed yet"
+    if not condition_true(installed, "Established"):
+        return f"CRD {name} is not installed yet"
+    if _schemas(installed) != _schemas(crd):
+        return f"CRD {name} changes in this apply; checked when applied"
+    return ""
+
+
+def _schemas(crd: Obj) -> dict[str, Obj]:
+    return {v["name"]: v.get("schema") or {} for v in crd["spec"].get("versions") or []}
 
 
 async def established(client: Client, crd_name: str) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 
 import yaml
 
-from kosmos.api.resources import DEPLOYMENTS
+from kosmos.api.resources import CUSTOMRESOURCEDEFINITIONS, DEPLOYMENTS, Resource
 from kosmos.ops import apply, manifests
 from kosmos.ops.manifests import InstallOptions
 from tests.fixtures.clusters import LocalEnv
@@ -67,3 +67,55 @@ def test_install_dry_run_checks_everything_and_changes_nothing(
     deployment = next(d for d in docs if d["kind"] == DEPLOYMENTS.kind)
     assert deployment["metadata"]["namespace"] == namespace
     assert "managedFields" not in deployment["metadata"]
+
+
+WIDGETS = Resource("preflight.kosmos.test", "v1", "widgets", "Widget", False)
+
+
+def _widget_crd(*fields: str) -> dict[str, object]:
+    spec = {"type": "object", "properties": {f: {"type": "string"} for f in fields}}
+    schema = {"openAPIV3Schema": {"type": "object", "properties": {"spec": spec}}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{WIDGETS.plural}.{WIDGETS.group}"},
+        "spec": {
+            "group": WIDGETS.group,
+            "scope": "Cluster",
+            "names": {"plural": WIDGETS.plural, "singular": "widget", "kind": WIDGETS.kind},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema}],
+        },
+    }
+
+
+async def _upgrade_preflight(local_env: LocalEnv) -> tuple[apply.Step, apply.Step]:
+    """An installed CRD, then the preflight of an upgrade whose CRD adds a field its custom
+    object sets (as a release adds a Cluster option): the object cannot be checked against
+    the old schema. Beside it, the preflight with the CRD unchanged checks the object."""
+    client = await local_env.client(local_env.host)
+    old = _widget_crd("size")
+    try:
+        await client.apply(CUSTOMRESOURCEDEFINITIONS, old, field_manager="test", force=True)
+        await apply.wait_established(client, [old["metadata"]["name"]], 30)
+        same = {"apiVersion": WIDGETS.api_version, "kind": WIDGETS.kind,
+                "metadata": {"name": "w"}, "spec": {"size": "s"}}  # fmt: skip
+        new = {**same, "spec": {"size": "s", "color": "red"}}
+        unchanged = await apply.preflight(
+            client, [(CUSTOMRESOURCEDEFINITIONS, old), (WIDGETS, same)]
+        )
+        upgraded = await apply.preflight(
+            client, [(CUSTOMRESOURCEDEFINITIONS, _widget_crd("size", "color")), (WIDGETS, new)]
+        )
+        return unchanged[1], upgraded[1]
+    finally:
+        await client.delete(CUSTOMRESOURCEDEFINITIONS, old["metadata"]["name"])
+        await client.close()
+
+
+def test_an_upgrade_that_adds_a_field_leaves_its_objects_to_the_apply(local_env: LocalEnv):
+    unchanged, upgraded = asyncio.run(_upgrade_preflight(local_env))
+    assert unchanged.unchecked == "" and unchanged.result is not None  # checked by the server
+    assert upgraded.result is None
+    assert upgraded.unchecked == (
+        "CRD widgets.preflight.kosmos.test changes in this apply; checked when applied"
+    )
