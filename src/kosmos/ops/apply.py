@@ -128,9 +128,7 @@ async def _not_checkable(client: Client, crd: Obj) -> str:
     """Why a custom object of ``crd`` (as this apply has it) cannot be dry-run now, or ""."""
     name = crd["metadata"]["name"]
     installed = await get_or_none(client, CUSTOMRESOURCEDEFINITIONS, name)
-    if installed is None or installed["metadata"].get("deletionTimestamp"):
-        return f"CRD {name} is not installed yet"
-    if not condition_true(installed, "Established"):
+    if installed is None or not _established(installed):
         return f"CRD {name} is not installed yet"
     if _schemas(installed) != _schemas(crd):
         return f"CRD {name} changes in this apply; checked when applied"
@@ -143,9 +141,11 @@ def _schemas(crd: Obj) -> dict[str, Obj]:
 
 async def established(client: Client, crd_name: str) -> bool:
     crd = await get_or_none(client, CUSTOMRESOURCEDEFINITIONS, crd_name)
-    if crd is None or crd["metadata"].get("deletionTimestamp"):
-        return False
-    return condition_true(crd, "Established")
+    return crd is not None and _established(crd)
+
+
+def _established(crd: Obj) -> bool:
+    return not crd["metadata"].get("deletionTimestamp") and condition_true(crd, "Established")
 
 
 async def poll(

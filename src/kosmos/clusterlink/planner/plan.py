@@ -151,7 +151,8 @@ class _Planner:
         families = frozenset(self.bridge.get(member.name, ()))
         direct = role == "internal" and self.inputs.clusters[member.cluster].direct_routing
         # Direct routes name the node's own NIC, which may differ from node to node.
-        key = (member.cluster, role, bool(member.elastic_ip), families, member.interface * direct)
+        nic = member.interface if direct else ""
+        key = (member.cluster, role, bool(member.elastic_ip), families, nic)
         if key not in self._views:
             self._views[key] = self._compute_view(member, role)
         return self._views[key]
